@@ -1,0 +1,296 @@
+"""Splitting, standardising and one-hot encoding.
+
+* :func:`train_test_split` - shuffled (optionally stratified) split.
+* :class:`Standardizer` - fit a per-column mean/std on training data, apply
+  it to any array; :func:`standardize` is the one-call shortcut.
+* :func:`one_hot` - integer class labels to one-hot rows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+from ._validation import as_rng, check_dtype, check_float_dtype, check_int, check_real
+
+__all__ = ["train_test_split", "Standardizer", "standardize", "one_hot"]
+
+Seed = int | np.random.Generator | None
+
+
+def _stratified_test_counts(counts: np.ndarray, n_test: int) -> np.ndarray:
+    """How many of each class go to the test set (largest-remainder method).
+
+    Each class gets ``counts[c] * n_test / n`` rounded so the total is exactly
+    ``n_test``; ties in the remainders go to the lower class index.
+    """
+    quota = counts * (n_test / counts.sum())
+    take = np.floor(quota).astype(np.int64)
+    short = n_test - int(take.sum())
+    if short > 0:
+        order = np.argsort(-(quota - take), kind="stable")
+        take[order[:short]] += 1
+    # Keep at least one training example per class where possible.
+    return np.minimum(take, counts - 1)
+
+
+def train_test_split(
+    X: ArrayLike,
+    y: ArrayLike,
+    test_size: float = 0.2,
+    seed: Seed = None,
+    stratify: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Shuffle and split ``X`` and ``y`` into training and test parts.
+
+    The test set has ``ceil(test_size * n)`` rows (at least 1, at most
+    ``n - 1``). With ``stratify=True`` each class is split separately in the
+    same proportion (rounded so the total is as above, and never taking a
+    class's last training example), so class balance is preserved; ``y`` must
+    then be 1-D labels and every class needs at least 2 samples. Both parts
+    are shuffled. The same ``seed`` always gives the same split.
+
+    Args:
+        X: Array of shape ``(n, ...)``.
+        y: Array whose first dimension is also ``n`` (labels or targets).
+        test_size: Fraction of rows for the test set, ``0 < test_size < 1``.
+        seed: ``None``, a non-negative int, or a ``numpy.random.Generator``.
+        stratify: Preserve the class proportions of ``y`` in both parts.
+
+    Returns:
+        ``(X_train, X_test, y_train, y_test)``, new arrays.
+
+    Raises:
+        ValueError: bad ``test_size``, mismatched lengths, fewer than 2 rows,
+            or (``stratify``) non-1-D ``y`` or a class with a single sample.
+    """
+    X = np.asarray(X)
+    y = np.asarray(y)
+    test_size = check_real("test_size", test_size, low=0.0, high=1.0,
+                           low_inclusive=False, high_inclusive=False)
+    if X.ndim == 0 or y.ndim == 0:
+        raise ValueError(
+            f"X and y must be arrays with a sample axis, got shapes {X.shape} and {y.shape}"
+        )
+    n = X.shape[0]
+    if y.shape[0] != n:
+        raise ValueError(
+            f"X and y must have the same number of rows, got X with {n} "
+            f"(shape {X.shape}) and y with {y.shape[0]} (shape {y.shape})"
+        )
+    if n < 2:
+        raise ValueError(f"need at least 2 samples to split, got {n}")
+    rng = as_rng(seed)
+    n_test = min(max(math.ceil(test_size * n - 1e-9), 1), n - 1)
+
+    if not stratify:
+        order = rng.permutation(n)
+        test_idx, train_idx = order[:n_test], order[n_test:]
+    else:
+        if y.ndim != 1:
+            raise ValueError(
+                f"stratify=True needs 1-D class labels y, got shape {y.shape}"
+            )
+        classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+        if counts.min() < 2:
+            lonely = classes[counts < 2]
+            raise ValueError(
+                "stratify=True needs at least 2 samples of every class, but "
+                f"class(es) {lonely.tolist()} have only 1"
+            )
+        take = _stratified_test_counts(counts, n_test)
+        test_parts, train_parts = [], []
+        for c, k in enumerate(take):
+            members = rng.permutation(np.flatnonzero(inverse == c))
+            test_parts.append(members[:k])
+            train_parts.append(members[k:])
+        test_idx = rng.permutation(np.concatenate(test_parts))
+        train_idx = rng.permutation(np.concatenate(train_parts))
+    return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+class Standardizer:
+    """Per-column standardisation ``(X - mean) / std`` fitted on training data.
+
+    Columns whose standard deviation is ``<= eps`` (for example a pixel that
+    is always 0) are divided by 1 instead, so they become 0 rather than NaN or
+    huge values. Fit on the training set only and apply the same transform
+    to validation/test data.
+
+    Attributes:
+        mean_: Column means, shape ``(n_features,)`` (``None`` before ``fit``).
+        std_: The divisors actually used: column standard deviations with
+            values ``<= eps`` replaced by 1.
+
+    Example::
+
+        scaler = Standardizer().fit(X_train)
+        X_train_s = scaler.transform(X_train)
+        X_test_s = scaler.transform(X_test)
+    """
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        """Args:
+            eps: Standard deviations ``<= eps`` count as zero, >= 0.
+        """
+        self.eps = check_real("eps", eps, low=0.0)
+        self.mean_: np.ndarray | None = None
+        self.std_: np.ndarray | None = None
+
+    def fit(self, X: ArrayLike) -> "Standardizer":
+        """Compute per-feature means and standard deviations over axis 0 of ``X``.
+
+        ``X`` is usually ``(n_samples, n_features)``; any ``ndim >= 1`` works
+        (e.g. ``(n, 8, 8)`` images give per-pixel statistics).
+
+        Returns:
+            ``self``, so ``Standardizer().fit(X)`` can be chained.
+
+        Raises:
+            ValueError: ``X`` has no rows.
+            TypeError: ``X`` is not numeric.
+        """
+        X = np.asarray(X)
+        if X.ndim < 1 or X.shape[0] == 0:
+            raise ValueError(
+                f"X must have at least one row to fit a Standardizer, got shape {X.shape}"
+            )
+        if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
+            raise TypeError(f"X must be numeric, got dtype {X.dtype}")
+        work = X.astype(np.result_type(X.dtype, np.float64), copy=False)
+        mean = work.mean(axis=0)
+        std = work.std(axis=0)
+        self.mean_ = mean
+        self.std_ = np.where(std > self.eps, std, 1.0)
+        return self
+
+    def transform(self, X: ArrayLike, dtype: DTypeLike | None = None) -> np.ndarray:
+        """Return ``(X - mean_) / std_`` as a new array.
+
+        Args:
+            X: Array whose trailing shape matches the fitted data.
+            dtype: Floating-point output dtype; by default ``X``'s dtype if it
+                is floating, else float64.
+        """
+        if self.mean_ is None or self.std_ is None:
+            raise RuntimeError("Standardizer is not fitted yet: call fit(X_train) first")
+        X = np.asarray(X)
+        if X.shape[1:] != self.mean_.shape:
+            raise ValueError(
+                f"X must have feature shape {self.mean_.shape} (as fitted), "
+                f"got array of shape {X.shape}"
+            )
+        if dtype is None:
+            out_dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.dtype(np.float64)
+        else:
+            out_dtype = check_float_dtype("dtype", dtype)
+        return ((X - self.mean_) / self.std_).astype(out_dtype, copy=False)
+
+    def fit_transform(self, X: ArrayLike, dtype: DTypeLike | None = None) -> np.ndarray:
+        """``fit(X)`` then ``transform(X)``."""
+        return self.fit(X).transform(X, dtype=dtype)
+
+    def inverse_transform(self, Z: ArrayLike, dtype: DTypeLike | None = None) -> np.ndarray:
+        """Undo :meth:`transform`: ``Z * std_ + mean_``."""
+        if self.mean_ is None or self.std_ is None:
+            raise RuntimeError("Standardizer is not fitted yet: call fit(X_train) first")
+        Z = np.asarray(Z)
+        out_dtype = (Z.dtype if np.issubdtype(Z.dtype, np.floating) else np.dtype(np.float64)) \
+            if dtype is None else check_float_dtype("dtype", dtype)
+        return (Z * self.std_ + self.mean_).astype(out_dtype, copy=False)
+
+    def __repr__(self) -> str:
+        state = "unfitted" if self.mean_ is None else f"n_features={self.mean_.size}"
+        return f"Standardizer(eps={self.eps!r}, {state})"
+
+
+def standardize(X_train: ArrayLike, *others: ArrayLike, eps: float = 1e-8) -> tuple[Any, ...]:
+    """Standardise ``X_train`` with its own column statistics, and ``others`` with the same.
+
+    Shortcut for :class:`Standardizer`. Zero-variance columns (std ``<= eps``)
+    are divided by 1, so they become 0 instead of NaN.
+
+    Args:
+        X_train: Training data, rows are samples.
+        *others: Any number of further arrays (validation, test) with the
+            same feature shape; they are transformed with the training
+            statistics, never their own.
+        eps: Standard deviations ``<= eps`` count as zero.
+
+    Returns:
+        ``(X_train_std, *others_std, mean, std)`` where ``std`` holds the
+        divisors used (zero-variance columns replaced by 1). For example
+        ``Xtr, Xte, mean, std = standardize(X_train, X_test)``.
+    """
+    scaler = Standardizer(eps=eps).fit(X_train)
+    arrays = tuple(scaler.transform(a) for a in (X_train, *others))
+    assert scaler.mean_ is not None and scaler.std_ is not None
+    return (*arrays, scaler.mean_.copy(), scaler.std_.copy())
+
+
+def one_hot(
+    y: ArrayLike,
+    n_classes: int | None = None,
+    dtype: DTypeLike = np.float64,
+) -> np.ndarray:
+    """Integer class labels to one-hot rows.
+
+    Args:
+        y: 1-D array of labels in ``0 .. n_classes - 1``. Integer arrays are
+            used as is; float arrays are accepted only when every value is
+            integral (e.g. ``2.0``).
+        n_classes: Number of columns, >= 1. ``None`` means ``max(y) + 1``.
+        dtype: Numeric dtype of the result (float64 by default).
+
+    Returns:
+        Array of shape ``(len(y), n_classes)`` with a single 1 per row.
+
+    Raises:
+        TypeError: ``y`` is not numeric (strings, objects, booleans, complex).
+        ValueError: ``y`` is not 1-D, holds non-integral floats, negative
+            labels or labels ``>= n_classes``; or ``n_classes`` cannot be
+            inferred from an empty ``y``.
+    """
+    arr = np.asarray(y)
+    if arr.dtype == np.bool_ or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise TypeError(
+            f"y must hold integer class labels (an integer or integral float array), "
+            f"got dtype {arr.dtype}"
+        )
+    if arr.ndim != 1:
+        raise ValueError(f"y must be a 1-D array of class labels, got shape {arr.shape}")
+    out_dtype = check_dtype("dtype", dtype)
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"y must hold integral class labels, got non-integral value "
+                f"{arr[i].item()!r} at index {i}"
+            )
+    labels = arr.astype(np.int64)
+    if labels.size and labels.min() < 0:
+        i = int(np.argmin(labels))
+        raise ValueError(
+            f"class labels must be >= 0, got {arr[i].item()!r} at index {i}"
+        )
+    if n_classes is None:
+        if labels.size == 0:
+            raise ValueError("n_classes must be given when y is empty (cannot infer it)")
+        n_classes = int(labels.max()) + 1
+    else:
+        n_classes = check_int("n_classes", n_classes, 1)
+        if labels.size and labels.max() >= n_classes:
+            i = int(np.argmax(labels))
+            raise ValueError(
+                f"class labels must be < n_classes={n_classes} (i.e. in 0..{n_classes - 1}), "
+                f"got {arr[i].item()!r} at index {i}"
+            )
+    out = np.zeros((labels.size, n_classes), dtype=out_dtype)
+    out[np.arange(labels.size), labels] = 1
+    return out

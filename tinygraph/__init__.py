@@ -1,0 +1,36 @@
+"""tinygraph: a small reverse-mode autodiff engine on numpy.
+
+    >>> import tinygraph as tg
+    >>> x = tg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    array([2., 4., 6.])
+
+Every op records one node (a ``Function``); ``backward()`` walks the nodes in reverse
+topological order and accumulates gradients into the leaves' ``.grad``.
+"""
+from .anomaly import AnomalyError, detect_anomaly
+from .autograd import grad
+from .errors import BackwardError, InPlaceModificationError, ShapeError, TinygraphError
+from .function import Function
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .gradcheck import GradcheckResult, gradcheck
+from .ops import (abs, add, broadcast_to, cast, clip, concatenate, div, exp, expand_dims,
+                  getitem, linear, log, log_softmax, logsumexp, matmul, max, maximum, mean,
+                  min, minimum, mul, neg, pow, relu, reshape, sigmoid, softmax, sqrt, squeeze,
+                  stack, sub, sum, swapaxes, tanh, transpose, where)
+from .tensor import Tensor, tensor
+from . import interop as _interop  # noqa: F401  (registers numpy dispatch tables)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "tensor", "Function", "grad", "gradcheck", "GradcheckResult", "no_grad",
+    "enable_grad", "set_grad_enabled", "is_grad_enabled", "detect_anomaly", "AnomalyError",
+    "ShapeError", "BackwardError", "InPlaceModificationError", "TinygraphError",
+    "abs", "add", "broadcast_to", "cast", "clip", "concatenate", "div", "exp", "expand_dims",
+    "getitem", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean",
+    "min", "minimum", "mul", "neg", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt",
+    "squeeze", "stack", "sub", "sum", "swapaxes", "tanh", "transpose", "where",
+]

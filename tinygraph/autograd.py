@@ -1,0 +1,298 @@
+"""The reverse-mode traversal: ``backward`` and ``grad``.
+
+1. Count, for every node reachable from the outputs, how many edges point into it
+   from nodes that still have to run (an iterative walk: no recursion, so a chain of
+   a million nodes is fine).
+2. Run nodes whose count has dropped to zero, starting from the outputs. Each node's
+   ``backward`` turns the gradient of its output into gradients of its inputs; those
+   are summed per input node (fan-out) and, for leaves, into ``.grad``.
+
+Every node runs at most once, after all its consumers, so the cost is linear in the
+size of the graph. Gradients are summed into buffers the engine owns; an array that
+may be shared with anything else is copied before it is modified or stored in ``.grad``.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import BackwardError
+from .function import Function
+from .grad_mode import _state, enable_grad
+
+# Non-leaf tensors that asked for retain_grad(), by their node.
+_retained: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+
+
+def register_retained(t) -> None:
+    _retained[id(t.grad_fn)] = t
+
+
+def _topological_counts(roots: list) -> dict:
+    """Number of consumers of every node reachable from ``roots`` (leaves excluded)."""
+    counts: dict = {}
+    stack = list(roots)
+    for r in roots:
+        counts.setdefault(r, 0)
+    while stack:
+        node = stack.pop()
+        for p in node.parents:
+            if p is None or not isinstance(p, Function):
+                continue
+            c = counts.get(p)
+            if c is None:
+                counts[p] = 1
+                stack.append(p)
+            else:
+                counts[p] = c + 1
+    return counts
+
+
+def _root_grad(out, grad):
+    if grad is None:
+        if out.data.size != 1:
+            raise BackwardError(
+                f"backward: output has shape {out.shape}, not a scalar; pass grad= an array of "
+                f"shape {out.shape} (the gradient of the final loss with respect to this output), "
+                f"or reduce it first, e.g. out.sum().backward()")
+        return np.ones_like(out.data)
+    from .tensor import Tensor
+    if isinstance(grad, Tensor) and not _state.create_graph:
+        grad = grad.data
+    if not isinstance(grad, Tensor):
+        grad = np.asarray(grad, dtype=out.dtype)
+    if grad.shape != out.shape:
+        raise BackwardError(f"backward: grad has shape {grad.shape} but the output has shape "
+                            f"{out.shape}; they must match")
+    return grad
+
+
+def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: bool,
+         inputs: Sequence | None = None) -> dict:
+    """The traversal. Returns {id(input tensor): gradient} when ``inputs`` is given."""
+    from .tensor import Tensor
+
+    node_grads: dict = {}        # node -> gradient of its output so far
+    owned: set = set()           # ids of buffers the engine made (safe to add into in place)
+    handed: set = set()          # ids of arrays stored somewhere a user can see them
+    leaf_grads: dict = {}        # leaf id -> (leaf, gradient) when collecting for grad()
+    wanted = None
+    if inputs is not None:
+        wanted = {id(t): t for t in inputs}
+        # non-leaf inputs: gradient of their node's output
+        wanted_nodes = {t.grad_fn: t for t in inputs if t.grad_fn is not None}
+    else:
+        wanted_nodes = {}
+    retained = dict(_retained) if _retained and inputs is None else None
+
+    roots = []
+    for out, g in zip(outputs, grads):
+        if not out.requires_grad:
+            raise BackwardError(
+                "backward: this tensor does not require grad, so it has no graph to run back "
+                "through; make a leaf with requires_grad=True (or a Parameter) and compute the "
+                "output from it, outside no_grad()")
+        handed.add(id(g))
+        if out.grad_fn is None:        # a leaf as output: its gradient is grad itself
+            _accumulate_leaf(out, g, leaf_grads, wanted, handed, create_graph)
+            continue
+        node = out.grad_fn
+        if node in node_grads:
+            node_grads[node] = node_grads[node] + g
+        else:
+            node_grads[node] = g
+            roots.append(node)
+
+    counts = _topological_counts(roots)
+    ready = [n for n in roots if counts[n] == 0]
+    previous_create = _state.create_graph
+    _state.create_graph = create_graph
+    try:
+        while ready:
+            node = ready.pop()
+            g = node_grads.pop(node, None)
+            owned.discard(id(g))
+            if g is not None:
+                if node._released:
+                    raise BackwardError(
+                        f"backward through {node.name} a second time: its saved arrays were "
+                        f"released by the first backward; pass retain_graph=True to the first "
+                        f"backward() if you need to run backward twice")
+                if wanted_nodes and node in wanted_nodes:
+                    t = wanted_nodes[node]
+                    leaf_grads[id(t)] = (t, g)
+                if retained is not None and id(node) in retained:
+                    t = retained[id(node)]
+                    t.grad = _stored_copy(g) if t.grad is None else t.grad + g
+                input_grads = _call_backward(node, g, create_graph)
+                if not retain_graph:
+                    node._release()
+            else:
+                input_grads = None
+            parents = node.parents
+            for i, p in enumerate(parents):
+                if p is None:
+                    continue
+                ig = input_grads[i] if input_grads is not None else None
+                if not isinstance(p, Function):          # a leaf tensor
+                    if ig is not None:
+                        _accumulate_leaf(p, ig, leaf_grads, wanted, handed, create_graph)
+                    continue
+                if ig is not None:
+                    prev = node_grads.get(p)
+                    if prev is None:
+                        node_grads[p] = ig
+                    elif create_graph:
+                        node_grads[p] = prev + ig
+                    elif id(prev) in owned:
+                        prev += ig
+                    else:
+                        new = prev + ig
+                        owned.add(id(new))
+                        node_grads[p] = new
+                c = counts[p] - 1
+                counts[p] = c
+                if c == 0:
+                    ready.append(p)
+    finally:
+        _state.create_graph = previous_create
+    return leaf_grads
+
+
+def _call_backward(node: Function, g, create_graph: bool):
+    if create_graph:
+        saved = node.saved_tensors
+        node.saved_tensors = _saved_as_tensors(node)
+        try:
+            with enable_grad():
+                result = type(node).backward(node, g)
+        finally:
+            node.saved_tensors = saved
+    else:
+        if node._locked:
+            node._check_saved()
+        result = type(node).backward(node, g)
+    if type(result) is not tuple:
+        result = (result,)
+    n_inputs = len(node.parents)
+    if len(result) != n_inputs:
+        raise BackwardError(f"{node.name}: backward returned {len(result)} gradient(s) for "
+                            f"{n_inputs} input(s); return one per input (None where not "
+                            f"differentiable)")
+    if node._trace is not None:          # recorded under detect_anomaly()
+        from .anomaly import check_backward
+        check_backward(node, result)
+    return _check_grad_shapes(node, result)
+
+
+def _check_grad_shapes(node: Function, result: tuple) -> tuple:
+    meta = node._input_meta
+    for i, ig in enumerate(result):
+        if ig is None or node.parents[i] is None:
+            continue
+        shape = meta[i][0]
+        if ig.shape != shape:
+            raise BackwardError(
+                f"{node.name}: backward returned a gradient of shape {ig.shape} for input {i} "
+                f"of shape {shape}; a gradient must have its input's shape")
+    return result
+
+
+def _saved_as_tensors(node: Function) -> tuple:
+    """The saved arrays as Tensors linked into the graph, for a recorded backward."""
+    from .tensor import Tensor
+    out = []
+    for arr, src in zip(node.saved_tensors, node._saved_src):
+        if src is None or type(arr) is not np.ndarray:
+            out.append(arr if type(arr) is not np.ndarray else Tensor._from_op(arr, None))
+        elif src == -1:
+            out.append(Tensor._from_op(arr, node))
+        else:
+            p = node.parents[src]
+            if p is None:
+                out.append(Tensor._from_op(arr, None))
+            elif isinstance(p, Function):
+                out.append(Tensor._from_op(arr, p))
+            else:
+                out.append(p)              # the leaf itself
+    return tuple(out)
+
+
+def _stored_copy(g):
+    if isinstance(g, np.ndarray):
+        return np.array(g, copy=True)
+    return g
+
+
+def _accumulate_leaf(leaf, ig, leaf_grads, wanted, handed, create_graph):
+    if type(ig) is np.ndarray and ig.dtype != leaf.data.dtype:
+        ig = ig.astype(leaf.data.dtype)
+    if wanted is not None:
+        key = id(leaf)
+        if key in wanted:
+            prev = leaf_grads.get(key)
+            leaf_grads[key] = (leaf, ig if prev is None else prev[1] + ig)
+        return
+    if create_graph:
+        ig = ig.data if not isinstance(ig, np.ndarray) else ig
+    if leaf.grad is None:
+        if ig.base is not None or id(ig) in handed or not ig.flags.writeable:
+            ig = np.array(ig, copy=True)
+        leaf.grad = ig
+        handed.add(id(ig))
+    else:
+        leaf.grad += ig
+
+
+def backward(output, grad: Any = None, retain_graph: bool = False) -> None:
+    """``output.backward(grad, retain_graph)``: see ``Tensor.backward``."""
+    g = _root_grad(output, grad)
+    _run([output], [g], retain_graph=retain_graph, create_graph=False)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = True):
+    """Gradients of ``outputs`` with respect to ``inputs``, without touching ``.grad``.
+
+    Returns a tuple with one entry per input: a numpy array, or a Tensor when
+    ``create_graph=True`` (that Tensor is itself differentiable: gradients of gradients).
+    An input that the outputs do not depend on gets None.
+    ``retain_graph`` defaults to ``create_graph``.
+    """
+    from .tensor import Tensor
+    single_out = isinstance(outputs, Tensor)
+    outs = [outputs] if single_out else list(outputs)
+    single_in = isinstance(inputs, Tensor)
+    ins = [inputs] if single_in else list(inputs)
+    for t in ins:
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise BackwardError("grad: every input must be a Tensor with requires_grad=True")
+    if grad_outputs is None:
+        gouts = [None] * len(outs)
+    elif isinstance(grad_outputs, (Tensor, np.ndarray)) and single_out:
+        gouts = [grad_outputs]
+    else:
+        gouts = list(grad_outputs)
+    if retain_graph is None:
+        retain_graph = create_graph
+    previous = _state.create_graph
+    _state.create_graph = create_graph
+    try:
+        roots = [_root_grad(o, g) for o, g in zip(outs, gouts)]
+    finally:
+        _state.create_graph = previous
+    if create_graph:
+        roots = [r if isinstance(r, Tensor) else Tensor._from_op(r, None) for r in roots]
+    found = _run(outs, roots, retain_graph=retain_graph, create_graph=create_graph, inputs=ins)
+    result = []
+    for t in ins:
+        entry = found.get(id(t))
+        g = None if entry is None else entry[1]
+        if create_graph and g is not None and not isinstance(g, Tensor):
+            g = Tensor._from_op(np.asarray(g), None)
+        if not create_graph and isinstance(g, np.ndarray) and (g.base is not None or not g.flags.writeable):
+            g = np.array(g, copy=True)
+        result.append(g)
+    return tuple(result)

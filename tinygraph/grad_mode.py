@@ -1,0 +1,54 @@
+"""Grad mode: whether ops record nodes. Per thread, as in PyTorch."""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+
+class _State(threading.local):
+    # Class attributes are the defaults every new thread sees.
+    grad_enabled = True
+    create_graph = False   # True while a backward pass is itself being recorded
+    anomaly = False        # True inside detect_anomaly()
+
+
+_state = _State()
+
+
+def is_grad_enabled() -> bool:
+    """True when forward ops record graph nodes in this thread."""
+    return _state.grad_enabled
+
+
+class _GradModeSetter(contextlib.ContextDecorator):
+    _enabled: bool
+
+    def __enter__(self):
+        self._previous = _state.grad_enabled
+        _state.grad_enabled = self._enabled
+        return self
+
+    def __exit__(self, *exc_info):
+        _state.grad_enabled = self._previous
+        return False
+
+
+class no_grad(_GradModeSetter):
+    """Context manager and decorator: ops inside record nothing and save nothing.
+
+    >>> with no_grad():
+    ...     y = model(x)      # inference: no graph, no saved arrays
+    """
+    _enabled = False
+
+
+class enable_grad(_GradModeSetter):
+    """Context manager and decorator that turns recording back on inside ``no_grad``."""
+    _enabled = True
+
+
+class set_grad_enabled(_GradModeSetter):
+    """``with set_grad_enabled(flag):`` records only when ``flag`` is true."""
+
+    def __init__(self, mode: bool):
+        self._enabled = bool(mode)

@@ -1,0 +1,170 @@
+"""``gradcheck``: compare backward against central finite differences, in float64.
+
+For every element x_i of every input, the numerical derivative is
+
+    n_i = (L(x + ε e_i) - L(x - ε e_i)) / (2ε)
+
+and it must agree with the analytic a_i = dL/dx_i from backward by the spec's criterion
+
+    |a_i - n_i| / (|a_i| + |n_i| + 1e-8) < tol.
+
+A non-scalar output is reduced to L = Σ out ⊙ r with a fixed random r, which checks
+the full vector-Jacobian product. For large inputs a cheaper variant checks directional
+derivatives along a few random directions v: (L(x + εv) - L(x - εv)) / 2ε against a·v.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .autograd import grad as _grad
+from .grad_mode import no_grad
+from .tensor import Tensor
+
+
+@dataclass
+class Mismatch:
+    """One element (or direction) where analytic and numerical gradients disagree."""
+    input_index: int
+    element: tuple | str
+    analytic: float
+    numerical: float
+    rel_error: float
+
+    def __str__(self) -> str:
+        return (f"input {self.input_index}, element {self.element}: analytic {self.analytic:.10g}, "
+                f"numerical {self.numerical:.10g}, relative error {self.rel_error:.3g}")
+
+
+@dataclass
+class GradcheckResult:
+    """What gradcheck found. True when every checked element passed."""
+    ok: bool
+    checked: int
+    max_rel_error: float
+    tol: float
+    eps: float
+    mode: str
+    mismatches: list = field(default_factory=list)
+    kinks: list = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        head = "PASSED" if self.ok else "FAILED"
+        lines = [f"gradcheck {head}: {self.checked} {'elements' if self.mode == 'elements' else 'directions'} "
+                 f"checked, max relative error {self.max_rel_error:.3g} (tol {self.tol:g}, eps {self.eps:g})"]
+        for m in self.mismatches[:10]:
+            lines.append(f"  mismatch: {m}")
+        if len(self.mismatches) > 10:
+            lines.append(f"  ... and {len(self.mismatches) - 10} more mismatches")
+        for k in self.kinks[:5]:
+            lines.append(f"  note: {k}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _rel_error(a: np.ndarray, n: np.ndarray) -> np.ndarray:
+    return np.abs(a - n) / (np.abs(a) + np.abs(n) + 1e-8)
+
+
+def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
+              tol: float = 1e-5, mode: str = "auto", max_elements: int = 2000,
+              n_directions: int = 8, seed: int = 0) -> GradcheckResult:
+    """Check ``fn``'s gradients with respect to every input by central differences.
+
+    ``fn(*tensors)`` must return a Tensor. ``inputs`` are Tensors or arrays; they are
+    copied to float64 leaves, so the check runs in float64 whatever their dtype.
+    ``mode``: "elements" checks every element, "directions" checks ``n_directions``
+    random directions, "auto" picks elements unless the inputs hold more than
+    ``max_elements`` numbers. Warns (and lists in ``kinks``) when an element lies within
+    eps of a kink (relu, abs, max): one-sided slopes differ there and a mismatch is expected.
+    """
+    if mode not in ("auto", "elements", "directions"):
+        raise ValueError(f"gradcheck: mode must be 'auto', 'elements' or 'directions', got {mode!r}")
+    if not eps > 0:
+        raise ValueError(f"gradcheck: eps must be positive, got {eps}")
+    rng = np.random.default_rng(seed)
+    leaves = [Tensor(np.array(x.data if isinstance(x, Tensor) else x, dtype=np.float64),
+                     requires_grad=True) for x in inputs]
+    if not leaves:
+        raise ValueError("gradcheck: needs at least one input")
+
+    out = fn(*leaves)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    projection = None if out.data.size == 1 else rng.standard_normal(out.shape)
+
+    def scalar(o: Tensor):
+        return o.sum() if projection is None else (o * projection).sum()
+
+    analytic = _grad(scalar(out), leaves)
+    analytic = [np.zeros_like(t.data) if a is None else np.asarray(a, dtype=np.float64)
+                for t, a in zip(leaves, analytic)]
+
+    def loss_value() -> float:
+        with no_grad():
+            return float(scalar(fn(*leaves)).data)
+
+    total = sum(t.data.size for t in leaves)
+    if mode == "auto":
+        mode = "elements" if total <= max_elements else "directions"
+
+    mismatches, kinks, worst, checked = [], [], 0.0, 0
+    if mode == "elements":
+        base = loss_value()
+        for k, t in enumerate(leaves):
+            flat = t.data.reshape(-1)
+            for j in range(flat.size):
+                orig = flat[j]
+                flat[j] = orig + eps
+                plus = loss_value()
+                flat[j] = orig - eps
+                minus = loss_value()
+                flat[j] = orig
+                num = (plus - minus) / (2 * eps)
+                ana = float(analytic[k].reshape(-1)[j])
+                err = float(_rel_error(np.float64(ana), np.float64(num)))
+                worst = max(worst, err)
+                checked += 1
+                index = np.unravel_index(j, t.shape) if t.ndim else ()
+                index = tuple(int(i) for i in index)
+                right, left = (plus - base) / eps, (base - minus) / eps
+                if abs(right - left) > 1e-3 * (abs(right) + abs(left)) + 1e-4:
+                    kinks.append(f"input {k} element {index} lies within eps of a kink "
+                                 f"(one-sided slopes {left:.6g} and {right:.6g})")
+                if err >= tol:
+                    mismatches.append(Mismatch(k, index, ana, num, err))
+    else:
+        for d in range(n_directions):
+            dirs = [rng.standard_normal(t.shape) for t in leaves]
+            norm = np.sqrt(sum(float(np.sum(v * v)) for v in dirs)) or 1.0
+            dirs = [v / norm for v in dirs]
+            originals = [t.data.copy() for t in leaves]
+            for t, v in zip(leaves, dirs):
+                t.data[...] += eps * v
+            plus = loss_value()
+            for t, o, v in zip(leaves, originals, dirs):
+                t.data[...] = o - eps * v
+            minus = loss_value()
+            for t, o in zip(leaves, originals):
+                t.data[...] = o
+            num = (plus - minus) / (2 * eps)
+            ana = float(sum(np.sum(a * v) for a, v in zip(analytic, dirs)))
+            err = float(_rel_error(np.float64(ana), np.float64(num)))
+            worst = max(worst, err)
+            checked += 1
+            if err >= tol:
+                mismatches.append(Mismatch(-1, f"random direction {d}", ana, num, err))
+
+    if kinks:
+        warnings.warn(f"gradcheck: {len(kinks)} element(s) lie within eps of a kink, where "
+                      f"the finite difference is not a derivative and a mismatch is expected; "
+                      f"first: {kinks[0]}", RuntimeWarning, stacklevel=2)
+    return GradcheckResult(ok=not mismatches, checked=checked, max_rel_error=worst, tol=tol,
+                           eps=eps, mode=mode, mismatches=mismatches, kinks=kinks)

@@ -1,0 +1,191 @@
+"""The public op functions. Each wraps one ``Function`` (defined in the modules beside this
+one, forward and backward side by side) and is also reachable as a Tensor method or
+operator and through numpy (``np.exp(t)`` calls ``exp``)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .elementwise import (Abs, Add, Cast, Clip, Div, Exp, Log, Maximum, Minimum, Mul, Neg,
+                          Pow, ReLU, Sigmoid, Sqrt, Sub, Tanh, Where)
+from .linalg import Linear, MatMul
+from .reduce import LogSoftmax, LogSumExp, Max, Mean, Min, Softmax, Sum
+from .shape import (BroadcastTo, Concatenate, ExpandDims, GetItem, IndexAdd, Reshape, Squeeze,
+                    Stack, SwapAxes, Transpose)
+
+# -- arithmetic ------------------------------------------------------------------------
+
+def add(a, b):
+    """a + b, broadcasting."""
+    return Add.apply(a, b)
+
+
+def sub(a, b):
+    """a - b, broadcasting."""
+    return Sub.apply(a, b)
+
+
+def mul(a, b):
+    """a * b elementwise, broadcasting."""
+    return Mul.apply(a, b)
+
+
+def div(a, b):
+    """a / b elementwise, broadcasting."""
+    return Div.apply(a, b)
+
+
+def pow(a, p):  # noqa: A001 - mirrors the operator
+    """a ** p; ``p`` may be a number or a Tensor (then differentiable too)."""
+    return Pow.apply(a, p)
+
+
+def neg(a):
+    """-a."""
+    return Neg.apply(a)
+
+
+def matmul(a, b):
+    """a @ b with numpy's rules (1-D, 2-D and batched)."""
+    return MatMul.apply(a, b)
+
+
+def linear(x, W, b=None):
+    """x @ W.T + b as one node (the spec's z = a W^T + b), saving only x and W."""
+    return Linear.apply(x, W, b)
+
+
+# -- elementwise functions ---------------------------------------------------------------
+
+def exp(x):
+    return Exp.apply(x)
+
+
+def log(x):
+    return Log.apply(x)
+
+
+def sqrt(x):
+    return Sqrt.apply(x)
+
+
+def abs(x):  # noqa: A001
+    return Abs.apply(x)
+
+
+def maximum(a, b):
+    """Elementwise max; a tie sends half the gradient to each side."""
+    return Maximum.apply(a, b)
+
+
+def minimum(a, b):
+    """Elementwise min; a tie sends half the gradient to each side."""
+    return Minimum.apply(a, b)
+
+
+def clip(x, lo=None, hi=None):
+    """Clamp to [lo, hi] (constants); the gradient passes where lo <= x <= hi."""
+    return Clip.apply(x, lo=lo, hi=hi)
+
+
+def relu(x):
+    return ReLU.apply(x)
+
+
+def sigmoid(x):
+    return Sigmoid.apply(x)
+
+
+def tanh(x):
+    return Tanh.apply(x)
+
+
+def where(cond, a, b):
+    """Pick a where cond is true, else b (cond is not differentiated)."""
+    return Where.apply(cond, a, b)
+
+
+def cast(x, dtype):
+    """x converted to ``dtype``; the gradient is converted back."""
+    return Cast.apply(x, dtype=dtype)
+
+
+# -- reductions and the softmax family ---------------------------------------------------
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    return Mean.apply(x, axis=axis, keepdims=keepdims)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    """Maximum over ``axis``. Tied maxima share the gradient equally (1/k each)."""
+    return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001
+    """Minimum over ``axis``. Tied minima share the gradient equally (1/k each)."""
+    return Min.apply(x, axis=axis, keepdims=keepdims)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
+
+
+def softmax(x, axis=-1):
+    return Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    return LogSoftmax.apply(x, axis=axis)
+
+
+# -- shape ------------------------------------------------------------------------------
+
+def reshape(x, *shape):
+    """x with a new shape; ``reshape(x, 2, 3)`` and ``reshape(x, (2, 3))`` both work."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return Reshape.apply(x, shape=shape)
+
+
+def transpose(x, axes=None):
+    return Transpose.apply(x, axes=axes)
+
+
+def swapaxes(x, axis1, axis2):
+    return SwapAxes.apply(x, axis1=axis1, axis2=axis2)
+
+
+def expand_dims(x, axis):
+    return ExpandDims.apply(x, axis=axis)
+
+
+def squeeze(x, axis=None):
+    return Squeeze.apply(x, axis=axis)
+
+
+def broadcast_to(x, shape):
+    return BroadcastTo.apply(x, shape=tuple(shape))
+
+
+def getitem(x, index):
+    """x[index]: basic slicing and integer/boolean array indexing; repeats accumulate."""
+    from .shape import _plain_index
+    return GetItem.apply(x, index=_plain_index(index))
+
+
+def concatenate(tensors: Sequence[Any], axis: int = 0):
+    return Concatenate.apply(*tensors, axis=axis)
+
+
+def stack(tensors: Sequence[Any], axis: int = 0):
+    return Stack.apply(*tensors, axis=axis)
+
+
+#: every op Function, for tests that check each one records a node
+ALL_FUNCTIONS = (Add, Sub, Mul, Div, Pow, Neg, MatMul, Linear, Exp, Log, Sqrt, Abs, Maximum,
+                 Minimum, Clip, ReLU, Sigmoid, Tanh, Where, Cast, Sum, Mean, Max, Min,
+                 LogSumExp, Softmax, LogSoftmax, Reshape, Transpose, SwapAxes, ExpandDims,
+                 Squeeze, BroadcastTo, GetItem, IndexAdd, Concatenate, Stack)

@@ -1,0 +1,342 @@
+"""Elementwise ops. Binary ops broadcast like numpy; backward sums each gradient back to
+its input's shape (``unbroadcast``). Python scalars are constants that take the
+tensor's dtype (numpy's weak-scalar rule), so float32 stays float32.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..function import Function
+from ._util import broadcast_error, shape_of, unbroadcast
+
+
+def _shape(ctx, i):
+    return ctx._input_meta[i][0]
+
+
+class Add(Function):
+    """z = a + b;  dz/da = 1, dz/db = 1."""
+    op_name = "add"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        try:
+            return a + b
+        except ValueError:
+            raise broadcast_error("add", shape_of(a), shape_of(b)) from None
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.needs_input_grad
+        return (unbroadcast(g, _shape(ctx, 0)) if n[0] else None,
+                unbroadcast(g, _shape(ctx, 1)) if n[1] else None)
+
+
+class Sub(Function):
+    """z = a - b;  dz/da = 1, dz/db = -1."""
+    op_name = "sub"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        try:
+            return a - b
+        except ValueError:
+            raise broadcast_error("sub", shape_of(a), shape_of(b)) from None
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.needs_input_grad
+        return (unbroadcast(g, _shape(ctx, 0)) if n[0] else None,
+                unbroadcast(-g, _shape(ctx, 1)) if n[1] else None)
+
+
+class Mul(Function):
+    """z = a * b;  dz/da = b, dz/db = a."""
+    op_name = "mul"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        n = ctx.needs_input_grad
+        ctx.save_for_backward(a if n[1] else None, b if n[0] else None)
+        try:
+            return a * b
+        except ValueError:
+            raise broadcast_error("mul", shape_of(a), shape_of(b)) from None
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        n = ctx.needs_input_grad
+        return (unbroadcast(g * b, _shape(ctx, 0)) if n[0] else None,
+                unbroadcast(g * a, _shape(ctx, 1)) if n[1] else None)
+
+
+class Div(Function):
+    """z = a / b;  dz/da = 1/b, dz/db = -a/b²."""
+    op_name = "div"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
+        try:
+            return a / b
+        except ValueError:
+            raise broadcast_error("div", shape_of(a), shape_of(b)) from None
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        n = ctx.needs_input_grad
+        return (unbroadcast(g / b, _shape(ctx, 0)) if n[0] else None,
+                unbroadcast(-g * a / (b * b), _shape(ctx, 1)) if n[1] else None)
+
+
+class Pow(Function):
+    """z = a ** p;  dz/da = p·a^(p-1), dz/dp = a^p·log(a) (a > 0)."""
+    op_name = "pow"
+
+    @staticmethod
+    def forward(ctx, a, p):
+        try:
+            out = a ** p
+        except ValueError:
+            raise broadcast_error("pow", shape_of(a), shape_of(p)) from None
+        ctx.save_for_backward(a, p, out if ctx.needs_input_grad[1] else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        a, p, out = ctx.saved_tensors
+        n = ctx.needs_input_grad
+        ga = gp = None
+        if n[0]:
+            ga = unbroadcast(g * p * a ** (p - 1), _shape(ctx, 0))
+        if n[1]:
+            gp = unbroadcast(g * out * np.log(a), _shape(ctx, 1))
+        return ga, gp
+
+
+class Neg(Function):
+    """z = -a;  dz/da = -1."""
+    op_name = "neg"
+
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+class Exp(Function):
+    """y = exp(x);  dy/dx = y (the saved output)."""
+    op_name = "exp"
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y
+
+
+class Log(Function):
+    """y = log(x);  dy/dx = 1/x."""
+    op_name = "log"
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g / x
+
+
+class Sqrt(Function):
+    """y = √x;  dy/dx = 1/(2y)."""
+    op_name = "sqrt"
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g / (y * 2)
+
+
+class Abs(Function):
+    """y = |x|;  dy/dx = sign(x) (0 at x = 0)."""
+    op_name = "abs"
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(np.sign(x))
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (sign,) = ctx.saved_tensors
+        return g * sign
+
+
+class _Extremum(Function):
+    """Shared backward of maximum/minimum: the gradient goes to the winner; ties split it in half."""
+
+    @staticmethod
+    def backward(ctx, g):
+        (wa,) = ctx.saved_tensors
+        n = ctx.needs_input_grad
+        return (unbroadcast(g * wa, _shape(ctx, 0)) if n[0] else None,
+                unbroadcast(g * (1 - wa), _shape(ctx, 1)) if n[1] else None)
+
+
+class Maximum(_Extremum):
+    """z = max(a, b) elementwise; dz/da = 1 where a > b, 1/2 where a == b, else 0."""
+    op_name = "maximum"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        try:
+            out = np.maximum(a, b)
+        except ValueError:
+            raise broadcast_error("maximum", shape_of(a), shape_of(b)) from None
+        ctx.save_for_backward(((a > b) + (a == b) * 0.5).astype(out.dtype))
+        return out
+
+
+class Minimum(_Extremum):
+    """z = min(a, b) elementwise; dz/da = 1 where a < b, 1/2 where a == b, else 0."""
+    op_name = "minimum"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        try:
+            out = np.minimum(a, b)
+        except ValueError:
+            raise broadcast_error("minimum", shape_of(a), shape_of(b)) from None
+        ctx.save_for_backward(((a < b) + (a == b) * 0.5).astype(out.dtype))
+        return out
+
+
+class Clip(Function):
+    """y = clip(x, lo, hi);  dy/dx = 1 where lo ≤ x ≤ hi, else 0 (the bounds are constants)."""
+    op_name = "clip"
+
+    @staticmethod
+    def forward(ctx, x, lo=None, hi=None):
+        if lo is None and hi is None:
+            raise ValueError("clip: give at least one of lo and hi")
+        if lo is not None and hi is not None and np.any(np.asarray(lo) > np.asarray(hi)):
+            raise ValueError(f"clip: lo={lo} is greater than hi={hi}")
+        inside = np.ones(x.shape, dtype=bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        ctx.save_for_backward(inside)
+        return np.clip(x, lo, hi)
+
+    @staticmethod
+    def backward(ctx, g):
+        (inside,) = ctx.saved_tensors
+        return g * inside
+
+
+class ReLU(Function):
+    """y = max(x, 0);  dy/dx = 1[x > 0] (0 at x = 0), read from the saved output."""
+    op_name = "relu"
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.maximum(x, 0)
+        ctx.save_for_backward(y)   # the next layer saves it too: one array, not two
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * (y > 0)
+
+
+def _stable_sigmoid(x: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(x))            # never overflows
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Sigmoid(Function):
+    """y = σ(x) = 1/(1+e^(-x)) (computed without overflow);  dy/dx = y(1 - y)."""
+    op_name = "sigmoid"
+
+    @staticmethod
+    def forward(ctx, x):
+        y = _stable_sigmoid(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y * (1 - y)
+
+
+class Tanh(Function):
+    """y = tanh(x);  dy/dx = 1 - y²."""
+    op_name = "tanh"
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y)
+
+
+class Where(Function):
+    """z = where(cond, a, b);  dz/da = cond, dz/db = not cond (cond is not differentiable)."""
+    op_name = "where"
+
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        cond = np.asarray(cond, dtype=bool)
+        ctx.save_for_backward(cond)
+        try:
+            return np.where(cond, a, b)
+        except ValueError:
+            raise broadcast_error("where", shape_of(cond), shape_of(a), shape_of(b)) from None
+
+    @staticmethod
+    def backward(ctx, g):
+        (cond,) = ctx.saved_tensors
+        n = ctx.needs_input_grad
+        return (None,
+                unbroadcast(np.where(cond, g, 0), _shape(ctx, 1)) if n[1] else None,
+                unbroadcast(np.where(cond, 0, g), _shape(ctx, 2)) if n[2] else None)
+
+
+class Cast(Function):
+    """y = x.astype(dtype);  dy/dx = 1, the gradient cast back to x's dtype."""
+    op_name = "cast"
+
+    @staticmethod
+    def forward(ctx, x, dtype=None):
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.astype(ctx._input_meta[0][1])

@@ -1,0 +1,115 @@
+"""Matrix products: ``matmul`` (numpy semantics) and the fused ``linear`` of a layer."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..function import Function
+from ._util import unbroadcast
+
+
+def _check_matmul(a_shape: tuple, b_shape: tuple) -> None:
+    if len(a_shape) == 0 or len(b_shape) == 0:
+        raise ShapeError(f"matmul: {a_shape} @ {b_shape}: operands must have at least one "
+                         f"dimension; use * to multiply by a scalar")
+    k_a = a_shape[-1]
+    k_b = b_shape[0] if len(b_shape) == 1 else b_shape[-2]
+    if k_a != k_b:
+        raise ShapeError(f"matmul: {a_shape} @ {b_shape}: inner dimensions {k_a} and {k_b} differ")
+
+
+def _swap(x):
+    return np.swapaxes(x, -1, -2)
+
+
+class MatMul(Function):
+    """C = A @ B (1-D, 2-D and batched, as numpy);  dL/dA = G Bᵀ, dL/dB = Aᵀ G.
+
+    A 1-D operand is a row (left) or a column (right) vector whose added axis is removed
+    again; batch axes broadcast and their gradients are summed back.
+    """
+    op_name = "matmul"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        a_shape, b_shape = np.shape(a), np.shape(b)
+        _check_matmul(a_shape, b_shape)
+        n = ctx.needs_input_grad
+        ctx.save_for_backward(a if n[1] else None, b if n[0] else None)
+        try:
+            return np.matmul(a, b)
+        except ValueError:
+            raise ShapeError(f"matmul: {a_shape} @ {b_shape}: batch dimensions "
+                             f"{a_shape[:-2]} and {b_shape[:-2]} cannot be broadcast") from None
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        a_shape, b_shape = ctx._input_meta[0][0], ctx._input_meta[1][0]
+        ga = gb = None
+        if len(a_shape) == 1 and len(b_shape) == 1:          # dot product, g is a scalar
+            return (g * b if need_a else None), (g * a if need_b else None)
+        if len(a_shape) == 1:                                 # (k,) @ (..., k, m)
+            g2 = np.expand_dims(g, -2)                        # (..., 1, m)
+            if need_a:
+                ga = unbroadcast(g2 @ _swap(b), (1, a_shape[0])).reshape(a_shape)
+            if need_b:
+                gb = unbroadcast(np.expand_dims(a, -1) * g2, b_shape)
+            return ga, gb
+        if len(b_shape) == 1:                                 # (..., n, k) @ (k,)
+            g2 = np.expand_dims(g, -1)                        # (..., n, 1)
+            if need_a:
+                ga = unbroadcast(g2 * b, a_shape)
+            if need_b:
+                gb = unbroadcast(_swap(a) @ g2, (b_shape[0], 1)).reshape(b_shape)
+            return ga, gb
+        if need_a:
+            ga = unbroadcast(g @ _swap(b), a_shape)
+        if need_b:
+            # An inner dimension of 1 (batch size 1) is a slow path of numpy's matmul:
+            # the same product as a broadcast outer product is much faster.
+            gb = _swap(a) * g if a_shape[-2] == 1 else _swap(a) @ g
+            gb = unbroadcast(gb, b_shape)
+        return ga, gb
+
+
+class Linear(Function):
+    """z = x Wᵀ + b, one node for a whole layer (x: (n, n_in), W: (n_out, n_in), b: (n_out,)).
+
+    dL/dx = δ W,  dL/dW = δᵀ x,  dL/db = Σ_rows δ  (δ = dL/dz), as in the spec.
+    Saves only what the requested gradients need: x for dW, W for dx.
+    """
+    op_name = "linear"
+
+    @staticmethod
+    def forward(ctx, x, W, b=None):
+        x_shape, w_shape = np.shape(x), np.shape(W)
+        if len(w_shape) != 2 or len(x_shape) < 1 or x_shape[-1] != w_shape[1]:
+            raise ShapeError(f"linear: x of shape {x_shape} cannot go through a weight of shape "
+                             f"{w_shape}: expected x of shape (batch, {w_shape[-1] if w_shape else '?'}) "
+                             f"and W of shape (n_out, n_in)")
+        if b is not None and np.shape(b) != (w_shape[0],):
+            raise ShapeError(f"linear: bias of shape {np.shape(b)} does not fit a weight of shape "
+                             f"{w_shape}: expected ({w_shape[0]},)")
+        n = ctx.needs_input_grad
+        ctx.save_for_backward(x if n[1] else None, W if n[0] else None)
+        z = x @ W.T
+        if b is not None:
+            z += b                     # z is a fresh array: add the bias in place
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        x, W = ctx.saved_tensors
+        n = ctx.needs_input_grad
+        gx = g @ W if n[0] else None
+        gW = gb = None
+        if n[1]:
+            x2 = x.reshape(-1, x.shape[-1])
+            g2 = g.reshape(-1, g.shape[-1])
+            # batch size 1: an outer product instead of numpy's slow inner-dimension-1 matmul
+            gW = g2.T * x2 if x2.shape[0] == 1 else g2.T @ x2
+        if len(n) > 2 and n[2]:
+            gb = g.reshape(-1, g.shape[-1]).sum(axis=0)
+        return (gx, gW, gb) if len(n) > 2 else (gx, gW)

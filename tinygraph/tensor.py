@@ -1,0 +1,256 @@
+"""``Tensor``: a numpy array plus what autodiff needs (``grad``, ``grad_fn``, ``requires_grad``)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import autograd
+from .grad_mode import _state
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data.data
+    try:
+        arr = np.asarray(data, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"Tensor: cannot make a numeric array from {type(data).__name__} "
+                        f"({exc}); pass numbers, nested lists of numbers, or a numpy array") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: data of dtype {arr.dtype} is not supported; tinygraph works on "
+                        f"bool, integer and floating-point arrays (got {arr.dtype.kind!r} kind)")
+    return arr
+
+
+class Tensor:
+    """An n-dimensional array that records the ops applied to it.
+
+    ``Tensor(data, requires_grad=False, dtype=None, name=None)``. The data is wrapped, not
+    copied, when it already is a numpy array of the right dtype. Float data keeps its dtype
+    (Python floats give float64); integer data stays integer and cannot require grad.
+
+    Attributes follow PyTorch: ``data``, ``grad`` (numpy array or None, same shape and
+    dtype as ``data``), ``requires_grad``, ``grad_fn`` (the node that made this tensor;
+    None for leaves), ``is_leaf``, ``shape``, ``dtype``, ``ndim``, ``name``.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "_retains_grad", "__weakref__")
+    __array_priority__ = 1000  # numpy defers to our reflected operators
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
+                 name: str | None = None):
+        arr = _as_array(data, dtype)
+        if requires_grad and arr.dtype.kind != "f":
+            raise TypeError(
+                f"Tensor: requires_grad=True needs floating-point data, got dtype {arr.dtype}; "
+                f"pass dtype=np.float64 (or np.float32), e.g. Tensor(data, dtype=np.float64, "
+                f"requires_grad=True)")
+        self.data = arr
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self.grad_fn = None
+        self.name = name
+        self._retains_grad = False
+
+    @classmethod
+    def _from_op(cls, data: np.ndarray, grad_fn) -> "Tensor":
+        # Hot path: no checks, the op produced a valid array.
+        t = cls.__new__(cls)
+        t.data = data
+        t.grad = None
+        t.requires_grad = grad_fn is not None
+        t.grad_fn = grad_fn
+        t.name = None
+        t._retains_grad = False
+        return t
+
+    # -- properties ------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d Tensor")
+        return len(self.data)
+
+    # -- conversions -----------------------------------------------------------
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item(): tensor has {self.data.size} elements (shape {self.shape}); "
+                             f"only one-element tensors convert to a Python number")
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a Tensor with {self.data.size} elements is "
+                             f"ambiguous; use (t > 0).data.any() or .all()")
+        return bool(self.data)
+
+    def detach(self) -> "Tensor":
+        """A new leaf sharing this tensor's data, cut off from the graph."""
+        return Tensor._from_op(self.data, None)
+
+    def astype(self, dtype: Any) -> "Tensor":
+        from .ops import cast
+        return cast(self, dtype)
+
+    # -- autograd --------------------------------------------------------------
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` that requires grad.
+
+        A scalar needs no ``grad``; a non-scalar needs ``grad`` of its shape (the vector
+        of the vector-Jacobian product). Leaf gradients add up across calls, as in
+        PyTorch: call ``zero_grad()`` between steps. The graph's saved arrays are
+        released afterwards unless ``retain_graph=True``.
+        """
+        autograd.backward(self, grad, retain_graph=retain_graph)
+
+    def retain_grad(self) -> "Tensor":
+        """Keep ``.grad`` on this non-leaf tensor after backward."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad(): this tensor does not require grad")
+        if self.grad_fn is not None:
+            self._retains_grad = True
+            autograd.register_retained(self)
+        return self
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient (set ``.grad`` to None)."""
+        self.grad = None
+
+    def requires_grad_(self, flag: bool = True) -> "Tensor":
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"requires_grad_(): dtype {self.data.dtype} cannot require grad; "
+                            f"use .astype(np.float64)")
+        if self.grad_fn is not None and not flag:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
+        self.requires_grad = bool(flag)
+        return self
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, threshold=20, edgeitems=2,
+                               separator=", ", prefix="Tensor(")
+        extras = [f"shape={self.shape}", f"dtype={self.dtype}"]
+        if self.name:
+            extras.insert(0, f"name={self.name!r}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"Tensor({body}, {', '.join(extras)})"
+
+    # hashing by identity (== is elementwise, so define __hash__ explicitly)
+    __hash__ = object.__hash__
+
+    # -- numpy interoperability: see interop.py -------------------------------
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            "a tinygraph Tensor was converted to a numpy array, which would silently drop it "
+            "out of the graph; use tensor.data (or .numpy()) for the values without gradient, "
+            "or a tinygraph op to stay in the graph")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from .interop import array_ufunc
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .interop import array_function
+        return array_function(func, args, kwargs)
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> Tensor:
+    """Make a Tensor that owns a copy of ``data`` (``Tensor(...)`` wraps without copying)."""
+    return Tensor(np.array(_as_array(data, dtype)), requires_grad=requires_grad, name=name)
+
+
+# -- operators and methods: each calls the one op defined in tinygraph.ops ---------------
+from . import ops as _ops  # noqa: E402  (ops needs Tensor defined first)
+
+
+def _reflected(fn):
+    def method(self, other):
+        return fn(other, self)
+    method.__name__ = f"r{fn.__name__}"
+    return method
+
+
+def _comparison(ufunc):
+    def method(self, other):
+        return Tensor._from_op(ufunc(self.data, other.data if isinstance(other, Tensor) else other), None)
+    return method
+
+
+Tensor.__add__ = Tensor.__radd__ = _ops.add
+Tensor.__sub__ = _ops.sub
+Tensor.__rsub__ = _reflected(_ops.sub)
+Tensor.__mul__ = Tensor.__rmul__ = _ops.mul
+Tensor.__truediv__ = _ops.div
+Tensor.__rtruediv__ = _reflected(_ops.div)
+Tensor.__pow__ = _ops.pow
+Tensor.__rpow__ = _reflected(_ops.pow)
+Tensor.__matmul__ = _ops.matmul
+Tensor.__rmatmul__ = _reflected(_ops.matmul)
+Tensor.__neg__ = _ops.neg
+Tensor.__pos__ = lambda self: self
+Tensor.__abs__ = _ops.abs
+Tensor.__getitem__ = _ops.getitem
+Tensor.__gt__ = _comparison(np.greater)
+Tensor.__ge__ = _comparison(np.greater_equal)
+Tensor.__lt__ = _comparison(np.less)
+Tensor.__le__ = _comparison(np.less_equal)
+Tensor.__eq__ = _comparison(np.equal)
+Tensor.__ne__ = _comparison(np.not_equal)
+
+for _name in ("exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "sum", "mean", "max",
+              "min", "logsumexp", "softmax", "log_softmax", "swapaxes", "expand_dims",
+              "squeeze", "clip", "matmul", "broadcast_to"):
+    setattr(Tensor, _name, getattr(_ops, _name))
+
+
+def _reshape(self, *shape):
+    """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``."""
+    return _ops.reshape(self, *shape)
+
+
+def _transpose(self, *axes):
+    """``t.transpose()`` reverses the axes; ``t.transpose(1, 0, 2)`` permutes them."""
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return _ops.transpose(self, axes or None)
+
+
+Tensor.reshape = _reshape
+Tensor.transpose = _transpose
+Tensor.T = property(lambda self: _ops.transpose(self), doc="The transpose (axes reversed).")
