@@ -109,30 +109,40 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
     ready = [n for n in roots if counts[n] == 0]
     previous_create = _state.create_graph
     _state.create_graph = create_graph
+    collect_nodes = bool(wanted_nodes)
     try:
         while ready:
             node = ready.pop()
             g = node_grads.pop(node, None)
-            owned.discard(id(g))
-            if g is not None:
+            if g is None:
+                input_grads = None
+            else:
+                if owned:
+                    owned.discard(id(g))
                 if node._released:
                     raise BackwardError(
                         f"backward through {node.name} a second time: its saved arrays were "
                         f"released by the first backward; pass retain_graph=True to the first "
                         f"backward() if you need to run backward twice")
-                if wanted_nodes and node in wanted_nodes:
+                if collect_nodes and node in wanted_nodes:
                     t = wanted_nodes[node]
                     leaf_grads[id(t)] = (t, g)
                 if retained is not None and id(node) in retained:
                     t = retained[id(node)]
                     t.grad = _stored_copy(g) if t.grad is None else t.grad + g
-                input_grads = _call_backward(node, g, create_graph)
+                if create_graph or node._trace is not None or not node._builtin:
+                    input_grads = _call_backward(node, g, create_graph)
+                else:                                   # the hot path: a built-in op
+                    if node._protected:
+                        node._check_saved()
+                    input_grads = node.backward(node, g)
+                    if type(input_grads) is not tuple:
+                        input_grads = (input_grads,)
                 if not retain_graph:
                     node._release()
-            else:
-                input_grads = None
-            parents = node.parents
-            for i, p in enumerate(parents):
+            i = -1
+            for p in node.parents:
+                i += 1
                 if p is None:
                     continue
                 ig = input_grads[i] if input_grads is not None else None
@@ -171,7 +181,7 @@ def _call_backward(node: Function, g, create_graph: bool):
         finally:
             node.saved_tensors = saved
     else:
-        if node._locked:
+        if node._protected:
             node._check_saved()
         result = type(node).backward(node, g)
     if type(result) is not tuple:
@@ -188,11 +198,11 @@ def _call_backward(node: Function, g, create_graph: bool):
 
 
 def _check_grad_shapes(node: Function, result: tuple) -> tuple:
-    meta = node._input_meta
+    shapes = node._input_shapes
     for i, ig in enumerate(result):
         if ig is None or node.parents[i] is None:
             continue
-        shape = meta[i][0]
+        shape = shapes[i]
         if ig.shape != shape:
             raise BackwardError(
                 f"{node.name}: backward returned a gradient of shape {ig.shape} for input {i} "

@@ -41,27 +41,38 @@ import numpy as np
 
 from .grad_mode import _state
 
+Tensor: Any = None   # set by tensor.py once the class exists (they refer to each other)
+
 # id(array) -> number of live nodes that hold it read-only. The nodes keep the arrays
 # alive, so an id cannot be reused while it is in this table.
 _lock_counts: dict[int, int] = {}
 
 
-def _lock(arrays: tuple) -> list:
-    locked = []
-    for a in arrays:
-        if type(a) is not np.ndarray:
-            continue
-        key = id(a)
-        count = _lock_counts.get(key)
-        if count is None:
-            if not a.flags.writeable:
-                continue          # read-only before we came: not ours to unlock
-            a.flags.writeable = False
-            _lock_counts[key] = 1
-        else:
-            _lock_counts[key] = count + 1
-        locked.append(a)
-    return locked
+def _lock_shared(a: np.ndarray, locked: list) -> None:
+    """Make ``a`` read-only until every node holding it is released (counted)."""
+    key = id(a)
+    count = _lock_counts.get(key)
+    if count is None:
+        if not a.flags.writeable:
+            return                # read-only before we came: not ours to unlock
+        a.flags.writeable = False
+        _lock_counts[key] = 1
+    else:
+        _lock_counts[key] = count + 1
+    locked.append(a)
+
+
+class _Locks(list):
+    """The counted locks of one node; unlocked when released or when the node is freed."""
+    __slots__ = ()
+
+    def release(self) -> None:
+        _unlock(self)
+        self.clear()
+
+    def __del__(self):
+        if self:
+            _unlock(self)
 
 
 def _unlock(arrays: list) -> None:
@@ -75,14 +86,51 @@ def _unlock(arrays: list) -> None:
             a.flags.writeable = True
 
 
+def _protect(saved: tuple, sources: tuple, parents: list) -> tuple:
+    """Make the saved arrays read-only so that an in-place write cannot corrupt backward.
+
+    - arrays made inside forward (masks, indices) are private: nothing to do;
+    - an op's output or an intermediate's array is owned by the graph: read-only for good;
+    - a leaf's or a constant's array (parameters, user data) is locked with a count and made
+      writable again when the last node holding it is released;
+    - for a view, the array that owns the memory is locked (counted) as well.
+    Returns (the arrays made read-only, the counted locks or None).
+    """
+    protected = []
+    counted = None
+    for a, src in zip(saved, sources):
+        if src is None or type(a) is not np.ndarray:
+            continue
+        base = a.base
+        if base is not None:
+            while isinstance(base, np.ndarray) and base.base is not None:
+                base = base.base
+            if isinstance(base, np.ndarray):
+                if counted is None:
+                    counted = _Locks()
+                _lock_shared(base, counted)
+        if src == -1 or isinstance(parents[src], Function):
+            if a.flags.writeable:
+                a.flags.writeable = False
+            protected.append(a)
+        else:
+            if counted is None:
+                counted = _Locks()
+            _lock_shared(a, counted)
+            protected.append(a)
+    return protected, counted
+
+
 class Function:
     """Base class of every op; an instance is one node of the graph (and the ``ctx``)."""
 
-    __slots__ = ("parents", "needs_input_grad", "saved_tensors", "_saved_src", "_locked",
-                 "_released", "_input_meta", "_trace", "__dict__", "__weakref__")
+    __slots__ = ("parents", "needs_input_grad", "saved_tensors", "_saved_src", "_protected", "_locked",
+                 "_released", "_input_shapes", "_trace", "__dict__", "__weakref__")
 
     #: name used in error messages and pictures; defaults to the class name in lower case
     op_name: str | None = None
+    #: tinygraph's own ops are tested to return well-shaped gradients; user ops are checked
+    _builtin = False
 
     # -- used inside forward -------------------------------------------------
     def save_for_backward(self, *arrays: Any) -> None:
@@ -104,28 +152,36 @@ class Function:
 
         Keyword arguments are passed to ``forward`` unchanged (axis, shape, ...).
         """
-        from .tensor import Tensor  # local: tensor.py imports this module
+        ctx = cls.__new__(cls)
+        ctx.saved_tensors = ()
+        if not _state.grad_enabled:
+            ctx.needs_input_grad = [False] * len(inputs)
+            out = cls.forward(ctx, *[x.data if isinstance(x, Tensor) else x for x in inputs],
+                              **kwargs)
+            return Tensor._from_op(out if type(out) is np.ndarray else np.asarray(out), None)
 
         arrays = []
         parents = []
         needs = []
+        shapes = []
         record = False
         for x in inputs:
             if isinstance(x, Tensor):
-                arrays.append(x.data)
+                d = x.data
+                arrays.append(d)
+                shapes.append(d.shape)
                 if x.requires_grad:
                     record = True
                     needs.append(True)
-                    parents.append(x.grad_fn if x.grad_fn is not None else x)
+                    parents.append(x if x.grad_fn is None else x.grad_fn)
                     continue
             else:
+                if type(x) is not np.ndarray and x is not None and type(x) not in (float, int, bool):
+                    x = np.asarray(x)               # lists, numpy scalars: constants
                 arrays.append(x)
+                shapes.append(x.shape if type(x) is np.ndarray else ())
             needs.append(False)
             parents.append(None)
-        record = record and _state.grad_enabled
-
-        ctx = cls.__new__(cls)
-        ctx.saved_tensors = ()
         ctx.needs_input_grad = needs
         out = cls.forward(ctx, *arrays, **kwargs)
         if type(out) is not np.ndarray:
@@ -135,21 +191,27 @@ class Function:
 
         ctx.parents = parents
         ctx._released = False
-        ctx._input_meta = [(a.shape, a.dtype) if type(a) is np.ndarray else None
-                           for a in arrays]
+        ctx._input_shapes = shapes
         saved = ctx.saved_tensors
         if saved:
-            ctx._saved_src = _sources(saved, arrays, out)
-            ctx._locked = _lock(saved)
+            ctx._saved_src = src = _sources(saved, arrays, out)
+            ctx._protected, ctx._locked = _protect(saved, src, parents)
         else:
             ctx._saved_src = ()
+            ctx._protected = ()
             ctx._locked = None
-        ctx._trace = _anomaly_trace() if _state.anomaly else None
-        result = Tensor._from_op(out, ctx)
         if _state.anomaly:
-            from .anomaly import check_forward
+            from .anomaly import check_forward, user_frame
+            ctx._trace = user_frame()
+            result = Tensor._from_op(out, ctx)
             check_forward(ctx, arrays, out)
-        return result
+            return result
+        ctx._trace = None
+        return Tensor._from_op(out, ctx)
+
+    def input_shape(self, i: int) -> tuple:
+        """Shape of input ``i`` as it was in forward (for reducing broadcast gradients)."""
+        return self._input_shapes[i]
 
     # -- used by the engine ----------------------------------------------------
     @property
@@ -163,28 +225,23 @@ class Function:
 
     def _release(self) -> None:
         """Drop saved arrays (after a backward without ``retain_graph``)."""
-        self._check_saved()
         if self._locked:
-            _unlock(self._locked)
+            self._locked.release()
         self._locked = None
+        self._protected = ()
         self.saved_tensors = ()
         self._released = True
 
     def _check_saved(self) -> None:
+        """Raise if a saved array was made writable again (and so may have changed)."""
         from .errors import InPlaceModificationError
-        if self._locked:
-            for a in self._locked:
-                if a.flags.writeable:
+        for a in self._protected:
+            if a.flags.writeable:
                     raise InPlaceModificationError(
                         f"{self.name}: an array of shape {a.shape} saved for backward by "
                         f"{self._op_label()} was made writable and may have been modified in "
                         f"place after the forward pass; its gradient would be wrong. Redo the "
                         f"forward pass after changing the data.")
-
-    def __del__(self):
-        locked = getattr(self, "_locked", None)
-        if locked:
-            _unlock(locked)
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
@@ -192,8 +249,13 @@ class Function:
 
 def _sources(saved: tuple, arrays: list, out: np.ndarray) -> tuple:
     """Where each saved array came from: input index, -1 for the output, None otherwise."""
+    if len(saved) == 1 and saved[0] is out:
+        return (-1,)
     src = []
     for s in saved:
+        if type(s) is not np.ndarray:
+            src.append(None)            # scalars and None: constants
+            continue
         if s is out:
             src.append(-1)
             continue
@@ -206,6 +268,3 @@ def _sources(saved: tuple, arrays: list, out: np.ndarray) -> tuple:
     return tuple(src)
 
 
-def _anomaly_trace():
-    from .anomaly import user_frame
-    return user_frame()

@@ -35,7 +35,7 @@ class Tensor:
     None for leaves), ``is_leaf``, ``shape``, ``dtype``, ``ndim``, ``name``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
@@ -51,7 +51,6 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.grad_fn = None
         self.name = name
-        self._retains_grad = False
 
     @classmethod
     def _from_op(cls, data: np.ndarray, grad_fn) -> "Tensor":
@@ -62,7 +61,6 @@ class Tensor:
         t.requires_grad = grad_fn is not None
         t.grad_fn = grad_fn
         t.name = None
-        t._retains_grad = False
         return t
 
     # -- properties ------------------------------------------------------------
@@ -142,7 +140,6 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("retain_grad(): this tensor does not require grad")
         if self.grad_fn is not None:
-            self._retains_grad = True
             autograd.register_retained(self)
         return self
 
@@ -196,7 +193,10 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str 
 
 
 # -- operators and methods: each calls the one op defined in tinygraph.ops ---------------
+from . import function as _function  # noqa: E402
 from . import ops as _ops  # noqa: E402  (ops needs Tensor defined first)
+
+_function.Tensor = Tensor
 
 
 def _reflected(fn):

@@ -189,3 +189,6 @@ ALL_FUNCTIONS = (Add, Sub, Mul, Div, Pow, Neg, MatMul, Linear, Exp, Log, Sqrt, A
                  Minimum, Clip, ReLU, Sigmoid, Tanh, Where, Cast, Sum, Mean, Max, Min,
                  LogSumExp, Softmax, LogSoftmax, Reshape, Transpose, SwapAxes, ExpandDims,
                  Squeeze, BroadcastTo, GetItem, IndexAdd, Concatenate, Stack)
+
+for _f in ALL_FUNCTIONS:
+    _f._builtin = True

@@ -11,7 +11,7 @@ from ._util import broadcast_error, shape_of, unbroadcast
 
 
 def _shape(ctx, i):
-    return ctx._input_meta[i][0]
+    return ctx.input_shape(i)
 
 
 class Add(Function):
@@ -335,8 +335,9 @@ class Cast(Function):
 
     @staticmethod
     def forward(ctx, x, dtype=None):
+        ctx.input_dtype = x.dtype
         return x.astype(dtype)
 
     @staticmethod
     def backward(ctx, g):
-        return g.astype(ctx._input_meta[0][1])
+        return g.astype(ctx.input_dtype)

@@ -46,7 +46,7 @@ class MatMul(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        a_shape, b_shape = ctx._input_meta[0][0], ctx._input_meta[1][0]
+        a_shape, b_shape = ctx.input_shape(0), ctx.input_shape(1)
         ga = gb = None
         if len(a_shape) == 1 and len(b_shape) == 1:          # dot product, g is a scalar
             return (g * b if need_a else None), (g * a if need_b else None)

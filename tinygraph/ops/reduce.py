@@ -39,7 +39,7 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return _expand(g, ctx._input_meta[0][0], ctx.axis)
+        return _expand(g, ctx.input_shape(0), ctx.axis)
 
 
 class Mean(Function):
@@ -57,7 +57,7 @@ class Mean(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return _expand(g / ctx.count, ctx._input_meta[0][0], ctx.axis)
+        return _expand(g / ctx.count, ctx.input_shape(0), ctx.axis)
 
 
 class _Extreme(Function):
@@ -78,7 +78,7 @@ class _Extreme(Function):
     @staticmethod
     def backward(ctx, g):
         (weights,) = ctx.saved_tensors
-        return _expand(g, ctx._input_meta[0][0], ctx.axis) * weights
+        return _expand(g, ctx.input_shape(0), ctx.axis) * weights
 
 
 class Max(_Extreme):
@@ -123,7 +123,7 @@ class LogSumExp(Function):
     @staticmethod
     def backward(ctx, g):
         x, out = ctx.saved_tensors
-        shape = ctx._input_meta[0][0]
+        shape = ctx.input_shape(0)
         kshape = _keepdims_shape(shape, ctx.axis)
         return g.reshape(kshape) * np.exp(x - out.reshape(kshape))
 

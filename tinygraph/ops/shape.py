@@ -9,7 +9,7 @@ from ._util import normalize_axis, unbroadcast
 
 
 def _in_shape(ctx, i=0):
-    return ctx._input_meta[i][0]
+    return ctx.input_shape(i)
 
 
 class Reshape(Function):
