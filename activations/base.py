@@ -1,0 +1,145 @@
+r"""The :class:`Activation` base class: the forward / backward / cache contract.
+
+An activation is an elementwise function :math:`y = f(x)`.  In backprop we are
+handed the upstream gradient :math:`g = \partial L / \partial y` and must return
+
+.. math::
+
+    \frac{\partial L}{\partial x} = g \odot f'(x),
+
+because the Jacobian of an elementwise function is diagonal.  ``f'(x)`` needs
+information from the forward pass (``x`` itself, or ``f(x)``, or a mask), so
+``forward`` stores exactly that in the public attribute ``cache`` and
+``backward`` reads it from there -- and from nowhere else.
+
+Contract kept by every activation in this package:
+
+* ``cache`` is ``None`` until the first ``forward``.
+* After ``forward`` the cache is a single **read-only** ndarray with the shape
+  and dtype of the output.  It shares no memory with the input or the output,
+  so the caller may modify either in place without corrupting ``backward``.
+* ``backward`` uses only ``cache`` (plus the constructor configuration, which
+  cannot change), and never modifies it.  The cache can therefore be saved and
+  put back later (``saved = act.cache`` ... ``act.cache = saved``) and
+  ``backward`` may be called any number of times with it.
+* Integer (and boolean) input becomes float64; float input keeps its dtype
+  (float32 stays float32), and so do the output and the gradient.
+"""
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = ["Activation"]
+
+
+def _as_float_array(x: ArrayLike, caller: str) -> np.ndarray:
+    """Return ``x`` as a float ndarray: floats keep their dtype, integers become float64."""
+    array = np.asarray(x)
+    if array.dtype.kind == "f":
+        return array
+    if array.dtype.kind in "biu":
+        return array.astype(np.float64)
+    raise TypeError(f"{caller} expects real numbers, got an array of dtype {array.dtype}")
+
+
+class Activation(ABC):
+    r"""Base class of elementwise activations :math:`y = f(x)`.
+
+    Attributes:
+        name: Registry name of the activation (class level), e.g. ``"relu"``.
+        cache: ``None`` before the first :meth:`forward`; afterwards whatever
+            :meth:`backward` needs (see each subclass), as a read-only array.
+
+    Subclasses implement the math only:
+
+    * ``_forward(x) -> (output, cache)`` for a float array ``x``;
+    * ``_backward(grad_output, cache) -> grad_input``, where ``grad_output``
+      has already been checked to match the cache's shape and converted to
+      its dtype.
+
+    Underflow to zero (e.g. ``exp(-1000)``) is the correct result for
+    saturated activations, so it is not reported as a floating-point error;
+    overflow and invalid operations never happen for finite inputs.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.cache: np.ndarray | None = None
+
+    # -- the math, provided by subclasses ---------------------------------------------
+
+    @abstractmethod
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(f(x), cache)``; the cache must not share memory with ``x`` or the output."""
+
+    @abstractmethod
+    def _backward(self, grad_output: np.ndarray, cache: np.ndarray) -> np.ndarray:
+        """Return ``grad_output * f'(x)`` computed from ``cache`` alone."""
+
+    # -- the public interface ----------------------------------------------------------
+
+    def forward(self, x: ArrayLike) -> np.ndarray:
+        """Compute ``f(x)`` elementwise and cache what :meth:`backward` needs.
+
+        Args:
+            x: Array-like of real numbers, any shape.
+
+        Returns:
+            ``f(x)`` with the shape of ``x`` and its float dtype
+            (float64 for integer input).
+        """
+        x = _as_float_array(x, f"{type(self).__name__}.forward")
+        with np.errstate(under="ignore"):
+            output, cache = self._forward(x)
+        cache = np.asarray(cache)
+        cache.flags.writeable = False  # backward must never modify the cache
+        self.cache = cache
+        return np.asarray(output)
+
+    def backward(self, grad_output: ArrayLike) -> np.ndarray:
+        r"""Return :math:`\partial L/\partial x = g \odot f'(x)` using only ``self.cache``.
+
+        Args:
+            grad_output: :math:`g = \partial L/\partial y`, same shape as the
+                output of the last :meth:`forward`.  It is converted to the
+                output's dtype, so the gradient has the input's dtype.
+
+        Raises:
+            RuntimeError: if called before any :meth:`forward`.
+            ValueError: if ``grad_output`` does not have the output's shape.
+        """
+        class_name = type(self).__name__
+        cache = self.cache
+        if cache is None:
+            raise RuntimeError(
+                f"{class_name}.backward called before forward: call forward(x) first "
+                "so the activation can cache what backward needs"
+            )
+        grad_output = np.asarray(grad_output)
+        if grad_output.shape != cache.shape:
+            raise ValueError(
+                f"{class_name}.backward: grad_output shape {grad_output.shape} does not "
+                f"match the forward output shape {cache.shape}"
+            )
+        grad_output = grad_output.astype(cache.dtype, copy=False)
+        with np.errstate(under="ignore"):
+            return np.asarray(self._backward(grad_output, cache))
+
+    def __call__(self, x: ArrayLike) -> np.ndarray:
+        """Same as :meth:`forward`."""
+        return self.forward(x)
+
+    def config(self) -> dict[str, Any]:
+        """Constructor parameters, e.g. ``{"alpha": 0.01}``; ``{}`` if there are none.
+
+        ``activations.from_config(act.name, act.config())`` rebuilds ``act``.
+        """
+        return {}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{key}={value!r}" for key, value in self.config().items())
+        return f"{type(self).__name__}({params})"
