@@ -1,0 +1,22 @@
+"""nn: neural networks two ways.
+
+- ``nn.manual``: the spec's MLP with hand-written backprop (``Layer``, ``MLP``).
+- graph nodes on tinygraph: ``Module``, ``Linear``, ``ActivationLayer`` (any ``activations``
+  object as a node), ``Sequential``, the losses ``SoftmaxCrossEntropy`` (one fused node),
+  ``MSELoss`` and ``BCELoss``, the optimizers ``SGD`` and ``Adam``, and ``MLP``, the same
+  network with autodiff gradients.
+- ``crosscheck`` compares the two on the same weights and batch; ``memory_table`` and
+  ``measure_memory`` do the spec's memory analysis; ``nn.data`` has the datasets.
+"""
+from . import data, init, manual
+from .crosscheck import CrosscheckReport, crosscheck
+from .layers import ActivationLayer, Linear
+from .losses import BCELoss, MSELoss, SoftmaxCrossEntropy
+from .memory import MemoryTable, measure_memory, memory_table
+from .mlp import MLP, History
+from .module import Module, Sequential
+from .optim import SGD, Adam, Optimizer
+
+__all__ = ["data", "init", "manual", "crosscheck", "CrosscheckReport", "ActivationLayer", "Linear",
+           "BCELoss", "MSELoss", "SoftmaxCrossEntropy", "MemoryTable", "measure_memory",
+           "memory_table", "MLP", "History", "Module", "Sequential", "SGD", "Adam", "Optimizer"]

@@ -1,0 +1,402 @@
+"""What the manual MLP and the graph MLP share: the spec's constructor, its argument checks,
+target handling (labels, one-hot, regression targets) and prediction.
+
+Both classes inherit ``SpecMLP``; each supplies ``output_activation`` (the last layer's
+activation: an Activation, ``"softmax"`` or ``None``) and ``_inference(X, where)`` (the
+output ``a^(L)`` as a numpy array). Everything else here is written once.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+import activations as _activations
+from nn.data import one_hot
+
+#: The string that selects a softmax output layer (the only non-``Activation`` choice).
+SOFTMAX = "softmax"
+
+# Output kinds (see SpecMLP.output_kind) and the loss each one trains with.
+_LOSS_OF_OUTPUT = {
+    "softmax": "cross_entropy",
+    "sigmoid": "binary_cross_entropy",
+    "linear": "mse",
+    "activation": "mse",
+}
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be an integer >= {minimum}, got {value!r} "
+            f"of type {type(value).__name__}"
+        )
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_learning_rate(where: str, learning_rate: Any) -> float:
+    name = f"{where}: learning_rate"
+    if isinstance(learning_rate, (bool, np.bool_)) or not isinstance(
+        learning_rate, numbers.Real
+    ):
+        raise TypeError(
+            f"{name} must be a finite number > 0, got {learning_rate!r} "
+            f"of type {type(learning_rate).__name__}"
+        )
+    lr = float(learning_rate)
+    if not math.isfinite(lr) or lr <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {learning_rate!r}")
+    return lr
+
+
+def _check_float_dtype(where: str, dtype: DTypeLike) -> np.dtype:
+    try:
+        result = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(
+            f"{where}: dtype must be a floating-point dtype such as np.float32 or "
+            f"np.float64, got {dtype!r}"
+        ) from exc
+    if not np.issubdtype(result, np.floating):
+        raise TypeError(
+            f"{where}: dtype must be a floating-point dtype such as np.float32 or "
+            f"np.float64, got {result}"
+        )
+    return result
+
+
+def _as_numeric(where: str, name: str, value: ArrayLike) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: {name} must be a numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def _activation_name(act: Any) -> str:
+    if act is None:
+        return "linear"
+    if isinstance(act, str):
+        return act
+    return str(getattr(act, "name", type(act).__name__))
+
+
+def _resolve_activation(act: Any, where: str) -> Any:
+    """Return an Activation instance, ``"softmax"`` or ``None`` for ``act``.
+
+    Names are looked up with ``activations.get``; ``"softmax"`` (any case) is
+    kept as the string ``"softmax"`` because softmax is not an element-wise
+    activation: it is handled by the MLP together with cross-entropy.
+    """
+    if act is None:
+        return None
+    if isinstance(act, str):
+        key = act.strip().lower()
+        if key == SOFTMAX:
+            return SOFTMAX
+        try:
+            return _activations.get(key)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(
+                f"{where}={act!r} is not a known activation; expected 'softmax', None "
+                f"(linear) or a name known to activations.get ({exc})"
+            ) from exc
+    if isinstance(act, type):
+        raise TypeError(
+            f"{where} is the class {act.__name__}, expected an instance such as "
+            f"{act.__name__}() (each layer needs its own instance: it caches its input)"
+        )
+    if callable(getattr(act, "forward", None)) and callable(getattr(act, "backward", None)):
+        return act
+    raise TypeError(
+        f"{where} must be an Activation instance (with forward/backward), an activation "
+        f"name such as 'relu', 'softmax' or None (linear), got {act!r} "
+        f"of type {type(act).__name__}"
+    )
+
+
+def _is_sigmoid(act: Any) -> bool:
+    sigmoid_cls = getattr(_activations, "Sigmoid", None)
+    if sigmoid_cls is not None and isinstance(act, sigmoid_cls):
+        return True
+    return getattr(act, "name", None) == "sigmoid" and not isinstance(act, str)
+
+
+def resolve_architecture(layer_sizes: Any, activations: Any, seed: Any, rng: Any,
+                         where: str) -> tuple[list[int], list[Any]]:
+    """Check the spec's constructor arguments; return the sizes and resolved activations.
+
+    An activation instance listed twice is deep-copied for the later layers, because each
+    layer's activation caches its own input.
+    """
+    if isinstance(layer_sizes, (str, bytes)) or not isinstance(
+        layer_sizes, (Sequence, np.ndarray)
+    ):
+        raise TypeError(
+            f"{where}: layer_sizes must be a list of positive ints such as [784, 256, 10], "
+            f"got {layer_sizes!r}"
+        )
+    sizes = [
+        _check_int(f"{where}: layer_sizes[{i}]", s, 1) for i, s in enumerate(layer_sizes)
+    ]
+    if len(sizes) < 2:
+        raise ValueError(
+            f"{where}: layer_sizes must have at least 2 entries (input width and output "
+            f"width), got {sizes}"
+        )
+    n_layers = len(sizes) - 1
+    if isinstance(activations, (str, bytes)) or not isinstance(activations, Sequence):
+        raise TypeError(
+            f"{where}: activations must be a list with one entry per layer "
+            f"({n_layers} for layer_sizes {sizes}), got {activations!r}"
+        )
+    if len(activations) != n_layers:
+        raise ValueError(
+            f"{where}: activations has {len(activations)} entries but layer_sizes {sizes} "
+            f"defines {n_layers} layers (len(layer_sizes) - 1); give one activation "
+            f"per layer"
+        )
+    resolved = []
+    seen: set[int] = set()
+    for i, act in enumerate(activations):
+        r = _resolve_activation(act, f"{where}: activations[{i}]")
+        if isinstance(r, str) and i != n_layers - 1:
+            raise ValueError(
+                f"{where}: activations[{i}]='softmax' but softmax is only supported at the "
+                f"output layer (activations[{n_layers - 1}]); use an element-wise "
+                f"activation such as 'relu' for hidden layers"
+            )
+        if r is not None and not isinstance(r, str):
+            if id(r) in seen:
+                r = copy.deepcopy(r)
+            seen.add(id(r))
+        resolved.append(r)
+    if seed is not None and rng is not None:
+        raise ValueError(f"{where}: pass either seed or rng, not both")
+    return sizes, resolved
+
+
+class SpecMLP:
+    """The spec's MLP interface, minus forward/backward (see the module docstring)."""
+
+    _where = "MLP"
+
+    @property
+    def output_activation(self) -> Any:  # pragma: no cover - supplied by subclasses
+        raise NotImplementedError
+
+    def _inference(self, X: ArrayLike, where: str) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def output_kind(self) -> str:
+        """``"softmax"``, ``"sigmoid"``, ``"linear"`` or ``"activation"`` (other f)."""
+        act = self.output_activation
+        if act is None:
+            return "linear"
+        if isinstance(act, str):
+            return "softmax"
+        if _is_sigmoid(act):
+            return "sigmoid"
+        return "activation"
+
+    @property
+    def loss_name(self) -> str:
+        """``"cross_entropy"``, ``"binary_cross_entropy"`` or ``"mse"``."""
+        return _LOSS_OF_OUTPUT[self.output_kind]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layer_sizes[-1]
+
+    # -- input checks ---------------------------------------------------------
+
+    def _check_X(self, X: ArrayLike, where: str) -> np.ndarray:
+        arr = _as_numeric(where, "X", X)
+        if arr.ndim != 2:
+            hint = "; for a single sample use X.reshape(1, -1)" if arr.ndim == 1 else ""
+            raise ValueError(
+                f"{where}: X must be 2-D (n_samples, n_features), got shape {arr.shape}{hint}"
+            )
+        if arr.shape[1] != self.layer_sizes[0]:
+            raise ValueError(
+                f"{where}: X has {arr.shape[1]} features but layer 1 expects "
+                f"{self.layer_sizes[0]} (layer_sizes[0])"
+            )
+        return arr.astype(self.dtype, copy=False)
+
+    def _class_labels_to_onehot(self, arr: np.ndarray, where: str) -> np.ndarray:
+        K = self.n_outputs
+        if arr.dtype.kind == "f":
+            bad = ~np.isfinite(arr) | (arr != np.round(arr))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValueError(
+                    f"{where}: y must hold integer class labels in 0..{K - 1}, got "
+                    f"non-integral value {arr[i].item()!r} at index {i}"
+                )
+        labels = arr.astype(np.int64)
+        bad = (labels < 0) | (labels >= K)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{where}: y contains label {arr[i].item()!r} at index {i} but the output layer "
+                f"has {K} units, so labels must be integers in 0..{K - 1}"
+            )
+        return one_hot(labels, n_classes=K, dtype=self.dtype)
+
+    def _prepare_targets(self, y: ArrayLike, where: str, n: int) -> np.ndarray:
+        """Return the targets as a 2-D array of shape ``(n, K)`` in the model dtype."""
+        arr = _as_numeric(where, "y", y)
+        K = self.n_outputs
+        kind = self.output_kind
+        if kind == "softmax" or (kind == "sigmoid" and K > 1 and arr.ndim == 1):
+            if arr.ndim == 1:
+                targets = self._class_labels_to_onehot(arr, where)
+            elif arr.ndim == 2 and arr.shape[1] == K:
+                targets = arr.astype(self.dtype, copy=False)
+                self._check_unit_interval(targets, where, "one-hot targets")
+            else:
+                raise ValueError(
+                    f"{where}: y has shape {arr.shape}; for a {kind} output with {K} units "
+                    f"expected integer labels of shape (n,) or one-hot targets of shape "
+                    f"(n, {K})"
+                )
+        elif kind == "sigmoid":
+            if arr.ndim == 1 and K == 1:
+                arr = arr.reshape(-1, 1)
+            if arr.ndim != 2 or arr.shape[1] != K:
+                shapes = "(n,) or (n, 1)" if K == 1 else f"(n, {K})"
+                raise ValueError(
+                    f"{where}: y has shape {np.shape(y)}; for a sigmoid output with {K} "
+                    f"unit(s) expected 0/1 labels of shape {shapes}"
+                )
+            targets = arr.astype(self.dtype, copy=False)
+            self._check_unit_interval(targets, where, "0/1 labels for a sigmoid output")
+        else:
+            if arr.ndim == 1 and K == 1:
+                arr = arr.reshape(-1, 1)
+            if arr.ndim != 2 or arr.shape[1] != K:
+                shapes = "(n, 1) or (n,)" if K == 1 else f"(n, {K})"
+                raise ValueError(
+                    f"{where}: y has shape {np.shape(y)} but the output layer has {K} "
+                    f"unit(s); expected regression targets of shape {shapes}"
+                )
+            targets = arr.astype(self.dtype, copy=False)
+        if targets.shape[0] != n:
+            raise ValueError(
+                f"{where}: X has {n} samples but y has {targets.shape[0]}; they must match"
+            )
+        return targets
+
+    @staticmethod
+    def _check_unit_interval(targets: np.ndarray, where: str, what: str) -> None:
+        bad = ~((targets >= 0) & (targets <= 1))
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{where}: y must hold {what} with values in [0, 1], got "
+                f"{targets[idx].item()!r} at index {idx}"
+            )
+
+    # -- training helpers --------------------------------------------------------------
+
+    def _fit_arguments(self, X: ArrayLike, y: ArrayLike, epochs: Any, learning_rate: Any,
+                       batch_size: Any) -> tuple[np.ndarray, np.ndarray, int, float, int | None]:
+        """Check fit's arguments; return X, targets (n, K), epochs, lr, batch_size."""
+        where = f"{self._where}.fit"
+        X = self._check_X(X, where)
+        n = X.shape[0]
+        if n == 0:
+            raise ValueError(f"{where}: X has 0 samples")
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"{where}: X contains NaN or infinite values")
+        targets = self._prepare_targets(y, where, n)
+        if not np.all(np.isfinite(targets)):
+            raise ValueError(f"{where}: y contains NaN or infinite values")
+        epochs = _check_int(f"{where}: epochs", epochs, 1)
+        lr = _check_learning_rate(where, learning_rate)
+        if batch_size is not None:
+            batch_size = min(_check_int(f"{where}: batch_size", batch_size, 1), n)
+        return X, targets, epochs, lr, batch_size
+
+    def _batches(self, X: np.ndarray, targets: np.ndarray,
+                 batch_size: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One epoch of batches: all rows when ``batch_size`` is None, else shuffled with
+        the model's ``rng`` and cut into batches (the last one may be smaller)."""
+        if batch_size is None:
+            yield X, targets
+            return
+        n = X.shape[0]
+        order = self.rng.permutation(n)
+        for s in range(0, n, batch_size):
+            idx = order[s:s + batch_size]
+            yield X[idx], targets[idx]
+
+    # -- prediction --------------------------------------------------------------------
+
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+        """Class probabilities: the softmax output ``(n, K)``, or the sigmoid output ``(n, d)``.
+
+        Raises:
+            ValueError: the output is neither softmax nor sigmoid (regression).
+        """
+        if self.output_kind not in ("softmax", "sigmoid"):
+            raise ValueError(
+                f"{self._where}.predict_proba needs a softmax or sigmoid output layer; this model's "
+                f"output is {_activation_name(self.output_activation)!r} (regression), "
+                f"use predict(X)"
+            )
+        return self._inference(X, f"{self._where}.predict_proba").copy()
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Predictions.
+
+        * softmax output: ``argmax`` class indices, shape ``(n,)``, int64;
+        * one sigmoid unit: ``(p > 0.5)`` as int64, shape ``(n,)``
+          (several sigmoid units: shape ``(n, d)``);
+        * otherwise (regression): the raw output ``a^(L)``, shape ``(n, d)``.
+        """
+        out = self._inference(X, f"{self._where}.predict")
+        kind = self.output_kind
+        if kind == "softmax":
+            return np.argmax(out, axis=1)
+        if kind == "sigmoid":
+            labels = (out > 0.5).astype(np.int64)
+            return labels[:, 0] if self.n_outputs == 1 else labels
+        return out.copy()
+
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
+        """Classification accuracy in ``[0, 1]`` (fraction of correct predictions).
+
+        ``y`` is given as for :meth:`fit` (integer labels or one-hot for
+        softmax; 0/1 labels for sigmoid).
+
+        Raises:
+            ValueError: the model is a regressor (linear or other non-probability output).
+        """
+        kind = self.output_kind
+        if kind not in ("softmax", "sigmoid"):
+            raise ValueError(
+                f"{self._where}.score returns classification accuracy and needs a softmax or sigmoid "
+                f"output; this model's output is "
+                f"{_activation_name(self.output_activation)!r} (regression), compare "
+                f"predict(X) with y instead (e.g. with mse_loss)"
+            )
+        Xc = self._check_X(X, f"{self._where}.score")
+        targets = self._prepare_targets(y, f"{self._where}.score", Xc.shape[0])
+        if Xc.shape[0] == 0:
+            raise ValueError(f"{self._where}.score: X has 0 samples")
+        pred = self.predict(Xc)
+        if kind == "softmax":
+            return float(np.mean(pred == np.argmax(targets, axis=1)))
+        truth = (targets > 0.5).astype(np.int64)
+        if self.n_outputs == 1:
+            truth = truth[:, 0]
+        return float(np.mean(pred == truth))

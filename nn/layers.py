@@ -1,0 +1,101 @@
+"""Layers as graph nodes: ``Linear`` (one fused node) and ``ActivationLayer``, the adapter
+that turns any object of the ``activations`` package into a node."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import activations as acts
+import tinygraph as tg
+
+from .init import init_weight, make_rng, zeros_bias
+from .module import Module
+
+
+class Linear(Module):
+    """z = x Wᵀ + b  with W of shape (n_out, n_in) and b of shape (n_out,), as in the spec.
+
+    One ``tinygraph.linear`` node: dL/dx = δW, dL/dW = δᵀx, dL/db = Σ_rows δ.
+    ``init`` is "he" (N(0, 2/n_in)) or "xavier" (N(0, 2/(n_in+n_out))); biases start at 0.
+    """
+
+    def __init__(self, n_in: int, n_out: int, init: str = "he", bias: bool = True,
+                 rng: Any = None, dtype: Any = np.float64) -> None:
+        super().__init__()
+        for arg, value in (("n_in", n_in), ("n_out", n_out)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Linear: {arg} must be a positive integer, got {value!r}")
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.W = tg.Tensor(init_weight(init, self.n_out, self.n_in, make_rng(rng), dtype),
+                           requires_grad=True, name="W")
+        self.b = tg.Tensor(zeros_bias(self.n_out, dtype), requires_grad=True, name="b") if bias else None
+
+    def forward(self, x: Any) -> tg.Tensor:
+        if not isinstance(x, tg.Tensor):
+            x = tg.Tensor(x)
+        if x.ndim < 1 or x.shape[-1] != self.n_in:
+            raise tg.ShapeError(f"{self.label}: input of shape {x.shape} has "
+                                f"{x.shape[-1] if x.ndim else 0} features but this layer expects "
+                                f"{self.n_in} (W has shape {self.W.shape})")
+        return tg.linear(x, self.W, self.b)
+
+    def extra_repr(self) -> str:
+        return f"n_in={self.n_in}, n_out={self.n_out}, bias={self.b is not None}"
+
+
+class _ActivationNode(tg.Function):
+    """a = f(z) through an ``activations`` object: its forward, and its own backward.
+
+    The object keeps one cache; a node keeps the cache of its own call and puts it back
+    before calling backward, so one object can serve several places in one graph.
+    """
+    op_name = "activation"
+
+    @staticmethod
+    def forward(ctx, z, activation=None):
+        a = activation.forward(z)
+        ctx.activation = activation
+        ctx.cache = activation.cache
+        # Registered as saved so memory accounting sees them; never read back from here.
+        ctx.save_for_backward(*_arrays_in(ctx.cache))
+        return a
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        if isinstance(grad_output, tg.Tensor):
+            raise NotImplementedError(
+                f"{type(ctx.activation).__name__} (an activations-package object) has a "
+                f"numpy backward only, so it cannot be differentiated twice; for gradients "
+                f"of gradients use tinygraph's own ops (tinygraph.relu, tanh, sigmoid, ...)")
+        ctx.activation.cache = ctx.cache
+        return ctx.activation.backward(grad_output)
+
+    @property
+    def name(self) -> str:
+        return type(self.activation).__name__ + "Backward"
+
+
+def _arrays_in(cache: Any) -> tuple:
+    if isinstance(cache, np.ndarray):
+        return (cache,)
+    if isinstance(cache, (tuple, list)):
+        return tuple(c for c in cache if isinstance(c, np.ndarray))
+    if isinstance(cache, dict):
+        return tuple(c for c in cache.values() if isinstance(c, np.ndarray))
+    return ()
+
+
+class ActivationLayer(Module):
+    """Any ``activations`` object (ReLU(), GELU(), ...) or its name, as a graph node."""
+
+    def __init__(self, activation: Any) -> None:
+        super().__init__()
+        self.activation = acts.get(activation)
+        self.label = type(self.activation).__name__
+
+    def forward(self, z: Any) -> tg.Tensor:
+        return _ActivationNode.apply(z, activation=self.activation)
+
+    def extra_repr(self) -> str:
+        return repr(self.activation)

@@ -1,0 +1,154 @@
+"""``Module``: parameters and sub-modules in a tree, as in PyTorch; ``Sequential``."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Iterator
+
+import numpy as np
+
+import tinygraph as tg
+
+
+class Module:
+    """Base class of layers and networks.
+
+    Attributes that are Tensors requiring grad become parameters, attributes that are
+    Modules become children; ``named_parameters()`` walks the tree in assignment order
+    and names each parameter by its place (``layers.0.W``).
+
+    Calling a module runs ``forward`` and labels the graph nodes it created with the
+    module's ``label`` (``Linear 1``, ``ReLU 1``), so pictures can group them.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "label", type(self).__name__)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before "
+                               f"assigning attributes")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, tg.Tensor) and value.requires_grad:
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    # -- the tree --------------------------------------------------------------------
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, tg.Tensor]]:
+        for name, p in self._parameters.items():
+            yield prefix + name, p
+        for name, m in self._modules.items():
+            yield from m.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> list[tg.Tensor]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix.rstrip("."), self
+        for name, m in self._modules.items():
+            yield from m.named_modules(prefix + name + ".")
+
+    def name_parameters(self) -> None:
+        """Set every parameter's ``name`` to its place in the tree (e.g. ``layers.0.W``)."""
+        for name, p in self.named_parameters():
+            p.name = name
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's accumulated gradient."""
+        for p in self.parameters():
+            p.grad = None
+
+    # -- calling ---------------------------------------------------------------------
+    def forward(self, *args: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.forward(*args, **kwargs)
+        if isinstance(out, tg.Tensor) and out.grad_fn is not None:
+            stop = {id(a.grad_fn) for a in args if isinstance(a, tg.Tensor) and a.grad_fn is not None}
+            _label_nodes(out.grad_fn, stop, self.label)
+        return out
+
+    # -- saving ----------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of every parameter's array, by name."""
+        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Copy arrays into the parameters, checking names, shapes and dtypes."""
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
+                           f"unexpected keys {unexpected}")
+        for name, p in own.items():
+            if name not in state:
+                continue
+            arr = np.asarray(state[name])
+            if arr.shape != p.shape:
+                raise ValueError(f"load_state_dict: {name} has shape {arr.shape} in the state "
+                                 f"but {p.shape} in the model")
+            if arr.dtype.kind != "f":
+                raise TypeError(f"load_state_dict: {name} has dtype {arr.dtype}; expected a "
+                                f"floating-point array")
+            p.data = arr.astype(p.dtype, copy=True)
+            p.grad = None
+
+    def __repr__(self) -> str:
+        if not self._modules:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, m in self._modules.items():
+            child = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child}")
+        lines.append(")")
+        return "\n".join(lines)
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+def _label_nodes(root, stop: set, label: str) -> None:
+    """Give the nodes made inside one module call that module's label (innermost wins)."""
+    stack = [root]
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or id(node) in stop:
+            continue
+        seen.add(id(node))
+        if getattr(node, "module", None) is None:
+            node.module = label
+        for p in node.parents:
+            if isinstance(p, tg.Function):
+                stack.append(p)
+
+
+class Sequential(Module):
+    """Modules applied one after the other; children are named "0", "1", ..."""
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
+            setattr(self, str(i), m)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
