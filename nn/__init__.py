@@ -16,7 +16,8 @@ from .memory import MemoryTable, measure_memory, memory_table
 from .mlp import MLP, History
 from .module import Module, Sequential
 from .optim import SGD, Adam, Optimizer
+from .serialize import ModelFileError, load, save
 
 __all__ = ["data", "init", "manual", "crosscheck", "CrosscheckReport", "ActivationLayer", "Linear",
            "BCELoss", "MSELoss", "SoftmaxCrossEntropy", "MemoryTable", "measure_memory",
-           "memory_table", "MLP", "History", "Module", "Sequential", "SGD", "Adam", "Optimizer"]
+           "memory_table", "MLP", "History", "Module", "Sequential", "SGD", "Adam", "Optimizer", "save", "load", "ModelFileError"]

@@ -305,6 +305,13 @@ class SpecMLP:
                 f"{targets[idx].item()!r} at index {idx}"
             )
 
+    # -- saving ------------------------------------------------------------------------
+
+    def save(self, path: Any, **kwargs: Any) -> Any:
+        """Save to one ``.npz`` (arrays + JSON header, no pickle, atomic): see ``nn.serialize``."""
+        from nn.serialize import save
+        return save(self, path, **kwargs)
+
     # -- training helpers --------------------------------------------------------------
 
     def _fit_arguments(self, X: ArrayLike, y: ArrayLike, epochs: Any, learning_rate: Any,

@@ -167,7 +167,7 @@ class MLP(Module, SpecMLP):
             from tqdm.auto import tqdm
             n_batches = 1 if batch_size is None else math.ceil(n / batch_size)
             bar = tqdm(total=epochs * n_batches, desc="training", unit="batch",
-                       dynamic_ncols=True, leave=True)
+                       dynamic_ncols=True, leave=True, mininterval=0.5)
         try:
             for epoch in range(epochs):
                 total = 0.0
