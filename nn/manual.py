@@ -42,7 +42,6 @@ Gradient descent: ``W^(l) <- W^(l) - alpha dL/dW^(l)``, same for ``b^(l)``.
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 import warnings

@@ -7,7 +7,6 @@ same way, so their training runs can be compared step by step.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,8 +15,7 @@ from numpy.typing import ArrayLike, DTypeLike
 import activations as acts
 import tinygraph as tg
 
-from ._spec_mlp import (SOFTMAX, SpecMLP, _activation_name, _check_float_dtype, _check_int,
-                        resolve_architecture)
+from ._spec_mlp import (SOFTMAX, SpecMLP, _activation_name, _check_float_dtype, resolve_architecture)
 from .init import check_init_method, make_rng
 from .layers import ActivationLayer, Linear
 from .losses import BCELoss, MSELoss, SoftmaxCrossEntropy

@@ -14,7 +14,7 @@ may be shared with anything else is copied before it is modified or stored in ``
 from __future__ import annotations
 
 import weakref
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -72,7 +72,6 @@ def _root_grad(out, grad):
 def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: bool,
          inputs: Sequence | None = None) -> dict:
     """The traversal. Returns {id(input tensor): gradient} when ``inputs`` is given."""
-    from .tensor import Tensor
 
     node_grads: dict = {}        # node -> gradient of its output so far
     owned: set = set()           # ids of buffers the engine made (safe to add into in place)

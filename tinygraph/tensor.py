@@ -6,7 +6,6 @@ from typing import Any
 import numpy as np
 
 from . import autograd
-from .grad_mode import _state
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
