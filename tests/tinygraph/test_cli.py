@@ -1,0 +1,189 @@
+"""The tinygraph command line, end to end on small settings."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nn
+from tinygraph.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+VOID = {"meta", "img", "br", "hr", "input", "link"}
+
+
+class _TagChecker(HTMLParser):
+    """Collects tags and checks that every non-void tag is closed in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.counts: dict[str, int] = {}
+        self.svg_nodes = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.counts[tag] = self.counts.get(tag, 0) + 1
+        if tag == "g" and "node" in (dict(attrs).get("class") or "").split():
+            self.svg_nodes += 1
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.counts[tag] = self.counts.get(tag, 0) + 1
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}>, open: {self.stack[-3:]}")
+        else:
+            self.stack.pop()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    code = main(["demo", "--epochs", "2", "--out", str(out), "--quiet"])
+    return code, out
+
+
+def test_demo_exits_zero_and_writes_report_and_graphs(demo_run):
+    code, out = demo_run
+    assert code == 0
+    for name in ("report.html", "forward_graph.svg", "backward_graph.svg", "overlay_graph.svg"):
+        assert (out / name).stat().st_size > 1000, name
+    for svg in out.glob("*.svg"):
+        root = ET.fromstring(svg.read_bytes())          # each picture is well-formed XML
+        assert root.tag.endswith("svg")
+
+
+def test_demo_report_is_well_formed_html_with_svgs_and_tables(demo_run):
+    _, out = demo_run
+    text = (out / "report.html").read_text(encoding="utf-8")
+    checker = _TagChecker()
+    checker.feed(text)
+    checker.close()
+    assert checker.errors == []
+    assert checker.stack == []
+    assert checker.counts.get("svg", 0) == 3                     # forward, backward, overlay
+    assert checker.counts.get("table", 0) >= 3                   # confusion, cross-check, memory
+    assert checker.svg_nodes > 20
+    for needle in ("Test accuracy", "Cross-check", "layers.0.W", "Confusion matrix",
+                   "Cached activations a", "agree"):
+        assert needle in text, needle
+
+
+def test_demo_prints_summary(tmp_path, capsys):
+    assert main(["demo", "--epochs", "1", "--out", str(tmp_path), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "summary:" in printed and "test accuracy" in printed
+    assert str(tmp_path / "report.html") in printed
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_graph_command_writes_svg(tmp_path, backward):
+    out = tmp_path / "g.svg"
+    args = ["graph", "--layers", "4,8,3", "--activations", "relu,softmax", "--out", str(out)]
+    assert main(args + (["--backward"] if backward else [])) == 0
+    root = ET.fromstring(out.read_bytes())
+    text = out.read_text()
+    assert root.tag.endswith("svg")
+    assert ("LinearBackward" in text) == backward
+    assert "layers.0.W" in text
+
+
+def test_graph_command_writes_dot_source(tmp_path):
+    out = tmp_path / "g.gv"
+    assert main(["graph", "--layers", "3,2", "--activations", "sigmoid", "--out", str(out)]) == 0
+    assert out.read_text().startswith("digraph")
+
+
+def test_crosscheck_command_agrees_and_prints_table(capsys):
+    code = main(["crosscheck", "--layers", "6,5,4", "--activations", "tanh,softmax", "--batch", "7"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "AGREE" in printed and "layers.2.W" in printed
+
+
+def test_crosscheck_command_exits_one_on_disagreement(monkeypatch, capsys):
+    real = nn.manual.Layer.backward
+
+    def broken(self, delta, compute_input_grad=True):
+        out = real(self, delta, compute_input_grad)
+        self.dW = self.dW * 1.01                 # a wrong hand-derived gradient
+        return out
+
+    monkeypatch.setattr(nn.manual.Layer, "backward", broken)
+    code = main(["crosscheck", "--layers", "4,3,2", "--activations", "relu,softmax", "--batch", "5"])
+    assert code == 1
+    assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_train_command_saves_a_loadable_model(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    assert main(["train", "--epochs", "2", "--limit", "300", "--out", str(out), "--quiet"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    model = nn.load(out)
+    X_train, X_test, y_train, y_test = nn.data.digits_split()
+    assert model.layer_sizes == [64, 256, 128, 10]
+    assert model.score(X_test, y_test) > 0.5
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    ([], "COMMAND"),
+    (["frobnicate"], "invalid choice"),
+    (["demo", "--dataset", "cifar"], "invalid choice"),
+    (["demo", "--epochs", "0"], "positive int"),
+    (["demo", "--epochs", "many"], "positive int"),
+    (["graph", "--layers", "4,x,3", "--activations", "relu,softmax"], "--layers"),
+    (["graph", "--layers", "4", "--activations", "relu"], "at least two"),
+    (["graph", "--layers", "4,8,3", "--activations", "relu"], "one activation per layer"),
+    (["graph", "--layers", "4,8,3", "--activations", "relu,swoosh"], "unknown activation"),
+    (["graph", "--layers", "4,8,3", "--activations", "softmax,relu"], "last activation"),
+    (["crosscheck", "--layers", "4,3", "--activations", "relu", "--dtype", "float16"], "invalid choice"),
+    (["crosscheck", "--layers", "4,3", "--activations", "relu", "--batch", "-1"], "positive int"),
+])
+def test_bad_arguments_exit_two_with_usage(argv, fragment, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and fragment in err
+
+
+def test_missing_data_is_a_message_not_a_traceback(tmp_path, capsys):
+    code = main(["demo", "--dataset", "mnist", "--data", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err and "train-images-idx3-ubyte" in err
+
+
+@pytest.mark.parametrize("module", [["-m", "tinygraph"], ["-m", "tinygraph.cli"]])
+def test_python_dash_m_help(module):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, *module, "--help"], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=120)
+    assert run.returncode == 0
+    for sub in ("demo", "graph", "crosscheck", "train"):
+        assert sub in run.stdout
+
+
+@pytest.mark.parametrize("sub", ["demo", "graph", "crosscheck", "train"])
+def test_each_subcommand_has_help(sub, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([sub, "--help"])
+    assert exc.value.code == 0
+    assert "usage: tinygraph " + sub in capsys.readouterr().out
+
+
+def test_console_script_is_declared():
+    cfg = (ROOT / "setup.cfg").read_text()
+    assert "tinygraph = tinygraph.cli:main" in cfg
+    assert np.__version__  # numpy importable alongside
