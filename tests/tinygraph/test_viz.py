@@ -1,0 +1,448 @@
+"""tinygraph.viz: DOT text of known small graphs, determinism, elision, the cross-check
+overlay, the backward-state legend, and real renders through the pip-only graphviz-pure."""
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from tinygraph import viz
+
+DASH = "\u2014"
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+# -- reading DOT text back -----------------------------------------------------------------
+_NODE = re.compile(r'^\s*(\w+) \[(.*)\]$')
+_EDGE = re.compile(r'^\s*(\w+) -> (\w+)(?: \[(.*)\])?$')
+_ATTR = re.compile(r'([\w]+)=("(?:[^"\\]|\\.)*"|[^\s\]]+)')
+
+
+def _attrs(text: str) -> dict:
+    out = {}
+    for key, value in _ATTR.findall(text or ""):
+        if value.startswith('"'):
+            value = value[1:-1].replace('\\"', '"')
+        out[key] = value
+    return out
+
+
+def parse(g) -> SimpleNamespace:
+    """Nodes {id: attrs} and edges [(tail, head, attrs)] of a Digraph's DOT source."""
+    nodes, edges = {}, []
+    for line in g.source.splitlines():
+        m = _EDGE.match(line)
+        if m:
+            edges.append((m.group(1), m.group(2), _attrs(m.group(3))))
+            continue
+        m = _NODE.match(line)
+        if m and m.group(1) not in ("node", "edge", "graph"):
+            nodes[m.group(1)] = _attrs(m.group(2))
+    return SimpleNamespace(nodes=nodes, edges=edges)
+
+
+def of_class(p, cls: str) -> dict:
+    return {k: a for k, a in p.nodes.items() if cls in a.get("class", "").split()}
+
+
+def lines(attrs: dict) -> list:
+    return attrs["label"].replace("\\l", "\\n").split("\\n")
+
+
+def by_first_line(p, text: str) -> str:
+    found = [k for k, a in p.nodes.items() if lines(a)[0] == text]
+    assert len(found) == 1, (text, found)
+    return found[0]
+
+
+# -- graphs ----------------------------------------------------------------------------
+def small():
+    """((x * w) + b).sum() with x a named constant input, w and b parameters."""
+    x = tg.Tensor(np.array([0.0, 1.0, 2.0]), name="x")
+    w = tg.Tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True, name="w")
+    b = tg.Tensor(np.array([0.1, 0.2, 0.3]), requires_grad=True, name="b")
+    out = ((x * w) + b).sum()
+    return x, w, b, out
+
+
+def chain(n: int):
+    x = tg.Tensor(np.ones(2), requires_grad=True, name="x")
+    y = x
+    for _ in range(n):
+        y = y * 1.0
+    return x, y
+
+
+# -- forward graph ---------------------------------------------------------------------
+def test_forward_small_graph_nodes_labels_and_kinds():
+    *_, out = small()
+    g = viz.forward_graph(out)
+    assert isinstance(g, viz.graphviz.Digraph)
+    p = parse(g)
+    ops = of_class(p, "op")
+    assert len(ops) == len(tg.graph.nodes(out)) == 3
+    assert sorted(a["label"] for a in ops.values()) == ["add", "mul", "sum"]
+    assert all(a["shape"] == "ellipse" for a in ops.values())
+    params = of_class(p, "param")
+    assert sorted(lines(a)[0] for a in params.values()) == ["b", "w"]
+    assert all(lines(a)[1] == "(3,) float64" for a in params.values())
+    assert all(a["fillcolor"] == viz.PARAM_FILL for a in params.values())
+    inputs = of_class(p, "input")
+    assert [lines(a)[:2] for a in inputs.values()] == [["input", "(3,) float64"]]
+    assert inputs[next(iter(inputs))]["fillcolor"] == viz.INPUT_FILL
+    outs = of_class(p, "output")
+    assert [lines(a)[:2] for a in outs.values()] == [["output", "() float64"]]
+    assert next(iter(outs.values()))["fillcolor"] == viz.OUTPUT_FILL
+    inter = of_class(p, "intermediate")
+    assert sorted(lines(a)[0] for a in inter.values()) == ["(3,) float64", "(3,) float64"]
+    assert all(a["fillcolor"] == viz.INTER_FILL for a in inter.values())
+    assert len(p.nodes) == 3 + 3 + 3          # ops, their outputs, the three inputs
+
+
+def test_forward_edges_follow_data_flow():
+    *_, out = small()
+    p = parse(viz.forward_graph(out))
+    label = {k: a["label"] for k, a in p.nodes.items()}
+    pairs = {(label[t], label[h]) for t, h, _ in p.edges}
+    w_node = by_first_line(p, "w")
+    mul = next(k for k, v in label.items() if v == "mul")
+    add = next(k for k, v in label.items() if v == "add")
+    total = next(k for k, v in label.items() if v == "sum")
+    edges = {(t, h) for t, h, _ in p.edges}
+    assert (w_node, mul) in edges and (mul, w_node) not in edges
+    mul_out = [h for t, h in edges if t == mul]
+    assert len(mul_out) == 1 and (mul_out[0], add) in edges       # mul → tensor → add
+    sum_out = [h for t, h in edges if t == total]
+    assert len(sum_out) == 1 and "output" in p.nodes[sum_out[0]]["class"]
+    assert not any(t == sum_out[0] for t, _ in edges)               # the output is last
+    assert ("b\\n(3,) float64", "add") in pairs
+
+
+def test_forward_fan_out_draws_shared_tensor_once():
+    w = tg.Tensor(np.array([0.5, -1.0]), requires_grad=True, name="w")
+    h = w * 2.0
+    out = (h.exp() + h.tanh()).sum()
+    p = parse(viz.forward_graph(out))
+    ops = of_class(p, "op")
+    assert sorted(a["label"] for a in ops.values()) == ["add", "exp", "mul", "sum", "tanh"]
+    mul = next(k for k, a in ops.items() if a["label"] == "mul")
+    (h_node,) = [hd for t, hd, _ in p.edges if t == mul]
+    consumers = sorted(p.nodes[hd]["label"] for t, hd, _ in p.edges if t == h_node)
+    assert consumers == ["exp", "tanh"]
+    assert len(of_class(p, "param")) == 1
+
+
+def test_forward_clusters_from_module_labels():
+    *_, out = small()
+    nodes = tg.graph.nodes(out)               # sum, add, mul
+    nodes[1].module = "Linear 1"
+    nodes[2].module = "Linear 1"
+    nodes[0].module = "Loss"
+    src = viz.forward_graph(out).source
+    assert "subgraph cluster_0 {" in src and "subgraph cluster_1 {" in src
+    assert "label=Loss" in src and 'label="Linear 1"' in src
+    body = src.split('label="Linear 1"')[1].split("}")[0]
+    assert "label=mul" in body and "label=add" in body and "label=sum" not in body
+    assert 'label="w\\n(3,) float64"' in body     # a leaf used only inside the module
+    assert "cluster" not in viz.forward_graph(out, clusters=False).source
+
+
+def test_forward_values_small_and_large_and_dash_for_missing_grads():
+    *_, out = small()
+    big = tg.Tensor(np.arange(10.0), requires_grad=True, name="big")
+    out2 = out + (big * big).sum()
+    p = parse(viz.forward_graph(out2, show_values=True, show_grads=True))
+    w_lines = lines(p.nodes[by_first_line(p, "w")])
+    assert w_lines[2] == "[1, -2, 0.5]"
+    assert w_lines[3] == "grad: " + DASH
+    big_lines = lines(p.nodes[by_first_line(p, "big")])
+    assert big_lines[2] == f"norm {np.linalg.norm(np.arange(10.0)):.4g}, min 0, max 9"
+    assert big_lines[3] == "grad: " + DASH
+    assert "0.0" not in p.nodes[by_first_line(p, "w")]["label"]
+    x_lines = lines(p.nodes[by_first_line(p, "input")])
+    assert x_lines[2] == "[0, 1, 2]" and len(x_lines) == 3       # constants have no grad line
+    out2.backward(retain_graph=True)
+    p = parse(viz.forward_graph(out2, show_values=True, show_grads=True))
+    assert lines(p.nodes[by_first_line(p, "w")])[3] == "grad: [0, 1, 2]"
+    assert lines(p.nodes[by_first_line(p, "big")])[3].startswith("grad: norm ")
+    inter = of_class(p, "intermediate")
+    assert inter and all(lines(a)[-1] == "grad: " + DASH for a in inter.values())
+
+
+def test_forward_intermediate_dtype_follows_float32():
+    w = tg.Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True, name="w")
+    out = (w.T.exp() * 2.0).sum()
+    p = parse(viz.forward_graph(out))
+    inter = of_class(p, "intermediate")
+    assert sorted(lines(a)[0] for a in inter.values()) == [
+        "(3, 2) float32", "(3, 2) float32", "(3, 2) float32"]
+    assert lines(next(iter(of_class(p, "output").values())))[1] == "() float32"
+
+
+def test_forward_activation_adapter_shows_the_activation_name():
+    class MyAct(tg.Function):
+        op_name = "activation"
+
+        @staticmethod
+        def forward(ctx, z):
+            return np.maximum(z, 0)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+        @property
+        def name(self):
+            return "ReLUBackward"
+
+    z = tg.Tensor(np.array([1.0, -1.0]), requires_grad=True)
+    out = MyAct.apply(z).sum()
+    labels = sorted(a["label"] for a in of_class(parse(viz.forward_graph(out)), "op").values())
+    assert labels == ["ReLU", "sum"]
+    assert "ReLUBackward" in viz.backward_graph(out).source
+
+
+def test_rankdir_title_and_argument_checks():
+    *_, out = small()
+    assert "rankdir=TB" in viz.forward_graph(out, rankdir="TB").source
+    assert "rankdir=LR" in viz.forward_graph(out).source
+    assert 'label="my \\"net\\""' in viz.forward_graph(out, title='my "net"').source
+    with pytest.raises(ValueError, match="rankdir"):
+        viz.forward_graph(out, rankdir="XY")
+    with pytest.raises(ValueError, match="max_nodes"):
+        viz.backward_graph(out, max_nodes=0)
+    with pytest.raises(TypeError, match="Tensor"):
+        viz.forward_graph(np.ones(3))
+    with pytest.raises(TypeError, match="param_errors"):
+        viz.backward_graph(out, crosscheck=object())
+
+
+# -- determinism and size ------------------------------------------------------------------
+def test_same_graph_same_source_and_ids_from_walk_order():
+    *_, out = small()
+    for make in (lambda o: viz.forward_graph(o, show_values=True, show_grads=True),
+                 viz.backward_graph):
+        a, b = make(out).source, make(out).source
+        assert a == b
+        ids = re.findall(r"^\s*(n\d+) \[", a, flags=re.MULTILINE)
+        assert ids and sorted(ids, key=lambda s: int(s[1:])) == [f"n{i}" for i in range(len(ids))]
+    first = small()[-1]
+    second = small()[-1]
+    assert viz.forward_graph(first, show_values=True).source == \
+        viz.forward_graph(second, show_values=True).source
+    assert viz.backward_graph(first).source == viz.backward_graph(second).source
+
+
+def test_max_nodes_elides_with_a_count():
+    _, y = chain(50)
+    p = parse(viz.forward_graph(y, max_nodes=10))
+    assert len(of_class(p, "op")) == 10
+    (el,) = of_class(p, "elided").values()
+    assert lines(el)[0] == "... 40 more op nodes"
+    assert any(t == "elided" for t, _, _ in p.edges)
+    p = parse(viz.backward_graph(y, max_nodes=10))
+    assert len(of_class(p, "backward")) == 10
+    (el,) = of_class(p, "elided").values()
+    assert lines(el)[0] == "... 40 more backward nodes"
+    assert "backward nodes: 50 (10 drawn)" in of_class(p, "legend")["legend"]["label"]
+    full = parse(viz.forward_graph(y, max_nodes=None))     # 50 ops, their outputs, 50 scalar
+    assert len(of_class(full, "op")) == 50 and not of_class(full, "elided")   # constants, x
+    assert len(full.nodes) == 50 * 3 + 1
+
+
+def test_hundred_thousand_node_chain_is_elided_without_recursion_error():
+    _, y = chain(100_000)
+    g = viz.backward_graph(y)
+    p = parse(g)
+    assert len(of_class(p, "backward")) == 300
+    assert lines(of_class(p, "elided")["elided"])[0] == "... 99,700 more backward nodes"
+    f = parse(viz.forward_graph(y))
+    assert len(of_class(f, "op")) == 300
+    assert lines(of_class(f, "elided")["elided"])[0] == "... 99,700 more op nodes"
+    assert len(f.nodes) == 300 * 3 + 1           # ops, outputs, scalar constants, elision
+
+
+# -- backward graph --------------------------------------------------------------------
+def test_backward_nodes_edges_accumulators_and_saved_labels():
+    rng = np.random.default_rng(0)
+    x = tg.Tensor(rng.standard_normal((64, 784)))
+    W = tg.Tensor(rng.standard_normal((256, 784)) * 0.01, requires_grad=True, name="layers.0.W")
+    b = tg.Tensor(np.zeros(256), requires_grad=True, name="layers.0.b")
+    V = tg.Tensor(rng.standard_normal((256, 3)), requires_grad=True, name="V")
+    out = (tg.linear(x, W, b) @ V).sum()
+    p = parse(viz.backward_graph(out))
+    back = of_class(p, "backward")
+    assert sorted(a["label"] for a in back.values()) == [
+        "LinearBackward", "MatMulBackward", "SumBackward"]
+    acc = of_class(p, "accumulator")
+    assert sorted(lines(a)[0] for a in acc.values()) == [
+        "V (256, 3)", "layers.0.W (256, 784)", "layers.0.b (256,)"]
+    assert all(lines(a)[1] == "grad: " + DASH for a in acc.values())
+    saved = sorted(a["label"] for a in of_class(p, "saved").values())
+    assert "(64, 784) float64 \u00b7 401 KB" in saved
+    linear = next(k for k, a in back.items() if a["label"] == "LinearBackward")
+    matmul = next(k for k, a in back.items() if a["label"] == "MatMulBackward")
+    total = next(k for k, a in back.items() if a["label"] == "SumBackward")
+    arrows = {(t, h) for t, h, a in p.edges if "dir" not in a}
+    assert (total, matmul) in arrows and (matmul, linear) in arrows      # gradient flow
+    assert (linear, by_first_line(p, "layers.0.W (256, 784)")) in arrows
+    for t, h, a in p.edges:
+        if h in of_class(p, "saved"):
+            assert a.get("dir") == "none" and a.get("style") == "dashed"
+    out.backward()
+    p = parse(viz.backward_graph(out))
+    w_lines = lines(p.nodes[by_first_line(p, "layers.0.W (256, 784)")])
+    assert w_lines[1] == f"\u2016grad\u2016 = {np.linalg.norm(W.grad):.3g}"
+    assert not of_class(p, "saved")
+
+
+def test_saved_array_shared_by_two_nodes_is_drawn_once():
+    w = tg.Tensor(np.array([0.5, 1.5, -1.0]), requires_grad=True, name="w")
+    v = tg.Tensor(np.array([2.0, 1.0, 3.0]), requires_grad=True, name="v")
+    y = w.exp()                            # ExpBackward saves exp(w) ...
+    out = (y * v).sum()                    # ... and MulBackward saves the same array
+    exp_node = y.grad_fn
+    mul_node = out.grad_fn.parents[0]
+    assert exp_node.saved_tensors[0] is mul_node.saved_tensors[0]
+    p = parse(viz.backward_graph(out))
+    saved = of_class(p, "saved")
+    shared = [k for k in saved if sum(1 for _, h, _ in p.edges if h == k) == 2]
+    assert len(shared) == 1
+    assert saved[shared[0]]["label"] == "(3,) float64 \u00b7 24 B"
+    holders = sorted(p.nodes[t]["label"] for t, h, _ in p.edges if h == shared[0])
+    assert holders == ["ExpBackward", "MulBackward"]
+    assert len(saved) == len(list(tg.graph.saved_arrays(out))) == 2     # y, and v's array
+    legend = of_class(p, "legend")["legend"]["label"]
+    assert f"saved for backward: {tg.graph.saved_bytes(out)} B in 2 arrays" in legend
+
+
+def test_legend_states_before_and_after_backward():
+    *_, out = small()
+    legend = lambda: lines(of_class(parse(viz.backward_graph(out)), "legend")["legend"])
+    before = legend()
+    assert "state: before backward" in before
+    assert "backward nodes: 3" in before
+    assert any(s.startswith("saved for backward: 24 B in 1 array ") for s in before)
+    out.backward(retain_graph=True)
+    kept = next(s for s in legend() if s.startswith("state:"))
+    assert "retain_graph" in kept and "before backward" not in kept
+    out.backward()
+    after = legend()
+    assert "state: after backward (saved arrays released)" in after
+    assert any(s.startswith("saved for backward: 0 B") for s in after)
+
+
+def test_crosscheck_overlay_colours_wrong_gradient_red_and_right_one_green():
+    x, w, b, out = small()
+    extra = tg.Tensor(np.array(2.0), requires_grad=True, name="scale")
+    out = out * extra
+    out.backward()
+    manual = {"w": x.data * 2.0,                     # dL/dw = scale * x: right
+              "b": np.ones(3)}                       # forgot the factor scale: wrong
+
+    def rel(a, m):
+        return float(np.max(np.abs(a - m) / (np.abs(a) + np.abs(m) + 1e-8)))
+
+    report = SimpleNamespace(tol=1e-8, param_errors={k: rel(manual[k], p.grad)
+                                                     for k, p in (("w", w), ("b", b))})
+    assert report.param_errors["w"] <= report.tol < report.param_errors["b"]
+    p = parse(viz.backward_graph(out, crosscheck=report))
+    w_node = p.nodes[by_first_line(p, "w (3,)")]
+    b_node = p.nodes[by_first_line(p, "b (3,)")]
+    s_node = p.nodes[by_first_line(p, "scale ()")]
+    assert w_node["fillcolor"] == viz.OK_FILL and "ok" in w_node["class"].split()
+    assert lines(w_node)[-1] == f"rel err {report.param_errors['w']:.2g}"
+    assert b_node["fillcolor"] == viz.BAD_FILL and "bad" in b_node["class"].split()
+    assert lines(b_node)[-1] == f"rel err {report.param_errors['b']:.2g} > tol"
+    assert s_node["fillcolor"] == viz.PARAM_FILL and "rel err" not in s_node["label"]
+    legend = of_class(p, "legend")["legend"]["label"]
+    assert "cross-check (tol 1e-08): 1 ok, 1 failed" in legend
+    nan_report = SimpleNamespace(tol=1.0, param_errors={"w": float("nan")})
+    p = parse(viz.backward_graph(out, crosscheck=nan_report))
+    assert p.nodes[by_first_line(p, "w (3,)")]["fillcolor"] == viz.BAD_FILL
+
+
+# -- rendering -------------------------------------------------------------------------
+def pure():
+    binary = viz.find_dot(system=False)
+    assert binary is not None and "graphviz-pure" in os.path.basename(binary), \
+        "graphviz-pure (a pip dependency of tinygraph) is not installed"
+    return binary
+
+
+def test_real_svg_render_through_graphviz_pure(tmp_path):
+    *_, out = small()
+    nodes = tg.graph.nodes(out)
+    nodes[1].module = nodes[2].module = "Linear 1"
+    g = viz.forward_graph(out, show_values=True, show_grads=True)
+    path = viz.render(g, tmp_path / "forward.svg", dot=pure())
+    assert path == tmp_path / "forward.svg"
+    root = ET.parse(path).getroot()
+    assert root.tag == SVG_NS + "svg"
+    groups = [e for e in root.iter(SVG_NS + "g")]
+    classes = [e.get("class", "").split() for e in groups]
+    drawn = [c for c in classes if "node" in c]
+    assert len(drawn) == len(parse(g).nodes) == 9
+    assert sum("op" in c for c in drawn) == 3
+    assert sum("cluster" in c for c in classes) == 1
+    texts = [t.text for t in root.iter(SVG_NS + "text")]
+    assert "Linear 1" in texts and "grad: " + DASH in texts
+    bg = viz.backward_graph(out)
+    root = ET.parse(viz.render(bg, tmp_path / "backward", dot=pure())).getroot()
+    assert (tmp_path / "backward.svg").is_file()
+    assert sum("node" in e.get("class", "").split() for e in root.iter(SVG_NS + "g")) == \
+        len(parse(bg).nodes)
+
+
+def test_png_render_through_graphviz_pure_and_pdf_needs_system_graphviz(tmp_path):
+    *_, out = small()
+    g = viz.backward_graph(out)
+    png = viz.render(g, tmp_path / "b.png", dot=pure())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(RuntimeError, match="apt-get install graphviz"):
+        viz.render(g, tmp_path / "b.pdf", dot=pure())
+    assert (tmp_path / "b.gv").read_text(encoding="utf-8") == g.source
+    assert not (tmp_path / "b.pdf").exists()
+
+
+def test_no_renderer_writes_source_and_says_how_to_get_one(tmp_path, monkeypatch):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(viz, "_graphviz_pure", lambda: None)
+    assert viz.find_dot() is None
+    *_, out = small()
+    g = viz.forward_graph(out)
+    with pytest.raises(RuntimeError) as err:
+        viz.render(g, tmp_path / "f.svg")
+    assert "pip install graphviz-pure" in str(err.value)
+    assert "apt-get install graphviz" in str(err.value)
+    assert (tmp_path / "f.gv").read_text(encoding="utf-8") == g.source
+    assert not (tmp_path / "f.svg").exists()
+
+
+def test_find_dot_prefers_system_dot_then_graphviz_pure(tmp_path, monkeypatch):
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    fake = folder / "dot"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))
+    assert viz.find_dot() == str(fake)
+    binary = viz.find_dot(system=False)
+    assert binary is not None and os.path.basename(binary).startswith("graphviz-pure")
+
+
+def test_picture_displays_in_notebooks_without_system_dot(monkeypatch):
+    binary = pure()
+    monkeypatch.setattr(viz, "find_dot", lambda system=True: binary)
+    *_, out = small()
+    g = viz.forward_graph(out)
+    bundle = g._repr_mimebundle_()
+    svg = bundle["image/svg+xml"]
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert g._repr_image_png()[:4] == b"\x89PNG"
