@@ -75,8 +75,6 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
 
     node_grads: dict = {}        # node -> gradient of its output so far
     owned: set = set()           # ids of buffers the engine made (safe to add into in place)
-    handed: set = set()          # ids of arrays stored somewhere a user can see them
-    leaf_grads: dict = {}        # leaf id -> (leaf, gradient) when collecting for grad()
     wanted = None
     if inputs is not None:
         wanted = {id(t): t for t in inputs}
@@ -85,6 +83,8 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
     else:
         wanted_nodes = {}
     retained = dict(_retained) if _retained and inputs is None else None
+    leaf_sink = _LeafGrads(wanted, create_graph)
+    leaf_grads = leaf_sink.collected
 
     roots = []
     for out, g in zip(outputs, grads):
@@ -93,9 +93,9 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 "backward: this tensor does not require grad, so it has no graph to run back "
                 "through; make a leaf with requires_grad=True (or a Parameter) and compute the "
                 "output from it, outside no_grad()")
-        handed.add(id(g))
+        leaf_sink.handed.add(id(g))
         if out.grad_fn is None:        # a leaf as output: its gradient is grad itself
-            _accumulate_leaf(out, g, leaf_grads, wanted, handed, create_graph)
+            leaf_sink.add(out, g)
             continue
         node = out.grad_fn
         if node in node_grads:
@@ -115,6 +115,8 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
             g = node_grads.pop(node, None)
             if g is None:
                 input_grads = None
+                if not retain_graph:
+                    node._release()             # no gradient reached it: free it all the same
             else:
                 if owned:
                     owned.discard(id(g))
@@ -132,7 +134,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 if create_graph or node._trace is not None or not node._builtin:
                     input_grads = _call_backward(node, g, create_graph)
                 else:                                   # the hot path: a built-in op
-                    if node._protected:
+                    if node._locked:
                         node._check_saved()
                     input_grads = node.backward(node, g)
                     if type(input_grads) is not tuple:
@@ -147,7 +149,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 ig = input_grads[i] if input_grads is not None else None
                 if not isinstance(p, Function):          # a leaf tensor
                     if ig is not None:
-                        _accumulate_leaf(p, ig, leaf_grads, wanted, handed, create_graph)
+                        leaf_sink.add(p, ig)
                     continue
                 if ig is not None:
                     prev = node_grads.get(p)
@@ -180,7 +182,7 @@ def _call_backward(node: Function, g, create_graph: bool):
         finally:
             node.saved_tensors = saved
     else:
-        if node._protected:
+        if node._locked:
             node._check_saved()
         result = type(node).backward(node, g)
     if type(result) is not tuple:
@@ -235,24 +237,47 @@ def _stored_copy(g):
     return g
 
 
-def _accumulate_leaf(leaf, ig, leaf_grads, wanted, handed, create_graph):
-    if type(ig) is np.ndarray and ig.dtype != leaf.data.dtype:
-        ig = ig.astype(leaf.data.dtype)
-    if wanted is not None:
-        key = id(leaf)
-        if key in wanted:
-            prev = leaf_grads.get(key)
-            leaf_grads[key] = (leaf, ig if prev is None else prev[1] + ig)
-        return
-    if create_graph:
-        ig = ig.data if not isinstance(ig, np.ndarray) else ig
-    if leaf.grad is None:
-        if ig.base is not None or id(ig) in handed or not ig.flags.writeable:
-            ig = np.array(ig, copy=True)
-        leaf.grad = ig
-        handed.add(id(ig))
-    else:
-        leaf.grad += ig
+class _LeafGrads:
+    """Where leaf gradients go during one pass: into ``.grad``, or collected for ``grad()``.
+
+    A gradient is stored as it comes only when nothing else can hold it (not a view, not
+    handed to anything else yet); it is added into in place only when this pass made the
+    buffer itself (a copy or a sum), because a stored gradient may still be in flight
+    towards other nodes (``add`` hands the same array to both of its inputs).
+    """
+
+    def __init__(self, wanted: dict | None, create_graph: bool) -> None:
+        self.wanted = wanted
+        self.create_graph = create_graph
+        self.collected: dict = {}     # leaf id -> (leaf, gradient), for grad()
+        self.handed: set = set()      # ids of arrays stored where a user can see them
+        self.owned: set = set()       # ids of .grad buffers made in this pass
+
+    def add(self, leaf, ig) -> None:
+        if type(ig) is np.ndarray and ig.dtype != leaf.data.dtype:
+            ig = ig.astype(leaf.data.dtype)
+        if self.wanted is not None:
+            key = id(leaf)
+            if key in self.wanted:
+                prev = self.collected.get(key)
+                self.collected[key] = (leaf, ig if prev is None else prev[1] + ig)
+            return
+        if self.create_graph:
+            ig = ig.data if not isinstance(ig, np.ndarray) else ig
+        current = leaf.grad
+        if current is None:
+            if ig.base is not None or id(ig) in self.handed or not ig.flags.writeable:
+                ig = np.array(ig, copy=True)
+                self.owned.add(id(ig))
+            leaf.grad = ig
+            self.handed.add(id(ig))
+        elif id(current) in self.owned:
+            current += ig
+        else:
+            total = current + ig
+            self.owned.add(id(total))
+            self.handed.add(id(total))
+            leaf.grad = total
 
 
 def backward(output, grad: Any = None, retain_graph: bool = False) -> None:

@@ -86,45 +86,36 @@ def _unlock(arrays: list) -> None:
             a.flags.writeable = True
 
 
-def _protect(saved: tuple, sources: tuple, parents: list) -> tuple:
-    """Make the saved arrays read-only so that an in-place write cannot corrupt backward.
+def _protect(saved: tuple, sources: tuple) -> tuple:
+    """Keep the saved arrays from being changed before backward reads them.
 
     - arrays made inside forward (masks, indices) are private: nothing to do;
-    - an op's output or an intermediate's array is owned by the graph: read-only for good;
-    - a leaf's or a constant's array (parameters, user data) is locked with a count and made
-      writable again when the last node holding it is released;
-    - for a view, the array that owns the memory is locked (counted) as well.
-    Returns (the arrays made read-only, the counted locks or None).
+    - an array that owns its memory (a parameter, the user's data, an op's output) is made
+      read-only, counted per array, until the last node holding it is released;
+    - a view (a slice of a dataset, a transpose) could still be written through the array
+      that owns its memory, so a private copy is saved instead.
+    Returns (the arrays to keep, the locks or None).
     """
-    protected = []
-    counted = None
-    for a, src in zip(saved, sources):
+    locks = None
+    kept = None
+    for i, (a, src) in enumerate(zip(saved, sources)):
         if src is None or type(a) is not np.ndarray:
             continue
-        base = a.base
-        if base is not None:
-            while isinstance(base, np.ndarray) and base.base is not None:
-                base = base.base
-            if isinstance(base, np.ndarray):
-                if counted is None:
-                    counted = _Locks()
-                _lock_shared(base, counted)
-        if src == -1 or isinstance(parents[src], Function):
-            if a.flags.writeable:
-                a.flags.writeable = False
-            protected.append(a)
-        else:
-            if counted is None:
-                counted = _Locks()
-            _lock_shared(a, counted)
-            protected.append(a)
-    return protected, counted
+        if a.base is not None:
+            if kept is None:
+                kept = list(saved)
+            kept[i] = np.array(a, copy=True)
+            continue
+        if locks is None:
+            locks = _Locks()
+        _lock_shared(a, locks)
+    return (saved if kept is None else tuple(kept)), locks
 
 
 class Function:
     """Base class of every op; an instance is one node of the graph (and the ``ctx``)."""
 
-    __slots__ = ("parents", "needs_input_grad", "saved_tensors", "_saved_src", "_protected", "_locked",
+    __slots__ = ("parents", "needs_input_grad", "saved_tensors", "_saved_src", "_locked",
                  "_released", "_input_shapes", "_trace", "__dict__", "__weakref__")
 
     #: name used in error messages and pictures; defaults to the class name in lower case
@@ -195,10 +186,9 @@ class Function:
         saved = ctx.saved_tensors
         if saved:
             ctx._saved_src = src = _sources(saved, arrays, out)
-            ctx._protected, ctx._locked = _protect(saved, src, parents)
+            ctx.saved_tensors, ctx._locked = _protect(saved, src)
         else:
             ctx._saved_src = ()
-            ctx._protected = ()
             ctx._locked = None
         if _state.anomaly:
             from .anomaly import check_forward, user_frame
@@ -228,14 +218,17 @@ class Function:
         if self._locked:
             self._locked.release()
         self._locked = None
-        self._protected = ()
         self.saved_tensors = ()
+        extra = getattr(self, "__dict__", None)
+        if extra:                       # arrays an op kept as attributes (ctx.cache, ...)
+            for key in [k for k, v in extra.items() if isinstance(v, np.ndarray)]:
+                del extra[key]
         self._released = True
 
     def _check_saved(self) -> None:
         """Raise if a saved array was made writable again (and so may have changed)."""
         from .errors import InPlaceModificationError
-        for a in self._protected:
+        for a in self._locked or ():
             if a.flags.writeable:
                     raise InPlaceModificationError(
                         f"{self.name}: an array of shape {a.shape} saved for backward by "
