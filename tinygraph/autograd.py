@@ -147,6 +147,8 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 if p is None:
                     continue
                 ig = input_grads[i] if input_grads is not None else None
+                if ig is not None and type(ig) is not np.ndarray and not create_graph:
+                    ig = np.asarray(ig)                  # numpy gives scalars for 0-d results
                 if not isinstance(p, Function):          # a leaf tensor
                     if ig is not None:
                         leaf_sink.add(p, ig)
@@ -321,12 +323,16 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
         roots = [r if isinstance(r, Tensor) else Tensor._from_op(r, None) for r in roots]
     found = _run(outs, roots, retain_graph=retain_graph, create_graph=create_graph, inputs=ins)
     result = []
+    seen = {id(r) for r in roots}        # grad_outputs must not come back as results
     for t in ins:
         entry = found.get(id(t))
         g = None if entry is None else entry[1]
         if create_graph and g is not None and not isinstance(g, Tensor):
             g = Tensor._from_op(np.asarray(g), None)
-        if not create_graph and isinstance(g, np.ndarray) and (g.base is not None or not g.flags.writeable):
-            g = np.array(g, copy=True)
+        if not create_graph and g is not None:
+            g = np.asarray(g)
+            if id(g) in seen or g.base is not None or not g.flags.writeable:
+                g = np.array(g, copy=True)   # every result is its own array
+            seen.add(id(g))
         result.append(g)
     return tuple(result)

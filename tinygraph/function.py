@@ -177,7 +177,7 @@ class Function:
         out = cls.forward(ctx, *arrays, **kwargs)
         if type(out) is not np.ndarray:
             out = np.asarray(out)    # reductions may give numpy scalars: keep arrays
-        if not record:
+        if not record or out.dtype.kind != "f":   # integer/bool results are not differentiable
             return Tensor._from_op(out, None)
 
         ctx.parents = parents

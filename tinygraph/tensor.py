@@ -173,9 +173,10 @@ class Tensor:
     # -- numpy interoperability: see interop.py -------------------------------
     def __array__(self, dtype=None, copy=None):
         raise TypeError(
-            "a tinygraph Tensor was converted to a numpy array, which would silently drop it "
-            "out of the graph; use tensor.data (or .numpy()) for the values without gradient, "
-            "or a tinygraph op to stay in the graph")
+            "numpy.asarray / numpy.array (or a numpy function without a tinygraph op) tried to "
+            "convert a tinygraph Tensor to a numpy array, which would silently drop it out of "
+            "the graph; use tensor.data (or .numpy()) for the values without gradient, or a "
+            "tinygraph op to stay in the graph")
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         from .interop import array_ufunc

@@ -4,6 +4,8 @@ tensor's dtype (numpy's weak-scalar rule), so float32 stays float32.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..function import Function
@@ -112,7 +114,9 @@ class Pow(Function):
         if n[0]:
             ga = unbroadcast(g * p * a ** (p - 1), _shape(ctx, 0))
         if n[1]:
-            gp = unbroadcast(g * out * np.log(a), _shape(ctx, 1))
+            # math.log keeps a Python-number base a weak scalar (no float64 upcast)
+            log_a = math.log(a) if isinstance(a, (int, float)) else np.log(a)
+            gp = unbroadcast(g * out * log_a, _shape(ctx, 1))
         return ga, gp
 
 

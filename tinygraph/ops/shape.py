@@ -173,9 +173,10 @@ class IndexAdd(Function):
 
 def index_add(g, index, shape):
     """Scatter-add ``g`` into zeros of ``shape`` at ``index`` (arrays or Tensors)."""
-    if isinstance(g, np.ndarray):
-        return IndexAdd.forward(IndexAdd.__new__(IndexAdd), g, index=index, shape=shape)
-    return IndexAdd.apply(g, index=index, shape=shape)
+    from ..tensor import Tensor
+    if isinstance(g, Tensor):                  # a recorded backward (create_graph)
+        return IndexAdd.apply(g, index=index, shape=shape)
+    return IndexAdd.forward(IndexAdd.__new__(IndexAdd), np.asarray(g), index=index, shape=shape)
 
 
 class Concatenate(Function):
