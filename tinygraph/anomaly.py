@@ -45,7 +45,7 @@ def check_backward(node, grads) -> None:
     for i, g in enumerate(grads):
         if g is None:
             continue
-        arr = g.data if not isinstance(g, np.ndarray) else g
+        arr = g._data if not isinstance(g, np.ndarray) else g
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             raise AnomalyError(f"detect_anomaly: {node.name} returned a NaN or Inf gradient for "
                                f"input {i} (shape {arr.shape}); its forward op was called at "

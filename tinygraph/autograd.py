@@ -52,15 +52,15 @@ def _topological_counts(roots: list) -> dict:
 
 def _root_grad(out, grad):
     if grad is None:
-        if out.data.size != 1:
+        if out._data.size != 1:
             raise BackwardError(
                 f"backward: output has shape {out.shape}, not a scalar; pass grad= an array of "
                 f"shape {out.shape} (the gradient of the final loss with respect to this output), "
                 f"or reduce it first, e.g. out.sum().backward()")
-        return np.ones_like(out.data)
+        return np.ones_like(out._data)
     from .tensor import Tensor
     if isinstance(grad, Tensor) and not _state.create_graph:
-        grad = grad.data
+        grad = grad._data
     if not isinstance(grad, Tensor):
         grad = np.asarray(grad, dtype=out.dtype)
     if grad.shape != out.shape:
@@ -256,8 +256,8 @@ class _LeafGrads:
         self.owned: set = set()       # ids of .grad buffers made in this pass
 
     def add(self, leaf, ig) -> None:
-        if type(ig) is np.ndarray and ig.dtype != leaf.data.dtype:
-            ig = ig.astype(leaf.data.dtype)
+        if type(ig) is np.ndarray and ig.dtype != leaf._data.dtype:
+            ig = ig.astype(leaf._data.dtype)
         if self.wanted is not None:
             key = id(leaf)
             if key in self.wanted:
@@ -265,7 +265,7 @@ class _LeafGrads:
                 self.collected[key] = (leaf, ig if prev is None else prev[1] + ig)
             return
         if self.create_graph:
-            ig = ig.data if not isinstance(ig, np.ndarray) else ig
+            ig = ig._data if not isinstance(ig, np.ndarray) else ig
         current = leaf.grad
         if current is None:
             if ig.base is not None or id(ig) in self.handed or not ig.flags.writeable:

@@ -20,10 +20,12 @@ An op is a subclass with two static methods, written side by side::
 runs ``forward`` on the inputs' arrays, and links the node to its inputs' nodes.
 ``backward`` returns ``None`` for an input that is not differentiable.
 
-Saved arrays are made read-only while the graph holds them, so an in-place write
-such as ``x.data[0] = 5`` between forward and backward fails at once instead of
-silently corrupting a gradient; they become writable again when backward releases
-the graph or the graph is dropped.
+Nothing a node saved can change before backward reads it: the data of a tensor made by
+a recorded op is only ever shown read-only, and a leaf's array (a parameter, the user's
+data) is made read-only while a graph holds it, so ``x.data[0] = 5`` between forward
+and backward fails at once instead of silently corrupting a gradient; it becomes
+writable again when backward releases the graph or the graph is dropped. A saved view is
+copied, since it could change through the array that owns its memory.
 
 Backward code written with numpy operators and functions (``*``, ``@``, ``np.exp``,
 ``.sum(axis=...)``) also runs on Tensors, because Tensors implement numpy's dispatch
@@ -86,14 +88,16 @@ def _unlock(arrays: list) -> None:
             a.flags.writeable = True
 
 
-def _protect(saved: tuple, sources: tuple) -> tuple:
+def _protect(saved: tuple, sources: tuple, parents: list) -> tuple:
     """Keep the saved arrays from being changed before backward reads them.
 
     - arrays made inside forward (masks, indices) are private: nothing to do;
-    - an array that owns its memory (a parameter, the user's data, an op's output) is made
-      read-only, counted per array, until the last node holding it is released;
-    - a view (a slice of a dataset, a transpose) could still be written through the array
-      that owns its memory, so a private copy is saved instead.
+    - an op's output, or an intermediate tensor's array: users only ever see it read-only
+      (``Tensor.data`` of a non-leaf is a read-only view): nothing to do;
+    - a leaf's or a constant's array (parameters, the user's data) is made read-only,
+      counted per array, until the last node holding it is released;
+    - a view (a slice of a dataset, a transpose of a weight) could still be written through
+      the array that owns its memory, so a private copy is saved instead.
     Returns (the arrays to keep, the locks or None).
     """
     locks = None
@@ -105,6 +109,8 @@ def _protect(saved: tuple, sources: tuple) -> tuple:
             if kept is None:
                 kept = list(saved)
             kept[i] = np.array(a, copy=True)
+            continue
+        if src == -1 or isinstance(parents[src], Function):
             continue
         if locks is None:
             locks = _Locks()
@@ -147,7 +153,7 @@ class Function:
         ctx.saved_tensors = ()
         if not _state.grad_enabled:
             ctx.needs_input_grad = [False] * len(inputs)
-            out = cls.forward(ctx, *[x.data if isinstance(x, Tensor) else x for x in inputs],
+            out = cls.forward(ctx, *[x._data if isinstance(x, Tensor) else x for x in inputs],
                               **kwargs)
             return Tensor._from_op(out if type(out) is np.ndarray else np.asarray(out), None)
 
@@ -158,7 +164,7 @@ class Function:
         record = False
         for x in inputs:
             if isinstance(x, Tensor):
-                d = x.data
+                d = x._data
                 arrays.append(d)
                 shapes.append(d.shape)
                 if x.requires_grad:
@@ -186,7 +192,7 @@ class Function:
         saved = ctx.saved_tensors
         if saved:
             ctx._saved_src = src = _sources(saved, arrays, out)
-            ctx.saved_tensors, ctx._locked = _protect(saved, src)
+            ctx.saved_tensors, ctx._locked = _protect(saved, src, parents)
         else:
             ctx._saved_src = ()
             ctx._locked = None

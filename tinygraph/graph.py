@@ -64,5 +64,5 @@ def saved_bytes(outputs: Tensor | Iterable[Tensor], include_parameters: bool = T
     With ``include_parameters=False``, arrays that are a leaf's own data (parameters, which
     live in memory anyway) are left out: what remains is the memory the graph adds.
     """
-    skip = set() if include_parameters else {id(t.data) for t in leaves(outputs)}
+    skip = set() if include_parameters else {id(t._data) for t in leaves(outputs)}
     return int(sum(a.nbytes for _, a in saved_arrays(outputs) if id(a) not in skip))

@@ -10,7 +10,7 @@ from . import autograd
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     try:
         arr = np.asarray(data, dtype=dtype)
     except (TypeError, ValueError) as exc:
@@ -34,7 +34,7 @@ class Tensor:
     None for leaves), ``is_leaf``, ``shape``, ``dtype``, ``ndim``, ``name``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "name", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
@@ -45,7 +45,7 @@ class Tensor:
                 f"Tensor: requires_grad=True needs floating-point data, got dtype {arr.dtype}; "
                 f"pass dtype=np.float64 (or np.float32), e.g. Tensor(data, dtype=np.float64, "
                 f"requires_grad=True)")
-        self.data = arr
+        self._data = arr
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.grad_fn = None
@@ -55,7 +55,7 @@ class Tensor:
     def _from_op(cls, data: np.ndarray, grad_fn) -> "Tensor":
         # Hot path: no checks, the op produced a valid array.
         t = cls.__new__(cls)
-        t.data = data
+        t._data = data
         t.grad = None
         t.requires_grad = grad_fn is not None
         t.grad_fn = grad_fn
@@ -64,44 +64,66 @@ class Tensor:
 
     # -- properties ------------------------------------------------------------
     @property
+    def data(self) -> np.ndarray:
+        """The values. A leaf's array is yours to change (outside a pending backward); the
+        array of a tensor made by a recorded op is shown read-only, because the graph may
+        need it for backward: copy it (``t.data.copy()``) to change it."""
+        if self.grad_fn is None:
+            return self._data
+        view = self._data.view()
+        view.flags.writeable = False
+        return view
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        if self.grad_fn is not None:
+            raise RuntimeError("cannot assign .data of a tensor made by a recorded op; "
+                               "detach() it first")
+        arr = _as_array(value)
+        if self.requires_grad and arr.dtype.kind != "f":
+            raise TypeError(f"Tensor.data: a tensor that requires grad needs floating-point "
+                            f"data, got dtype {arr.dtype}")
+        self._data = arr
+
+    @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d Tensor")
-        return len(self.data)
+        return len(self._data)
 
     # -- conversions -----------------------------------------------------------
     def item(self) -> float:
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
-            raise ValueError(f"item(): tensor has {self.data.size} elements (shape {self.shape}); "
+        if self._data.size != 1:
+            raise ValueError(f"item(): tensor has {self._data.size} elements (shape {self.shape}); "
                              f"only one-element tensors convert to a Python number")
-        return self.data.item()
+        return self._data.item()
 
     def numpy(self) -> np.ndarray:
-        """The underlying array (shared, not copied)."""
+        """The values as a numpy array (shared, not copied; read-only for an op's result)."""
         return self.data
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __float__(self) -> float:
         return float(self.item())
@@ -110,14 +132,17 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
-            raise ValueError(f"the truth value of a Tensor with {self.data.size} elements is "
+        if self._data.size != 1:
+            raise ValueError(f"the truth value of a Tensor with {self._data.size} elements is "
                              f"ambiguous; use (t > 0).data.any() or .all()")
-        return bool(self.data)
+        return bool(self._data)
 
     def detach(self) -> "Tensor":
-        """A new leaf sharing this tensor's data, cut off from the graph."""
-        return Tensor._from_op(self.data, None)
+        """A new leaf sharing this tensor's data, cut off from the graph.
+
+        Detaching a tensor made by a recorded op gives read-only data (the graph may still
+        need it); ``Tensor(t.data.copy())`` gives a writable copy."""
+        return Tensor._from_op(self._data if self.grad_fn is None else self.data, None)
 
     def astype(self, dtype: Any) -> "Tensor":
         from .ops import cast
@@ -147,8 +172,8 @@ class Tensor:
         self.grad = None
 
     def requires_grad_(self, flag: bool = True) -> "Tensor":
-        if flag and self.data.dtype.kind != "f":
-            raise TypeError(f"requires_grad_(): dtype {self.data.dtype} cannot require grad; "
+        if flag and self._data.dtype.kind != "f":
+            raise TypeError(f"requires_grad_(): dtype {self._data.dtype} cannot require grad; "
                             f"use .astype(np.float64)")
         if self.grad_fn is not None and not flag:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
@@ -156,7 +181,7 @@ class Tensor:
         return self
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, precision=4, threshold=20, edgeitems=2,
+        body = np.array2string(self._data, precision=4, threshold=20, edgeitems=2,
                                separator=", ", prefix="Tensor(")
         extras = [f"shape={self.shape}", f"dtype={self.dtype}"]
         if self.name:
@@ -208,7 +233,7 @@ def _reflected(fn):
 
 def _comparison(ufunc):
     def method(self, other):
-        return Tensor._from_op(ufunc(self.data, other.data if isinstance(other, Tensor) else other), None)
+        return Tensor._from_op(ufunc(self._data, other._data if isinstance(other, Tensor) else other), None)
     return method
 
 

@@ -1,0 +1,89 @@
+"""detect_anomaly(): a forward NaN/Inf names the op and the user's line; a backward NaN/Inf
+names the backward node."""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+
+def _next_line():
+    return inspect.currentframe().f_back.f_lineno + 1
+
+
+def test_forward_nan_names_op_and_user_line():
+    x = tg.Tensor([1.0, -1.0], requires_grad=True)
+    with np.errstate(invalid="ignore"), tg.detect_anomaly():
+        with pytest.raises(tg.AnomalyError) as info:
+            line = _next_line()
+            tg.log(x)
+    msg = str(info.value)
+    assert "log" in msg
+    assert f"test_anomaly.py:{line}" in msg, msg
+    assert issubclass(tg.AnomalyError, FloatingPointError)
+
+
+def test_forward_inf_names_op():
+    x = tg.Tensor([1.0, 1000.0], requires_grad=True)
+    with np.errstate(over="ignore"), tg.detect_anomaly():
+        with pytest.raises(tg.AnomalyError) as info:
+            line = _next_line()
+            _ = (x * 2.0).exp()
+    assert "exp" in str(info.value)
+    assert f"test_anomaly.py:{line}" in str(info.value)
+
+
+def test_backward_inf_names_backward_node_and_forward_line():
+    x = tg.Tensor([0.0, 4.0], requires_grad=True)
+    with np.errstate(divide="ignore"), tg.detect_anomaly():
+        line = _next_line()
+        y = tg.sqrt(x)                    # forward is finite: sqrt(0) = 0
+        loss = (y * 3.0).sum()
+        with pytest.raises(tg.AnomalyError) as info:
+            loss.backward()               # d sqrt/dx at 0 = inf
+    msg = str(info.value)
+    assert "SqrtBackward" in msg
+    assert f"test_anomaly.py:{line}" in msg
+
+
+class NanGrad(tg.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2.0
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * np.nan
+
+
+def test_backward_nan_from_custom_function_names_it():
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    with tg.detect_anomaly():
+        y = (NanGrad.apply(x) * 1.0).sum()
+        with pytest.raises(tg.AnomalyError) as info:
+            y.backward()
+    assert "NanGradBackward" in str(info.value)
+
+
+def test_without_detect_anomaly_nans_propagate_silently():
+    x = tg.Tensor([0.0, 4.0], requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tg.sqrt(x).sum().backward()
+        y = tg.log(tg.Tensor([-1.0], requires_grad=True))
+    assert np.isinf(x.grad[0])
+    assert np.isnan(y.data[0])
+
+
+def test_detect_anomaly_is_scoped_and_clean_runs_pass():
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    with tg.detect_anomaly():
+        loss = (tg.log(x) * tg.exp(x)).sum()
+        loss.backward()
+    np.testing.assert_allclose(x.grad, np.exp([1.0, 2.0]) * (1 / np.array([1.0, 2.0])
+                                                            + np.log([1.0, 2.0])))
+    with np.errstate(invalid="ignore"):
+        y = tg.log(tg.Tensor([-1.0], requires_grad=True))   # outside: no error
+    assert np.isnan(y.data[0])

@@ -1,0 +1,501 @@
+"""The engine: backward/grad traversal, fan-out, accumulation, retain_graph, released graphs,
+aliasing, the custom-Function API, and a hypothesis fuzz of random DAGs against finite
+differences."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygraph as tg
+from _tgutil import SETTINGS, leaf, numerical_grad
+
+
+# -- fan-out, diamonds, shared subexpressions --------------------------------------------------
+
+def test_fan_out_tensor_used_three_times_gets_the_sum():
+    x0 = np.array([0.5, -1.0, 2.0])
+    x = leaf(x0)
+    y = x * 2.0 + x * x + tg.exp(x)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, 2.0 + 2 * x0 + np.exp(x0), rtol=1e-12)
+
+
+def test_fan_out_of_an_intermediate_three_uses():
+    x0 = np.array([0.5, -1.0, 2.0])
+    x = leaf(x0)
+    h = x * 3.0
+    h.retain_grad()
+    out = (h + h * h + tg.tanh(h)).sum()
+    out.backward()
+    h0 = 3 * x0
+    dh = 1 + 2 * h0 + (1 - np.tanh(h0) ** 2)
+    np.testing.assert_allclose(h.grad, dh, rtol=1e-12)
+    np.testing.assert_allclose(x.grad, 3 * dh, rtol=1e-12)
+
+
+def test_diamond():
+    a0 = np.array([1.5, -0.5])
+    a = leaf(a0)
+    b = a * 2.0
+    c = a * 3.0
+    d = b * c            # 6 a^2
+    d.sum().backward()
+    np.testing.assert_allclose(a.grad, 12 * a0)
+
+
+def test_nested_diamonds_and_shared_subexpression():
+    x0, y0 = np.array([0.3, 1.2]), np.array([-0.7, 0.4])
+    x, y = leaf(x0), leaf(y0)
+    s = x * y                       # shared
+    t = s * s + s                   # uses s twice
+    u = tg.tanh(s) * t              # and again
+    u.sum().backward()
+    s0 = x0 * y0
+    t0 = s0 ** 2 + s0
+    du_ds = (1 - np.tanh(s0) ** 2) * t0 + np.tanh(s0) * (2 * s0 + 1)
+    np.testing.assert_allclose(x.grad, du_ds * y0, rtol=1e-12)
+    np.testing.assert_allclose(y.grad, du_ds * x0, rtol=1e-12)
+
+
+def test_one_leaf_reused_in_many_places():
+    x0 = np.array([0.1, 0.2, 0.3])
+    x = leaf(x0)
+    total = x * 0.0
+    for i in range(1, 101):
+        total = total + x * float(i)
+    total = total + tg.sum(x) + x[0] + x[[1, 1]].sum()
+    total.sum().backward()
+    expected = np.full(3, 5050.0) + 3.0
+    expected[0] += 3.0
+    expected[1] += 6.0
+    np.testing.assert_allclose(x.grad, expected)
+
+
+def test_leaf_used_three_times_through_adds():
+    # x + (x + x) == 3x; the gradient buffer handed to x by the outer add is the same
+    # array the inner add hands to x twice more
+    x = leaf([1.0, 2.0])
+    ((x + (x + x)) * 1.0).sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0, 3.0])
+    x = leaf([1.0, 2.0])
+    (x + (x + x)).sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0, 3.0])
+
+
+def test_leaf_and_node_receiving_the_same_buffer_do_not_corrupt_each_other():
+    # d = a - c and e = c + a both feed the output; out == 2a, so dc contributions cancel.
+    # Add/Sub hand the same gradient buffer to a leaf and to a pending node: the leaf's
+    # accumulation must not write into the buffer the node has not consumed yet.
+    a0, b0 = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    a, b = leaf(a0), leaf(b0)
+    c = a * b
+    loss = (((a - c) + (c + a)) * 1.0).sum()
+    loss.backward()
+    np.testing.assert_allclose(a.grad, [2.0, 2.0])
+    np.testing.assert_allclose(b.grad, [0.0, 0.0], atol=1e-15)
+
+
+# -- random DAG fuzz -------------------------------------------------------------------------
+
+OPS = ["add", "sub", "mul", "tanh", "scale", "sum_bcast", "exp", "getitem", "div", "maximum"]
+# add/sub pass the same gradient buffer to both inputs: weight them up, they stress the
+# engine's buffer ownership the most
+WEIGHTED_OPS = OPS + ["add"] * 4 + ["sub"] * 2
+
+
+@st.composite
+def programs(draw):
+    n_leaves = draw(st.integers(1, 3))
+    n_ops = draw(st.integers(1, 8))
+    prog = []
+    for i in range(n_ops):
+        op = draw(st.sampled_from(WEIGHTED_OPS))
+        a = draw(st.integers(0, n_leaves + i - 1))
+        b = draw(st.integers(0, n_leaves + i - 1))
+        prog.append((op, a, b))
+    extra = draw(st.lists(st.integers(0, n_leaves + n_ops - 1), max_size=4))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return n_leaves, prog, extra, seed
+
+
+def _eval(prog, extra, vals, T):
+    """Evaluate the program on numpy arrays (T = numpy-compatible namespace) or Tensors."""
+    vals = list(vals)
+    for op, i, j in prog:
+        x, y = vals[i], vals[j]
+        if op == "add":
+            r = x + y
+        elif op == "sub":
+            r = x - y
+        elif op == "mul":
+            r = x * y
+        elif op == "tanh":
+            r = T.tanh(x)
+        elif op == "scale":
+            r = x * 0.7
+        elif op == "sum_bcast":
+            r = y + T.sum(x, axis=0, keepdims=True) * 0.1
+        elif op == "exp":
+            r = T.exp(x * 0.1)
+        elif op == "getitem":
+            r = x[np.array([2, 0, 0])] * 1.0 + y
+        elif op == "div":
+            r = x / (y * y + 1.0)
+        else:
+            r = T.maximum(x, y * 0.5 + 0.05)
+        vals.append(r)
+    out = vals[-1]
+    for k in extra:
+        out = out + vals[k] * 0.3
+    return out
+
+
+class _NP:
+    tanh = staticmethod(np.tanh)
+    exp = staticmethod(np.exp)
+    maximum = staticmethod(np.maximum)
+
+    @staticmethod
+    def sum(x, axis=None, keepdims=False):
+        return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+@settings(SETTINGS, max_examples=200)
+@given(p=programs(), use_grad=st.booleans())
+def test_random_dags_match_finite_differences(p, use_grad):
+    n_leaves, prog, extra, seed = p
+    r = np.random.default_rng(seed)
+    init = [r.uniform(-1.5, 1.5, 3) for _ in range(n_leaves)]
+    w = r.standard_normal(3)
+
+    def f(*arrays):
+        return float((_eval(prog, extra, arrays, _NP) * w).sum())
+
+    leaves = [leaf(v) for v in init]
+    loss = (_eval(prog, extra, leaves, tg) * w).sum()
+    if use_grad:
+        grads = tg.grad(loss, leaves)
+    else:
+        loss.backward()
+        grads = [t.grad for t in leaves]
+    num = numerical_grad(f, init)
+    for k in range(n_leaves):
+        g = np.zeros(3) if grads[k] is None else np.asarray(grads[k])
+        np.testing.assert_allclose(g, num[k], rtol=1e-5, atol=1e-6,
+                                   err_msg=f"leaf {k}, program {prog}, extra {extra}")
+        np.testing.assert_array_equal(leaves[k].data, init[k])   # inputs not mutated
+
+
+# -- the long chain ----------------------------------------------------------------------------
+
+def test_chain_of_a_million_nodes_has_no_recursion_error():
+    x = tg.Tensor(1.0, requires_grad=True)
+    z = x
+    for _ in range(1_000_000):
+        z = z * 1.0
+    z.backward()
+    assert x.grad == pytest.approx(1.0)
+    del z
+
+
+# -- accumulation, retain_graph, released graphs ---------------------------------------------
+
+def test_leaf_gradients_accumulate_across_backward_calls():
+    x = leaf([1.0, 2.0])
+    (x * x).sum().backward()
+    (x * 3.0).sum().backward()
+    np.testing.assert_allclose(x.grad, [2.0 + 3.0, 4.0 + 3.0])
+    x.zero_grad()
+    (x * 3.0).sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0, 3.0])
+
+
+def test_retain_graph_allows_a_second_backward_and_accumulates():
+    x = leaf([1.0, 2.0])
+    y = (tg.exp(x) * x).sum()
+    y.backward(retain_graph=True)
+    g1 = x.grad.copy()
+    y.backward()
+    np.testing.assert_allclose(x.grad, 2 * g1)
+
+
+def test_second_backward_through_released_graph_raises_naming_retain_graph():
+    x = leaf([1.0, 2.0])
+    y = (tg.exp(x) * x).sum()
+    y.backward()
+    with pytest.raises(tg.BackwardError) as info:
+        y.backward()
+    assert "retain_graph=True" in str(info.value)
+    # also for ops that saved nothing
+    z = (x + 1.0).sum()
+    z.backward()
+    with pytest.raises(tg.BackwardError, match="retain_graph=True"):
+        z.backward()
+
+
+def test_released_partially_shared_graph_raises_when_reused():
+    x = leaf([1.0, 2.0])
+    h = tg.tanh(x)
+    h.sum().backward()
+    with pytest.raises(tg.BackwardError, match="retain_graph=True"):
+        (h * 2.0).sum().backward()
+
+
+def test_saved_buffers_released_after_backward_unless_retained():
+    x = leaf([1.0, 2.0])
+    y = tg.exp(x)
+    node = y.grad_fn
+    assert len(node.saved_tensors) == 1
+    y.sum().backward(retain_graph=True)
+    assert len(node.saved_tensors) == 1
+    y.sum().backward()
+    assert node.saved_tensors == () or len(node.saved_tensors) == 0
+
+
+# -- errors of backward ------------------------------------------------------------------------
+
+def test_non_scalar_backward_without_grad_raises_clear_error():
+    x = leaf([1.0, 2.0])
+    y = x * 2.0
+    with pytest.raises(tg.BackwardError) as info:
+        y.backward()
+    msg = str(info.value)
+    assert "(2,)" in msg and "scalar" in msg
+    # a one-element non-0-d output counts as a scalar
+    z = (x * 2.0).sum(keepdims=True)
+    z.backward()
+    np.testing.assert_allclose(x.grad, [2.0, 2.0])
+
+
+def test_non_scalar_backward_with_grad():
+    x = leaf([1.0, 2.0, 3.0])
+    y = x * x
+    y.backward(np.array([1.0, 0.5, 0.0]))
+    np.testing.assert_allclose(x.grad, [2.0, 2.0, 0.0])
+    x2 = leaf([1.0, 2.0])
+    with pytest.raises(tg.BackwardError):
+        (x2 * 2.0).backward(np.ones(3))
+
+
+def test_backward_on_tensor_without_grad_raises():
+    t = tg.Tensor([1.0, 2.0]).sum()
+    with pytest.raises(tg.BackwardError):
+        t.backward()
+
+
+# -- aliasing and mutation -----------------------------------------------------------------------
+
+def test_gradients_do_not_alias_each_other_after_backward():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    z = (a + b).sum()
+    z.backward()
+    assert a.grad is not b.grad
+    assert not np.shares_memory(a.grad, b.grad)
+    a.grad[0] = 100.0
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+    # non-scalar output with a user grad: neither leaf aliases the user's array
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    G = np.array([1.0, 2.0])
+    (a + b).backward(G)
+    assert not np.shares_memory(a.grad, G) and not np.shares_memory(b.grad, G)
+    assert not np.shares_memory(a.grad, b.grad)
+    a.grad += 1.0
+    np.testing.assert_array_equal(G, [1.0, 2.0])
+    np.testing.assert_array_equal(b.grad, [1.0, 2.0])
+
+
+def test_gradients_from_grad_do_not_alias_each_other_or_grad_outputs():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    ga, gb = tg.grad(((a + b) * np.array([2.0, 3.0])).sum(), [a, b])
+    assert ga is not gb and not np.shares_memory(ga, gb)
+    ga[0] = 50.0
+    np.testing.assert_array_equal(gb, [2.0, 3.0])
+    a0, b0 = leaf(1.0), leaf(2.0)
+    ga, gb = tg.grad(a0 + b0, [a0, b0])
+    assert ga is not gb and not np.shares_memory(ga, gb)
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    go = np.array([1.0, 1.0])
+    ga, gb = tg.grad(a + b, [a, b], grad_outputs=go)
+    assert not np.shares_memory(ga, gb)
+    assert not np.shares_memory(ga, go) and not np.shares_memory(gb, go)
+    ga[0] = 50.0
+    np.testing.assert_array_equal(gb, [1.0, 1.0])
+    np.testing.assert_array_equal(go, [1.0, 1.0])
+
+
+def test_leaf_output_gradient_does_not_alias_user_grad():
+    x = leaf([1.0, 2.0])
+    G = np.array([3.0, 4.0])
+    x.backward(G)
+    np.testing.assert_array_equal(x.grad, G)
+    assert not np.shares_memory(x.grad, G)
+
+
+def test_backward_does_not_mutate_inputs_or_user_grad():
+    x0 = np.array([[0.5, -1.0], [2.0, 0.1]])
+    w0 = np.array([[1.0, 2.0], [3.0, -4.0]])
+    x, w = leaf(x0), leaf(w0)
+    G = np.array([[1.0, -1.0], [0.5, 2.0]])
+    G0 = G.copy()
+    y = tg.tanh(x @ w) + x * w
+    y.backward(G)
+    np.testing.assert_array_equal(x.data, x0)
+    np.testing.assert_array_equal(w.data, w0)
+    np.testing.assert_array_equal(G, G0)
+
+
+# -- grad() --------------------------------------------------------------------------------------
+
+def test_grad_leaves_dot_grad_untouched():
+    x = leaf([1.0, 2.0])
+    w = leaf([3.0, 4.0])
+    (gx, gw) = tg.grad((x * w).sum(), [x, w])
+    np.testing.assert_allclose(gx, [3.0, 4.0])
+    np.testing.assert_allclose(gw, [1.0, 2.0])
+    assert x.grad is None and w.grad is None
+    x.grad = np.array([10.0, 10.0])
+    tg.grad((x * w).sum(), [x])
+    np.testing.assert_array_equal(x.grad, [10.0, 10.0])
+    assert w.grad is None
+
+
+def test_grad_returns_numpy_arrays_of_input_shape_even_for_0d():
+    x = leaf(2.0)
+    (g,) = tg.grad(x * 3.0, [x])
+    assert type(g) is np.ndarray, type(g)
+    assert g.shape == () and g == 3.0
+    v = leaf([1.0, 2.0])
+    (g,) = tg.grad((v * v).sum(), [v])
+    assert type(g) is np.ndarray and g.shape == (2,)
+
+
+def test_grad_unused_input_gets_none_and_single_tensor_input():
+    x, y = leaf([1.0]), leaf([2.0])
+    gx, gy = tg.grad((x * 2.0).sum(), [x, y])
+    assert gy is None
+    np.testing.assert_allclose(gx, [2.0])
+    res = tg.grad((x * 5.0).sum(), x)
+    assert isinstance(res, tuple) and len(res) == 1
+    np.testing.assert_allclose(res[0], [5.0])
+
+
+def test_grad_with_respect_to_intermediate_and_multiple_outputs():
+    x = leaf([1.0, 2.0])
+    h = x * 3.0
+    y1 = (h * h).sum()
+    y2 = h.sum()
+    gh, gx = tg.grad([y1, y2], [h, x])
+    np.testing.assert_allclose(gh, 2 * h.data + 1.0)
+    np.testing.assert_allclose(gx, 3 * (2 * h.data + 1.0))
+
+
+def test_grad_with_grad_outputs_for_non_scalar():
+    x = leaf([1.0, 2.0, 3.0])
+    (g,) = tg.grad(x * x, [x], grad_outputs=np.array([1.0, 0.0, 2.0]))
+    np.testing.assert_allclose(g, [2.0, 0.0, 12.0])
+    with pytest.raises(tg.BackwardError):
+        tg.grad(x * x, [x])
+
+
+def test_grad_releases_graph_unless_retained():
+    x = leaf([1.0, 2.0])
+    y = tg.exp(x).sum()
+    tg.grad(y, [x], retain_graph=True)
+    tg.grad(y, [x])
+    with pytest.raises(tg.BackwardError, match="retain_graph=True"):
+        tg.grad(y, [x])
+
+
+# -- custom Function API -----------------------------------------------------------------------
+
+class Cube(tg.Function):
+    seen_needs = None
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3 * x ** 2
+
+
+class ScaleShift(tg.Function):
+    """y = x * s + shift (shift a keyword constant); s is marked not differentiable."""
+
+    @staticmethod
+    def forward(ctx, x, s, shift=0.0):
+        ctx.save_for_backward(s)
+        ctx.record = list(ctx.needs_input_grad)
+        return x * s + shift
+
+    @staticmethod
+    def backward(ctx, g):
+        (s,) = ctx.saved_tensors
+        return g * s, None
+
+
+def test_custom_function_forward_backward_and_saved_tensors():
+    x0 = np.array([1.0, -2.0, 0.5])
+    x = leaf(x0)
+    y = Cube.apply(x)
+    assert isinstance(y, tg.Tensor)
+    assert isinstance(y.grad_fn, Cube)
+    assert y.grad_fn.saved_tensors[0] is x.data
+    np.testing.assert_allclose(y.data, x0 ** 3)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, 3 * x0 ** 2)
+    assert tg.gradcheck(Cube.apply, [x0])
+
+
+def test_custom_function_needs_input_grad_none_gradient_and_kwargs():
+    x, s = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    c = tg.Tensor([1.0, 1.0])
+    y = ScaleShift.apply(x, s, shift=10.0)
+    np.testing.assert_allclose(y.data, [13.0, 18.0])
+    assert y.grad_fn.record == [True, True]
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0, 4.0])
+    assert s.grad is None
+    y2 = ScaleShift.apply(x, c)
+    assert y2.grad_fn.record == [True, False]
+    y3 = ScaleShift.apply(tg.Tensor([1.0]), np.array([2.0]))
+    assert y3.grad_fn is None and not y3.requires_grad
+
+
+def test_custom_function_returning_wrong_number_or_shape_of_gradients_raises():
+    class TooMany(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2, g
+
+    class WrongShape(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.sum()
+
+        @staticmethod
+        def backward(ctx, g):
+            return np.ones(7)
+
+    x = leaf([1.0, 2.0])
+    with pytest.raises(tg.BackwardError):
+        TooMany.apply(x).sum().backward()
+    with pytest.raises(tg.BackwardError) as info:
+        WrongShape.apply(leaf([1.0, 2.0])).backward()
+    assert "(7,)" in str(info.value) and "(2,)" in str(info.value)
+
+
+def test_custom_function_with_python_scalar_and_array_constants():
+    x = leaf([1.0, 2.0])
+    y = ScaleShift.apply(x, 2.0)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [2.0, 2.0])

@@ -1,0 +1,136 @@
+"""Shape errors: tinygraph.ShapeError (a ValueError) naming the op and the shapes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+
+def T(shape, requires_grad=True):
+    return tg.Tensor(np.ones(shape), requires_grad=requires_grad)
+
+
+def test_shape_error_is_a_value_error_and_tinygraph_error():
+    assert issubclass(tg.ShapeError, ValueError)
+    assert issubclass(tg.ShapeError, tg.TinygraphError)
+    assert issubclass(tg.BackwardError, tg.TinygraphError)
+    assert issubclass(tg.InPlaceModificationError, tg.TinygraphError)
+
+
+def test_matmul_inner_dimension_message_is_exact():
+    with pytest.raises(tg.ShapeError) as info:
+        T((64, 784)) @ T((256, 128))
+    assert "matmul: (64, 784) @ (256, 128): inner dimensions 784 and 256 differ" in str(info.value)
+    with pytest.raises(ValueError):
+        tg.matmul(T((3,)), T((4,)))
+    with pytest.raises(tg.ShapeError) as info:
+        tg.matmul(T((2, 3)), T((4,)))
+    assert "(2, 3)" in str(info.value) and "(4,)" in str(info.value)
+
+
+def test_matmul_batch_mismatch_and_0d():
+    with pytest.raises(tg.ShapeError) as info:
+        T((2, 3, 4)) @ T((5, 4, 6))
+    assert "matmul" in str(info.value)
+    with pytest.raises(tg.ShapeError) as info:
+        tg.matmul(T(()), T((3,)))
+    assert "matmul" in str(info.value)
+
+
+@pytest.mark.parametrize("name,call", [
+    ("add", lambda a, b: a + b),
+    ("sub", lambda a, b: a - b),
+    ("mul", lambda a, b: a * b),
+    ("div", lambda a, b: a / b),
+    ("pow", lambda a, b: a ** b),
+    ("maximum", tg.maximum),
+    ("minimum", tg.minimum),
+    ("where", lambda a, b: tg.where(np.ones((2, 3), dtype=bool), a, b)),
+])
+def test_broadcast_failures_name_op_and_shapes(name, call):
+    with pytest.raises(tg.ShapeError) as info:
+        call(T((2, 3)), T((4,)))
+    msg = str(info.value)
+    assert name in msg and "(2, 3)" in msg and "(4,)" in msg
+    # also with a numpy array operand and without grad
+    with pytest.raises(tg.ShapeError):
+        call(T((2, 3), requires_grad=False), np.ones(4))
+    with tg.no_grad():
+        with pytest.raises(tg.ShapeError):
+            call(T((2, 3)), T((4,)))
+
+
+def test_reshape_to_wrong_size():
+    with pytest.raises(tg.ShapeError) as info:
+        T((2, 3)).reshape(4, 2)
+    msg = str(info.value)
+    assert "reshape" in msg and "(2, 3)" in msg and "(4, 2)" in msg
+
+
+def test_concatenate_and_stack_mismatch():
+    with pytest.raises(tg.ShapeError) as info:
+        tg.concatenate([T((2, 3)), T((2, 4))], axis=0)
+    msg = str(info.value)
+    assert "concatenate" in msg and "(2, 3)" in msg and "(2, 4)" in msg
+    tg.concatenate([T((2, 3)), T((2, 4))], axis=1)    # fine along the differing axis
+    with pytest.raises(tg.ShapeError) as info:
+        tg.concatenate([T((2, 3)), T((3,))])
+    assert "concatenate" in str(info.value)
+    with pytest.raises(tg.ShapeError) as info:
+        tg.stack([T((2, 3)), T((3, 2))])
+    assert "stack" in str(info.value) and "(3, 2)" in str(info.value)
+
+
+@pytest.mark.parametrize("name,call", [
+    ("sum", lambda t: tg.sum(t, axis=2)),
+    ("sum", lambda t: t.sum(axis=(0, -3))),
+    ("mean", lambda t: tg.mean(t, axis=-3)),
+    ("max", lambda t: tg.max(t, axis=5)),
+    ("min", lambda t: tg.min(t, axis=2)),
+    ("logsumexp", lambda t: tg.logsumexp(t, axis=2)),
+    ("softmax", lambda t: tg.softmax(t, axis=2)),
+    ("log_softmax", lambda t: tg.log_softmax(t, axis=-3)),
+    ("swapaxes", lambda t: tg.swapaxes(t, 0, 2)),
+    ("squeeze", lambda t: tg.squeeze(t, 0)),
+    ("expand_dims", lambda t: tg.expand_dims(t, 4)),
+    ("transpose", lambda t: tg.transpose(t, (0, 0))),
+    ("transpose", lambda t: tg.transpose(t, (0, 2))),
+    ("concatenate", lambda t: tg.concatenate([t, t], axis=2)),
+    ("stack", lambda t: tg.stack([t, t], axis=4)),
+])
+def test_bad_axis(name, call):
+    with pytest.raises(tg.ShapeError) as info:
+        call(T((2, 3)))
+    assert name in str(info.value)
+
+
+def test_linear_shape_errors():
+    with pytest.raises(tg.ShapeError) as info:
+        tg.linear(T((5, 3)), T((4, 2)))
+    msg = str(info.value)
+    assert "linear" in msg and "(5, 3)" in msg and "(4, 2)" in msg
+    with pytest.raises(tg.ShapeError) as info:
+        tg.linear(T((5, 3)), T((4, 3)), T((3,)))
+    assert "linear" in str(info.value) and "(3,)" in str(info.value)
+
+
+def test_broadcast_to_incompatible():
+    with pytest.raises(tg.ShapeError) as info:
+        tg.broadcast_to(T((2, 3)), (3, 3))
+    assert "broadcast_to" in str(info.value) and "(2, 3)" in str(info.value)
+
+
+def test_index_errors_name_the_op():
+    with pytest.raises(IndexError) as info:
+        T((2, 3))[5]
+    assert "getitem" in str(info.value)
+
+
+def test_failed_op_leaves_operands_usable():
+    a = T((2, 3))
+    with pytest.raises(tg.ShapeError):
+        a @ T((4, 5))
+    a.data[0, 0] = 3.0          # nothing was locked by the failed op
+    (a * 2.0).sum().backward()
+    np.testing.assert_array_equal(a.grad, np.full((2, 3), 2.0))

@@ -1,0 +1,146 @@
+"""no_grad / enable_grad / set_grad_enabled: context managers, decorators, per-thread state."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+
+def test_no_grad_records_nothing_and_saves_nothing():
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    w = tg.Tensor([3.0, 4.0], requires_grad=True)
+    assert tg.is_grad_enabled()
+    with tg.no_grad():
+        assert not tg.is_grad_enabled()
+        y = tg.exp(x * w)
+        z = (y @ w) + tg.linear(x[None, :], w[None, :])
+        assert y.grad_fn is None and not y.requires_grad
+        assert z.grad_fn is None and not z.requires_grad
+        # nothing saved: the inputs' arrays are not locked read-only
+        x.data[0] = 1.5
+        w.data[1] = 4.5
+    assert tg.is_grad_enabled()
+    np.testing.assert_allclose(y.data, np.exp([1.0 * 3.0, 2.0 * 4.0]))
+    with pytest.raises(tg.BackwardError):
+        z.sum().backward()
+
+
+def test_no_grad_as_decorator():
+    @tg.no_grad()
+    def infer(t):
+        assert not tg.is_grad_enabled()
+        return t * 2.0
+
+    x = tg.Tensor([1.0], requires_grad=True)
+    y = infer(x)
+    assert y.grad_fn is None and not y.requires_grad
+    assert tg.is_grad_enabled()
+    y2 = x * 2.0
+    assert y2.grad_fn is not None
+
+
+def test_enable_grad_inside_no_grad_and_as_decorator():
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+
+    @tg.enable_grad()
+    def train_step(t):
+        return (t * t).sum()
+
+    with tg.no_grad():
+        with tg.enable_grad():
+            assert tg.is_grad_enabled()
+            y = (x * 3.0).sum()
+        assert not tg.is_grad_enabled()
+        z = train_step(x)
+        assert not tg.is_grad_enabled()
+    assert y.grad_fn is not None and z.grad_fn is not None
+    y.backward()
+    z.backward()
+    np.testing.assert_allclose(x.grad, [3.0 + 2.0, 3.0 + 4.0])
+
+
+def test_set_grad_enabled_and_restoration_after_exception():
+    x = tg.Tensor([1.0], requires_grad=True)
+    with tg.set_grad_enabled(False):
+        assert (x * 2).grad_fn is None
+    with tg.set_grad_enabled(True):
+        assert (x * 2).grad_fn is not None
+    with pytest.raises(ZeroDivisionError):
+        with tg.no_grad():
+            1 / 0
+    assert tg.is_grad_enabled()
+    with tg.no_grad():
+        with tg.no_grad():
+            pass
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+
+
+def test_no_grad_result_can_be_used_as_constant_later():
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    with tg.no_grad():
+        c = x * 10.0
+    (x * c).sum().backward()
+    np.testing.assert_allclose(x.grad, c.data)
+
+
+def test_grad_mode_is_per_thread():
+    barrier = threading.Barrier(2, timeout=10)
+    results: dict = {}
+    errors: list = []
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+
+    def in_no_grad():
+        try:
+            with tg.no_grad():
+                barrier.wait()          # 1: both threads are inside their regions
+                results["no_grad_enabled"] = tg.is_grad_enabled()
+                results["no_grad_fn"] = (x * 2.0).grad_fn
+                barrier.wait()          # 2: the other thread has recorded meanwhile
+                results["no_grad_fn_after"] = (x * 3.0).grad_fn
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def recording():
+        try:
+            barrier.wait()              # 1
+            results["rec_enabled"] = tg.is_grad_enabled()
+            y = x * 4.0
+            results["rec_fn"] = y.grad_fn
+            barrier.wait()              # 2
+        except Exception as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=in_no_grad), threading.Thread(target=recording)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    assert not errors, errors
+    assert results["no_grad_enabled"] is False
+    assert results["no_grad_fn"] is None and results["no_grad_fn_after"] is None
+    assert results["rec_enabled"] is True
+    assert results["rec_fn"] is not None
+    assert tg.is_grad_enabled()
+
+
+def test_no_grad_in_main_thread_does_not_affect_new_thread():
+    out = {}
+    x = tg.Tensor([1.0], requires_grad=True)
+    ready = threading.Event()
+
+    def worker():
+        ready.wait(10)
+        out["fn"] = (x * 2.0).grad_fn
+        out["enabled"] = tg.is_grad_enabled()
+
+    t = threading.Thread(target=worker)
+    with tg.no_grad():
+        t.start()
+        ready.set()
+        t.join(10)
+        assert (x * 2.0).grad_fn is None
+    assert out["enabled"] is True and out["fn"] is not None

@@ -1,0 +1,169 @@
+"""gradcheck: passes on correct code, fails (with the right input index and element) on a
+wrong backward, computes in float64, has a directions mode, and warns near kinks."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from _tgutil import numerical_grad
+
+
+class WrongAtOneElement(tg.Function):
+    """y = a * b, but backward corrupts d/db at element (1, 2)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        gb = g * a
+        gb = gb + np.where(np.arange(gb.size).reshape(gb.shape) == 1 * gb.shape[1] + 2, 0.5, 0.0)
+        return g * b, gb
+
+
+class WrongScale(tg.Function):
+    """y = x², backward off by a factor 1.5."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x * g
+
+
+def test_passes_on_correct_functions_and_result_is_truthy():
+    r = np.random.default_rng(0)
+    a, b = r.standard_normal((2, 3)), r.uniform(0.5, 2, (3,))
+    res = tg.gradcheck(lambda x, y: tg.tanh(x) / y + x * y, [a, b])
+    assert res
+    assert bool(res) is True
+    assert isinstance(res, tg.GradcheckResult)
+    assert res.mismatches == []
+    assert res.checked == a.size + b.size
+    assert "PASSED" in str(res)
+
+
+def test_fails_for_a_wrong_backward_with_input_index_and_element():
+    r = np.random.default_rng(1)
+    a, b = r.standard_normal((3, 4)), r.standard_normal((3, 4))
+    res = tg.gradcheck(WrongAtOneElement.apply, [a, b])
+    assert not res
+    assert bool(res) is False
+    assert len(res.mismatches) == 1
+    m = res.mismatches[0]
+    assert m.input_index == 1
+    assert tuple(m.element) == (1, 2)
+    assert abs(m.analytic - m.numerical) > 0.1
+    assert m.rel_error > 1e-3
+    # the numerical value is the true derivative of sum(out * r) wrt b[1, 2]: r[1,2] * a[1,2]
+    text = str(res)
+    assert "FAILED" in text
+    assert "input 1" in text and "(1, 2)" in text
+
+
+def test_fails_for_every_element_of_a_wrong_scale_backward():
+    x0 = np.array([[0.5, -1.0], [2.0, 1.5]])
+    res = tg.gradcheck(WrongScale.apply, [x0])
+    assert not res
+    assert {tuple(m.element) for m in res.mismatches} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert all(m.input_index == 0 for m in res.mismatches)
+    for m in res.mismatches:
+        assert m.analytic == pytest.approx(1.5 * m.numerical, rel=1e-5)
+
+
+def test_scalar_output_and_scalar_input():
+    res = tg.gradcheck(lambda t: tg.exp(t) * 2.0, [np.array(0.3)])
+    assert res and res.checked == 1
+    res = tg.gradcheck(WrongScale.apply, [np.array(0.7)])
+    assert not res and res.mismatches[0].input_index == 0
+
+
+def test_computes_in_float64_whatever_the_input_dtype():
+    seen = []
+
+    def fn(t):
+        seen.append(t.dtype)
+        return tg.exp(t * 3.0).sum()
+
+    x32 = np.array([0.1, 0.2, 0.3], dtype=np.float32)
+    res = tg.gradcheck(fn, [x32], eps=1e-6, tol=1e-6)
+    assert res, str(res)
+    assert set(seen) == {np.dtype(np.float64)}
+    res = tg.gradcheck(fn, [tg.Tensor(x32, requires_grad=True)], eps=1e-6, tol=1e-6)
+    assert res, str(res)
+    assert x32.dtype == np.float32           # inputs are not converted in place
+
+
+def test_does_not_modify_inputs():
+    a = np.array([0.5, 1.5])
+    t = tg.Tensor(a.copy(), requires_grad=True)
+    tg.gradcheck(lambda x: x * x, [a])
+    tg.gradcheck(lambda x: x * x, [t])
+    np.testing.assert_array_equal(a, [0.5, 1.5])
+    np.testing.assert_array_equal(t.data, [0.5, 1.5])
+    assert t.grad is None
+
+
+def test_directions_mode_for_big_inputs():
+    r = np.random.default_rng(2)
+    big = r.standard_normal((60, 50))          # 3000 > default max_elements
+    w = r.standard_normal((50,))
+    res = tg.gradcheck(lambda x, y: tg.tanh(x @ y), [big, w])
+    assert res, str(res)
+    assert res.mode == "directions"
+    assert res.checked < big.size
+    res = tg.gradcheck(lambda x: WrongScale.apply(x), [big], mode="directions")
+    assert not res and res.mode == "directions"
+    res = tg.gradcheck(lambda x: tg.exp(x), [np.ones(3)], mode="directions")
+    assert res and res.mode == "directions"
+
+
+def test_agrees_with_an_independent_finite_difference():
+    r = np.random.default_rng(3)
+    a = r.standard_normal((2, 3))
+
+    def f_np(x):
+        return float(np.sum(np.tanh(x) ** 2 * np.arange(6).reshape(2, 3)))
+
+    x = tg.Tensor(a.copy(), requires_grad=True)
+    (tg.tanh(x) ** 2 * np.arange(6.0).reshape(2, 3)).sum().backward()
+    np.testing.assert_allclose(x.grad, numerical_grad(f_np, [a])[0], rtol=1e-6, atol=1e-9)
+    assert tg.gradcheck(lambda t: (tg.tanh(t) ** 2 * np.arange(6.0).reshape(2, 3)).sum(), [a])
+
+
+@pytest.mark.parametrize("fn,x", [
+    (tg.relu, np.array([0.0, 1.0, -2.0])),
+    (tg.abs, np.array([1.0, 0.0])),
+    (lambda t: tg.max(t), np.array([1.0, 3.0, 3.0])),
+    (lambda t: tg.maximum(t, 0.5), np.array([0.5, 2.0])),
+])
+def test_warns_near_a_kink(fn, x):
+    with pytest.warns(RuntimeWarning, match="kink"):
+        res = tg.gradcheck(fn, [x])
+    assert res.kinks
+
+
+def test_no_kink_warning_for_smooth_functions():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = tg.gradcheck(lambda t: tg.sigmoid(t) * tg.relu(t), [np.array([0.7, -0.4, 1.3])])
+    assert res and not res.kinks
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        tg.gradcheck(tg.exp, [np.ones(2)], mode="nope")
+    with pytest.raises(ValueError):
+        tg.gradcheck(tg.exp, [np.ones(2)], eps=0.0)
+    with pytest.raises(TypeError):
+        tg.gradcheck(lambda t: 3.0, [np.ones(2)])

@@ -1,0 +1,176 @@
+"""matmul (1-D, 2-D, batched, broadcasting batch dims) and the fused linear(x, W, b)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygraph as tg
+from _tgutil import (SETTINGS, assert_float32_everywhere, assert_gradcheck, leaf, normal,
+                     rng_of, seeds)
+
+dim = st.integers(1, 4)
+
+
+@st.composite
+def matmul_shapes(draw):
+    n, k, m = draw(dim), draw(dim), draw(dim)
+    kind = draw(st.sampled_from(["vv", "vm", "mv", "mm", "bb", "bm", "mb", "vb", "bv",
+                                 "broadcast_batch"]))
+    batch = tuple(draw(st.lists(dim, min_size=1, max_size=2)))
+    if kind == "vv":
+        return (k,), (k,)
+    if kind == "vm":
+        return (k,), (k, m)
+    if kind == "mv":
+        return (n, k), (k,)
+    if kind == "mm":
+        return (n, k), (k, m)
+    if kind == "bb":
+        return batch + (n, k), batch + (k, m)
+    if kind == "bm":
+        return batch + (n, k), (k, m)
+    if kind == "mb":
+        return (n, k), batch + (k, m)
+    if kind == "vb":
+        return (k,), batch + (k, m)
+    if kind == "bv":
+        return batch + (n, k), (k,)
+    # batch dims that broadcast against each other: (B, 1, n, k) @ (C, k, m)
+    return (batch[0], 1, n, k), (draw(dim), k, m)
+
+
+@SETTINGS
+@given(shp=matmul_shapes(), seed=seeds)
+def test_matmul_gradcheck(shp, seed):
+    sa, sb = shp
+    r = rng_of(seed)
+    a, b = normal(r, sa), normal(r, sb)
+    out = tg.matmul(tg.Tensor(a), tg.Tensor(b))
+    np.testing.assert_allclose(out.data, np.matmul(a, b), rtol=1e-12, atol=1e-12)
+    assert out.shape == np.matmul(a, b).shape
+    assert_gradcheck(lambda x, y: x @ y, [a, b])
+    ta, tb = leaf(a), leaf(b)
+    (ta @ tb).sum().backward()
+    assert ta.grad.shape == sa and tb.grad.shape == sb
+
+
+@pytest.mark.parametrize("sa,sb", [((1, 3), (3, 4)), ((5, 1, 3), (3, 2)), ((1, 3), (2, 3, 4)),
+                                   ((3,), (3, 1)), ((1, 1), (1, 1)), ((2, 1, 3), (2, 3, 1))])
+def test_matmul_inner_or_outer_dimension_one(sa, sb):
+    r = np.random.default_rng(0)
+    a, b = normal(r, sa), normal(r, sb)
+    assert_gradcheck(lambda x, y: x @ y, [a, b])
+
+
+def test_matmul_closed_form_2d():
+    r = np.random.default_rng(1)
+    A, B, G = normal(r, (4, 3)), normal(r, (3, 5)), normal(r, (4, 5))
+    a, b = leaf(A), leaf(B)
+    (a @ b).backward(G)
+    np.testing.assert_allclose(a.grad, G @ B.T, rtol=1e-12)
+    np.testing.assert_allclose(b.grad, A.T @ G, rtol=1e-12)
+
+
+def test_matmul_only_one_side_requires_grad():
+    r = np.random.default_rng(2)
+    A, B = normal(r, (2, 3)), normal(r, (3, 4))
+    b = leaf(B)
+    (tg.Tensor(A) @ b).sum().backward()
+    np.testing.assert_allclose(b.grad, A.T @ np.ones((2, 4)))
+    a = leaf(A)
+    (a @ B).sum().backward()
+    np.testing.assert_allclose(a.grad, np.ones((2, 4)) @ B.T)
+
+
+# -- linear --------------------------------------------------------------------------------
+
+@st.composite
+def linear_shapes(draw):
+    n_in, n_out = draw(dim), draw(dim)
+    lead = tuple(draw(st.lists(dim, min_size=0, max_size=2)))
+    return lead + (n_in,), (n_out, n_in), draw(st.booleans())
+
+
+@SETTINGS
+@given(shp=linear_shapes(), seed=seeds)
+def test_linear_gradcheck_and_matches_x_WT_plus_b(shp, seed):
+    sx, sw, with_bias = shp
+    r = rng_of(seed)
+    x, W, b = normal(r, sx), normal(r, sw), normal(r, (sw[0],))
+    expected = x @ W.T + (b if with_bias else 0.0)
+    if with_bias:
+        out = tg.linear(tg.Tensor(x), tg.Tensor(W), tg.Tensor(b))
+        fn = tg.linear
+        inputs = [x, W, b]
+    else:
+        out = tg.linear(tg.Tensor(x), tg.Tensor(W))
+        fn = lambda xx, ww: tg.linear(xx, ww)  # noqa: E731
+        inputs = [x, W]
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
+    assert_gradcheck(fn, inputs)
+    # one node, and the same gradients as the unfused expression
+    tx, tw, tb = leaf(x), leaf(W), leaf(b)
+    y = tg.linear(tx, tw, tb if with_bias else None)
+    assert type(y.grad_fn).__name__ == "Linear"
+    G = r.standard_normal(y.shape)
+    y.backward(G)
+    ux, uw, ub = leaf(x), leaf(W), leaf(b)
+    z = ux @ uw.T
+    if with_bias:
+        z = z + ub
+    z.backward(G)
+    np.testing.assert_allclose(tx.grad, ux.grad, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tw.grad, uw.grad, rtol=1e-12, atol=1e-12)
+    if with_bias:
+        np.testing.assert_allclose(tb.grad, ub.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_linear_closed_form_like_the_spec():
+    r = np.random.default_rng(3)
+    X, W, b, D = normal(r, (5, 3)), normal(r, (4, 3)), normal(r, (4,)), normal(r, (5, 4))
+    x, w, bb = leaf(X), leaf(W), leaf(b)
+    tg.linear(x, w, bb).backward(D)
+    np.testing.assert_allclose(x.grad, D @ W, rtol=1e-12)
+    np.testing.assert_allclose(w.grad, D.T @ X, rtol=1e-12)
+    np.testing.assert_allclose(bb.grad, D.sum(axis=0), rtol=1e-12)
+
+
+def test_linear_with_constant_input_and_frozen_weight():
+    r = np.random.default_rng(4)
+    X, W, b = normal(r, (2, 3)), normal(r, (4, 3)), normal(r, (4,))
+    w = leaf(W)
+    tg.linear(X, w, b).sum().backward()
+    np.testing.assert_allclose(w.grad, np.ones((2, 4)).T @ X)
+    x = leaf(X)
+    tg.linear(x, W).sum().backward()
+    np.testing.assert_allclose(x.grad, np.ones((2, 4)) @ W)
+
+
+# -- float32 ---------------------------------------------------------------------------------
+
+R = np.random.default_rng(9)
+
+FLOAT32_CASES = {
+    "vv": (lambda a, b: a @ b, [R.standard_normal(3), R.standard_normal(3)]),
+    "vm": (lambda a, b: a @ b, [R.standard_normal(3), R.standard_normal((3, 2))]),
+    "mv": (lambda a, b: tg.matmul(a, b), [R.standard_normal((4, 3)), R.standard_normal(3)]),
+    "mm": (lambda a, b: a @ b * 2.0, [R.standard_normal((4, 3)), R.standard_normal((3, 2))]),
+    "mm_row": (lambda a, b: a @ b, [R.standard_normal((1, 3)), R.standard_normal((3, 2))]),
+    "batched": (lambda a, b: a @ b, [R.standard_normal((2, 4, 3)), R.standard_normal((3, 2))]),
+    "linear": (lambda x, w, b: tg.linear(x, w, b), [R.standard_normal((5, 3)),
+                                                     R.standard_normal((2, 3)),
+                                                     R.standard_normal(2)]),
+    "linear_row": (lambda x, w, b: tg.linear(x, w, b) + 1.0, [R.standard_normal((1, 3)),
+                                                              R.standard_normal((2, 3)),
+                                                              R.standard_normal(2)]),
+    "linear_nobias": (lambda x, w: tg.linear(x, w), [R.standard_normal((5, 3)),
+                                                     R.standard_normal((2, 3))]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT32_CASES))
+def test_float32_preserved_in_output_and_gradients(name):
+    build, arrays = FLOAT32_CASES[name]
+    assert_float32_everywhere(build, arrays)

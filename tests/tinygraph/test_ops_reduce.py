@@ -1,0 +1,182 @@
+"""Reductions and the softmax family: sum mean max min logsumexp softmax log_softmax.
+Gradcheck with hypothesis-drawn shapes, axes and keepdims; ties; stability; float32."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygraph as tg
+from _tgutil import (SETTINGS, assert_float32_everywhere, assert_gradcheck, distinct, leaf,
+                     normal, rng_of, seeds, shapes)
+
+
+@st.composite
+def shape_axis_keepdims(draw, allow_tuple=True):
+    shape = draw(shapes)
+    nd = len(shape)
+    choices = [st.none()]
+    if nd:
+        choices.append(st.integers(-nd, nd - 1))
+        if allow_tuple:
+            choices.append(st.lists(st.integers(0, nd - 1), min_size=1, max_size=nd,
+                                    unique=True).map(tuple))
+    axis = draw(st.one_of(*choices))
+    keepdims = draw(st.booleans())
+    return shape, axis, keepdims
+
+
+REDUCTIONS = {
+    "sum": (tg.sum, np.sum, normal),
+    "mean": (tg.mean, np.mean, normal),
+    "max": (tg.max, np.max, distinct),
+    "min": (tg.min, np.min, distinct),
+    "logsumexp": (tg.logsumexp, None, normal),
+}
+
+
+def _np_logsumexp(x, axis, keepdims):
+    m = np.max(x, axis=axis, keepdims=True)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTIONS))
+@SETTINGS
+@given(sak=shape_axis_keepdims(), seed=seeds)
+def test_reduction_gradcheck(name, sak, seed):
+    shape, axis, keepdims = sak
+    fn, ref, gen = REDUCTIONS[name]
+    x = gen(rng_of(seed), shape)
+    out = fn(tg.Tensor(x), axis=axis, keepdims=keepdims)
+    expected = (ref(x, axis=axis, keepdims=keepdims) if ref is not None
+                else _np_logsumexp(x, axis, keepdims))
+    assert out.shape == np.shape(expected)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
+    assert_gradcheck(lambda t: fn(t, axis=axis, keepdims=keepdims), [x])
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "min"])
+@SETTINGS
+@given(sak=shape_axis_keepdims(), seed=seeds)
+def test_reduction_methods_match_functions(name, sak, seed):
+    shape, axis, keepdims = sak
+    fn = getattr(tg, name)
+    x = REDUCTIONS[name][2](rng_of(seed), shape)
+    a, b = leaf(x), leaf(x)
+    getattr(a, name)(axis=axis, keepdims=keepdims).sum().backward()
+    fn(b, axis=axis, keepdims=keepdims).sum().backward()
+    np.testing.assert_array_equal(a.grad, b.grad)
+    assert a.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@SETTINGS
+@given(shape=shapes.filter(lambda s: len(s) >= 1), seed=seeds, data=st.data())
+def test_softmax_family_gradcheck(name, shape, seed, data):
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
+    x = normal(rng_of(seed), shape, scale=2.0)
+    fn = getattr(tg, name)
+    out = fn(tg.Tensor(x), axis=axis)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    sm = e / e.sum(axis=axis, keepdims=True)
+    np.testing.assert_allclose(out.data, sm if name == "softmax" else np.log(sm),
+                               rtol=1e-10, atol=1e-12)
+    assert_gradcheck(lambda t: fn(t, axis=axis), [x])
+
+
+# -- ties split the gradient evenly -------------------------------------------------------
+
+def test_max_min_ties_split_gradient_evenly_all_axes():
+    x = leaf([1.0, 3.0, 3.0, 2.0, 3.0])
+    tg.max(x).backward()
+    np.testing.assert_allclose(x.grad, [0, 1 / 3, 1 / 3, 0, 1 / 3])
+    x = leaf([1.0, 0.5, 2.0, 0.5])
+    x.min().backward()
+    np.testing.assert_allclose(x.grad, [0, 0.5, 0, 0.5])
+
+
+def test_max_ties_along_axis_with_keepdims():
+    x = leaf([[1.0, 1.0, 0.0],
+              [2.0, 5.0, 5.0],
+              [7.0, 7.0, 7.0]])
+    y = tg.max(x, axis=1, keepdims=True)
+    assert y.shape == (3, 1)
+    (y * np.array([[1.0], [2.0], [3.0]])).sum().backward()
+    np.testing.assert_allclose(x.grad, [[0.5, 0.5, 0.0],
+                                        [0.0, 1.0, 1.0],
+                                        [1.0, 1.0, 1.0]])
+    x = leaf([[1.0, 1.0], [0.0, 1.0]])
+    tg.min(x, axis=0).sum().backward()
+    np.testing.assert_allclose(x.grad, [[0.0, 0.5], [1.0, 0.5]])
+
+
+def test_mean_gradient_is_one_over_count():
+    x = leaf(np.ones((2, 3, 4)))
+    x.mean(axis=(0, 2)).sum().backward()
+    np.testing.assert_allclose(x.grad, np.full((2, 3, 4), 1 / 8))
+
+
+# -- stability -------------------------------------------------------------------------------
+
+def test_softmax_logsumexp_log_softmax_are_stable_for_large_logits():
+    z = np.array([[1000.0, 1000.0, -1000.0], [-1000.0, 0.0, 1000.0]])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        s = tg.softmax(leaf(z))
+        ls = tg.log_softmax(leaf(z))
+        lse = tg.logsumexp(leaf(z), axis=1)
+    np.testing.assert_allclose(s.data, [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], atol=1e-300)
+    np.testing.assert_allclose(ls.data[0, :2], [-np.log(2)] * 2)
+    np.testing.assert_allclose(ls.data[1, 2], 0.0, atol=1e-12)
+    np.testing.assert_allclose(lse.data, [1000 + np.log(2), 1000.0])
+    x = leaf(z)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        (tg.log_softmax(x) * np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])).sum().backward()
+    assert np.all(np.isfinite(x.grad))
+    np.testing.assert_allclose(x.grad, [[0.5, -0.5, 0.0], [0.0, 0.0, 0.0]], atol=1e-12)
+
+
+def test_softmax_rows_sum_to_one_and_default_axis_is_last():
+    x = normal(np.random.default_rng(0), (4, 5, 6))
+    s = tg.softmax(tg.Tensor(x))
+    np.testing.assert_allclose(s.data.sum(axis=-1), 1.0)
+    s0 = tg.softmax(tg.Tensor(x), axis=0)
+    np.testing.assert_allclose(s0.data.sum(axis=0), 1.0)
+
+
+def test_logsumexp_gradient_is_softmax():
+    x0 = np.array([[0.1, 2.0, -1.0], [3.0, 3.0, 0.0]])
+    x = leaf(x0)
+    tg.logsumexp(x, axis=1).sum().backward()
+    e = np.exp(x0 - x0.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(x.grad, e / e.sum(axis=1, keepdims=True), rtol=1e-12)
+
+
+# -- float32 ---------------------------------------------------------------------------------
+
+R = np.random.default_rng(3)
+X = R.uniform(-2, 2, (3, 4, 2))
+XD = distinct(R, (3, 4, 2))
+
+FLOAT32_CASES = {
+    "sum": (lambda a: a.sum() * 2.0, [X]),
+    "sum_axis": (lambda a: tg.sum(a, axis=1), [X]),
+    "sum_keepdims": (lambda a: tg.sum(a, axis=(0, 2), keepdims=True) + 1, [X]),
+    "mean": (lambda a: a.mean(), [X]),
+    "mean_axis": (lambda a: tg.mean(a, axis=-1) / 2, [X]),
+    "max": (lambda a: a.max(), [XD]),
+    "max_axis": (lambda a: tg.max(a, axis=0, keepdims=True), [XD]),
+    "max_ties": (lambda a: tg.max(a * 0.0 + 1.0, axis=1), [X]),
+    "min": (lambda a: a.min(axis=2), [XD]),
+    "logsumexp": (lambda a: tg.logsumexp(a, axis=1), [X]),
+    "logsumexp_all": (lambda a: tg.logsumexp(a), [X]),
+    "softmax": (lambda a: tg.softmax(a) * 3.0, [X]),
+    "log_softmax": (lambda a: tg.log_softmax(a, axis=1), [X]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT32_CASES))
+def test_float32_preserved_in_output_and_gradients(name):
+    build, arrays = FLOAT32_CASES[name]
+    assert_float32_everywhere(build, arrays)

@@ -1,0 +1,302 @@
+"""Shape ops: reshape transpose .T swapaxes expand_dims squeeze broadcast_to getitem
+concatenate stack. Gradcheck with hypothesis-drawn shapes/axes/indices; repeated indices
+accumulate; float32 preserved."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tinygraph as tg
+from _tgutil import (SETTINGS, assert_float32_everywhere, assert_gradcheck, leaf, normal,
+                     nonscalar_shapes, rng_of, seeds, shapes)
+
+
+@st.composite
+def reshape_case(draw):
+    shape = draw(shapes)
+    size = int(np.prod(shape, dtype=np.int64))
+    target = draw(st.sampled_from([shape[::-1], (size,), (-1,), (1,) + shape, shape + (1,),
+                                   (size, 1), (1, -1)]))
+    return shape, target
+
+
+@SETTINGS
+@given(case=reshape_case(), seed=seeds, style=st.sampled_from(["fn", "varargs", "tuple"]))
+def test_reshape_gradcheck(case, seed, style):
+    shape, target = case
+    x = normal(rng_of(seed), shape)
+    if style == "fn":
+        fn = lambda t: tg.reshape(t, target)  # noqa: E731
+    elif style == "varargs":
+        fn = lambda t: t.reshape(*target)  # noqa: E731
+    else:
+        fn = lambda t: t.reshape(target)  # noqa: E731
+    out = fn(tg.Tensor(x))
+    np.testing.assert_array_equal(out.data, x.reshape(target))
+    assert_gradcheck(fn, [x])
+
+
+@SETTINGS
+@given(shape=shapes, seed=seeds, data=st.data())
+def test_transpose_gradcheck(shape, seed, data):
+    perm = tuple(data.draw(st.permutations(range(len(shape))), label="perm"))
+    use_neg = data.draw(st.booleans(), label="negative axes")
+    axes = tuple(a - len(shape) for a in perm) if use_neg else perm
+    x = normal(rng_of(seed), shape)
+    permuted = np.transpose(x, perm)
+    for fn, ref in [(lambda t: tg.transpose(t, axes), permuted),
+                    (lambda t: t.transpose(*axes) if axes else t.transpose(), permuted),
+                    (lambda t: t.transpose(axes), permuted),
+                    (lambda t: t.T, x.T),
+                    (lambda t: tg.transpose(t), x.T)]:
+        out = fn(tg.Tensor(x))
+        np.testing.assert_array_equal(out.data, ref)
+        assert_gradcheck(fn, [x])
+
+
+@SETTINGS
+@given(shape=nonscalar_shapes, seed=seeds, data=st.data())
+def test_swapaxes_gradcheck(shape, seed, data):
+    nd = len(shape)
+    a1 = data.draw(st.integers(-nd, nd - 1), label="axis1")
+    a2 = data.draw(st.integers(-nd, nd - 1), label="axis2")
+    x = normal(rng_of(seed), shape)
+    for fn in (lambda t: tg.swapaxes(t, a1, a2), lambda t: t.swapaxes(a1, a2)):
+        np.testing.assert_array_equal(fn(tg.Tensor(x)).data, np.swapaxes(x, a1, a2))
+        assert_gradcheck(fn, [x])
+
+
+@SETTINGS
+@given(shape=shapes, seed=seeds, data=st.data())
+def test_expand_dims_gradcheck(shape, seed, data):
+    nd = len(shape)
+    axis = data.draw(st.integers(-(nd + 1), nd), label="axis")
+    x = normal(rng_of(seed), shape)
+    fn = lambda t: tg.expand_dims(t, axis)  # noqa: E731
+    np.testing.assert_array_equal(fn(tg.Tensor(x)).data, np.expand_dims(x, axis))
+    assert_gradcheck(fn, [x])
+    assert_gradcheck(lambda t: t.expand_dims(axis), [x])
+
+
+@st.composite
+def squeeze_case(draw):
+    shape = list(draw(shapes))
+    n_ones = draw(st.integers(1, 2))
+    for _ in range(n_ones):
+        shape.insert(draw(st.integers(0, len(shape))), 1)
+    shape = tuple(shape)
+    ones = [i for i, n in enumerate(shape) if n == 1]
+    axis = draw(st.one_of(st.none(), st.sampled_from(ones),
+                          st.sampled_from(ones).map(lambda i: i - len(shape))))
+    return shape, axis
+
+
+@SETTINGS
+@given(case=squeeze_case(), seed=seeds)
+def test_squeeze_gradcheck(case, seed):
+    shape, axis = case
+    x = normal(rng_of(seed), shape)
+    fn = lambda t: tg.squeeze(t, axis)  # noqa: E731
+    np.testing.assert_array_equal(fn(tg.Tensor(x)).data, np.squeeze(x, axis))
+    assert_gradcheck(fn, [x])
+    assert_gradcheck(lambda t: t.squeeze(axis), [x])
+
+
+@st.composite
+def broadcast_to_case(draw):
+    target = draw(nonscalar_shapes)
+    drop = draw(st.integers(0, len(target)))
+    src = list(target[drop:])
+    for i in range(len(src)):
+        if draw(st.booleans()):
+            src[i] = 1
+    return tuple(src), target
+
+
+@SETTINGS
+@given(case=broadcast_to_case(), seed=seeds)
+def test_broadcast_to_gradcheck(case, seed):
+    src, target = case
+    x = normal(rng_of(seed), src)
+    fn = lambda t: tg.broadcast_to(t, target)  # noqa: E731
+    np.testing.assert_array_equal(fn(tg.Tensor(x)).data, np.broadcast_to(x, target))
+    res = assert_gradcheck(fn, [x])
+    assert res
+    t = leaf(x)
+    t.broadcast_to(target).sum().backward()
+    np.testing.assert_allclose(t.grad, np.full(src, np.prod(target) / max(x.size, 1)))
+
+
+# -- indexing -------------------------------------------------------------------------------
+
+@SETTINGS
+@given(shape=nonscalar_shapes, seed=seeds, data=st.data())
+def test_getitem_basic_indices_gradcheck(shape, seed, data):
+    index = data.draw(hnp.basic_indices(shape, allow_newaxis=True, allow_ellipsis=True),
+                      label="index")
+    x = normal(rng_of(seed), shape)
+    fn = lambda t: t[index]  # noqa: E731
+    np.testing.assert_array_equal(fn(tg.Tensor(x)).data, x[index])
+    assert_gradcheck(fn, [x])
+    # closed form: ones where selected (basic indices never repeat an element)
+    t = leaf(x)
+    t[index].sum().backward()
+    expected = np.zeros_like(x)
+    expected[index] = 1.0
+    np.testing.assert_array_equal(t.grad, expected)
+
+
+@SETTINGS
+@given(shape=nonscalar_shapes, seed=seeds, data=st.data())
+def test_getitem_integer_array_indices_accumulate(shape, seed, data):
+    index = data.draw(hnp.integer_array_indices(
+        shape, result_shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=5)), label="index")
+    x = normal(rng_of(seed), shape)
+    r = rng_of(seed + 1)
+    fn = lambda t: t[index]  # noqa: E731
+    out = fn(tg.Tensor(x))
+    np.testing.assert_array_equal(out.data, x[index])
+    assert_gradcheck(fn, [x])
+    w = r.standard_normal(out.shape)
+    t = leaf(x)
+    tg.getitem(t, index).__mul__(w).sum().backward()
+    expected = np.zeros_like(x)
+    np.add.at(expected, index, w)
+    np.testing.assert_allclose(t.grad, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_getitem_repeated_indices_accumulate():
+    x = leaf([10.0, 20.0, 30.0, 40.0])
+    y = x[[0, 0, 1, 3, 0]]
+    np.testing.assert_array_equal(y.data, [10, 10, 20, 40, 10])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 1.0, 0.0, 1.0])
+    x = leaf(np.arange(6.0).reshape(3, 2))
+    idx = np.array([2, 2, 0])
+    (x[idx] * np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[5.0, 6.0], [0.0, 0.0], [4.0, 6.0]])
+
+
+def test_getitem_mixed_and_boolean_indices():
+    x0 = np.arange(12.0).reshape(3, 4)
+    x = leaf(x0)
+    (x[[0, 2, 0], 1:3] * 2.0).sum().backward()
+    expected = np.zeros((3, 4))
+    expected[0, 1:3] = 4.0
+    expected[2, 1:3] = 2.0
+    np.testing.assert_array_equal(x.grad, expected)
+    x = leaf(x0)
+    mask = x0 % 3 == 0
+    x[mask].sum().backward()
+    np.testing.assert_array_equal(x.grad, mask.astype(float))
+    x = leaf(x0)
+    x[tg.Tensor(mask)].sum().backward()
+    np.testing.assert_array_equal(x.grad, mask.astype(float))
+    x = leaf(x0)
+    x[x > 5.0].sum().backward()
+    np.testing.assert_array_equal(x.grad, (x0 > 5).astype(float))
+
+
+def test_getitem_single_element_times_python_scalar():
+    # a 0-d gradient times a Python scalar is a numpy scalar (np.float64), not an ndarray;
+    # getitem's backward must still produce an array gradient
+    x = leaf([1.0, 2.0, 3.0])
+    (x[2] * 3.0).backward()
+    assert isinstance(x.grad, np.ndarray)
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 3.0])
+    x = leaf([1.0, 2.0, 3.0])
+    (g,) = tg.grad(x[0] * 2.0, [x])
+    assert type(g) is np.ndarray, type(g)
+    np.testing.assert_array_equal(g, [2.0, 0.0, 0.0])
+
+
+def test_getitem_scalar_element_and_negative_step():
+    x = leaf([1.0, 2.0, 3.0])
+    y = x[1]
+    assert y.shape == () and y.item() == 2.0
+    (x[-1] + x[-1] + y).backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 2.0])
+    x = leaf(np.arange(5.0))
+    (x[::-2] * np.array([1.0, 2.0, 3.0])).sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 0.0, 2.0, 0.0, 1.0])
+
+
+# -- joining ---------------------------------------------------------------------------------
+
+@st.composite
+def concat_case(draw):
+    base = list(draw(nonscalar_shapes))
+    nd = len(base)
+    axis = draw(st.integers(-nd, nd - 1))
+    n = draw(st.integers(1, 3))
+    out = []
+    for _ in range(n):
+        s = list(base)
+        s[axis] = draw(st.integers(1, 3))
+        out.append(tuple(s))
+    return out, axis
+
+
+@SETTINGS
+@given(case=concat_case(), seed=seeds)
+def test_concatenate_gradcheck(case, seed):
+    shps, axis = case
+    r = rng_of(seed)
+    xs = [normal(r, s) for s in shps]
+    fn = lambda *ts: tg.concatenate(list(ts), axis=axis)  # noqa: E731
+    np.testing.assert_array_equal(fn(*[tg.Tensor(x) for x in xs]).data,
+                                  np.concatenate(xs, axis=axis))
+    assert_gradcheck(fn, xs)
+
+
+@SETTINGS
+@given(shape=shapes, seed=seeds, n=st.integers(1, 3), data=st.data())
+def test_stack_gradcheck(shape, seed, n, data):
+    nd = len(shape)
+    axis = data.draw(st.integers(-(nd + 1), nd), label="axis")
+    r = rng_of(seed)
+    xs = [normal(r, shape) for _ in range(n)]
+    fn = lambda *ts: tg.stack(ts, axis=axis)  # noqa: E731
+    np.testing.assert_array_equal(fn(*[tg.Tensor(x) for x in xs]).data,
+                                  np.stack(xs, axis=axis))
+    assert_gradcheck(fn, xs)
+
+
+def test_concatenate_with_constants_and_same_tensor_twice():
+    a = leaf([1.0, 2.0])
+    c = np.array([5.0])
+    y = tg.concatenate([a, c, a, tg.Tensor([7.0])])
+    np.testing.assert_array_equal(y.data, [1, 2, 5, 1, 2, 7])
+    (y * np.arange(1.0, 7.0)).sum().backward()
+    np.testing.assert_array_equal(a.grad, [1.0 + 4.0, 2.0 + 5.0])
+
+
+# -- float32 ---------------------------------------------------------------------------------
+
+R = np.random.default_rng(5)
+X = R.uniform(-2, 2, (2, 3, 4))
+X1 = R.uniform(-2, 2, (2, 1, 4))
+
+FLOAT32_CASES = {
+    "reshape": (lambda a: a.reshape(6, 4) * 2.0, [X]),
+    "transpose": (lambda a: tg.transpose(a, (2, 0, 1)), [X]),
+    "T": (lambda a: a.T + 1, [X]),
+    "swapaxes": (lambda a: tg.swapaxes(a, 0, 2), [X]),
+    "expand_dims": (lambda a: tg.expand_dims(a, 1), [X]),
+    "squeeze": (lambda a: tg.squeeze(a, 1), [X1]),
+    "broadcast_to": (lambda a: tg.broadcast_to(a, (5, 2, 3, 4)), [X1]),
+    "getitem_basic": (lambda a: a[:, 1:, ::2] - 0.5, [X]),
+    "getitem_int_array": (lambda a: a[np.array([0, 0, 1])], [X]),
+    "getitem_bool": (lambda a: a[X > 0], [X]),
+    "concatenate": (lambda a, b: tg.concatenate([a, b], axis=1), [X, X1]),
+    "stack": (lambda a, b: tg.stack([a, b * 2.0], axis=-1), [X, X]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT32_CASES))
+def test_float32_preserved_in_output_and_gradients(name):
+    build, arrays = FLOAT32_CASES[name]
+    assert_float32_everywhere(build, arrays)

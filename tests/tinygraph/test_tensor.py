@@ -1,0 +1,178 @@
+"""Tensor: construction, attributes, dtypes, conversions, detach, retain_grad, zero_grad, repr."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+
+def test_attributes_of_a_leaf():
+    t = tg.Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True, name="w")
+    assert isinstance(t.data, np.ndarray)
+    np.testing.assert_array_equal(t.data, [[1, 2, 3], [4, 5, 6]])
+    assert t.grad is None
+    assert t.requires_grad is True
+    assert t.grad_fn is None
+    assert t.is_leaf
+    assert t.shape == (2, 3)
+    assert t.dtype == np.float64
+    assert t.ndim == 2
+    assert t.name == "w"
+    u = tg.Tensor(3.0)
+    assert u.requires_grad is False and u.name is None and u.shape == () and u.ndim == 0
+
+
+def test_constructor_positional_signature():
+    t = tg.Tensor([1, 2], True, np.float32, "p")
+    assert t.requires_grad and t.dtype == np.float32 and t.name == "p"
+    np.testing.assert_array_equal(t.data, [1.0, 2.0])
+
+
+def test_attributes_of_an_op_result():
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2.0
+    assert y.requires_grad
+    assert y.grad_fn is not None
+    assert not y.is_leaf
+    assert y.grad is None
+    z = tg.Tensor([1.0, 2.0]) * 2.0   # no input requires grad: no node
+    assert z.grad_fn is None and not z.requires_grad and z.is_leaf
+
+
+def test_grad_has_shape_and_dtype_of_data():
+    for dtype in (np.float64, np.float32, np.float16):
+        x = tg.Tensor(np.ones((2, 3), dtype=dtype), requires_grad=True)
+        (x * x).sum().backward()
+        assert isinstance(x.grad, np.ndarray)
+        assert x.grad.shape == x.shape
+        assert x.grad.dtype == dtype
+
+
+def test_float_dtypes_are_kept():
+    assert tg.Tensor(1.5).dtype == np.float64
+    assert tg.Tensor([1.5, 2.0]).dtype == np.float64
+    assert tg.Tensor(np.zeros(3, dtype=np.float32)).dtype == np.float32
+    assert tg.Tensor(np.zeros(3, dtype=np.float16)).dtype == np.float16
+    assert tg.Tensor([1, 2], dtype=np.float32).dtype == np.float32
+    assert tg.Tensor(np.float32(2.0)).dtype == np.float32
+    assert tg.tensor([1.0], dtype=np.float32).dtype == np.float32
+
+
+def test_integer_data_stays_integer_and_cannot_require_grad():
+    t = tg.Tensor([1, 2, 3])
+    assert t.dtype.kind == "i"
+    with pytest.raises(TypeError) as info:
+        tg.Tensor([1, 2, 3], requires_grad=True)
+    assert "dtype=np.float64" in str(info.value)
+    with pytest.raises(TypeError) as info:
+        tg.Tensor(np.arange(3), requires_grad=True)
+    assert "dtype=np.float64" in str(info.value)
+    with pytest.raises(TypeError):
+        tg.Tensor([True, False], requires_grad=True)
+    # the suggested fix works
+    ok = tg.Tensor([1, 2, 3], dtype=np.float64, requires_grad=True)
+    assert ok.dtype == np.float64 and ok.requires_grad
+
+
+def test_non_numeric_data_is_rejected_with_type_error():
+    with pytest.raises(TypeError):
+        tg.Tensor("abc")
+    with pytest.raises(TypeError):
+        tg.Tensor([1.0, "a"])
+
+
+def test_tensor_wraps_and_tensor_function_copies():
+    a = np.array([1.0, 2.0])
+    t = tg.Tensor(a)
+    assert t.data is a
+    c = tg.tensor(a)
+    assert c.data is not a
+    a[0] = 10.0
+    assert c.data[0] == 1.0
+
+
+def test_item_and_numpy():
+    assert tg.Tensor(2.5).item() == 2.5
+    assert isinstance(tg.Tensor(2.5).item(), float)
+    assert tg.Tensor([[7.0]]).item() == 7.0
+    with pytest.raises(ValueError):
+        tg.Tensor([1.0, 2.0]).item()
+    t = tg.Tensor([1.0, 2.0])
+    assert t.numpy() is t.data
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 3.0).sum()
+    assert y.item() == pytest.approx(9.0)
+
+
+def test_detach_shares_data_and_cuts_the_graph():
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3.0
+    d = y.detach()
+    assert d.grad_fn is None and not d.requires_grad and d.is_leaf
+    np.testing.assert_array_equal(d.data, y.data)
+    assert np.shares_memory(d.data, y.data)
+    # gradient does not flow through the detached branch
+    (x * d).sum().backward()
+    np.testing.assert_array_equal(x.grad, d.data)
+    x2 = tg.Tensor([1.0, 2.0], requires_grad=True)
+    (x2.detach() * 5.0 + x2).sum().backward()
+    np.testing.assert_array_equal(x2.grad, [1.0, 1.0])
+
+
+def test_retain_grad_on_intermediate():
+    x = tg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    h = x * 2.0
+    r = h.retain_grad()
+    assert r is h
+    k = x * 3.0           # not retained
+    loss = (h * h).sum() + k.sum()
+    loss.backward()
+    np.testing.assert_allclose(h.grad, 2 * h.data)
+    assert h.grad.shape == h.shape and h.grad.dtype == h.dtype
+    assert k.grad is None
+    np.testing.assert_allclose(x.grad, 2 * 2 * h.data + 3.0)
+
+
+def test_retain_grad_on_0d_intermediate_is_an_array():
+    x = tg.Tensor(1.5, requires_grad=True)
+    h = x * 2.0
+    h.retain_grad()
+    (h * 3.0).backward()
+    assert type(h.grad) is np.ndarray and h.grad.shape == () and h.grad == 3.0
+    assert type(x.grad) is np.ndarray and x.grad == 6.0
+
+
+def test_retain_grad_accumulates_and_zero_grad_resets():
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    h = x * 1.0
+    h.retain_grad()
+    y = (h * 3.0).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(h.grad, [6.0, 6.0])
+    np.testing.assert_allclose(x.grad, [6.0, 6.0])
+    x.zero_grad()
+    h.zero_grad()
+    assert x.grad is None and h.grad is None
+
+
+def test_repr_shows_shape_dtype_and_grad_fn():
+    x = tg.Tensor(np.zeros((2, 3), dtype=np.float32), requires_grad=True)
+    r = repr(x)
+    assert "(2, 3)" in r and "float32" in r
+    y = x * 2.0
+    r = repr(y)
+    assert "(2, 3)" in r and "float32" in r and "Mul" in r
+    s = repr(tg.exp(x).sum())
+    assert "()" in s and "Sum" in s
+
+
+def test_len_float_and_comparisons_are_not_differentiable():
+    x = tg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    assert len(x) == 3
+    m = x > 1.5
+    assert isinstance(m, tg.Tensor)
+    assert m.dtype == np.bool_ and m.grad_fn is None and not m.requires_grad
+    np.testing.assert_array_equal(m.data, [False, True, True])
+    assert float(tg.Tensor(2.0)) == 2.0
