@@ -122,7 +122,12 @@ class Function:
     """Base class of every op; an instance is one node of the graph (and the ``ctx``)."""
 
     __slots__ = ("parents", "needs_input_grad", "saved_tensors", "_saved_src", "_locked",
-                 "_released", "_input_shapes", "_trace", "__dict__", "__weakref__")
+                 "_input_shapes", "__dict__", "__weakref__")
+
+    # Defaults read from the class until set: a node is released by backward, and knows
+    # where it was created only under detect_anomaly().
+    _released = False
+    _trace = None
 
     #: name used in error messages and pictures; defaults to the class name in lower case
     op_name: str | None = None
@@ -157,28 +162,16 @@ class Function:
                               **kwargs)
             return Tensor._from_op(out if type(out) is np.ndarray else np.asarray(out), None)
 
-        arrays = []
-        parents = []
-        needs = []
-        shapes = []
-        record = False
-        for x in inputs:
-            if isinstance(x, Tensor):
-                d = x._data
-                arrays.append(d)
-                shapes.append(d.shape)
-                if x.requires_grad:
-                    record = True
-                    needs.append(True)
-                    parents.append(x if x.grad_fn is None else x.grad_fn)
-                    continue
-            else:
-                if type(x) is not np.ndarray and x is not None and type(x) not in (float, int, bool):
-                    x = np.asarray(x)               # lists, numpy scalars: constants
-                arrays.append(x)
-                shapes.append(x.shape if type(x) is np.ndarray else ())
-            needs.append(False)
-            parents.append(None)
+        if len(inputs) == 1 and isinstance(inputs[0], Tensor):     # unary ops: the common case
+            x = inputs[0]
+            d = x._data
+            arrays = (d,)
+            shapes = (d.shape,)
+            record = x.requires_grad
+            needs = (record,)
+            parents = ((x if x.grad_fn is None else x.grad_fn) if record else None,)
+        else:
+            arrays, parents, needs, shapes, record = _unpack(inputs)
         ctx.needs_input_grad = needs
         out = cls.forward(ctx, *arrays, **kwargs)
         if type(out) is not np.ndarray:
@@ -187,22 +180,23 @@ class Function:
             return Tensor._from_op(out, None)
 
         ctx.parents = parents
-        ctx._released = False
         ctx._input_shapes = shapes
         saved = ctx.saved_tensors
-        if saved:
-            ctx._saved_src = src = _sources(saved, arrays, out)
-            ctx.saved_tensors, ctx._locked = _protect(saved, src, parents)
-        else:
+        if not saved:
             ctx._saved_src = ()
             ctx._locked = None
+        elif len(saved) == 1 and saved[0] is out and out.base is None:
+            ctx._saved_src = (-1,)         # its own output: users only see it read-only
+            ctx._locked = None
+        else:
+            ctx._saved_src = src = _sources(saved, arrays, out)
+            ctx.saved_tensors, ctx._locked = _protect(saved, src, parents)
         if _state.anomaly:
             from .anomaly import check_forward, user_frame
             ctx._trace = user_frame()
             result = Tensor._from_op(out, ctx)
             check_forward(ctx, arrays, out)
             return result
-        ctx._trace = None
         return Tensor._from_op(out, ctx)
 
     def input_shape(self, i: int) -> tuple:
@@ -244,6 +238,33 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
+
+
+def _unpack(inputs: tuple) -> tuple:
+    """(arrays, parents, needs_input_grad, shapes, record) for an op's inputs."""
+    arrays = []
+    parents = []
+    needs = []
+    shapes = []
+    record = False
+    for x in inputs:
+        if isinstance(x, Tensor):
+            d = x._data
+            arrays.append(d)
+            shapes.append(d.shape)
+            if x.requires_grad:
+                record = True
+                needs.append(True)
+                parents.append(x if x.grad_fn is None else x.grad_fn)
+                continue
+        else:
+            if type(x) is not np.ndarray and x is not None and type(x) not in (float, int, bool):
+                x = np.asarray(x)               # lists, numpy scalars: constants
+            arrays.append(x)
+            shapes.append(x.shape if type(x) is np.ndarray else ())
+        needs.append(False)
+        parents.append(None)
+    return arrays, parents, needs, shapes, record
 
 
 def _sources(saved: tuple, arrays: list, out: np.ndarray) -> tuple:
