@@ -120,7 +120,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
             else:
                 if owned:
                     owned.discard(id(g))
-                if node._released:
+                if node._saved_src is None:             # released by an earlier backward
                     raise BackwardError(
                         f"backward through {node.name} a second time: its saved arrays were "
                         f"released by the first backward; pass retain_graph=True to the first "

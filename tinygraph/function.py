@@ -124,9 +124,8 @@ class Function:
     __slots__ = ("parents", "needs_input_grad", "saved_tensors", "_saved_src", "_locked",
                  "_input_shapes", "__dict__", "__weakref__")
 
-    # Defaults read from the class until set: a node is released by backward, and knows
-    # where it was created only under detect_anomaly().
-    _released = False
+    # Read from the class until set: a node knows where it was created only under
+    # detect_anomaly().
     _trace = None
 
     #: name used in error messages and pictures; defaults to the class name in lower case
@@ -217,13 +216,17 @@ class Function:
         """Drop saved arrays (after a backward without ``retain_graph``)."""
         if self._locked:
             self._locked.release()
-        self._locked = None
+            self._locked = None
         self.saved_tensors = ()
-        extra = getattr(self, "__dict__", None)
-        if extra:                       # arrays an op kept as attributes (ctx.cache, ...)
+        self._saved_src = None          # None marks a released node
+        if not self._builtin:           # arrays a user op kept as attributes (ctx.cache, ...)
+            extra = self.__dict__
             for key in [k for k, v in extra.items() if isinstance(v, np.ndarray)]:
                 del extra[key]
-        self._released = True
+
+    @property
+    def _released(self) -> bool:
+        return self._saved_src is None
 
     def _check_saved(self) -> None:
         """Raise if a saved array was made writable again (and so may have changed)."""

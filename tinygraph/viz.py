@@ -259,7 +259,7 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
                 out_tensor[i], out_array[i] = t, t.data
     const_arrays: dict = {}          # (node index, input index) -> array of a constant input
     for i, nd in enumerate(drawn):
-        for a, src in zip(nd.saved_tensors, getattr(nd, "_saved_src", ())):
+        for a, src in zip(nd.saved_tensors, getattr(nd, "_saved_src", None) or ()):
             if not isinstance(a, np.ndarray) or src is None:
                 continue
             if src == -1:
