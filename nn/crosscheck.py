@@ -55,12 +55,13 @@ class CrosscheckReport:
         return self.ok
 
     def table(self) -> str:
-        head = (f"{'param':<14}{'shape':<14}{'max |manual-auto|':>19}{'max rel diff':>15}"
-                f"{'numerical':>12}  status")
+        head = (f"{'spec':<7}{'param':<14}{'shape':<14}{'max |manual-auto|':>19}"
+                f"{'max rel diff':>15}{'numerical':>12}  status")
         lines = [head, "-" * len(head)]
         for r in self.rows:
             good = r.max_rel_diff <= self.tol and r.numerical_rel_error <= self.numerical_tol
-            lines.append(f"{r.name:<14}{str(r.shape):<14}{r.max_abs_diff:>19.3e}"
+            spec = f"{r.kind}({r.layer})"          # the spec's W^(l), b^(l)
+            lines.append(f"{spec:<7}{r.name:<14}{str(r.shape):<14}{r.max_abs_diff:>19.3e}"
                          f"{r.max_rel_diff:>15.3e}{r.numerical_rel_error:>12.2e}  "
                          f"{'ok' if good else 'MISMATCH'}")
         return "\n".join(lines)

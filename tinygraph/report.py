@@ -81,11 +81,12 @@ def _confusion_table(m: np.ndarray, names: Sequence[str]) -> str:
 
 
 def _crosscheck_table(report: Any) -> str:
-    rows = ["<table><tr><th>parameter</th><th>shape</th><th>max |manual − autodiff|</th>"
+    rows = ["<table><tr><th>spec</th><th>parameter</th><th>shape</th><th>max |manual − autodiff|</th>"
             "<th>max relative difference</th><th>finite differences vs autodiff</th><th></th></tr>"]
     for r in report.rows:
         good = r.max_rel_diff <= report.tol and r.numerical_rel_error <= report.numerical_tol
-        rows.append(f'<tr><td class="name">{_e(r.name)}</td><td>{_e(r.shape)}</td>'
+        rows.append(f'<tr><td>{_e(r.kind)}<sup>({r.layer})</sup></td>'
+                    f'<td class="name">{_e(r.name)}</td><td>{_e(r.shape)}</td>'
                     f"<td>{r.max_abs_diff:.3e}</td><td>{r.max_rel_diff:.3e}</td>"
                     f"<td>{r.numerical_rel_error:.2e} ({r.numerical_checked} elements)</td>"
                     f'<td class="{"ok" if good else "bad"}">{"ok" if good else "MISMATCH"}</td></tr>')
