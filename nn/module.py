@@ -73,6 +73,36 @@ class Module:
             _label_nodes(out.grad_fn, stop, self.label)
         return out
 
+    # -- diagnostics -----------------------------------------------------------------
+    def grad_report(self, loss: Any, y: Any = None) -> Any:
+        """Which parameters get no gradient, or an all-zero one, and why.
+
+        ``model.grad_report(X, y)`` for a model with a ``loss(X, y)`` method (``nn.MLP``);
+        ``module.grad_report(fn)`` with a function computing the loss; or
+        ``module.grad_report(loss)`` with a loss tensor after ``loss.backward()``.
+        Reasons: not connected to the loss, cut off by detach()/no_grad(), all units of a
+        ReLU dead on this batch, or a zero gradient (see ``tinygraph.diagnostics``).
+        Returns a ``GradReport`` (print it); raises ``BackwardError`` if the loss depends
+        on no parameter.
+        """
+        from tinygraph.diagnostics import grad_report
+        where = f"{type(self).__name__}.grad_report"
+        target = loss
+        if y is not None:
+            if not callable(getattr(self, "loss", None)):
+                raise TypeError(f"{where}: (X, y) needs a model with a loss(X, y) method; "
+                                f"got y for a {type(self).__name__}: pass a loss tensor or a "
+                                f"function computing it instead")
+            X = loss
+
+            def target() -> tg.Tensor:
+                return self.loss(X, y)
+        elif not isinstance(loss, tg.Tensor) and not callable(loss):
+            raise TypeError(f"{where}: expected (X, y), a loss function or a loss tensor, got "
+                            f"a single {type(loss).__name__}; pass y as well, e.g. "
+                            f"model.grad_report(X, y)")
+        return grad_report(target, OrderedDict(self.named_parameters()))
+
     # -- saving ----------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Copies of every parameter's array, by name."""
@@ -114,16 +144,16 @@ class Module:
 
 
 def _label_nodes(root, stop: set, label: str) -> None:
-    """Give the nodes made inside one module call that module's label (innermost wins)."""
+    """Give the nodes made inside one module call that module's label (innermost wins).
+
+    Inner modules return first and label their nodes first, so the walk stops at any
+    labelled node: an outer module only visits the few nodes it made itself."""
     stack = [root]
-    seen = set()
     while stack:
         node = stack.pop()
-        if id(node) in seen or id(node) in stop:
+        if id(node) in stop or getattr(node, "module", None) is not None:
             continue
-        seen.add(id(node))
-        if getattr(node, "module", None) is None:
-            node.module = label
+        node.module = label
         for p in node.parents:
             if isinstance(p, tg.Function):
                 stack.append(p)
