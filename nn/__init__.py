@@ -8,16 +8,16 @@
 - ``crosscheck`` compares the two on the same weights and batch; ``memory_table`` and
   ``measure_memory`` do the spec's memory analysis; ``nn.data`` has the datasets.
 """
-from . import data, init, manual
+from . import checkpoint, data, init, manual
 from .crosscheck import CrosscheckReport, crosscheck
 from .layers import ActivationLayer, Linear
-from .losses import BCELoss, MSELoss, SoftmaxCrossEntropy
+from .losses import BCELoss, BCEWithLogits, MSELoss, SoftmaxCrossEntropy
 from .memory import MemoryTable, measure_memory, memory_table
 from .mlp import MLP, History
 from .module import Module, Sequential
 from .optim import SGD, Adam, Optimizer
 from .serialize import ModelFileError, load, save
 
-__all__ = ["data", "init", "manual", "crosscheck", "CrosscheckReport", "ActivationLayer", "Linear",
-           "BCELoss", "MSELoss", "SoftmaxCrossEntropy", "MemoryTable", "measure_memory",
+__all__ = ["checkpoint", "data", "init", "manual", "crosscheck", "CrosscheckReport", "ActivationLayer", "Linear",
+           "BCELoss", "BCEWithLogits", "MSELoss", "SoftmaxCrossEntropy", "MemoryTable", "measure_memory",
            "memory_table", "MLP", "History", "Module", "Sequential", "SGD", "Adam", "Optimizer", "save", "load", "ModelFileError"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import sys
+import warnings
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -56,6 +58,48 @@ def _check_learning_rate(where: str, learning_rate: Any) -> float:
     return lr
 
 
+#: Values of fit's ``on_nonfinite``.
+ON_NONFINITE = ("raise", "warn")
+
+
+def _check_on_nonfinite(where: str, value: Any) -> str:
+    if not isinstance(value, str) or value not in ON_NONFINITE:
+        raise ValueError(f"{where}: on_nonfinite must be 'raise' or 'warn', got {value!r}")
+    return value
+
+
+#: fit stops when a batch loss exceeds this many times the first batch loss of the fit
+#: (or 1, if that was smaller): such a loss has exploded even while still finite (the
+#: stable softmax cross-entropy of a diverged network can grow to 1e200 and then sit at
+#: a large finite value, with every ReLU dead).
+DIVERGENCE_FACTOR = 1e6
+
+
+def _loss_trouble(value: float, reference: float | None) -> str | None:
+    """Why the batch loss ``value`` must stop training, or None."""
+    if not math.isfinite(value):
+        return f"the loss became {value}"
+    if reference is not None and value > DIVERGENCE_FACTOR * max(reference, 1.0):
+        return (f"the loss exploded to {value:.4g}, more than {DIVERGENCE_FACTOR:g} times its "
+                f"value on the first batch of this fit ({reference:.4g})")
+    return None
+
+
+def _first_nonfinite(named: Iterator[tuple[str, Any]]) -> tuple[str, float] | None:
+    """(name, value) of the first array whose sum is not finite (NaN or Inf inside), else None.
+
+    One reduction per array: the cheapest test that sees any NaN or Inf (a sum that
+    overflows counts too: such a gradient has diverged anyway)."""
+    for name, arr in named:
+        if arr is None:
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = float(np.sum(arr))
+        if not math.isfinite(total):
+            return name, total
+    return None
+
+
 def _check_float_dtype(where: str, dtype: DTypeLike) -> np.dtype:
     try:
         result = np.dtype(dtype)
@@ -72,11 +116,58 @@ def _check_float_dtype(where: str, dtype: DTypeLike) -> np.dtype:
     return result
 
 
+_KIND_NAMES = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers",
+               "M": "datetimes", "m": "timedeltas", "V": "raw records"}
+
+
 def _as_numeric(where: str, name: str, value: ArrayLike) -> np.ndarray:
-    arr = np.asarray(value)
+    """``value`` as a numeric (bool, integer or float) array, or a TypeError saying why not."""
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        tg = sys.modules.get("tinygraph")
+        if tg is not None and isinstance(value, tg.Tensor):
+            arr = value.data
+        else:
+            try:
+                arr = np.asarray(value)
+            except (TypeError, ValueError) as exc:
+                detail = ("its rows have different lengths"
+                          if "inhomogeneous" in str(exc) or "sequence" in str(exc)
+                          else str(exc).split(". ")[0])
+                raise TypeError(
+                    f"{where}: {name} must be a numeric array, got a {type(value).__name__} "
+                    f"that numpy cannot turn into one ({detail}); expected a rectangular "
+                    f"list of numbers or a numpy array, every row of the same length"
+                ) from None
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{where}: {name} must be a numeric array, got dtype {arr.dtype}")
+        what = _KIND_NAMES.get(arr.dtype.kind, "non-numeric values")
+        raise TypeError(
+            f"{where}: {name} must be a numeric array, got dtype {arr.dtype} ({what}); "
+            f"expected integers or floats, e.g. np.asarray({name}, dtype=np.float64)"
+        )
     return arr
+
+
+def _check_finite(where: str, name: str, arr: np.ndarray) -> None:
+    """Raise ValueError naming the count and first position of NaN/Inf values in ``arr``."""
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(arr.sum()):          # one pass, no temporary: the common case
+            return
+    finite = np.isfinite(arr)
+    if finite.all():                        # only the sum overflowed
+        return
+    n_nan = int(np.isnan(arr).sum())
+    n_inf = int(arr.size - finite.sum()) - n_nan
+    first = tuple(int(i) for i in np.argwhere(~finite)[0])
+    where_first = first[0] if len(first) == 1 else list(first)
+    raise ValueError(
+        f"{where}: {name} contains NaN or infinite values ({n_nan} NaN, {n_inf} inf; the "
+        f"first at index {where_first}, shape {arr.shape}); expected finite numbers: drop or "
+        f"impute those entries before training or predicting"
+    )
 
 
 def _activation_name(act: Any) -> str:
@@ -178,7 +269,8 @@ def resolve_architecture(layer_sizes: Any, activations: Any, seed: Any, rng: Any
             seen.add(id(r))
         resolved.append(r)
     if seed is not None and rng is not None:
-        raise ValueError(f"{where}: pass either seed or rng, not both")
+        raise ValueError(f"{where}: pass either seed or rng, not both; got seed={seed!r} and "
+                         f"rng={type(rng).__name__}")
     return sizes, resolved
 
 
@@ -186,6 +278,8 @@ class SpecMLP:
     """The spec's MLP interface, minus forward/backward (see the module docstring)."""
 
     _where = "MLP"
+    #: Epochs completed by ``fit`` over the model's life (saved in its files and checkpoints).
+    epochs_trained = 0
 
     @property
     def output_activation(self) -> Any:  # pragma: no cover - supplied by subclasses
@@ -227,8 +321,10 @@ class SpecMLP:
         if arr.shape[1] != self.layer_sizes[0]:
             raise ValueError(
                 f"{where}: X has {arr.shape[1]} features but layer 1 expects "
-                f"{self.layer_sizes[0]} (layer_sizes[0])"
+                f"{self.layer_sizes[0]} (layer_sizes[0]); expected X of shape "
+                f"(n, {self.layer_sizes[0]}), got {arr.shape}"
             )
+        _check_finite(where, "X", arr)
         return arr.astype(self.dtype, copy=False)
 
     def _class_labels_to_onehot(self, arr: np.ndarray, where: str) -> np.ndarray:
@@ -280,6 +376,7 @@ class SpecMLP:
             targets = arr.astype(self.dtype, copy=False)
             self._check_unit_interval(targets, where, "0/1 labels for a sigmoid output")
         else:
+            _check_finite(where, "y", arr)
             if arr.ndim == 1 and K == 1:
                 arr = arr.reshape(-1, 1)
             if arr.ndim != 2 or arr.shape[1] != K:
@@ -291,7 +388,8 @@ class SpecMLP:
             targets = arr.astype(self.dtype, copy=False)
         if targets.shape[0] != n:
             raise ValueError(
-                f"{where}: X has {n} samples but y has {targets.shape[0]}; they must match"
+                f"{where}: X has {n} samples but y has {targets.shape[0]}; they must match "
+                f"(one target per row of X)"
             )
         return targets
 
@@ -321,17 +419,36 @@ class SpecMLP:
         X = self._check_X(X, where)
         n = X.shape[0]
         if n == 0:
-            raise ValueError(f"{where}: X has 0 samples")
-        if not np.all(np.isfinite(X)):
-            raise ValueError(f"{where}: X contains NaN or infinite values")
+            raise ValueError(f"{where}: X has 0 samples (shape {X.shape}); expected at least "
+                             f"one row to train on")
         targets = self._prepare_targets(y, where, n)
-        if not np.all(np.isfinite(targets)):
-            raise ValueError(f"{where}: y contains NaN or infinite values")
+        _check_finite(where, "y", targets)
         epochs = _check_int(f"{where}: epochs", epochs, 1)
         lr = _check_learning_rate(where, learning_rate)
         if batch_size is not None:
-            batch_size = min(_check_int(f"{where}: batch_size", batch_size, 1), n)
+            batch_size = _check_int(f"{where}: batch_size", batch_size, 1)
+            if batch_size > n:
+                raise ValueError(
+                    f"{where}: batch_size={batch_size} is larger than the {n} training "
+                    f"samples; expected 1..{n}, or batch_size=None for full-batch gradient "
+                    f"descent")
         return X, targets, epochs, lr, batch_size
+
+    def _nonfinite(self, what: str, epoch: int, batch: int, lr: float,
+                   on_nonfinite: str) -> None:
+        """Stop training: raise FloatingPointError, or warn (``on_nonfinite="warn"``)."""
+        where = f"{self._where}.fit"
+        overall = self.epochs_trained + 1          # epochs_trained counts completed epochs
+        at = f"epoch {epoch}, batch {batch}"
+        if overall != epoch:
+            at += f" (epoch {overall} of the model's training)"
+        message = (f"{where}: {what} at {at}; learning_rate={lr} is probably too large (or the "
+                   f"inputs are not scaled). Training stopped before the weights were updated "
+                   f"with it")
+        if on_nonfinite == "raise":
+            raise FloatingPointError(message)
+        warnings.warn(message + "; fit returns the losses of the epochs completed before",
+                      RuntimeWarning, stacklevel=3)
 
     def _batches(self, X: np.ndarray, targets: np.ndarray,
                  batch_size: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:

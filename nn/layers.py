@@ -91,7 +91,8 @@ class ActivationLayer(Module):
 
     def __init__(self, activation: Any) -> None:
         super().__init__()
-        self.activation = acts.get(activation)
+        # names are looked up; any object with forward/backward and a cache is used as is
+        self.activation = acts.get(activation) if isinstance(activation, str) else activation
         self.label = type(self.activation).__name__
 
     def forward(self, z: Any) -> tg.Tensor:

@@ -10,22 +10,38 @@ import tinygraph as tg
 from .module import Module
 
 
+def _numeric_target(target: Any, where: str) -> np.ndarray:
+    try:
+        t = np.asarray(target.data if isinstance(target, tg.Tensor) else target)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where}: targets must be a numeric array, got a {type(target).__name__} "
+                        f"numpy cannot convert ({str(exc).split('. ')[0]})") from None
+    if t.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: targets must be numeric, got dtype {t.dtype}; expected integer "
+                        f"labels or float targets")
+    return t
+
+
 def _labels_or_onehot(target: np.ndarray, n: int, k: int, where: str) -> np.ndarray:
     """Integer labels (n,) or one-hot targets (n, k), checked; returns one-hot (n, k)."""
     t = np.asarray(target)
     if t.ndim == 1:
         if t.shape[0] != n:
-            raise ValueError(f"{where}: {t.shape[0]} labels for {n} samples")
+            raise ValueError(f"{where}: {t.shape[0]} labels for {n} samples; expected one label "
+                             f"per row of the logits")
         if t.dtype.kind == "f":
-            if not np.all(np.isfinite(t)) or not np.all(t == np.round(t)):
+            bad = ~np.isfinite(t) | (t != np.round(t))
+            if bad.any():
                 raise TypeError(f"{where}: float labels must be whole numbers (class indices); "
-                                f"got values such as {t[np.argmax(t != np.round(t))]!r}")
+                                f"got {t[bad][0].item()!r} at index {int(np.argmax(bad))}; "
+                                f"expected integers in 0..{k - 1}")
             t = t.astype(np.int64)
         if t.dtype.kind not in "iu":
-            raise TypeError(f"{where}: labels must be integers, got dtype {t.dtype}")
+            raise TypeError(f"{where}: labels must be integers, got dtype {t.dtype}; expected "
+                            f"integers in 0..{k - 1}")
         if t.size and (t.min() < 0 or t.max() >= k):
             bad = t[(t < 0) | (t >= k)][0]
-            raise ValueError(f"{where}: label {bad} is out of range for {k} classes "
+            raise ValueError(f"{where}: label {bad.item()} is out of range for {k} classes "
                              f"(expected 0..{k - 1})")
         onehot = np.zeros((n, k))
         onehot[np.arange(n), t] = 1.0
@@ -33,6 +49,20 @@ def _labels_or_onehot(target: np.ndarray, n: int, k: int, where: str) -> np.ndar
     if t.shape != (n, k):
         raise ValueError(f"{where}: one-hot targets of shape {t.shape} do not match the "
                          f"logits' shape {(n, k)}")
+    t = t.astype(np.float64, copy=False)
+    if not np.all((t >= 0) & (t <= 1)):
+        raise ValueError(f"{where}: target probabilities must lie in [0, 1], got range "
+                         f"[{np.nanmin(t) if not np.isnan(t).all() else 'nan'}, "
+                         f"{np.nanmax(t) if not np.isnan(t).all() else 'nan'}]"
+                         f"{' and NaN' if np.isnan(t).any() else ''}")
+    sums = t.sum(axis=1)
+    off = np.abs(sums - 1.0) > 1e-6 * max(k, 10)
+    if off.any():
+        i = int(np.argmax(off))
+        raise ValueError(f"{where}: target row {i} sums to {sums[i].item():.6g}; expected every "
+                         f"row of one-hot (or soft) targets to sum to 1 (the fused gradient "
+                         f"(softmax - Y)/n is only right then); give integer labels, or "
+                         f"normalise the rows")
     return t
 
 
@@ -80,22 +110,30 @@ class SoftmaxCrossEntropy(Module):
         n, k = logits.shape
         if n == 0:
             raise ValueError("SoftmaxCrossEntropy: empty batch (0 samples)")
-        onehot = _labels_or_onehot(target.data if isinstance(target, tg.Tensor) else target,
+        onehot = _labels_or_onehot(_numeric_target(target, "SoftmaxCrossEntropy"),
                                    n, k, "SoftmaxCrossEntropy")
         return _SoftmaxCrossEntropyNode.apply(logits, onehot=onehot)
 
 
-def _as_target(pred: tg.Tensor, target: Any, where: str) -> np.ndarray:
-    t = np.asarray(target.data if isinstance(target, tg.Tensor) else target)
+def _as_target(pred: Any, target: Any, where: str) -> np.ndarray:
+    if not isinstance(pred, tg.Tensor):
+        raise TypeError(f"{where}: predictions must be a Tensor (the model's output), got "
+                        f"{type(pred).__name__}")
+    t = _numeric_target(target, where)
     if t.shape != pred.shape:
         if t.ndim == 1 and pred.ndim == 2 and pred.shape[1] == 1 and t.shape[0] == pred.shape[0]:
             t = t.reshape(-1, 1)
         else:
             raise tg.ShapeError(f"{where}: targets of shape {t.shape} do not match predictions "
-                                f"of shape {pred.shape}")
-    if t.dtype.kind not in "biuf":
-        raise TypeError(f"{where}: targets must be numeric, got dtype {t.dtype}")
-    return t.astype(pred.dtype, copy=False)
+                                f"of shape {pred.shape}; expected the same shape")
+    if pred.ndim == 0 or pred.shape[0] == 0:
+        raise ValueError(f"{where}: empty batch (predictions of shape {pred.shape}); expected "
+                         f"at least one sample")
+    t = t.astype(pred.dtype, copy=False)
+    if t.dtype.kind == "f" and not np.all(np.isfinite(t)):
+        raise ValueError(f"{where}: targets contain {int(np.sum(~np.isfinite(t)))} NaN or "
+                         f"infinite value(s); expected finite numbers")
+    return t
 
 
 class MSELoss(Module):
@@ -108,10 +146,58 @@ class MSELoss(Module):
         return (diff * diff).sum() * (0.5 / n)
 
 
-class BCELoss(Module):
-    """L = -(1/n) Σ [y log p + (1-y) log(1-p)] for a sigmoid output p (clipped to [eps, 1-eps]).
+class _SigmoidBCENode(tg.Function):
+    """L = (1/n) Σ [max(z, 0) - z y + log(1 + e^(-|z|))] = BCE of p = σ(z), from the logits z.
 
-    Through the sigmoid's backward, dL/dz = (p - y)/n, the same delta as the spec's.
+    Never takes log(0), however saturated σ(z) is; dL/dz = (σ(z) - y)/n, the spec's δ^(L)
+    for a sigmoid output, exactly (clipping p would cut it to 0 where σ saturates).
+    """
+    op_name = "sigmoid_bce"
+
+    @staticmethod
+    def forward(ctx, z, target=None):
+        ctx.target = target
+        ctx.save_for_backward(z)
+        per_element = np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))
+        return per_element.sum() / z.shape[0]
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        p = (np.tanh(z * 0.5) + 1) * 0.5          # σ(z), also as Tensor ops under create_graph
+        return (p - ctx.target) * (g / z.shape[0])
+
+    @property
+    def name(self) -> str:
+        return "SigmoidBCEBackward"
+
+
+class BCEWithLogits(Module):
+    """Binary cross-entropy of a sigmoid output, as one node from the logits z (n, d).
+
+    ``loss(z, y)`` = -(1/n) Σ [y log σ(z) + (1-y) log(1-σ(z))], stable for any z; its
+    gradient is (σ(z) - y)/n. ``nn.MLP`` uses it for a ``Sigmoid`` output layer, as it
+    uses ``SoftmaxCrossEntropy`` for a softmax one.
+    """
+
+    def forward(self, logits: tg.Tensor, target: Any) -> tg.Tensor:
+        if not isinstance(logits, tg.Tensor):
+            logits = tg.Tensor(logits)
+        t = _as_target(logits, target, "BCEWithLogits")
+        if t.size and (t.min() < 0 or t.max() > 1):
+            raise ValueError(f"BCEWithLogits: targets must lie in [0, 1], got range "
+                             f"[{t.min()}, {t.max()}]")
+        if logits.ndim < 1 or logits.shape[0] == 0:
+            raise ValueError(f"BCEWithLogits: empty batch (logits of shape {logits.shape})")
+        return _SigmoidBCENode.apply(logits, target=t)
+
+
+class BCELoss(Module):
+    """L = -(1/n) Σ [y log p + (1-y) log(1-p)] for probabilities p (clipped away from 0).
+
+    Through a sigmoid's backward this gives dL/dz = (p - y)/n wherever p is not clipped;
+    where the sigmoid saturates, the clipping cuts the gradient: prefer ``BCEWithLogits``
+    on the logits (what ``nn.MLP`` does).
     """
 
     def __init__(self, eps: float = 1e-12) -> None:
@@ -124,5 +210,8 @@ class BCELoss(Module):
             raise ValueError(f"BCELoss: targets must lie in [0, 1], got range "
                              f"[{t.min()}, {t.max()}]")
         n = pred.shape[0]
-        p = tg.clip(pred, self.eps, 1 - self.eps)
-        return -(t * tg.log(p) + (1 - t) * tg.log(1 - p)).sum() * (1.0 / n)
+        # p and 1 - p are clipped separately (as the manual MLP does): 1 - eps rounds to 1
+        # in float32, so clipping p to [eps, 1 - eps] would still take log(0) there.
+        p = tg.clip(pred, self.eps, 1.0)
+        q = tg.clip(1 - pred, self.eps, 1.0)
+        return -(t * tg.log(p) + (1 - t) * tg.log(q)).sum() * (1.0 / n)

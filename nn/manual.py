@@ -42,16 +42,16 @@ Gradient descent: ``W^(l) <- W^(l) - alpha dL/dW^(l)``, same for ``b^(l)``.
 
 from __future__ import annotations
 
-import math
 import numbers
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from nn._spec_mlp import (SpecMLP, _activation_name, _as_numeric, _check_float_dtype, _check_int,
-                          _check_learning_rate, _resolve_activation, resolve_architecture)
+                          _check_learning_rate, _check_on_nonfinite, _first_nonfinite,
+                          _loss_trouble, _resolve_activation, resolve_architecture)
+from nn.checkpoint import Checkpointer
 from nn.init import check_init_method, init_weight, make_rng, zeros_bias
 
 __all__ = [
@@ -586,6 +586,9 @@ class MLP(SpecMLP):
         batch_size: int | None = None,
         verbose: bool = False,
         verbose_every: int | None = None,
+        on_nonfinite: str = "raise",
+        checkpoint: Any = None,
+        checkpoint_every: int | None = None,
     ) -> list[float]:
         r"""Train with (mini-batch) gradient descent; return the per-epoch losses.
 
@@ -603,15 +606,29 @@ class MLP(SpecMLP):
                 to one-hot with ``K`` = the output width).
             epochs: Number of passes over the data, >= 1.
             learning_rate: Step size ``alpha`` > 0.
-            batch_size: Rows per update, >= 1; ``None`` means full batch (no
-                shuffling). Larger than ``n`` means full batch too.
+            batch_size: Rows per update, in ``1..n``; ``None`` means full batch
+                (no shuffling).
             verbose: Print the loss of the first epoch, every
                 ``verbose_every``-th epoch and the last.
             verbose_every: Print interval in epochs (default ``max(1, epochs // 10)``).
+            on_nonfinite: What to do when a batch loss or gradient becomes NaN
+                or infinite, or the loss explodes (more than ``DIVERGENCE_FACTOR``
+                times the first batch loss): ``"raise"`` (default) a
+                ``FloatingPointError`` naming the epoch and batch, or ``"warn"``
+                (a ``RuntimeWarning``) and return the losses of the epochs
+                completed before. Either way the weights are not updated with
+                that batch.
+            checkpoint: Path of a ``.npz`` file: the model (with its random
+                state, which drives the shuffling) is saved there atomically
+                after every ``checkpoint_every``-th epoch (default 1) and after
+                the last, so ``nn.load(path, kind="manual")`` resumes exactly.
 
         Returns:
-            ``history``: list of ``epochs`` floats.
+            ``history``: list of ``epochs`` floats (fewer if training stopped).
         """
+        where = "MLP.fit"
+        on_nonfinite = _check_on_nonfinite(where, on_nonfinite)
+        saver = Checkpointer(self, checkpoint, checkpoint_every, where)
         X, targets, epochs, lr, batch_size = self._fit_arguments(
             X, y, epochs, learning_rate, batch_size)
         n = X.shape[0]
@@ -620,27 +637,41 @@ class MLP(SpecMLP):
         else:
             verbose_every = _check_int("MLP.fit: verbose_every", verbose_every, 1)
         history: list[float] = []
-        warned = False
         width = len(str(epochs))
-        for epoch in range(epochs):
-            total = 0.0
-            for Xb, Tb in self._batches(X, targets, batch_size):
-                self._forward(Xb)
-                self._cache_state = "forward"
-                total += self._backward(Tb) * Xb.shape[0]
-                self._step(lr)
-            epoch_loss = total / n
-            history.append(epoch_loss)
-            if not math.isfinite(epoch_loss) and not warned:
-                warned = True
-                warnings.warn(
-                    f"MLP.fit: the loss became {epoch_loss} at epoch {epoch + 1}; "
-                    f"learning_rate={lr} is probably too large (or the inputs are not scaled)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            if verbose and (epoch == 0 or (epoch + 1) % verbose_every == 0 or epoch + 1 == epochs):
-                print(f"epoch {epoch + 1:>{width}}/{epochs}  loss {epoch_loss:.6f}")
+        reference = None            # the first batch loss: see DIVERGENCE_FACTOR
+        # numpy's overflow warnings are silenced: every batch is checked (and named) below
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for epoch in range(1, epochs + 1):
+                total = 0.0
+                stopped = False
+                for b, (Xb, Tb) in enumerate(self._batches(X, targets, batch_size), start=1):
+                    self._forward(Xb)
+                    self._cache_state = "forward"
+                    loss = self._backward(Tb)
+                    if reference is None:
+                        reference = loss
+                    bad = _loss_trouble(loss, reference)
+                    if bad is None:
+                        found = _first_nonfinite(
+                            (f"layer {i + 1} {name}", g) for i, layer in enumerate(self.layers)
+                            for name, g in (("dW", layer.dW), ("db", layer.db)))
+                        if found is not None:
+                            bad = (f"the gradient {found[0]} became NaN or infinite (the loss was "
+                                   f"{loss:.6g})")
+                    if bad is not None:
+                        self._nonfinite(bad, epoch, b, lr, on_nonfinite)
+                        stopped = True
+                        break
+                    total += loss * Xb.shape[0]
+                    self._step(lr)
+                if stopped:
+                    break
+                epoch_loss = total / n
+                history.append(epoch_loss)
+                self.epochs_trained += 1
+                if verbose and (epoch == 1 or epoch % verbose_every == 0 or epoch == epochs):
+                    print(f"epoch {epoch:>{width}}/{epochs}  loss {epoch_loss:.6f}")
+                saver.epoch_done(epoch, last=epoch == epochs)
         return history
 
     # -- prediction -----------------------------------------------------------------

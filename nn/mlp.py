@@ -6,6 +6,7 @@ same way, so their training runs can be compared step by step.
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Sequence
 
@@ -15,10 +16,13 @@ from numpy.typing import ArrayLike, DTypeLike
 import activations as acts
 import tinygraph as tg
 
-from ._spec_mlp import (SOFTMAX, SpecMLP, _activation_name, _check_float_dtype, resolve_architecture)
+from ._spec_mlp import (SOFTMAX, SpecMLP, _activation_name, _check_float_dtype,
+                        _check_on_nonfinite, _first_nonfinite, _is_sigmoid, _loss_trouble,
+                        resolve_architecture)
+from .checkpoint import Checkpointer
 from .init import check_init_method, make_rng
 from .layers import ActivationLayer, Linear
-from .losses import BCELoss, MSELoss, SoftmaxCrossEntropy
+from .losses import BCEWithLogits, MSELoss, SoftmaxCrossEntropy
 from .module import Module, Sequential
 from .optim import SGD, Optimizer
 
@@ -32,6 +36,8 @@ class History(list):
         self.train_accuracy: list[float] = []
         self.val_loss: list[float] = []
         self.val_accuracy: list[float] = []
+        #: Why fit stopped early (``on_nonfinite="warn"``), else None.
+        self.stop_reason: str | None = None
 
 
 class MLP(Module, SpecMLP):
@@ -44,11 +50,12 @@ class MLP(Module, SpecMLP):
     * ``"softmax"`` → no activation node; ``SoftmaxCrossEntropy`` fuses softmax and the
       cross-entropy: one node from the logits z^(L), with gradient (softmax − Y)/n;
     * ``None`` → linear output and ``MSELoss`` (1/2n);
-    * a ``Sigmoid`` → ``BCELoss`` (binary cross-entropy);
+    * a ``Sigmoid`` → no activation node; ``BCEWithLogits`` fuses the sigmoid and the
+      binary cross-entropy: one node from z^(L), with gradient (σ(z) − y)/n;
     * any other activation → ``MSELoss`` through that activation.
 
     Calling the model (``model(X)``) returns the graph's output Tensor: the logits for a
-    softmax output (the probabilities come from ``predict_proba``), a^(L) otherwise.
+    softmax or sigmoid output (the probabilities come from ``predict_proba``), a^(L) otherwise.
     Parameters are named by their place: ``layers.0.W``, ``layers.0.b``, ``layers.2.W``, ...
     """
 
@@ -70,7 +77,8 @@ class MLP(Module, SpecMLP):
                             dtype=self.dtype)
             linear.label = f"Linear {i + 1}"
             modules.append(linear)
-            if act is not None and act != SOFTMAX:
+            output_fused = i == len(resolved) - 1 and _is_sigmoid(act)
+            if act is not None and act != SOFTMAX and not output_fused:
                 layer = ActivationLayer(act)
                 layer.label = f"{type(act).__name__} {i + 1}"
                 modules.append(layer)
@@ -78,7 +86,7 @@ class MLP(Module, SpecMLP):
         self.name_parameters()
         kind = self.output_kind
         self.loss_fn = (SoftmaxCrossEntropy() if kind == "softmax" else
-                        BCELoss() if kind == "sigmoid" else MSELoss())
+                        BCEWithLogits() if kind == "sigmoid" else MSELoss())
 
     # -- what SpecMLP needs ----------------------------------------------------------
     @property
@@ -94,15 +102,21 @@ class MLP(Module, SpecMLP):
         X = self._check_X(X, where)
         with tg.no_grad():
             out = self(tg.Tensor(X)).data
-        if self.output_kind == "softmax":
+        kind = self.output_kind
+        if kind == "softmax":
             e = np.exp(out - out.max(axis=1, keepdims=True))
             out = e / e.sum(axis=1, keepdims=True)
+        elif kind == "sigmoid":
+            out = (np.tanh(out * 0.5) + 1) * 0.5          # σ(z), without overflow
         return out
 
     # -- the graph -------------------------------------------------------------------
     def forward(self, x: Any) -> tg.Tensor:
-        """The network's output node: logits z^(L) for a softmax output, else a^(L)."""
-        return self.layers(x if isinstance(x, tg.Tensor) else tg.Tensor(x))
+        """The network's output node: logits z^(L) for a softmax or sigmoid output (the loss
+        node applies them), else a^(L)."""
+        if not isinstance(x, tg.Tensor):
+            x = tg.Tensor(np.asarray(x, dtype=self.dtype))    # as the manual MLP: cast to the model dtype
+        return self.layers(x)
 
     def loss(self, X: ArrayLike, y: ArrayLike) -> tg.Tensor:
         """The scalar loss node of a batch (cross-entropy, BCE or MSE, as the output says)."""
@@ -131,88 +145,167 @@ class MLP(Module, SpecMLP):
         return [(lin.W.grad, lin.b.grad) for lin in self.linears]
 
     # -- training --------------------------------------------------------------------
-    def fit(self, X: ArrayLike, y: ArrayLike, epochs: int, learning_rate: float = 0.01,
+    #: The optimizer of the last ``fit`` (or restored by ``nn.load``); the next ``fit``
+    #: continues it (its moments, its step count) unless asked for another kind.
+    optimizer: Optimizer | None = None
+
+    def fit(self, X: ArrayLike, y: ArrayLike, epochs: int, learning_rate: float | None = None,
             batch_size: int | None = None, verbose: bool = False,
             optimizer: Optimizer | str | None = None,
-            validation_data: tuple[ArrayLike, ArrayLike] | None = None) -> History:
+            validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+            on_nonfinite: str = "raise", checkpoint: Any = None,
+            checkpoint_every: int | None = None) -> History:
         """Train with mini-batches; return the per-epoch losses (a ``History`` list).
 
         Each epoch shuffles the rows with the model's ``rng`` (when ``batch_size`` is
         given; the last batch may be smaller), and for each batch runs forward → loss →
-        backward → optimizer step. ``optimizer`` is ``"sgd"`` (default: vanilla gradient
-        descent with ``learning_rate``, as the spec), ``"adam"``, or an Optimizer built on
-        ``model.parameters()``. ``verbose=True`` shows a progress bar with the running
-        loss. ``validation_data=(X_val, y_val)`` adds the validation loss and accuracy of
-        each epoch to the history. Stops with ``FloatingPointError`` naming the epoch and
-        batch as soon as the loss becomes NaN or infinite.
+        backward → optimizer step.
+
+        ``optimizer`` is ``"sgd"`` (vanilla gradient descent, as the spec), ``"adam"``, or
+        an Optimizer built on ``model.parameters()``. The optimizer is kept as
+        ``model.optimizer`` and the next ``fit`` continues it when it asks for the same kind
+        (or passes ``optimizer=None``), so two fits of 5 epochs equal one of 10.
+        ``learning_rate`` defaults to the continued optimizer's rate, else 0.01.
+
+        ``verbose=True`` shows a progress bar with the running loss.
+        ``validation_data=(X_val, y_val)`` adds the validation loss and accuracy of each
+        epoch to the history.
+
+        As soon as the loss, or a gradient, becomes NaN or infinite, or the loss explodes
+        (more than ``DIVERGENCE_FACTOR`` = 1e6 times the first batch loss of this fit),
+        training stops before the weights are updated with it: ``on_nonfinite="raise"``
+        (default) raises ``FloatingPointError`` naming the epoch and batch; ``"warn"``
+        emits a ``RuntimeWarning`` and returns the history of the epochs completed before
+        (its ``stop_reason`` holds the message).
+
+        ``checkpoint="run.npz"`` saves the model with its optimizer and random state
+        (atomically) after every ``checkpoint_every``-th epoch (default 1) and after the
+        last: ``nn.load("run.npz")`` then resumes exactly (see ``nn.checkpoint``).
         """
+        where = f"{self._where}.fit"
+        on_nonfinite = _check_on_nonfinite(where, on_nonfinite)
+        saver = Checkpointer(self, checkpoint, checkpoint_every, where)
+        opt_kind = self._optimizer_kind(optimizer)
+        if learning_rate is None:
+            current = self.optimizer
+            learning_rate = (current.lr if current is not None and opt_kind in (None, type(current))
+                             else optimizer.lr if isinstance(optimizer, Optimizer) else 0.01)
         X, targets, epochs, lr, batch_size = self._fit_arguments(X, y, epochs, learning_rate,
                                                                  batch_size)
-        opt = self._make_optimizer(optimizer, lr)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError(f"{self._where}.fit: validation_data must be a pair (X_val, "
-                                f"y_val), got {type(validation_data).__name__}")
-            Xv = self._check_X(validation_data[0], f"{self._where}.fit: validation_data")
-            val = (Xv, self._prepare_targets(validation_data[1],
-                                             f"{self._where}.fit: validation_data", Xv.shape[0]))
+                got = (f"a {type(validation_data).__name__} of length {len(validation_data)}"
+                       if isinstance(validation_data, (tuple, list))
+                       else type(validation_data).__name__)
+                raise TypeError(f"{where}: validation_data must be a pair (X_val, y_val), got "
+                                f"{got}")
+            Xv = self._check_X(validation_data[0], f"{where}: validation_data")
+            val = (Xv, self._prepare_targets(validation_data[1], f"{where}: validation_data",
+                                             Xv.shape[0]))
+        opt = self._make_optimizer(optimizer, opt_kind, lr)
+        saver.check_optimizer(opt, where)
+        if opt is self.optimizer and not isinstance(optimizer, Optimizer):
+            opt.lr = lr                        # a continued optimizer takes the new rate
+        object.__setattr__(self, "optimizer", opt)
+        named = [(name, p) for name, p in self.named_parameters()]
         classify = self.output_kind in ("softmax", "sigmoid")
         history = History()
         n = X.shape[0]
         bar = None
+        reference = None            # the first batch loss: see DIVERGENCE_FACTOR
         if verbose:
             from tqdm.auto import tqdm
             n_batches = 1 if batch_size is None else math.ceil(n / batch_size)
             bar = tqdm(total=epochs * n_batches, desc="training", unit="batch",
                        dynamic_ncols=True, leave=True, mininterval=0.5)
         try:
-            for epoch in range(epochs):
-                total = 0.0
-                for b, (Xb, Tb) in enumerate(self._batches(X, targets, batch_size)):
-                    opt.zero_grad()
-                    loss = self._loss(Xb, Tb)
-                    value = float(loss.item())
-                    if not math.isfinite(value):
-                        raise FloatingPointError(
-                            f"{self._where}.fit: the loss became {value} at epoch {epoch + 1}, "
-                            f"batch {b + 1}; learning_rate={lr} is probably too large (or the "
-                            f"inputs are not scaled). Training stopped before the weights "
-                            f"were updated with it")
-                    loss.backward()
-                    opt.step()
-                    total += value * Xb.shape[0]
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}", refresh=False)
-                history.append(total / n)
-                if classify:
-                    history.train_accuracy.append(self._accuracy(X, targets))
-                if val is not None:
-                    with tg.no_grad():
-                        history.val_loss.append(float(self._loss(*val).item()))
+            # training records, even if called inside no_grad(); numpy's overflow warnings are
+            # silenced because every batch is checked (and named) below
+            with tg.enable_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                for epoch in range(1, epochs + 1):
+                    total = 0.0
+                    stopped = False
+                    for b, (Xb, Tb) in enumerate(self._batches(X, targets, batch_size), start=1):
+                        opt.zero_grad()
+                        loss = self._loss(Xb, Tb)
+                        value = float(loss.item())
+                        if reference is None:
+                            reference = value
+                        bad = _loss_trouble(value, reference)
+                        if bad is None:
+                            loss.backward()
+                        if bad is None:
+                            found = _first_nonfinite((name, p.grad) for name, p in named)
+                            if found is not None:
+                                bad = (f"the gradient of {found[0]} became NaN or infinite (the "
+                                       f"loss was {value:.6g})")
+                        if bad is not None:
+                            del loss
+                            opt.zero_grad()
+                            self._nonfinite(bad, epoch, b, lr, on_nonfinite)
+                            history.stop_reason = f"{bad} at epoch {epoch}, batch {b}"
+                            stopped = True
+                            break
+                        opt.step()
+                        total += value * Xb.shape[0]
+                        if bar is not None:
+                            bar.update(1)
+                            bar.set_postfix(epoch=epoch, loss=f"{value:.4f}", refresh=False)
+                    if stopped:
+                        break
+                    history.append(total / n)
+                    object.__setattr__(self, "epochs_trained", self.epochs_trained + 1)
                     if classify:
-                        history.val_accuracy.append(self._accuracy(*val))
-                if bar is not None:
-                    post = {"epoch": epoch + 1, "loss": f"{history[-1]:.4f}"}
-                    if history.val_accuracy:
-                        post["val_acc"] = f"{history.val_accuracy[-1]:.3f}"
-                    bar.set_postfix(post)
+                        history.train_accuracy.append(self._accuracy(X, targets))
+                    if val is not None:
+                        with tg.no_grad():
+                            history.val_loss.append(float(self._loss(*val).item()))
+                        if classify:
+                            history.val_accuracy.append(self._accuracy(*val))
+                    if bar is not None:
+                        post = {"epoch": epoch, "loss": f"{history[-1]:.4f}"}
+                        if history.val_accuracy:
+                            post["val_acc"] = f"{history.val_accuracy[-1]:.3f}"
+                        bar.set_postfix(post)
+                    saver.epoch_done(epoch, last=epoch == epochs)
         finally:
             if bar is not None:
                 bar.close()
         return history
 
-    def _make_optimizer(self, optimizer: Any, lr: float) -> Optimizer:
-        if optimizer is None or optimizer == "sgd":
-            return SGD(self.parameters(), lr=lr)
-        if optimizer == "adam":
+    def _optimizer_kind(self, optimizer: Any) -> type | None:
+        """The optimizer class asked for; None for "continue the model's, or SGD"."""
+        if optimizer is None:
+            return None
+        if isinstance(optimizer, str) and optimizer.strip().lower() in ("sgd", "adam"):
             from .optim import Adam
-            return Adam(self.parameters(), lr=lr)
+            return SGD if optimizer.strip().lower() == "sgd" else Adam
         if isinstance(optimizer, Optimizer):
-            return optimizer
+            own = self.parameters()
+            if len(optimizer.params) != len(own) or any(
+                    a is not b for a, b in zip(optimizer.params, own)):
+                raise ValueError(f"{self._where}.fit: the optimizer does not hold this model's "
+                                 f"parameters; expected one built on model.parameters(), e.g. "
+                                 f"nn.Adam(model.parameters(), lr=1e-3)")
+            return type(optimizer)
         raise ValueError(f"{self._where}.fit: optimizer must be 'sgd', 'adam' or an "
                          f"nn.optim.Optimizer, got {optimizer!r}")
+
+    def _make_optimizer(self, optimizer: Any, kind: type | None, lr: float) -> Optimizer:
+        current = self.optimizer
+        own = self.parameters()
+        if isinstance(optimizer, Optimizer):
+            opt = optimizer                    # used as given, with its own learning rate
+        elif (current is not None and kind in (None, type(current))
+              and len(current.params) == len(own)
+              and all(a is b for a, b in zip(current.params, own))):
+            opt = current                      # continue: keep its moments and step count
+        elif kind is None or kind is SGD:
+            opt = SGD(own, lr=lr)
+        else:
+            opt = kind(own, lr=lr)
+        return opt
 
     def _accuracy(self, X: np.ndarray, targets: np.ndarray) -> float:
         p = self._inference(X, f"{self._where}.fit")
@@ -252,4 +345,6 @@ def _copy_activation(act: Any) -> Any:
     """A fresh activation of the same kind and parameters (each model keeps its own cache)."""
     if act is None or isinstance(act, str):
         return act
-    return acts.from_config(act.name, act.config())
+    if isinstance(act, acts.Activation):
+        return acts.from_config(act.name, act.config())
+    return copy.deepcopy(act)          # a duck-typed activation object

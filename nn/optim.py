@@ -1,48 +1,101 @@
-"""Optimizers that update parameters in place: ``SGD`` (with momentum) and ``Adam``."""
+"""Optimizers that update parameters in place: ``SGD`` (with momentum) and ``Adam``.
+
+A step is all or nothing: every parameter is checked before any is changed, so a refused
+step (a parameter still held read-only by a pending graph) leaves the parameters and the
+optimizer's state exactly as they were. ``state_dict()`` / ``load_state_dict()`` carry the
+state (velocities, moments, step count); ``config()`` the hyperparameters. ``nn.save(model,
+path, optimizer=True)`` stores both, so training can resume bit for bit.
+"""
 from __future__ import annotations
 
 import math
-from typing import Iterable
+import numbers
+from typing import Any, Iterable
 
 import numpy as np
 
 import tinygraph as tg
 
 
-def _check_lr(where: str, lr: float) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"{where}: learning rate must be a positive finite number, got {lr!r}")
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_lr(where: str, lr: Any) -> float:
+    if not _is_real(lr):
+        raise TypeError(f"{where}: learning rate lr must be a positive finite number, got {lr!r} "
+                        f"of type {type(lr).__name__}; expected e.g. lr=0.01")
+    if not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"{where}: learning rate lr must be a positive finite number, got "
+                         f"{lr!r}; expected e.g. lr=0.01")
     return float(lr)
+
+
+def _check_unit_interval(where: str, name: str, value: Any) -> float:
+    """A number in [0, 1)."""
+    if not _is_real(value):
+        raise TypeError(f"{where}: {name} must be a number in [0, 1), got {value!r} of type "
+                        f"{type(value).__name__}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{where}: {name} must be in [0, 1), got {value!r}")
+    return float(value)
 
 
 class Optimizer:
     """Holds the parameters; ``step()`` updates them from ``.grad``; ``zero_grad()`` clears."""
 
     def __init__(self, params: Iterable[tg.Tensor], lr: float) -> None:
-        self.params = list(params)
+        where = type(self).__name__
+        if hasattr(params, "named_parameters") and hasattr(params, "parameters"):
+            raise TypeError(f"{where}: params must be the model's parameters, got the "
+                            f"{type(params).__name__} itself; expected "
+                            f"{where}(model.parameters(), lr=...)")
+        if isinstance(params, tg.Tensor):
+            params = [params]
+        try:
+            self.params = list(params)
+        except TypeError:
+            raise TypeError(f"{where}: params must be an iterable of Tensors (e.g. "
+                            f"model.parameters()), got {type(params).__name__}") from None
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got no parameters to optimize")
-        for p in self.params:
+            raise ValueError(f"{where}: got no parameters to optimize (an empty list); "
+                             f"expected model.parameters() of a model with parameters")
+        for i, p in enumerate(self.params):
             if not isinstance(p, tg.Tensor) or not p.requires_grad:
-                raise TypeError(f"{type(self).__name__}: every parameter must be a Tensor with "
-                                f"requires_grad=True, got {p!r}")
-        self.lr = _check_lr(type(self).__name__, lr)
+                what = " that does not require grad" if isinstance(p, tg.Tensor) else ""
+                raise TypeError(f"{where}: every parameter must be a Tensor with "
+                                f"requires_grad=True, got {type(p).__name__}{what} at position {i}")
+            if not p.is_leaf:
+                raise ValueError(f"{where}: parameter {i} ({p.name or tuple(p.shape)}) is the "
+                                 f"result of an op, not a leaf; expected leaf tensors such as "
+                                 f"a layer's W and b")
+        self.lr = _check_lr(where, lr)
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
 
-    def _writable(self, p: tg.Tensor) -> np.ndarray:
-        if not p.data.flags.writeable:
-            raise RuntimeError(
-                f"{type(self).__name__}.step: parameter {p.name or tuple(p.shape)} is still held "
-                f"read-only by a graph that has not been backpropagated (or was kept with "
-                f"retain_graph=True); updating it now would make that graph's gradients wrong. "
-                f"Run backward() first, or drop the graph")
-        return p.data
+    def _check_step(self) -> list[int]:
+        """Indices of the parameters to update; raises before anything is changed."""
+        todo = []
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if not p.data.flags.writeable:
+                raise RuntimeError(
+                    f"{type(self).__name__}.step: parameter {p.name or tuple(p.shape)} is still "
+                    f"held read-only by a graph that has not been backpropagated (or was kept "
+                    f"with retain_graph=True); updating it now would make that graph's gradients "
+                    f"wrong. Run backward() first, or drop the graph. Nothing was updated")
+            todo.append(i)
+        return todo
 
     def step(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def config(self) -> dict:
+        """The hyperparameters, as plain JSON-able values."""
+        return {"lr": self.lr}
 
     def state_dict(self) -> dict:
         return {}
@@ -50,22 +103,39 @@ class Optimizer:
     def load_state_dict(self, state: dict) -> None:
         pass
 
+    def _check_state_arrays(self, name: str, arrays: Any, allow_none: bool = False) -> list:
+        """One array per parameter, each of its parameter's shape and dtype (copied)."""
+        where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(arrays, (list, tuple)) or len(arrays) != len(self.params):
+            got = len(arrays) if isinstance(arrays, (list, tuple)) else type(arrays).__name__
+            raise ValueError(f"{where}: {name} must hold one entry per parameter, got {got}; "
+                             f"expected {len(self.params)}")
+        out = []
+        for i, (a, p) in enumerate(zip(arrays, self.params)):
+            if a is None and allow_none:
+                out.append(None)
+                continue
+            a = np.asarray(a)
+            if a.shape != p.shape or a.dtype != p.dtype:
+                raise ValueError(f"{where}: {name}[{i}] has shape {a.shape} and dtype {a.dtype}; "
+                                 f"expected shape {p.shape} and dtype {p.dtype} (parameter "
+                                 f"{p.name or i})")
+            out.append(np.array(a, copy=True))
+        return out
+
 
 class SGD(Optimizer):
     """θ ← θ - α g, or with momentum μ: v ← μ v + g, θ ← θ - α v."""
 
     def __init__(self, params: Iterable[tg.Tensor], lr: float = 0.01, momentum: float = 0.0) -> None:
         super().__init__(params, lr)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = _check_unit_interval("SGD", "momentum", momentum)
         self.velocity = [None] * len(self.params)
 
     def step(self) -> None:
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            data = self._writable(p)
+        for i in self._check_step():
+            p = self.params[i]
+            data = p.data
             g = p.grad
             if self.momentum:
                 v = self.velocity[i]
@@ -77,11 +147,18 @@ class SGD(Optimizer):
                 g = v
             data -= self.lr * g
 
+    def config(self) -> dict:
+        return {"lr": self.lr, "momentum": self.momentum}
+
     def state_dict(self) -> dict:
         return {"velocity": [None if v is None else v.copy() for v in self.velocity]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.velocity = [None if v is None else np.array(v) for v in state["velocity"]]
+        if not isinstance(state, dict) or "velocity" not in state:
+            raise ValueError(f"SGD.load_state_dict: expected a dict with key 'velocity', got "
+                             f"{type(state).__name__} with keys "
+                             f"{sorted(state) if isinstance(state, dict) else None}")
+        self.velocity = self._check_state_arrays("velocity", state["velocity"], allow_none=True)
 
 
 class Adam(Optimizer):
@@ -90,26 +167,32 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[tg.Tensor], lr: float = 1e-3,
                  betas: tuple = (0.9, 0.999), eps: float = 1e-8) -> None:
         super().__init__(params, lr)
-        b1, b2 = betas
-        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
-            raise ValueError(f"Adam: betas must be in [0, 1), got {betas!r}")
-        if not eps > 0:
-            raise ValueError(f"Adam: eps must be positive, got {eps!r}")
-        self.betas, self.eps = (float(b1), float(b2)), float(eps)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair (beta1, beta2) of numbers in [0, 1), "
+                             f"got {betas!r}; expected e.g. betas=(0.9, 0.999)")
+        b1 = _check_unit_interval("Adam", "betas[0]", betas[0])
+        b2 = _check_unit_interval("Adam", "betas[1]", betas[1])
+        if not _is_real(eps):
+            raise TypeError(f"Adam: eps must be a positive finite number, got {eps!r} of type "
+                            f"{type(eps).__name__}; expected e.g. eps=1e-8")
+        if not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"Adam: eps must be a positive finite number, got {eps!r}; "
+                             f"expected e.g. eps=1e-8")
+        self.betas, self.eps = (b1, b2), float(eps)
         self.t = 0
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
 
     def step(self) -> None:
+        todo = self._check_step()
         self.t += 1
         b1, b2 = self.betas
         correction1 = 1 - b1 ** self.t
         correction2 = 1 - b2 ** self.t
         step_size = self.lr * math.sqrt(correction2) / correction1
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            data = self._writable(p)
+        for i in todo:
+            p, m, v = self.params[i], self.m[i], self.v[i]
+            data = p.data
             g = p.grad
             m *= b1
             m += (1 - b1) * g
@@ -117,10 +200,21 @@ class Adam(Optimizer):
             v += (1 - b2) * (g * g)
             data -= step_size * m / (np.sqrt(v) + self.eps * math.sqrt(correction2))
 
+    def config(self) -> dict:
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps}
+
     def state_dict(self) -> dict:
         return {"t": self.t, "m": [a.copy() for a in self.m], "v": [a.copy() for a in self.v]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.t = int(state["t"])
-        self.m = [np.array(a) for a in state["m"]]
-        self.v = [np.array(a) for a in state["v"]]
+        if not isinstance(state, dict) or not {"t", "m", "v"} <= set(state):
+            raise ValueError(f"Adam.load_state_dict: expected a dict with keys 't', 'm', 'v', got "
+                             f"{type(state).__name__} with keys "
+                             f"{sorted(state) if isinstance(state, dict) else None}")
+        t = state["t"]
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Integral) or t < 0:
+            raise ValueError(f"Adam.load_state_dict: t (the step count) must be an integer >= 0, "
+                             f"got {t!r}")
+        m = self._check_state_arrays("m", state["m"])
+        v = self._check_state_arrays("v", state["v"])
+        self.t, self.m, self.v = int(t), m, v

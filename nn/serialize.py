@@ -1,12 +1,32 @@
 """Saving and loading both MLPs: one ``.npz`` with the arrays and a JSON header.
 
-Nothing is pickled: files load with ``allow_pickle=False``, so a hostile file cannot run
-code. Writes are atomic (a temporary file in the same directory, flushed and fsynced, then
-``os.replace``): an interrupted save leaves the previous file intact.
+Nothing is pickled and nothing is executed: the file is read as a zip of plain ``.npy``
+arrays whose headers are parsed here (an object array is refused before a byte of it is
+read), and the JSON header is checked field by field. Anything missing, mis-shaped,
+truncated or corrupted raises ``ModelFileError`` naming what is wrong.
+
+Writes are atomic: the file is written to a temporary file in the same directory,
+flushed and fsynced, then moved over the target with ``os.replace`` (and the directory
+is fsynced). A save interrupted at any point (crash, SIGKILL, full disk) leaves the
+previous file intact; at worst a stray ``<name>.npz.<random>.tmp`` file stays behind.
+
+File layout (format version 2; version 1 files, without rng/optimizer/training, load too):
+
+=====================  ==============================================================
+array                  contents
+=====================  ==============================================================
+``header``             uint8 bytes of a UTF-8 JSON object (see ``HEADER_KEYS``)
+``W0``, ``b0``, ...    weights ``(n_{l+1}, n_l)`` and biases ``(n_{l+1},)``, model dtype
+``optimizer/<k><i>``   optimizer state per parameter ``i`` (Adam ``m``/``v``, SGD
+                       ``velocity``), when saved with ``optimizer=True``
+``extra/<name>``       arrays passed as ``save(..., arrays={name: array})``
+=====================  ==============================================================
 """
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -18,12 +38,29 @@ import numpy as np
 import activations as acts
 
 FORMAT = "tinygraph-mlp"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this code reads. Version 1 had no ``rng``, ``optimizer`` or ``training``.
+READABLE_VERSIONS = (1, 2)
+
+#: Header keys: required ones, then the optional ones.
+REQUIRED_KEYS = ("format", "version", "kind", "layer_sizes", "activations", "init_method", "dtype")
+OPTIONAL_KEYS = ("rng", "optimizer", "training", "extra")
+HEADER_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
+
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+_MAX_ARRAYS = 10_000
+_MAX_HEADER_BYTES = 10_000_000
 
 
 class ModelFileError(ValueError):
-    """A model file that is missing, truncated, corrupted or not a tinygraph model."""
+    """A model file that is truncated, corrupted, not a tinygraph model, or inconsistent
+    (a missing array, a wrong shape or dtype, an object array, an unknown format version).
+    A file that does not exist raises ``FileNotFoundError`` instead."""
 
+
+# ---------------------------------------------------------------------------------------
+# header pieces
+# ---------------------------------------------------------------------------------------
 
 def _activation_entry(act: Any) -> Any:
     if act is None or isinstance(act, str):
@@ -31,59 +68,245 @@ def _activation_entry(act: Any) -> Any:
     return {"name": act.name, "config": act.config()}
 
 
-def _activation_from_entry(entry: Any, where: str) -> Any:
+def _activation_from_entry(entry: Any, where: str, i: int) -> Any:
     if entry is None or entry == "softmax":
         return entry
-    if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("config", {}), dict):
+    if (isinstance(entry, dict) and set(entry) <= {"name", "config"}
+            and isinstance(entry.get("name"), str) and isinstance(entry.get("config", {}), dict)):
         try:
             return acts.from_config(entry["name"], entry.get("config", {}))
         except (ValueError, TypeError) as exc:
-            raise ModelFileError(f"{where}: unknown activation {entry!r}: {exc}") from None
-    raise ModelFileError(f"{where}: bad activation entry {entry!r}")
+            raise ModelFileError(f"{where}: activations[{i}] {entry!r} cannot be rebuilt: "
+                                 f"{exc}") from None
+    raise ModelFileError(f"{where}: activations[{i}] is {entry!r}; expected null, 'softmax' or "
+                         f"{{'name': ..., 'config': {{...}}}}")
 
 
-def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
-         arrays: dict | None = None) -> Path:
-    """Save a manual (``nn.manual.MLP``) or graph (``nn.MLP``) MLP to ``path`` (.npz).
+def _rng_entry(rng: np.random.Generator) -> dict:
+    return _jsonable(rng.bit_generator.state)
 
-    ``extra`` (JSON-able) and ``arrays`` (name → array) are stored alongside, e.g. an
-    optimizer's state or training progress.
-    """
+
+def _jsonable(value: Any) -> Any:
+    """Bit-generator states hold numpy arrays (MT19937, Philox, SFC64): tag them."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return {"ndarray": str(value.dtype), "values": value.tolist()}
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _from_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"ndarray", "values"}:
+            if value["ndarray"] not in ("uint32", "uint64"):
+                raise ValueError(f"array dtype {value['ndarray']!r} in a generator state")
+            return np.array(value["values"], dtype=value["ndarray"])
+        return {k: _from_jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _rng_from_entry(entry: Any, where: str) -> np.random.Generator:
+    if not isinstance(entry, dict) or entry.get("bit_generator") not in _BIT_GENERATORS:
+        name = entry.get("bit_generator") if isinstance(entry, dict) else entry
+        raise ModelFileError(f"{where}: rng names bit generator {name!r}; expected one of "
+                             f"{', '.join(_BIT_GENERATORS)}")
+    try:
+        bit_generator = getattr(np.random, entry["bit_generator"])()
+        bit_generator.state = _from_jsonable(entry)
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise ModelFileError(f"{where}: rng holds an invalid {entry['bit_generator']} state "
+                             f"({type(exc).__name__}: {exc})") from None
+    return np.random.Generator(bit_generator)
+
+
+def check_savable_optimizer(opt: Any, where: str) -> None:
+    """Raise TypeError unless ``opt``'s state can be saved (exactly nn.SGD or nn.Adam)."""
+    from .optim import SGD, Adam
+    if type(opt) not in (SGD, Adam):
+        raise TypeError(f"{where}: optimizer state can be saved for nn.SGD and nn.Adam, got "
+                        f"{type(opt).__name__}; expected one of those (or no checkpoint)")
+
+
+def _optimizer_entry(opt: Any, params: list) -> tuple[dict, dict]:
+    from .optim import Adam
+    check_savable_optimizer(opt, "save")
+    arrays: dict[str, np.ndarray] = {}
+    if isinstance(opt, Adam):
+        state = opt.state_dict()
+        entry = {"class": "Adam", **opt.config(), "t": int(state["t"])}
+        for i, (m, v) in enumerate(zip(state["m"], state["v"])):
+            arrays[f"optimizer/m{i}"] = m
+            arrays[f"optimizer/v{i}"] = v
+    else:
+        state = opt.state_dict()
+        entry = {"class": "SGD", **opt.config(),
+                 "velocity": [v is not None for v in state["velocity"]]}
+        for i, v in enumerate(state["velocity"]):
+            if v is not None:
+                arrays[f"optimizer/velocity{i}"] = v
+    if len(opt.params) != len(params) or any(a is not b for a, b in zip(opt.params, params)):
+        raise ValueError("save: the optimizer does not hold this model's parameters (in "
+                         "model.parameters() order); expected the optimizer fit() made, or "
+                         "one built on model.parameters()")
+    return entry, arrays
+
+
+def _optimizer_from_entry(entry: Any, params: list, data: dict, where: str) -> Any:
+    from .optim import SGD, Adam
+    if not isinstance(entry, dict) or entry.get("class") not in ("SGD", "Adam"):
+        name = entry.get("class") if isinstance(entry, dict) else entry
+        raise ModelFileError(f"{where}: optimizer class {name!r} is not supported; expected "
+                             f"'SGD' or 'Adam'")
+    n = len(params)
+    try:
+        if entry["class"] == "Adam":
+            _check_keys(entry, {"class", "lr", "betas", "eps", "t"}, where, "optimizer")
+            opt = Adam(params, lr=entry["lr"], betas=tuple(entry["betas"]), eps=entry["eps"])
+            state = {"t": entry["t"],
+                     "m": [_take(data, f"optimizer/m{i}", where) for i in range(n)],
+                     "v": [_take(data, f"optimizer/v{i}", where) for i in range(n)]}
+        else:
+            _check_keys(entry, {"class", "lr", "momentum", "velocity"}, where, "optimizer")
+            opt = SGD(params, lr=entry["lr"], momentum=entry["momentum"])
+            present = entry["velocity"]
+            if (not isinstance(present, list) or len(present) != n
+                    or not all(isinstance(b, bool) for b in present)):
+                raise ModelFileError(f"{where}: optimizer velocity flags {present!r}; expected "
+                                     f"{n} booleans")
+            state = {"velocity": [_take(data, f"optimizer/velocity{i}", where) if b else None
+                                  for i, b in enumerate(present)]}
+        opt.load_state_dict(state)
+    except ModelFileError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"{where}: invalid optimizer state: {exc}") from None
+    return opt
+
+
+def _take(data: dict, key: str, where: str) -> np.ndarray:
+    if key not in data:
+        raise ModelFileError(f"{where}: missing array {key!r}")
+    return data.pop(key)
+
+
+def _check_keys(entry: dict, allowed: set, where: str, what: str) -> None:
+    missing = sorted(allowed - set(entry))
+    unknown = sorted(set(entry) - allowed)
+    if missing or unknown:
+        raise ModelFileError(f"{where}: {what} has missing keys {missing} and unknown keys "
+                             f"{unknown}; expected exactly {sorted(allowed)}")
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+# ---------------------------------------------------------------------------------------
+# save
+# ---------------------------------------------------------------------------------------
+
+def _model_parts(model: Any) -> tuple[str, list, list]:
     from .manual import MLP as ManualMLP
     from .mlp import MLP as GraphMLP
     if isinstance(model, GraphMLP):
-        kind = "graph"
-        weights = [(lin.W.data, lin.b.data) for lin in model.linears]
-        act_list = model._resolved
-    elif isinstance(model, ManualMLP):
-        kind = "manual"
-        weights = [(layer.W, layer.b) for layer in model.layers]
-        act_list = [layer.activation for layer in model.layers]
-    else:
-        raise TypeError(f"save: expected an nn.MLP or nn.manual.MLP, got {type(model).__name__}")
-    header = {
+        return "graph", [(lin.W.data, lin.b.data) for lin in model.linears], list(model._resolved)
+    if isinstance(model, ManualMLP):
+        return ("manual", [(layer.W, layer.b) for layer in model.layers],
+                [layer.activation for layer in model.layers])
+    raise TypeError(f"save: model must be an nn.MLP or nn.manual.MLP, got {type(model).__name__}")
+
+
+def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
+         arrays: dict | None = None, optimizer: Any = False) -> Path:
+    """Save a manual (``nn.manual.MLP``) or graph (``nn.MLP``) MLP to ``path`` (.npz).
+
+    The file holds the weights, the architecture (layer sizes, activations with their
+    parameters, init method, dtype), the state of the model's random generator (which
+    shuffles the mini-batches) and the number of epochs trained. ``optimizer=True`` adds
+    the state of the optimizer the last ``fit`` used (``model.optimizer``; the manual MLP
+    has none), or pass an ``nn.SGD``/``nn.Adam`` built on ``model.parameters()``.
+    ``extra`` (a JSON-able dict) and ``arrays`` (name → numeric array) are stored
+    alongside. A path without the ``.npz`` suffix gets it. Returns the path written.
+    """
+    kind, weights, act_list = _model_parts(model)
+    where = "save"
+    for i, (W, b) in enumerate(weights):
+        for name, arr in ((f"W{i}", W), (f"b{i}", b)):
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{where}: {name} (layer {i + 1}) holds NaN or infinite values; "
+                                 f"expected finite weights (such a model could not be loaded "
+                                 f"back): the training diverged, lower the learning_rate")
+    if extra is not None and not isinstance(extra, dict):
+        raise TypeError(f"{where}: extra must be a dict of JSON-able values, got "
+                        f"{type(extra).__name__}")
+    if arrays is not None and not isinstance(arrays, dict):
+        raise TypeError(f"{where}: arrays must be a dict name -> array, got "
+                        f"{type(arrays).__name__}")
+    header: dict[str, Any] = {
         "format": FORMAT, "version": FORMAT_VERSION, "kind": kind,
-        "layer_sizes": list(model.layer_sizes),
+        "layer_sizes": [int(n) for n in model.layer_sizes],
         "activations": [_activation_entry(a) for a in act_list],
         "init_method": model.init_method, "dtype": str(np.dtype(model.dtype)),
+        "rng": _rng_entry(model.rng),
+        "training": {"epochs_trained": int(getattr(model, "epochs_trained", 0))},
         "extra": extra or {},
     }
-    payload: dict[str, np.ndarray] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+    payload: dict[str, np.ndarray] = {}
     for i, (W, b) in enumerate(weights):
         payload[f"W{i}"] = np.asarray(W)
         payload[f"b{i}"] = np.asarray(b)
+    opt = getattr(model, "optimizer", None) if optimizer is True else (optimizer or None)
+    if opt is not None:
+        if kind != "graph":
+            raise TypeError(f"{where}: the manual MLP trains with plain gradient descent and has "
+                            f"no optimizer state; got optimizer={type(opt).__name__}")
+        header["optimizer"], opt_arrays = _optimizer_entry(opt, model.parameters())
+        payload.update(opt_arrays)
     for name, arr in (arrays or {}).items():
-        payload[f"extra/{name}"] = np.asarray(arr)
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"{where}: arrays keys must be non-empty strings without '/', got "
+                             f"{name!r}")
+        arr = np.asarray(arr)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{where}: arrays[{name!r}] has dtype {arr.dtype}; expected a "
+                            f"numeric array (nothing is pickled)")
+        payload[f"extra/{name}"] = arr
+    try:
+        text = json.dumps(header, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where}: extra must hold JSON-able values (numbers, strings, lists, "
+                        f"dicts; no NaN), got {extra!r}: {exc}") from None
+    payload = {"header": np.frombuffer(text.encode(), dtype=np.uint8), **payload}
+    path = _npz_path(path)
+    _atomic_write(path, lambda f: np.savez(f, **payload))
+    return path
+
+
+def _npz_path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"save: path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
     if path.suffix != ".npz":
-        path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+        path = path.with_name(path.name + ".npz")
+    return path
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same directory, fsync, then os.replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -91,84 +314,233 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
         except OSError:
             pass
         raise
-    return path
+    _fsync_dir(path.parent)
 
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:            # e.g. Windows: directories cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------
+# load
+# ---------------------------------------------------------------------------------------
 
 def load(path: str | os.PathLike, kind: str | None = None) -> Any:
-    """Load a model saved by ``save``; returns the same kind (graph or manual) unless
-    ``kind`` ("graph" or "manual") asks for the other. Validates everything."""
+    """Load a model saved by ``save``: the same kind (graph or manual) unless ``kind``
+    (``"graph"`` or ``"manual"``) asks for the other. The weights, the random generator's
+    state, the number of epochs trained and (when saved) the optimizer state
+    (``model.optimizer``) are restored, so ``fit`` continues exactly where it stopped.
+
+    Raises ``ModelFileError`` for anything wrong with the file, ``FileNotFoundError`` when
+    there is no file.
+    """
     model, _, _ = load_with_extra(path, kind)
     return model
 
 
+def _read_npy(member: Any, name: str, where: str) -> np.ndarray:
+    """Parse one .npy member ourselves: numeric dtypes only, sizes checked before reading."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise ModelFileError(f"{where}: array {name!r} has .npy version {version}; expected "
+                             f"1.0, 2.0 or 3.0")
+    if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None:
+        raise ModelFileError(f"{where}: array {name!r} has dtype {dtype}; a model file holds only "
+                             f"numeric arrays (object arrays would need pickle, which is refused)")
+    count = math.prod(shape)
+    nbytes = count * dtype.itemsize
+    body = member.read(nbytes + 1)
+    if len(body) != nbytes:
+        raise ModelFileError(f"{where}: array {name!r} should hold {nbytes} bytes for shape "
+                             f"{shape} and dtype {dtype}, the file has {len(body)}: truncated "
+                             f"or corrupted")
+    arr = np.frombuffer(body, dtype=dtype, count=count)
+    return arr.reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _read_arrays(path: Path, where: str) -> dict[str, np.ndarray]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{where}: no such file; expected the path of a model saved "
+                                f"with model.save(path) or nn.save(model, path)") from None
+    except OSError as exc:
+        raise ModelFileError(f"{where}: cannot read the file: {exc}") from None
+    if not raw.startswith(b"PK"):
+        raise ModelFileError(f"{where}: not a .npz model file (it does not start with the zip "
+                             f"signature; {len(raw)} bytes); expected a file written by "
+                             f"model.save / nn.save")
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            infos = zf.infolist()
+            if len(infos) > _MAX_ARRAYS:
+                raise ModelFileError(f"{where}: {len(infos)} entries; not a model file")
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                raise ModelFileError(f"{where}: duplicate entries in the archive")
+            bad = zf.testzip()                       # every member's CRC-32
+            if bad is not None:
+                raise ModelFileError(f"{where}: entry {bad!r} is corrupted (CRC-32 mismatch)")
+            data = {}
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    raise ModelFileError(f"{where}: unexpected entry {info.filename!r}; a model "
+                                         f"file holds only .npy arrays")
+                key = info.filename[:-4]
+                with zf.open(info) as member:
+                    data[key] = _read_npy(member, key, where)
+                    if member.read(1):
+                        raise ModelFileError(f"{where}: array {key!r} has trailing bytes")
+    except ModelFileError:
+        raise
+    except Exception as exc:     # any parse failure of untrusted bytes is a corrupted file
+        raise ModelFileError(f"{where}: the file is truncated or corrupted ({type(exc).__name__}: "
+                             f"{exc})") from None
+    return data
+
+
+def _parse_header(data: dict, where: str) -> dict:
+    if "header" not in data:
+        raise ModelFileError(f"{where}: missing array 'header': not a tinygraph model file")
+    raw = data.pop("header")
+    if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > _MAX_HEADER_BYTES:
+        raise ModelFileError(f"{where}: header has dtype {raw.dtype} and shape {raw.shape}; "
+                             f"expected 1-D uint8 bytes of JSON")
+
+    def refuse_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not allowed")
+
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"), parse_constant=refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{where}: the header is not valid JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{where}: the header is a JSON {type(header).__name__}; expected "
+                             f"an object")
+    if header.get("format") != FORMAT:
+        raise ModelFileError(f"{where}: not a tinygraph model file (format "
+                             f"{header.get('format')!r}; expected {FORMAT!r})")
+    version = header.get("version")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise ModelFileError(f"{where}: format version {version!r} is not supported; this "
+                             f"tinygraph reads versions {', '.join(map(str, READABLE_VERSIONS))} "
+                             f"(a newer tinygraph wrote the file?)")
+    missing = [k for k in REQUIRED_KEYS if k not in header]
+    if missing:
+        raise ModelFileError(f"{where}: the header misses key(s) {missing}")
+    unknown = sorted(set(header) - set(HEADER_KEYS))
+    if unknown:
+        raise ModelFileError(f"{where}: the header has unknown key(s) {unknown}; expected only "
+                             f"{list(HEADER_KEYS)}")
+    return header
+
+
 def load_with_extra(path: str | os.PathLike, kind: str | None = None) -> tuple[Any, dict, dict]:
     """Like ``load``, also returning the ``extra`` header dict and the extra arrays."""
+    if kind not in (None, "graph", "manual"):
+        raise ValueError(f"load: kind must be 'graph', 'manual' or None (as saved), got {kind!r}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load: path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
     where = f"load({str(path)!r})"
-    if not path.exists():
-        raise FileNotFoundError(f"{where}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
-        raise ModelFileError(f"{where}: not a readable .npz model file (truncated or "
-                             f"corrupted?): {exc}") from None
-    if "header" not in data:
-        raise ModelFileError(f"{where}: no header: not a tinygraph model file")
-    try:
-        header = json.loads(bytes(data["header"].astype(np.uint8)).decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{where}: the header is not valid JSON: {exc}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ModelFileError(f"{where}: not a tinygraph model file (format {header.get('format') if isinstance(header, dict) else None!r})")
-    if header.get("version") != FORMAT_VERSION:
-        raise ModelFileError(f"{where}: format version {header.get('version')!r} is not supported "
-                             f"(this tinygraph reads version {FORMAT_VERSION})")
-    sizes = header.get("layer_sizes")
-    act_entries = header.get("activations")
+    data = _read_arrays(path, where)
+    header = _parse_header(data, where)
+
+    sizes = header["layer_sizes"]
     if (not isinstance(sizes, list) or len(sizes) < 2
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes)):
-        raise ModelFileError(f"{where}: bad layer_sizes {sizes!r}")
+            or not all(_is_int(n, 1) and n <= 10 ** 8 for n in sizes)):
+        raise ModelFileError(f"{where}: layer_sizes is {sizes!r}; expected a list of at least 2 "
+                             f"positive integers")
+    act_entries = header["activations"]
     if not isinstance(act_entries, list) or len(act_entries) != len(sizes) - 1:
-        raise ModelFileError(f"{where}: activations {act_entries!r} do not match layer_sizes {sizes}")
-    dtype_name = header.get("dtype")
+        raise ModelFileError(f"{where}: activations {act_entries!r} do not match layer_sizes "
+                             f"{sizes}; expected {len(sizes) - 1} entries")
+    dtype_name = header["dtype"]
     if dtype_name not in ("float32", "float64"):
-        raise ModelFileError(f"{where}: unsupported dtype {dtype_name!r}")
+        raise ModelFileError(f"{where}: dtype is {dtype_name!r}; expected 'float32' or 'float64'")
     dtype = np.dtype(dtype_name)
-    init_method = header.get("init_method", "he")
+    init_method = header["init_method"]
     if init_method not in ("he", "xavier"):
-        raise ModelFileError(f"{where}: unknown init_method {init_method!r}")
+        raise ModelFileError(f"{where}: init_method is {init_method!r}; expected 'he' or 'xavier'")
+    saved_kind = header["kind"]
+    if saved_kind not in ("graph", "manual"):
+        raise ModelFileError(f"{where}: kind is {saved_kind!r}; expected 'graph' or 'manual'")
     extra = header.get("extra", {})
     if not isinstance(extra, dict):
-        raise ModelFileError(f"{where}: extra must be a JSON object")
-    act_list = [_activation_from_entry(e, where) for e in act_entries]
-    arrays = {}
+        raise ModelFileError(f"{where}: extra is a {type(extra).__name__}; expected a JSON object")
+    training = header.get("training", {"epochs_trained": 0})
+    if not isinstance(training, dict) or set(training) != {"epochs_trained"} \
+            or not _is_int(training["epochs_trained"], 0):
+        raise ModelFileError(f"{where}: training is {training!r}; expected "
+                             f"{{'epochs_trained': <integer >= 0>}}")
+    rng = _rng_from_entry(header["rng"], where) if "rng" in header else None
+    if header["version"] >= 2 and rng is None:
+        raise ModelFileError(f"{where}: the header misses key 'rng' (required since version 2)")
+    act_list = [_activation_from_entry(e, where, i) for i, e in enumerate(act_entries)]
+
+    weights = {}
     for i in range(len(sizes) - 1):
         for name, shape in ((f"W{i}", (sizes[i + 1], sizes[i])), (f"b{i}", (sizes[i + 1],))):
-            if name not in data:
-                raise ModelFileError(f"{where}: missing array {name!r}")
-            arr = data[name]
+            arr = _take(data, name, where)
             if arr.shape != shape:
-                raise ModelFileError(f"{where}: {name} has shape {arr.shape}, expected {shape}")
+                raise ModelFileError(f"{where}: {name} has shape {arr.shape}; expected {shape} "
+                                     f"for layer_sizes {sizes}")
             if arr.dtype != dtype:
-                raise ModelFileError(f"{where}: {name} has dtype {arr.dtype}, expected {dtype}")
+                raise ModelFileError(f"{where}: {name} has dtype {arr.dtype}; expected {dtype}")
             if not np.all(np.isfinite(arr)):
-                raise ModelFileError(f"{where}: {name} holds NaN or infinite values")
-            arrays[name] = arr
-    kind = kind or header.get("kind", "graph")
-    if kind not in ("graph", "manual"):
-        raise ValueError(f"load: kind must be 'graph' or 'manual', got {kind!r}")
-    if kind == "graph":
-        from .mlp import MLP
-        model = MLP(sizes, act_list, init_method=init_method, seed=0, dtype=dtype)
-        for i, lin in enumerate(model.linears):
-            lin.W.data = arrays[f"W{i}"].copy()
-            lin.b.data = arrays[f"b{i}"].copy()
-    else:
-        from .manual import MLP as ManualMLP
-        model = ManualMLP(sizes, act_list, init_method=init_method, seed=0, dtype=dtype)
-        for i, layer in enumerate(model.layers):
-            layer.W = arrays[f"W{i}"].copy()
-            layer.b = arrays[f"b{i}"].copy()
-    extra_arrays = {k[len("extra/"):]: v for k, v in data.items() if k.startswith("extra/")}
+                raise ModelFileError(f"{where}: {name} holds NaN or infinite values; expected "
+                                     f"finite weights")
+            weights[name] = arr
+
+    kind = kind or saved_kind
+    try:
+        if kind == "graph":
+            from .mlp import MLP
+            model = MLP(sizes, act_list, init_method=init_method, seed=0, dtype=dtype)
+            for i, lin in enumerate(model.linears):
+                lin.W.data = weights[f"W{i}"]
+                lin.b.data = weights[f"b{i}"]
+        else:
+            from .manual import MLP as ManualMLP
+            model = ManualMLP(sizes, act_list, init_method=init_method, seed=0, dtype=dtype)
+            for i, layer in enumerate(model.layers):
+                layer.W = weights[f"W{i}"]
+                layer.b = weights[f"b{i}"]
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"{where}: the header describes an invalid model: {exc}") from None
+    if rng is not None:
+        object.__setattr__(model, "rng", rng)
+    object.__setattr__(model, "epochs_trained", training["epochs_trained"])
+    if "optimizer" in header:
+        if saved_kind != "graph":
+            raise ModelFileError(f"{where}: a manual model file cannot hold optimizer state")
+        if kind == "graph":
+            params = [p for lin in model.linears for p in (lin.W, lin.b)]
+        else:   # checked all the same, then dropped: the manual MLP has no optimizer
+            import tinygraph as tg
+            params = [tg.Tensor(weights[f"{k}{i}"].copy(), requires_grad=True)
+                      for i in range(len(sizes) - 1) for k in "Wb"]
+        opt = _optimizer_from_entry(header["optimizer"], params, data, where)
+        if kind == "graph":
+            object.__setattr__(model, "optimizer", opt)
+    extra_arrays = {}
+    for key in list(data):
+        if key.startswith("extra/") and len(key) > len("extra/"):
+            extra_arrays[key[len("extra/"):]] = data.pop(key)
+    if data:
+        raise ModelFileError(f"{where}: unexpected array(s) {sorted(data)} for layer_sizes {sizes}")
     return model, extra, extra_arrays
+

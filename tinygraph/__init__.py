@@ -21,13 +21,14 @@ from .ops import (abs, add, broadcast_to, cast, clip, concatenate, div, exp, exp
                   min, minimum, mul, neg, pow, relu, reshape, sigmoid, softmax, sqrt, squeeze,
                   stack, sub, sum, swapaxes, tanh, transpose, where)
 from .tensor import Tensor, tensor
-from . import graph
+from . import diagnostics, graph
+from .diagnostics import GradReport, grad_report
 from . import interop as _interop  # noqa: F401  (registers numpy dispatch tables)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "tensor", "Function", "graph", "grad", "gradcheck", "GradcheckResult", "no_grad",
+    "Tensor", "tensor", "Function", "graph", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult", "no_grad",
     "enable_grad", "set_grad_enabled", "is_grad_enabled", "detect_anomaly", "AnomalyError",
     "ShapeError", "BackwardError", "InPlaceModificationError", "TinygraphError",
     "abs", "add", "broadcast_to", "cast", "clip", "concatenate", "div", "exp", "expand_dims",

@@ -90,9 +90,11 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
     for out, g in zip(outputs, grads):
         if not out.requires_grad:
             raise BackwardError(
-                "backward: this tensor does not require grad, so it has no graph to run back "
-                "through; make a leaf with requires_grad=True (or a Parameter) and compute the "
-                "output from it, outside no_grad()")
+                "backward: the output depends on no tensor that requires grad, so there is no "
+                "graph to run back through: every input is a constant, was detach()ed or taken "
+                "as .data, or the output was computed under no_grad(). Make parameters Tensors "
+                "with requires_grad=True and compute the output outside no_grad(); "
+                "tinygraph.grad_report(fn, params) names the reason for each parameter")
         leaf_sink.handed.add(id(g))
         if out.grad_fn is None:        # a leaf as output: its gradient is grad itself
             leaf_sink.add(out, g)
@@ -302,9 +304,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     outs = [outputs] if single_out else list(outputs)
     single_in = isinstance(inputs, Tensor)
     ins = [inputs] if single_in else list(inputs)
-    for t in ins:
+    for i, t in enumerate(ins):
         if not isinstance(t, Tensor) or not t.requires_grad:
-            raise BackwardError("grad: every input must be a Tensor with requires_grad=True")
+            got = (f"a Tensor with requires_grad=False" if isinstance(t, Tensor)
+                   else f"a {type(t).__name__}")
+            raise BackwardError(f"grad: inputs[{i}] is {got}; expected a Tensor with "
+                                f"requires_grad=True (a leaf, or a tensor computed from one)")
     if grad_outputs is None:
         gouts = [None] * len(outs)
     elif isinstance(grad_outputs, (Tensor, np.ndarray)) and single_out:

@@ -157,9 +157,12 @@ class Function:
         ctx.saved_tensors = ()
         if not _state.grad_enabled:
             ctx.needs_input_grad = [False] * len(inputs)
-            out = cls.forward(ctx, *[x._data if isinstance(x, Tensor) else x for x in inputs],
-                              **kwargs)
-            return Tensor._from_op(out if type(out) is np.ndarray else np.asarray(out), None)
+            arrays = [x._data if isinstance(x, Tensor) else x for x in inputs]
+            out = cls.forward(ctx, *arrays, **kwargs)
+            out = out if type(out) is np.ndarray else np.asarray(out)
+            if _state.anomaly:
+                _check_untracked(ctx, arrays, out)
+            return Tensor._from_op(out, None)
 
         if len(inputs) == 1 and isinstance(inputs[0], Tensor):     # unary ops: the common case
             x = inputs[0]
@@ -176,6 +179,8 @@ class Function:
         if type(out) is not np.ndarray:
             out = np.asarray(out)    # reductions may give numpy scalars: keep arrays
         if not record or out.dtype.kind != "f":   # integer/bool results are not differentiable
+            if _state.anomaly:
+                _check_untracked(ctx, arrays, out)
             return Tensor._from_op(out, None)
 
         ctx.parents = parents
@@ -241,6 +246,13 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
+
+
+def _check_untracked(ctx: "Function", arrays, out: np.ndarray) -> None:
+    """detect_anomaly() checks forward outputs that record no node too (inference)."""
+    from .anomaly import check_forward, user_frame
+    ctx._trace = user_frame()
+    check_forward(ctx, arrays, out)
 
 
 def _unpack(inputs: tuple) -> tuple:

@@ -85,15 +85,29 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     ``max_elements`` numbers. Warns (and lists in ``kinks``) when an element lies within
     eps of a kink (relu, abs, max): one-sided slopes differ there and a mismatch is expected.
     """
+    if not callable(fn):
+        raise TypeError(f"gradcheck: fn must be a function of the inputs returning a Tensor, "
+                        f"got {type(fn).__name__}; expected e.g. "
+                        f"gradcheck(lambda x: (x * x).sum(), [x])")
+    if isinstance(inputs, (Tensor, np.ndarray)) or not isinstance(inputs, Sequence):
+        raise TypeError(f"gradcheck: inputs must be a list of Tensors or arrays, got "
+                        f"{type(inputs).__name__}; expected e.g. [x] for a single input")
     if mode not in ("auto", "elements", "directions"):
         raise ValueError(f"gradcheck: mode must be 'auto', 'elements' or 'directions', got {mode!r}")
-    if not eps > 0:
-        raise ValueError(f"gradcheck: eps must be positive, got {eps}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps > 0:
+        raise ValueError(f"gradcheck: eps must be a positive number, got {eps!r}; expected e.g. 1e-5")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not tol > 0:
+        raise ValueError(f"gradcheck: tol must be a positive number, got {tol!r}; expected e.g. 1e-5")
     rng = np.random.default_rng(seed)
-    leaves = [Tensor(np.array(x.data if isinstance(x, Tensor) else x, dtype=np.float64),
-                     requires_grad=True) for x in inputs]
+    leaves = []
+    for i, x in enumerate(inputs):
+        arr = np.asarray(x.data if isinstance(x, Tensor) else x)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"gradcheck: inputs[{i}] has dtype {arr.dtype}; expected numbers "
+                            f"(they are checked in float64)")
+        leaves.append(Tensor(np.array(arr, dtype=np.float64), requires_grad=True))
     if not leaves:
-        raise ValueError("gradcheck: needs at least one input")
+        raise ValueError("gradcheck: inputs is empty; expected at least one input")
 
     out = fn(*leaves)
     if not isinstance(out, Tensor):

@@ -14,8 +14,12 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     try:
         arr = np.asarray(data, dtype=dtype)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"Tensor: cannot make a numeric array from {type(data).__name__} "
-                        f"({exc}); pass numbers, nested lists of numbers, or a numpy array") from None
+        ragged = "inhomogeneous" in str(exc) or "sequence" in str(exc)
+        why = ("its nested lists have different lengths (a ragged array)" if ragged
+               else str(exc).split(". ")[0])
+        raise TypeError(f"Tensor: cannot make a numeric array from {type(data).__name__}: "
+                        f"{why}; pass numbers, nested lists of equal-length rows of numbers, or "
+                        f"a numpy array") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"Tensor: data of dtype {arr.dtype} is not supported; tinygraph works on "
                         f"bool, integer and floating-point arrays (got {arr.dtype.kind!r} kind)")

@@ -770,14 +770,17 @@ def test_epoch_loss_is_sample_weighted_average_of_batch_losses():
     assert history[0] == pytest.approx(full, rel=1e-9)
 
 
-def test_fit_does_not_modify_inputs_and_clamps_batch_size():
+def test_fit_does_not_modify_inputs_and_rejects_batch_size_above_n():
     X, y = data(7)
     X0, y0 = X.copy(), y.copy()
     a = small_classifier(seed=1)
     b = small_classifier(seed=1)
-    ha = a.fit(X, y, epochs=3, learning_rate=0.1, batch_size=100)
+    # batch_size > n is a mistake (the reliability issue): a clear error, nothing trained
+    with pytest.raises(ValueError, match="batch_size=100 is larger than the 7 training samples"):
+        a.fit(X, y, epochs=3, learning_rate=0.1, batch_size=100)
+    ha = a.fit(X, y, epochs=3, learning_rate=0.1)
     hb = b.fit(X, y, epochs=3, learning_rate=0.1, batch_size=7)
-    np.testing.assert_allclose(ha, hb)  # batch_size > n is one batch of n
+    np.testing.assert_allclose(ha, hb)  # batch_size = n is one (shuffled) batch of n
     np.testing.assert_array_equal(X, X0)
     np.testing.assert_array_equal(y, y0)
 
@@ -802,12 +805,18 @@ def test_fit_verbose_prints_every_n_epochs(capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_fit_warns_when_the_loss_diverges():
+def test_fit_stops_when_the_loss_diverges():
+    # The reliability issue: like nn.MLP.fit, stop at the first bad batch (raise by
+    # default, warn when asked) instead of warning at the end of an epoch of garbage.
     X, y = sine(n_samples=20, seed=0)
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError,
+                                                  match=r"MLP.fit: the loss .* at epoch \d+, batch 1"):
+        MLP([1, 8, 1], ["relu", None], seed=0).fit(X * 100, y, epochs=30, learning_rate=10.0)
     m = MLP([1, 8, 1], ["relu", None], seed=0)
-    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="MLP.fit: the loss became"):
-        history = m.fit(X * 100, y, epochs=30, learning_rate=10.0)
-    assert not all(math.isfinite(h) for h in history)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="MLP.fit: the loss"):
+        history = m.fit(X * 100, y, epochs=30, learning_rate=10.0, on_nonfinite="warn")
+    assert len(history) < 30 and all(math.isfinite(h) for h in history)
+    assert all(np.isfinite(layer.W).all() for layer in m.layers)
 
 
 # ---------------------------------------------------------------------------

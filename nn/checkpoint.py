@@ -1,0 +1,70 @@
+"""Checkpoints during ``fit`` and exact resumption.
+
+``model.fit(X, y, epochs=10, ..., checkpoint="run.npz", checkpoint_every=2)`` saves the
+model to ``run.npz`` (atomically, see ``nn.serialize``) after every 2nd epoch and after the
+last one. The file holds everything training depends on: the weights, the optimizer state,
+the state of the random generator that shuffles the mini-batches, and the number of epochs
+trained. So::
+
+    model = nn.load("run.npz")                        # in a fresh process, after a crash
+    model.fit(X, y, epochs=10 - model.epochs_trained, ...same arguments...)
+
+ends with exactly (bit for bit) the weights of an uninterrupted 10-epoch run.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ._spec_mlp import _check_int
+
+__all__ = ["Checkpointer", "resume"]
+
+
+class Checkpointer:
+    """Saves ``model`` to ``path`` after every ``every``-th epoch of one ``fit`` call and after
+    its last epoch. ``path=None`` does nothing."""
+
+    def __init__(self, model: Any, path: Any, every: Any, where: str) -> None:
+        if path is None:
+            if every is not None:
+                raise ValueError(f"{where}: checkpoint_every={every!r} needs checkpoint=<path of "
+                                 f"the .npz file to write>; got checkpoint=None")
+            self.path = None
+            self.every = 1
+        else:
+            if not isinstance(path, (str, os.PathLike)) or not str(path):
+                raise TypeError(f"{where}: checkpoint must be a file path (str or os.PathLike), "
+                                f"got {path!r} of type {type(path).__name__}")
+            self.path = Path(path)
+            if self.path.exists() and self.path.is_dir():
+                raise ValueError(f"{where}: checkpoint={str(path)!r} is a directory; expected "
+                                 f"the path of a .npz file, e.g. {str(self.path / 'model.npz')!r}")
+            self.every = 1 if every is None else _check_int(f"{where}: checkpoint_every", every, 1)
+        self.model = model
+
+    def check_optimizer(self, optimizer: Any, where: str) -> None:
+        """Refuse, before training, an optimizer whose state a checkpoint cannot hold."""
+        if self.path is not None and optimizer is not None:
+            from .serialize import check_savable_optimizer
+            check_savable_optimizer(optimizer, where)
+
+    def epoch_done(self, epoch: int, last: bool) -> None:
+        """``epoch`` counts from 1 within this ``fit`` call."""
+        if self.path is not None and (epoch % self.every == 0 or last):
+            from .serialize import save
+            save(self.model, self.path, optimizer=True)
+
+
+def resume(path: str | os.PathLike, epochs: int) -> tuple[Any, int]:
+    """``(model, remaining)``: the model of checkpoint ``path`` and how many of ``epochs``
+    (the total planned) are still to run: ``model.fit(X, y, epochs=remaining, ...)``."""
+    from .serialize import load
+    total = _check_int("nn.checkpoint.resume: epochs", epochs, 1)
+    model = load(path)
+    done = getattr(model, "epochs_trained", 0)
+    if done > total:
+        raise ValueError(f"nn.checkpoint.resume: the checkpoint has {done} epochs trained, more "
+                         f"than epochs={total}; expected the total number of epochs planned")
+    return model, total - done

@@ -1,0 +1,159 @@
+"""``nn.crosscheck``: hand-derived backprop (``nn.manual``) against autodiff
+(``nn.MLP``) and against finite differences, on the same weights and batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nn
+import nn.manual
+
+ALL_ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"]
+SPEC_SIZES = [784, 256, 128, 10]
+OUTPUTS = {"softmax_ce": "softmax", "linear_mse": None, "sigmoid_bce": "sigmoid"}
+
+
+def _targets(output, n, k, rng):
+    if output == "softmax":
+        return rng.integers(0, k, size=n)
+    if output is None:
+        return rng.normal(size=(n, k))
+    return rng.integers(0, 2, size=(n, k)).astype(float)
+
+
+def _problem(sizes, hidden, output, n, seed=0, bias_scale=0.1):
+    """A manual MLP (random small biases: off the ReLU kinks) and a batch."""
+    rng = np.random.default_rng(seed)
+    init = "xavier" if hidden in ("sigmoid", "tanh") else "he"
+    model = nn.manual.MLP(sizes, [hidden] * (len(sizes) - 2) + [output], init_method=init,
+                          seed=seed)
+    for layer in model.layers:
+        layer.b[...] = bias_scale * rng.standard_normal(layer.b.shape)
+    X = rng.normal(size=(n, sizes[0]))
+    return model, X, _targets(output, n, sizes[-1], rng)
+
+
+def _assert_agree(report, tol=1e-10):
+    assert report.ok, str(report)
+    assert report.tol == tol
+    for row in report.rows:
+        assert row.max_rel_diff <= tol, str(report)
+        assert row.numerical_rel_error < 1e-5, str(report)
+        assert row.numerical_checked > 0
+
+
+# ---------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------
+
+
+def test_report_fields_and_table():
+    model, X, y = _problem([6, 5, 4, 3], "tanh", "softmax", n=8)
+    W_before = [layer.W.copy() for layer in model.layers]
+    report = nn.crosscheck(model, X, y)
+    assert isinstance(report, nn.CrosscheckReport)
+    assert report.ok is True and bool(report)
+    assert report.dtype == "float64" and report.batch_size == 8
+    assert report.manual_loss == pytest.approx(report.autodiff_loss, rel=1e-12)
+    names = [r.name for r in report.rows]
+    assert names == ["layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b", "layers.4.W",
+                     "layers.4.b"]
+    assert [(r.layer, r.kind) for r in report.rows] == [(1, "W"), (1, "b"), (2, "W"), (2, "b"),
+                                                        (3, "W"), (3, "b")]
+    assert [r.shape for r in report.rows] == [(5, 6), (5,), (4, 5), (4,), (3, 4), (3,)]
+    for r in report.rows:
+        assert 0.0 <= r.max_abs_diff < 1e-14 and 0.0 <= r.max_rel_diff <= 1e-10
+        assert 0.0 <= r.numerical_rel_error < 1e-5 and r.numerical_checked == min(3, np.prod(r.shape))
+    assert set(report.param_errors) == set(names)
+    assert all(report.param_errors[r.name] == r.max_rel_diff for r in report.rows)
+    text = str(report)
+    assert "AGREE" in text and "DISAGREE" not in text
+    rows = [line for line in text.splitlines() if any(name in line.split() for name in names)]
+    assert len(rows) == len(names)
+    assert all(line.rstrip().endswith("ok") for line in rows) and "MISMATCH" not in text
+    # the manual model's weights are left alone
+    for layer, W in zip(model.layers, W_before):
+        np.testing.assert_array_equal(layer.W, W)
+
+
+def test_broken_manual_gradient_is_reported(monkeypatch):
+    """Scale one layer's dW by 1.01: the report is not ok and marks that parameter."""
+    model, X, y = _problem([6, 5, 4, 3], "relu", "softmax", n=8, seed=1)
+    layer = model.layers[1]
+    original = layer.backward
+
+    def broken(delta, compute_input_grad=True):
+        result = original(delta, compute_input_grad)
+        layer.dW = layer.dW * 1.01
+        return result
+
+    monkeypatch.setattr(layer, "backward", broken)
+    report = nn.crosscheck(model, X, y)
+    assert not report.ok and not bool(report)
+    bad = [r.name for r in report.rows if r.max_rel_diff > report.tol]
+    assert bad == ["layers.2.W"]
+    # |1.01 a - a| / (|1.01 a| + |a|) = 0.01 / 2.01 wherever dW != 0
+    assert report.param_errors["layers.2.W"] == pytest.approx(0.01 / 2.01, rel=1e-6)
+    assert all(report.param_errors[n] <= 1e-10 for n in report.param_errors if n != "layers.2.W")
+    # autodiff itself still agrees with finite differences
+    assert all(r.numerical_rel_error < 1e-5 for r in report.rows)
+    text = str(report)
+    assert "DISAGREE" in text
+    lines = {name: line for line in text.splitlines() for name in report.param_errors
+             if name in line.split()}
+    assert len(lines) == len(report.rows)
+    assert "MISMATCH" in lines["layers.2.W"]
+    assert all("MISMATCH" not in line and line.rstrip().endswith("ok")
+               for name, line in lines.items() if name != "layers.2.W")
+
+
+def test_float32_crosscheck_uses_float32_tolerance():
+    model, X, y = _problem([5, 6, 3], "gelu", "softmax", n=10, seed=2)
+    model32 = nn.manual.MLP([5, 6, 3], ["gelu", "softmax"], seed=2, dtype=np.float32)
+    for a, b in zip(model32.layers, model.layers):
+        a.W[...] = b.W
+        a.b[...] = b.b
+    report = nn.crosscheck(model32, X, y)
+    assert report.dtype == "float32" and report.tol == 1e-4
+    assert report.ok, str(report)
+
+
+# ---------------------------------------------------------------------------
+# Agreement: the spec's network, every activation, every output/loss
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("output", list(OUTPUTS))
+@pytest.mark.parametrize("hidden", ALL_ACTIVATIONS)
+def test_spec_network_every_activation_and_loss(hidden, output):
+    model, X, y = _problem(SPEC_SIZES, hidden, OUTPUTS[output], n=64, seed=3)
+    _assert_agree(nn.crosscheck(model, X, y, n_numerical=2))
+
+
+@pytest.mark.parametrize("n_hidden", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("hidden", ["relu", "tanh", "silu"])
+def test_depths_1_to_5_hidden_layers(n_hidden, hidden):
+    sizes = [12] + [16] * n_hidden + [4]
+    model, X, y = _problem(sizes, hidden, "softmax", n=20, seed=n_hidden)
+    _assert_agree(nn.crosscheck(model, X, y))
+
+
+@pytest.mark.parametrize("sizes,hidden,output", [
+    ([20, 1024, 5], "relu", "softmax"),
+    ([20, 1500, 3], "gelu", None),
+    ([100, 2, 100], "relu", None),
+    ([100, 2, 100], "tanh", "softmax"),
+], ids=["wide_1024_relu", "wide_1500_gelu_mse", "bottleneck_relu_mse", "bottleneck_tanh_ce"])
+def test_wide_layers_and_bottleneck(sizes, hidden, output):
+    model, X, y = _problem(sizes, hidden, output, n=16, seed=4)
+    _assert_agree(nn.crosscheck(model, X, y))
+
+
+@pytest.mark.parametrize("n", [1, 37, 1000])
+@pytest.mark.parametrize("output", list(OUTPUTS))
+def test_batch_sizes(n, output):
+    model, X, y = _problem([30, 24, 16, 6], "silu", OUTPUTS[output], n=n, seed=5)
+    report = nn.crosscheck(model, X, y)
+    assert report.batch_size == n
+    _assert_agree(report)

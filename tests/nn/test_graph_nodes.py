@@ -1,0 +1,453 @@
+"""The graph nodes of ``nn``: the activation adapter, the losses, ``Module``,
+``Linear`` and ``Sequential``."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import activations
+import nn
+import nn.manual
+import tinygraph as tg
+from nn.layers import _ActivationNode
+
+#: Every activation of the activations package, by registry name.
+ALL_ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"]
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------
+# ActivationLayer: any activations object as a node
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_ACTIVATIONS)
+def test_activation_layer_forward_and_backward_are_the_objects_own(name):
+    act = activations.get(name)
+    layer = nn.ActivationLayer(act)
+    assert layer.activation is act
+    z = tg.Tensor(np.random.default_rng(0).normal(size=(4, 5)), requires_grad=True)
+    out = layer(z)
+    assert isinstance(out, tg.Tensor)
+    assert isinstance(out.grad_fn, _ActivationNode)
+    reference = activations.get(name)
+    np.testing.assert_array_equal(out.data, reference.forward(z.data))
+    g = np.random.default_rng(1).normal(size=(4, 5))
+    out.backward(g)
+    np.testing.assert_array_equal(z.grad, reference.backward(g))
+
+
+def test_activation_layer_takes_a_name():
+    layer = nn.ActivationLayer("gelu_tanh")
+    assert isinstance(layer.activation, activations.GELU)
+    assert layer.activation.config() == {"approximate": True}
+    with pytest.raises(ValueError):
+        nn.ActivationLayer("no_such_activation")
+
+
+def _shared_net(act):
+    """x -> Linear -> act -> Linear -> act -> Linear: ONE activation object, twice."""
+    rng = np.random.default_rng(5)
+    l1 = nn.Linear(3, 4, rng=rng)
+    l2 = nn.Linear(4, 4, rng=rng)
+    l3 = nn.Linear(4, 2, rng=rng)
+    for lin in (l1, l2, l3):  # off the kinks of relu / leaky_relu
+        lin.b.data[...] = 0.1 * rng.standard_normal(lin.b.shape)
+    shared = nn.ActivationLayer(act)
+    return nn.Sequential(l1, shared, l2, shared, l3), (l1, l2, l3)
+
+
+@pytest.mark.parametrize("name", ALL_ACTIVATIONS)
+def test_one_activation_object_at_two_places_gradcheck(name):
+    """Each call of the shared object keeps its own cache: finite differences agree."""
+    act = activations.get(name)
+    shared = nn.ActivationLayer(act)
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(5, 3))
+    W1, b1 = rng.normal(size=(4, 3)), 0.1 * rng.normal(size=4)
+    W2, b2 = rng.normal(size=(4, 4)) / 2, 0.1 * rng.normal(size=4)
+
+    def fn(x, W1, b1, W2, b2):
+        return shared(tg.linear(shared(tg.linear(x, W1, b1)), W2, b2))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a kink warning would make the check meaningless
+        result = tg.gradcheck(fn, [x, W1, b1, W2, b2])
+    assert result.ok, str(result)
+    assert result.checked == x.size + W1.size + b1.size + W2.size + b2.size
+
+
+@pytest.mark.parametrize("name", ALL_ACTIVATIONS)
+def test_one_activation_object_at_two_places_matches_manual_mlp(name):
+    """A graph with one shared activation object gives the gradients of the manual MLP
+    with two separate objects of that activation (same weights)."""
+    net, linears = _shared_net(activations.get(name))
+    manual = nn.manual.MLP([3, 4, 4, 2], [name, name, "softmax"], seed=0)
+    for layer, lin in zip(manual.layers, linears):
+        layer.W[...] = lin.W.data
+        layer.b[...] = lin.b.data
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(6, 3))
+    y = rng.integers(0, 2, size=6)
+    loss = nn.SoftmaxCrossEntropy()(net(X), y)
+    acts_nodes = [n for n in tg.graph.nodes(loss) if isinstance(n, _ActivationNode)]
+    assert len(acts_nodes) == 2 and acts_nodes[0].activation is acts_nodes[1].activation
+    assert acts_nodes[0].cache is not acts_nodes[1].cache
+    loss.backward()
+    manual.forward(X)
+    manual_loss = manual.backward(y)
+    assert float(loss.item()) == pytest.approx(manual_loss, rel=1e-12)
+    for layer, lin in zip(manual.layers, linears):
+        np.testing.assert_allclose(lin.W.grad, layer.dW, rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(lin.b.grad, layer.db, rtol=1e-10, atol=1e-15)
+
+
+def test_activation_adapter_refuses_second_derivatives_clearly():
+    layer = nn.ActivationLayer("tanh")
+    z = tg.Tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+    loss = (layer(z) * layer(z)).sum()
+    with pytest.raises(NotImplementedError, match="differentiated twice"):
+        tg.grad(loss, z, create_graph=True)
+
+
+# ---------------------------------------------------------------------------
+# SoftmaxCrossEntropy
+# ---------------------------------------------------------------------------
+
+
+def _logits_problem(n=5, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, k)) * 2, rng.integers(0, k, size=n)
+
+
+def test_softmax_cross_entropy_is_one_fused_node():
+    rng = np.random.default_rng(1)
+    x = tg.Tensor(rng.normal(size=(5, 3)))
+    lin = nn.Linear(3, 4, rng=0)
+    logits = lin(x)
+    loss = nn.SoftmaxCrossEntropy()(logits, rng.integers(0, 4, size=5))
+    node = loss.grad_fn
+    assert node is not None and node.name == "SoftmaxCrossEntropyBackward"
+    assert len(node.parents) == 1 and node.parents[0] is logits.grad_fn
+    # The whole graph: the loss node and the linear node, nothing else.
+    assert tg.graph.nodes(loss) == [node, logits.grad_fn]
+    # From a leaf: its parent is the leaf Tensor itself.
+    z = tg.Tensor(rng.normal(size=(5, 4)), requires_grad=True)
+    loss2 = nn.SoftmaxCrossEntropy()(z, np.zeros(5, dtype=int))
+    assert len(loss2.grad_fn.parents) == 1 and loss2.grad_fn.parents[0] is z
+    assert len(tg.graph.nodes(loss2)) == 1
+
+
+def test_softmax_cross_entropy_value_is_mean_negative_log_softmax():
+    Z, labels = _logits_problem()
+    loss = nn.SoftmaxCrossEntropy()(tg.Tensor(Z), labels)
+    expected = -np.mean(np.log(_softmax(Z)[np.arange(5), labels]))
+    assert loss.shape == ()
+    assert float(loss.item()) == pytest.approx(expected, rel=1e-13)
+
+
+def test_softmax_cross_entropy_stable_for_logits_of_1000():
+    Z = np.array([[1000.0, 0.0, -1000.0], [-1000.0, 1000.0, 1000.0], [1000.0, 1000.0, 1000.0]])
+    labels = np.array([2, 0, 1])
+    z = tg.Tensor(Z, requires_grad=True)
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        loss = nn.SoftmaxCrossEntropy()(z, labels)
+        loss.backward()
+    # exact: -log softmax = logsumexp - z_label
+    expected = (2000.0 + (1000.0 + math.log(2) + 1000.0) + math.log(3)) / 3
+    assert float(loss.item()) == pytest.approx(expected, rel=1e-14)
+    assert np.all(np.isfinite(z.grad))
+    p = np.array([[1, 0, 0], [0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+    np.testing.assert_allclose(z.grad, (p - np.eye(3)[labels]) / 3, atol=1e-15)
+
+
+def test_softmax_cross_entropy_labels_and_one_hot_agree():
+    Z, labels = _logits_problem(seed=2)
+    loss_fn = nn.SoftmaxCrossEntropy()
+    z1 = tg.Tensor(Z, requires_grad=True)
+    z2 = tg.Tensor(Z, requires_grad=True)
+    l1 = loss_fn(z1, labels)
+    l2 = loss_fn(z2, np.eye(4)[labels])
+    l1.backward()
+    l2.backward()
+    assert float(l1.item()) == float(l2.item())
+    np.testing.assert_array_equal(z1.grad, z2.grad)
+    # Labels given as a Tensor, or as whole-number floats, are the same labels.
+    assert float(loss_fn(tg.Tensor(Z), tg.Tensor(labels)).item()) == float(l1.item())
+    assert float(loss_fn(tg.Tensor(Z), labels.astype(float)).item()) == float(l1.item())
+
+
+def test_softmax_cross_entropy_gradient_closed_form_and_gradcheck():
+    Z, labels = _logits_problem(n=6, k=5, seed=3)
+    z = tg.Tensor(Z, requires_grad=True)
+    nn.SoftmaxCrossEntropy()(z, labels).backward()
+    np.testing.assert_allclose(z.grad, (_softmax(Z) - np.eye(5)[labels]) / 6, rtol=1e-12,
+                               atol=1e-16)
+    loss_fn = nn.SoftmaxCrossEntropy()
+    result = tg.gradcheck(lambda t: loss_fn(t, labels), [Z])
+    assert result.ok, str(result)
+    assert result.checked == Z.size
+    # Soft targets whose rows sum to 1 (label smoothing) are also differentiated right.
+    soft = 0.9 * np.eye(5)[labels] + 0.02
+    result = tg.gradcheck(lambda t: loss_fn(t, soft), [Z])
+    assert result.ok, str(result)
+
+
+def test_softmax_cross_entropy_targets_whose_rows_do_not_sum_to_1():
+    """The backward returns (softmax - Y)/n, the derivative of the forward
+    -(1/n) Σ Y log softmax(z) only when every row of Y sums to 1. Targets that do not
+    (a multi-hot row, an all-zero row) must be refused, or differentiated right."""
+    Z = np.random.default_rng(0).normal(size=(3, 4))
+    Y = np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    loss_fn = nn.SoftmaxCrossEntropy()
+    try:
+        loss_fn(tg.Tensor(Z), Y)
+    except ValueError:
+        return  # refused: fine
+    result = tg.gradcheck(lambda t: loss_fn(t, Y), [Z])
+    assert result.ok, f"accepted targets whose rows do not sum to 1, but:\n{result}"
+
+
+def test_softmax_cross_entropy_second_derivative_closed_form():
+    """d²L/dz_i dz_i = (diag(p_i) - p_i p_iᵀ)/n per sample; zero across samples."""
+    n, k = 4, 3
+    Z, labels = _logits_problem(n=n, k=k, seed=4)
+    z = tg.Tensor(Z, requires_grad=True)
+    loss = nn.SoftmaxCrossEntropy()(z, labels)
+    (g,) = tg.grad(loss, z, create_graph=True)
+    assert isinstance(g, tg.Tensor)
+    p = _softmax(Z)
+    np.testing.assert_allclose(g.data, (p - np.eye(k)[labels]) / n, rtol=1e-12, atol=1e-16)
+    H = np.zeros((n, k, n, k))
+    for i in range(n):
+        for c in range(k):
+            (h,) = tg.grad(g[i, c], z, retain_graph=True)
+            H[i, c] = 0.0 if h is None else h
+    for i in range(n):
+        expected = (np.diag(p[i]) - np.outer(p[i], p[i])) / n
+        np.testing.assert_allclose(H[i, :, i, :], expected, rtol=1e-10, atol=1e-16)
+        others = [j for j in range(n) if j != i]
+        assert np.all(H[i, :, others, :] == 0)
+
+
+def test_softmax_cross_entropy_keeps_float32():
+    Z, labels = _logits_problem(seed=5)
+    z = tg.Tensor(Z.astype(np.float32), requires_grad=True)
+    loss = nn.SoftmaxCrossEntropy()(z, labels)
+    loss.backward()
+    assert loss.dtype == np.float32 and z.grad.dtype == np.float32
+
+
+def test_softmax_cross_entropy_rejects_bad_input():
+    loss_fn = nn.SoftmaxCrossEntropy()
+    Z = np.zeros((3, 4))
+    with pytest.raises(ValueError, match="out of range"):
+        loss_fn(tg.Tensor(Z), np.array([0, 4, 1]))
+    with pytest.raises(ValueError):
+        loss_fn(tg.Tensor(Z), np.array([0, 1]))
+    with pytest.raises(ValueError):
+        loss_fn(tg.Tensor(Z), np.zeros((3, 5)))
+    with pytest.raises(tg.ShapeError):
+        loss_fn(tg.Tensor(np.zeros(4)), np.array([1]))
+    with pytest.raises(TypeError):
+        loss_fn(tg.Tensor(Z), np.array([0.5, 1.0, 2.0]))
+
+
+# ---------------------------------------------------------------------------
+# MSELoss and BCELoss
+# ---------------------------------------------------------------------------
+
+
+def test_mse_loss_value_and_gradient():
+    rng = np.random.default_rng(8)
+    A, Y = rng.normal(size=(7, 3)), rng.normal(size=(7, 3))
+    a = tg.Tensor(A, requires_grad=True)
+    loss = nn.MSELoss()(a, Y)
+    assert float(loss.item()) == pytest.approx(np.sum((A - Y) ** 2) / (2 * 7), rel=1e-13)
+    assert float(loss.item()) == pytest.approx(nn.manual.mse_loss(A, Y), rel=1e-13)
+    loss.backward()
+    np.testing.assert_allclose(a.grad, (A - Y) / 7, rtol=1e-13, atol=1e-16)
+    result = tg.gradcheck(lambda t: nn.MSELoss()(t, Y), [A])
+    assert result.ok, str(result)
+    # (n,) targets for an (n, 1) output are taken as a column.
+    col = tg.Tensor(A[:, :1], requires_grad=True)
+    assert float(nn.MSELoss()(col, Y[:, 0]).item()) == pytest.approx(
+        np.sum((A[:, 0] - Y[:, 0]) ** 2) / 14, rel=1e-13)
+    with pytest.raises(tg.ShapeError):
+        nn.MSELoss()(a, Y[:, :2])
+
+
+def test_bce_loss_value_and_gradient():
+    rng = np.random.default_rng(9)
+    P = rng.uniform(0.05, 0.95, size=(6, 2))
+    Y = rng.integers(0, 2, size=(6, 2)).astype(float)
+    p = tg.Tensor(P, requires_grad=True)
+    loss = nn.BCELoss()(p, Y)
+    expected = -np.sum(Y * np.log(P) + (1 - Y) * np.log(1 - P)) / 6
+    assert float(loss.item()) == pytest.approx(expected, rel=1e-13)
+    assert float(loss.item()) == pytest.approx(nn.manual.binary_cross_entropy_loss(P, Y),
+                                               rel=1e-13)
+    loss.backward()
+    np.testing.assert_allclose(p.grad, (P - Y) / (P * (1 - P)) / 6, rtol=1e-12)
+    result = tg.gradcheck(lambda t: nn.BCELoss()(t, Y), [P])
+    assert result.ok, str(result)
+    # Through a sigmoid: dL/dz = (p - y)/n, the spec's delta.
+    Z = rng.normal(size=(6, 2)) * 3
+    z = tg.Tensor(Z, requires_grad=True)
+    nn.BCELoss()(tg.sigmoid(z), Y).backward()
+    np.testing.assert_allclose(z.grad, (1 / (1 + np.exp(-Z)) - Y) / 6, rtol=1e-10, atol=1e-16)
+    with pytest.raises(ValueError):
+        nn.BCELoss()(p, Y + 1.0)
+
+
+def test_bce_loss_clips_probabilities_of_exactly_0_and_1():
+    P = np.array([[0.0], [1.0], [1.0], [0.0]])
+    Y = np.array([[1.0], [0.0], [1.0], [0.0]])
+    loss = nn.BCELoss()(tg.Tensor(P, requires_grad=True), Y)
+    assert math.isfinite(float(loss.item()))
+    assert float(loss.item()) == pytest.approx(2 * -math.log(1e-12) / 4, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bce_through_saturated_sigmoid_is_finite(dtype):
+    """A confident and right sigmoid output (p rounds to exactly 1.0 or 0.0, which
+    happens for |z| > ~17 in float32, > ~37 in float64) costs ~0, not NaN."""
+    z = tg.Tensor(np.array([[40.0], [-40.0], [3.0]], dtype=dtype), requires_grad=True)
+    Y = np.array([[1.0], [0.0], [1.0]])
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore")
+        loss = nn.BCELoss()(tg.sigmoid(z), Y)
+        loss.backward()
+    assert math.isfinite(float(loss.item())), f"{np.dtype(dtype).name}: loss {loss.item()}"
+    assert float(loss.item()) == pytest.approx(math.log1p(math.exp(-3.0)) / 3, rel=1e-4)
+    assert np.all(np.isfinite(z.grad)), z.grad
+
+
+# ---------------------------------------------------------------------------
+# Module, Linear, Sequential
+# ---------------------------------------------------------------------------
+
+
+class _TwoLayer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(3, 5, rng=0), nn.ActivationLayer("tanh"),
+                                    nn.Linear(5, 2, rng=1))
+        self.scale = tg.Tensor(np.ones(2), requires_grad=True)
+        self.constant = tg.Tensor(np.ones(2))  # no grad: not a parameter
+        self.name_parameters()
+
+    def forward(self, x):
+        return self.layers(x) * self.scale
+
+
+def test_module_parameters_and_names():
+    m = _TwoLayer()
+    names = [name for name, _ in m.named_parameters()]
+    assert names == ["scale", "layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b"]
+    assert [p.name for p in m.parameters()] == names
+    assert all(isinstance(p, tg.Tensor) and p.requires_grad for p in m.parameters())
+    assert m.parameters()[1] is m.layers[0].W
+    mlp = nn.MLP([4, 6, 5, 3], ["relu", "gelu", "softmax"], seed=0)
+    names = [name for name, _ in mlp.named_parameters()]
+    assert names == ["layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b", "layers.4.W",
+                     "layers.4.b"]
+    assert [p.name for _, p in mlp.named_parameters()] == names
+
+
+def test_module_call_zero_grad_and_forward():
+    m = _TwoLayer()
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    out = m(X)
+    assert isinstance(out, tg.Tensor) and out.shape == (4, 2)
+    ref = np.tanh(X @ m.layers[0].W.data.T + m.layers[0].b.data) @ m.layers[2].W.data.T
+    np.testing.assert_allclose(out.data, ref + m.layers[2].b.data, rtol=1e-13)
+    out.sum().backward()
+    assert all(p.grad is not None for p in m.parameters())
+    m.zero_grad()
+    assert all(p.grad is None for p in m.parameters())
+
+
+def test_gradients_accumulate_until_zero_grad():
+    m = _TwoLayer()
+    X = np.random.default_rng(1).normal(size=(4, 3))
+    m(X).sum().backward()
+    first = m.layers[0].W.grad.copy()
+    m(X).sum().backward()
+    np.testing.assert_allclose(m.layers[0].W.grad, 2 * first, rtol=1e-13)
+    m.zero_grad()
+    m(X).sum().backward()
+    np.testing.assert_allclose(m.layers[0].W.grad, first, rtol=1e-13)
+
+
+def test_state_dict_round_trip_and_errors():
+    a = nn.MLP([4, 6, 3], ["relu", "softmax"], seed=0)
+    b = nn.MLP([4, 6, 3], ["relu", "softmax"], seed=1)
+    X = np.random.default_rng(2).normal(size=(5, 4))
+    state = a.state_dict()
+    assert list(state) == ["layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b"]
+    # copies, not views of the parameters
+    state["layers.0.W"][0, 0] += 1.0
+    assert a.linears[0].W.data[0, 0] != state["layers.0.W"][0, 0]
+    state = a.state_dict()
+    assert not np.allclose(b.predict_proba(X), a.predict_proba(X))
+    b.load_state_dict(state)
+    np.testing.assert_array_equal(b.predict_proba(X), a.predict_proba(X))
+    for name, p in b.named_parameters():
+        np.testing.assert_array_equal(p.data, state[name])
+        assert p.data is not state[name]
+    bad = dict(state)
+    bad["layers.0.W"] = np.zeros((6, 5))
+    with pytest.raises(ValueError, match="layers.0.W"):
+        b.load_state_dict(bad)
+    missing = dict(state)
+    del missing["layers.2.b"]
+    with pytest.raises(KeyError, match="layers.2.b"):
+        b.load_state_dict(missing)
+    extra = dict(state, **{"layers.9.W": np.zeros(1)})
+    with pytest.raises(KeyError, match="layers.9.W"):
+        b.load_state_dict(extra)
+    b.load_state_dict(missing, strict=False)  # non-strict: loads what is there
+
+
+def test_linear_shapes_init_and_forward():
+    lin = nn.Linear(300, 200, init="he", rng=0)
+    assert lin.W.shape == (200, 300) and lin.b.shape == (200,)
+    assert np.all(lin.b.data == 0)
+    assert lin.W.data.var() == pytest.approx(2 / 300, rel=0.05)
+    xav = nn.Linear(300, 200, init="xavier", rng=0)
+    assert xav.W.data.var() == pytest.approx(2 / 500, rel=0.05)
+    X = np.random.default_rng(3).normal(size=(7, 300))
+    out = lin(X)
+    assert out.shape == (7, 200)
+    np.testing.assert_allclose(out.data, X @ lin.W.data.T + lin.b.data, rtol=1e-12)
+    with pytest.raises(tg.ShapeError):
+        lin(np.zeros((2, 299)))
+    with pytest.raises(ValueError):
+        nn.Linear(0, 3)
+    small = nn.Linear(3, 2, rng=1)
+    result = tg.gradcheck(lambda x, W, b: tg.linear(x, W, b), [X[:4, :3], small.W.data,
+                                                               small.b.data + 0.1])
+    assert result.ok, str(result)
+
+
+def test_sequential_applies_in_order_and_indexes():
+    seq = nn.Sequential(nn.Linear(2, 3, rng=0), nn.ActivationLayer("relu"), nn.Linear(3, 1, rng=1))
+    assert len(seq) == 3
+    assert isinstance(seq[1], nn.ActivationLayer)
+    assert [type(m) for m in seq] == [nn.Linear, nn.ActivationLayer, nn.Linear]
+    X = np.random.default_rng(4).normal(size=(5, 2))
+    ref = np.maximum(X @ seq[0].W.data.T + seq[0].b.data, 0) @ seq[2].W.data.T + seq[2].b.data
+    np.testing.assert_allclose(seq(X).data, ref, rtol=1e-13)
+    assert [name for name, _ in seq.named_parameters()] == ["0.W", "0.b", "2.W", "2.b"]
+    with pytest.raises(TypeError):
+        nn.Sequential(nn.Linear(2, 3), "relu")

@@ -1,0 +1,192 @@
+"""Optimizers ``nn.SGD`` (with momentum) and ``nn.Adam``: in-place updates checked
+against hand-computed reference steps, and the guard against updating a parameter
+that a recorded graph still needs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import nn
+import tinygraph as tg
+
+
+def _param(values):
+    return tg.Tensor(np.array(values, dtype=float), requires_grad=True, name="p")
+
+
+GRADS = [np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.75, 1.5]), np.array([1.0, 0.0, -3.0])]
+
+
+def _run(opt, p):
+    """Apply the three GRADS, recording the parameter after each step."""
+    trajectory = []
+    buffer = p.data
+    for g in GRADS:
+        p.grad = g.copy()
+        opt.step()
+        assert p.data is buffer, "the update must be in place"
+        trajectory.append(p.data.copy())
+    return trajectory
+
+
+def test_sgd_plain_step_matches_reference():
+    p = _param([1.0, 2.0, 3.0])
+    theta = p.data.copy()
+    traj = _run(nn.SGD([p], lr=0.1), p)
+    for g, got in zip(GRADS, traj):
+        theta = theta - 0.1 * g
+        np.testing.assert_allclose(got, theta, rtol=1e-15)
+
+
+def test_sgd_momentum_matches_reference():
+    p = _param([1.0, 2.0, 3.0])
+    theta, v = p.data.copy(), np.zeros(3)
+    traj = _run(nn.SGD([p], lr=0.05, momentum=0.9), p)
+    for g, got in zip(GRADS, traj):
+        v = 0.9 * v + g
+        theta = theta - 0.05 * v
+        np.testing.assert_allclose(got, theta, rtol=1e-15)
+
+
+def test_adam_matches_textbook_reference():
+    p = _param([1.0, 2.0, 3.0])
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    theta, m, v = p.data.copy(), np.zeros(3), np.zeros(3)
+    traj = _run(nn.Adam([p], lr=lr, betas=(b1, b2), eps=eps), p)
+    for t, (g, got) in enumerate(zip(GRADS, traj), start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+        theta = theta - lr * m_hat / (np.sqrt(v_hat) + eps)
+        np.testing.assert_allclose(got, theta, rtol=1e-12)
+    # The first Adam step moves every coordinate with a nonzero gradient by ~lr.
+    q = _param([0.0, 0.0, 0.0])
+    q.grad = np.array([1e-3, -5.0, 0.0])
+    nn.Adam([q], lr=0.01).step()
+    np.testing.assert_allclose(q.data, [-0.01, 0.01, 0.0], rtol=1e-4)
+
+
+@pytest.mark.parametrize("make", [lambda ps: nn.SGD(ps, lr=0.1),
+                                  lambda ps: nn.SGD(ps, lr=0.1, momentum=0.5),
+                                  lambda ps: nn.Adam(ps, lr=0.1)],
+                         ids=["sgd", "sgd_momentum", "adam"])
+def test_optimizers_skip_parameters_without_grad_and_zero_grad(make):
+    a, b = _param([1.0, 2.0]), _param([3.0, 4.0])
+    opt = make([a, b])
+    a.grad = np.array([1.0, 1.0])
+    opt.step()
+    np.testing.assert_array_equal(b.data, [3.0, 4.0])
+    assert not np.array_equal(a.data, [1.0, 2.0])
+    opt.zero_grad()
+    assert a.grad is None and b.grad is None
+
+
+def test_optimizers_update_mlp_parameters_in_place_during_fit():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = (X[:, 0] > 0).astype(int)
+    for make in (lambda m: nn.SGD(m.parameters(), lr=0.1, momentum=0.9),
+                 lambda m: nn.Adam(m.parameters(), lr=0.01)):
+        model = nn.MLP([3, 5, 2], ["tanh", "softmax"], seed=0)
+        buffers = [p.data for p in model.parameters()]
+        before = [b.copy() for b in buffers]
+        model.fit(X, y, epochs=3, learning_rate=0.1, batch_size=7, optimizer=make(model))
+        assert all(p.data is b for p, b in zip(model.parameters(), buffers))
+        assert all(not np.array_equal(p.data, b0) for p, b0 in zip(model.parameters(), before))
+
+
+def test_sgd_optimizer_equals_fit_default():
+    X = np.random.default_rng(1).normal(size=(30, 3))
+    y = (X[:, 1] > 0).astype(int)
+    a = nn.MLP([3, 4, 2], ["relu", "softmax"], seed=0)
+    b = nn.MLP([3, 4, 2], ["relu", "softmax"], seed=0)
+    ha = a.fit(X, y, epochs=4, learning_rate=0.2, batch_size=8)
+    hb = b.fit(X, y, epochs=4, learning_rate=0.2, batch_size=8, optimizer=nn.SGD(b.parameters(), lr=0.2))
+    assert list(ha) == list(hb)
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+def _model_with_pending_graph():
+    model = nn.MLP([3, 4, 2], ["relu", "softmax"], seed=0)
+    X = np.random.default_rng(2).normal(size=(5, 3))
+    y = np.array([0, 1, 1, 0, 1])
+    model.compute_gradients(X, y)       # every parameter has a .grad
+    loss = model.loss(X, y)             # a new forward pass, not backpropagated yet
+    return model, loss
+
+
+@pytest.mark.parametrize("make", [lambda ps: nn.SGD(ps, lr=0.1),
+                                  lambda ps: nn.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: nn.Adam(ps, lr=0.1)],
+                         ids=["sgd", "sgd_momentum", "adam"])
+def test_step_while_a_graph_holds_a_parameter_raises(make):
+    model, loss = _model_with_pending_graph()
+    opt = make(model.parameters())
+    with pytest.raises(RuntimeError, match="backward"):
+        opt.step()
+    loss.backward()           # releases the graph
+    before = [p.data.copy() for p in model.parameters()]
+    opt.step()
+    assert all(not np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))
+
+
+def test_step_works_again_once_the_pending_graph_is_dropped():
+    model, loss = _model_with_pending_graph()
+    opt = nn.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RuntimeError):
+        opt.step()
+    del loss
+    opt.step()
+
+
+@pytest.mark.parametrize("make", [lambda ps: nn.SGD(ps, lr=0.1),
+                                  lambda ps: nn.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: nn.Adam(ps, lr=0.1)],
+                         ids=["sgd", "sgd_momentum", "adam"])
+def test_refused_step_changes_nothing(make):
+    """The refused step must be all or nothing: no parameter (and no optimizer state)
+    may be updated before the RuntimeError. (In this network the first layer's W and
+    b are not saved by the pending graph, the second layer's W is.)"""
+    model, loss = _model_with_pending_graph()
+    opt = make(model.parameters())
+    before = model.state_dict()
+    state_before = opt.state_dict()
+    with pytest.raises(RuntimeError):
+        opt.step()
+    after = model.state_dict()
+    changed = [k for k in before if not np.array_equal(before[k], after[k])]
+    assert not changed, f"parameters updated by the refused step: {changed}"
+    assert str(opt.state_dict()) == str(state_before)
+    loss.backward()
+
+
+def test_optimizer_argument_checks():
+    p = _param([1.0])
+    with pytest.raises(ValueError):
+        nn.SGD([p], lr=-1.0)
+    with pytest.raises(ValueError):
+        nn.SGD([p], lr=math.nan)
+    with pytest.raises(ValueError):
+        nn.SGD([p], lr=0.1, momentum=1.0)
+    with pytest.raises(ValueError):
+        nn.Adam([p], betas=(0.9, 1.0))
+    with pytest.raises(ValueError):
+        nn.Adam([], lr=0.1)
+    with pytest.raises(TypeError):
+        nn.SGD([tg.Tensor([1.0])], lr=0.1)  # does not require grad
+
+
+def test_optimizer_state_dict_round_trip():
+    p, q = _param([1.0, 2.0, 3.0]), _param([1.0, 2.0, 3.0])
+    a, b = nn.Adam([p], lr=0.01), nn.Adam([q], lr=0.01)
+    p.grad = GRADS[0].copy()
+    a.step()
+    b.load_state_dict(a.state_dict())
+    q.data[...] = p.data
+    for opt, t in ((a, p), (b, q)):
+        t.grad = GRADS[1].copy()
+        opt.step()
+    np.testing.assert_array_equal(p.data, q.data)

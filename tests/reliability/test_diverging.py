@@ -1,0 +1,193 @@
+"""Diverging training and numerical trouble: fit stops at the first bad batch (raise or
+warn) before updating the weights with it; detect_anomaly names the op, the shapes and
+ranges, the backward node and the user's line."""
+from __future__ import annotations
+
+import math
+import re
+import threading
+
+import numpy as np
+import pytest
+
+import activations
+import nn
+import tinygraph as tg
+
+KINDS = {"graph": nn.MLP, "manual": nn.manual.MLP}
+
+
+def _weights(model):
+    if isinstance(model, nn.MLP):
+        return [a.copy() for lin in model.linears for a in (lin.W.data, lin.b.data)]
+    return [a.copy() for layer in model.layers for a in (layer.W, layer.b)]
+
+
+def _set_weights(model, value):
+    if isinstance(model, nn.MLP):
+        for lin in model.linears:
+            lin.W.data[...] = value
+    else:
+        for layer in model.layers:
+            layer.W[...] = value
+
+
+def _sine(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-3, 3, size=(n, 1))
+    return X, np.sin(X[:, 0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_diverging_fit_raises_naming_epoch_and_batch_with_weights_untouched(kind):
+    X, y = _sine()
+    model = KINDS[kind]([1, 16, 1], ["tanh", None], seed=0)
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError) as info:
+        model.fit(100 * X, y, epochs=50, learning_rate=1e6, batch_size=10)
+    message = str(info.value)
+    found = re.search(r"epoch (\d+), batch (\d+)", message)
+    assert found and "learning_rate=1000000.0" in message, message
+    assert "before the weights were updated" in message
+    assert all(np.isfinite(w).all() for w in _weights(model))
+    # the named epoch is the right one: the same run one epoch shorter trains cleanly
+    epoch = int(found.group(1))
+    assert model.epochs_trained == epoch - 1
+    if epoch > 1:
+        again = KINDS[kind]([1, 16, 1], ["tanh", None], seed=0)
+        with np.errstate(all="ignore"):
+            history = again.fit(100 * X, y, epochs=epoch - 1, learning_rate=1e6, batch_size=10)
+        assert all(math.isfinite(h) for h in history)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_warn_mode_stops_returns_the_completed_epochs_and_keeps_the_weights(kind):
+    """An overflowing loss on the very first batch: the warning names epoch 1, batch 1,
+    the history is empty and the weights are exactly the initial ones."""
+    X, y = _sine()
+    model = KINDS[kind]([1, 1], [None], seed=0)
+    before = _weights(model)
+    with pytest.warns(RuntimeWarning, match=r"the loss became inf at epoch 1, batch 1"):
+        history = model.fit(1e200 * X, y, epochs=3, learning_rate=0.1, on_nonfinite="warn")
+    assert list(history) == []
+    assert all(np.array_equal(a, b) for a, b in zip(before, _weights(model)))
+    if kind == "graph":
+        assert "epoch 1, batch 1" in history.stop_reason
+        assert all(p.grad is None for p in model.parameters())
+    # a clean fit afterwards works as usual
+    assert len(model.fit(X, y, epochs=2, learning_rate=0.01)) == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_nonfinite_gradient_with_a_finite_loss_also_stops(kind):
+    """z = w x with x = 1e160, w = 1e-10: the loss (~z²) is finite, the gradient
+    dL/dw = (z - y) x overflows. Nothing is updated with it."""
+    model = KINDS[kind]([1, 1], [None], seed=0)
+    _set_weights(model, 1e-10)
+    X = np.full((4, 1), 1e160)
+    y = np.zeros(4)
+    before = _weights(model)
+    with pytest.raises(FloatingPointError, match=r"gradient .*W.* became NaN or infinite .*loss "
+                                                 r"was .*epoch 1, batch 1"):
+        model.fit(X, y, epochs=1, learning_rate=0.1)
+    assert all(np.array_equal(a, b) for a, b in zip(before, _weights(model)))
+
+
+def test_exploding_but_finite_loss_is_caught_graph():
+    """The stable fused softmax-cross-entropy never overflows: an exploding loss stays
+    finite (1e20 and more) while the network dies. fit stops on the explosion."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 16, size=(64, 8))
+    y = rng.integers(0, 3, size=64)
+    model = nn.MLP([8, 16, 3], ["relu", "softmax"], seed=0)
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="exploded"):
+        model.fit(X, y, epochs=5, learning_rate=1e6, batch_size=16)
+
+
+def test_reasonable_training_is_not_stopped():
+    X, y = _sine(seed=3)
+    for MLP in KINDS.values():
+        history = MLP([1, 16, 1], ["tanh", None], seed=0).fit(X, y, epochs=30, learning_rate=0.05,
+                                                              batch_size=8)
+        assert len(history) == 30 and history[-1] < history[0]
+
+
+# ---------------------------------------------------------------------------------------
+# detect_anomaly
+# ---------------------------------------------------------------------------------------
+
+def test_anomaly_in_a_model_forward_names_op_inputs_and_the_users_line():
+    model = nn.MLP([2, 4, 3], ["relu", "softmax"], seed=0)
+    X = np.array([[1e308, 1e308], [1.0, 2.0]])
+    with np.errstate(all="ignore"), tg.detect_anomaly():
+        with pytest.raises(tg.AnomalyError) as info:
+            model.loss(X, [0, 1])          # the user's line
+    message = str(info.value)
+    assert "linear produced 0 NaN and 1 Inf" in message
+    assert "input 0: shape (2, 2), range [1, 1e+308]" in message
+    assert "input 1: shape (4, 2)" in message
+    assert "test_diverging.py" in message and "model.loss(X, [0, 1])" in message
+    assert "(via nn/layers.py:" in message
+
+
+class _NanBackward(activations.Activation):
+    """Identity forward, NaN backward: a broken hand-written derivative."""
+    name = "nan_backward"
+
+    def _forward(self, x):
+        return x.copy(), np.zeros_like(x)
+
+    def _backward(self, grad_output, cache):
+        return grad_output * np.nan
+
+
+def test_anomaly_in_backward_names_the_node_its_module_and_the_forward_line():
+    model = nn.Sequential(nn.Linear(2, 3, rng=0), nn.ActivationLayer(_NanBackward()),
+                          nn.Linear(3, 1, rng=1))
+    x = tg.Tensor(np.ones((4, 2)))
+    with tg.detect_anomaly():
+        loss = model(x).sum()
+        with pytest.raises(tg.AnomalyError) as info:
+            loss.backward()
+    message = str(info.value)
+    assert "_NanBackwardBackward (module '_NanBackward')" in message
+    assert "returned a NaN or Inf gradient for input 0 (shape (4, 3), 12 NaN, 0 Inf)" in message
+    assert "loss = model(x).sum()" in message
+
+
+def test_anomaly_input_that_already_holds_nan_says_so():
+    x = tg.Tensor([np.nan, 1.0], requires_grad=True)
+    with tg.detect_anomaly(), pytest.raises(tg.AnomalyError, match=r"already 1 NaN and 0 Inf"):
+        x * 2.0
+
+
+def test_detect_anomaly_as_decorator_reentrant_and_per_thread():
+    @tg.detect_anomaly()
+    def step(t):
+        return tg.log(t)
+
+    with np.errstate(invalid="ignore"):
+        with pytest.raises(tg.AnomalyError):
+            step(tg.Tensor([-1.0], requires_grad=True))
+        assert np.isnan(tg.log(tg.Tensor([-1.0], requires_grad=True)).data[0])   # off again
+        outer = tg.detect_anomaly()
+        with outer:
+            with outer:
+                pass
+            with pytest.raises(tg.AnomalyError):     # still on after the inner exit
+                tg.log(tg.Tensor([-1.0], requires_grad=True))
+        seen = {}
+        barrier = threading.Barrier(2, timeout=10)
+
+        def other():
+            barrier.wait()
+            with np.errstate(invalid="ignore"):
+                seen["value"] = tg.log(tg.Tensor([-1.0], requires_grad=True)).data[0]
+            barrier.wait()
+
+        t = threading.Thread(target=other)
+        t.start()
+        with tg.detect_anomaly():
+            barrier.wait()                       # the other thread runs its op now
+            barrier.wait()
+        t.join()
+    assert np.isnan(seen["value"])               # no anomaly mode in the other thread

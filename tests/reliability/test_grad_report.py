@@ -1,0 +1,124 @@
+"""grad_report: every parameter whose gradient is None or all zeros, with the reason."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nn
+import tinygraph as tg
+from tinygraph.diagnostics import GradReport, grad_report
+
+
+def _params(rng):
+    names = ["W1", "W2", "unused", "detached", "nograd", "data"]
+    shapes = [(3, 5), (5, 2), (3, 3), (3, 3), (3, 3), (3, 3)]
+    return {n: tg.Tensor(rng.normal(size=s), requires_grad=True, name=n)
+            for n, s in zip(names, shapes)}
+
+
+def _problem():
+    rng = np.random.default_rng(0)
+    x = tg.Tensor(rng.normal(size=(4, 3)))
+    P = _params(rng)
+
+    def loss_fn():
+        with tg.no_grad():
+            a = x @ P["nograd"]                    # recorded nothing
+        b = a @ P["detached"].detach()             # a constant copy of the values
+        c = b @ tg.Tensor(P["data"].data)          # .data: values only
+        h = tg.relu(c @ P["W1"])
+        return (h @ P["W2"]).sum()
+    return P, loss_fn
+
+
+def test_function_mode_tells_every_reason_apart():
+    P, loss_fn = _problem()
+    report = grad_report(loss_fn, P)
+    assert isinstance(report, GradReport) and not report.ok
+    assert report["W1"].status == "ok" and report["W2"].status == "ok"
+    assert report["unused"].key == "not connected"
+    for name in ("detached", "nograd", "data"):
+        assert report[name].status == "none" and report[name].key == "cut off", report[name]
+    text = str(report)
+    assert "4 of 6 parameters" in text and "unused" in text and "[cut off]" in text
+    # the report computes its own gradients: .grad untouched, arrays writable again
+    assert all(p.grad is None for p in P.values())
+    assert all(p.data.flags.writeable for p in P.values())
+
+
+def test_tensor_mode_after_backward():
+    P, loss_fn = _problem()
+    loss = loss_fn()
+    loss.backward()
+    report = grad_report(loss, P)
+    assert report["W1"].status == report["W2"].status == "ok"
+    assert report["unused"].key == "not connected"
+    assert "pass a function" in report["unused"].reason
+    # without backward: connected parameters have no .grad
+    P2, loss_fn2 = _problem()
+    report = grad_report(loss_fn2(), P2)
+    assert report["W1"].key == "no backward" and "run loss.backward()" in report["W1"].reason
+
+
+def test_dead_relu_layer_and_the_layer_after_it():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(8, 2))
+    y = rng.integers(0, 3, size=8)
+    model = nn.MLP([2, 4, 3], ["relu", "softmax"], seed=0)
+    model.linears[0].b.data[...] = -100.0          # every unit of ReLU 1 is dead
+    report = model.grad_report(X, y)
+    assert report["layers.0.W"].key == "dead relu"
+    assert report["layers.0.b"].key == "dead relu"
+    assert "ReLU 1" in report["layers.0.W"].reason
+    assert report["layers.2.W"].key == "zero"      # fed only zeros by the dead ReLU
+    assert "dead" in report["layers.2.W"].reason
+    assert report["layers.2.b"].status == "ok"
+    # after a real backward, the report on the loss tensor finds the same (nn's ReLU
+    # objects keep their last cache)
+    model.zero_grad()
+    loss = model.loss(X, y)
+    loss.backward()
+    assert model.grad_report(loss)["layers.0.W"].key == "dead relu"
+    # and the model still trains afterwards
+    model.fit(X, y, epochs=1, learning_rate=0.1)
+
+
+def test_tinygraph_relu_op_dead_and_partially_alive():
+    x = tg.Tensor(np.array([[1.0, -2.0], [0.5, 3.0]]))
+    W = tg.Tensor(np.array([[1.0, 1.0], [1.0, 1.0]]), requires_grad=True, name="W")
+    V = tg.Tensor(np.ones((2, 1)), requires_grad=True, name="V")
+    report = grad_report(lambda: (tg.relu(x @ W - 100.0) @ V).sum(), [W, V])
+    assert report["W"].key == "dead relu" and "ReLUBackward" in report["W"].reason
+    report = grad_report(lambda: (tg.relu(x @ W) @ V).sum(), [W, V])
+    assert report.ok, str(report)
+
+
+def test_zero_for_another_reason():
+    w = tg.Tensor([1.0, 2.0], requires_grad=True, name="w")
+    report = grad_report(lambda: (w * 0.0).sum(), [w])
+    assert report["w"].key == "zero"
+
+
+def test_a_loss_that_depends_on_no_parameter_raises_with_the_reasons():
+    w = tg.Tensor([1.0, 2.0], requires_grad=True, name="w")
+    u = tg.Tensor([3.0], requires_grad=True, name="u")
+    with pytest.raises(tg.BackwardError) as info:
+        grad_report(lambda: (w.detach() * 2.0).sum(), [w, u])
+    message = str(info.value)
+    assert "depends on none of the 2 parameters" in message
+    assert "w: [cut off]" in message and "u: [not connected]" in message
+    assert w.data.flags.writeable                  # nothing held read-only by the failure
+    # and plain backward on such a loss fails at once too (the engine's message)
+    with pytest.raises(tg.BackwardError, match="depends on no tensor that requires grad"):
+        (w.detach() * 2.0).sum().backward()
+
+
+def test_module_grad_report_argument_checks():
+    model = nn.MLP([2, 3], ["softmax"], seed=0)
+    with pytest.raises(TypeError, match=r"model.grad_report\(X, y\)"):
+        model.grad_report(np.ones((2, 2)))
+    seq = nn.Sequential(nn.Linear(2, 1))
+    with pytest.raises(TypeError, match="loss\\(X, y\\) method"):
+        seq.grad_report(np.ones((2, 2)), np.ones(2))
+    report = seq.grad_report(lambda: seq(tg.Tensor(np.ones((2, 2)))).sum())
+    assert report.ok and [e.name for e in report.entries] == ["0.W", "0.b"]

@@ -1,0 +1,282 @@
+"""Saving and loading: nothing lost, nothing executed, everything validated, writes atomic."""
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import os
+import pickle
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import activations
+import nn
+from nn.serialize import ModelFileError, load_with_extra
+
+from _models import assert_same_model, weights
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _data(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    return X, rng.integers(0, 4, size=n)
+
+
+def _trained(kind="graph", optimizer="adam", dtype=np.float64):
+    acts = [activations.LeakyReLU(alpha=0.2), activations.GELU(approximate=True), "softmax"]
+    X, y = _data()
+    if kind == "graph":
+        model = nn.MLP([3, 5, 4, 4], acts, init_method="xavier", seed=3, dtype=dtype)
+        model.fit(X, y, epochs=2, learning_rate=0.01, batch_size=5, optimizer=optimizer)
+    else:
+        model = nn.manual.MLP([3, 5, 4, 4], acts, init_method="xavier", seed=3, dtype=dtype)
+        model.fit(X, y, epochs=2, learning_rate=0.01, batch_size=5)
+    return model
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind,optimizer", [("graph", "adam"), ("graph", None), ("manual", None)])
+def test_round_trip_keeps_everything(tmp_path, kind, optimizer, dtype):
+    model = _trained(kind, optimizer or "sgd", dtype)
+    if kind == "graph" and optimizer is None:
+        model.optimizer = nn.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        model.compute_gradients(*_data())
+        model.optimizer.step()                   # momentum velocities exist now
+    path = model.save(tmp_path / "m", optimizer=True, extra={"note": "hi"},
+                      arrays={"mean": np.arange(3.0)})
+    assert path.name == "m.npz"
+    loaded, extra, arrays = load_with_extra(path)
+    assert_same_model(model, loaded)
+    assert extra == {"note": "hi"} and np.array_equal(arrays["mean"], np.arange(3.0))
+    X, _ = _data(seed=1)
+    assert np.array_equal(model.predict_proba(X), loaded.predict_proba(X))
+    # a graph file loads as the manual twin (optimizer state checked, then dropped)
+    if kind == "graph":
+        manual = nn.load(path, kind="manual")
+        assert all(np.array_equal(a, b) for a, b in zip(weights(model), weights(manual)))
+
+
+def test_optimizer_state_only_when_asked(tmp_path):
+    model = _trained("graph", "adam")
+    model.save(tmp_path / "plain.npz")
+    assert nn.load(tmp_path / "plain.npz").optimizer is None
+    with pytest.raises(TypeError, match="no optimizer state"):
+        _trained("manual").save(tmp_path / "m.npz", optimizer=nn.SGD(model.parameters()))
+
+
+def test_save_refuses_nan_weights_and_non_json_extra(tmp_path):
+    model = nn.MLP([2, 2], ["softmax"], seed=0)
+    with pytest.raises(TypeError, match="JSON-able"):
+        model.save(tmp_path / "a.npz", extra={"x": object()})
+    model.linears[0].W.data[0, 0] = np.nan
+    with pytest.raises(ValueError, match="W0 .* NaN"):
+        model.save(tmp_path / "a.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_version_1_files_still_load(tmp_path):
+    model = nn.MLP([2, 3], ["softmax"], seed=0)
+    header = {"format": "tinygraph-mlp", "version": 1, "kind": "graph", "layer_sizes": [2, 3],
+              "activations": ["softmax"], "init_method": "he", "dtype": "float64", "extra": {}}
+    with open(tmp_path / "v1.npz", "wb") as f:
+        np.savez(f, header=np.frombuffer(json.dumps(header).encode(), np.uint8),
+                 W0=model.linears[0].W.data, b0=model.linears[0].b.data)
+    loaded = nn.load(tmp_path / "v1.npz")
+    assert np.array_equal(loaded.linears[0].W.data, model.linears[0].W.data)
+
+
+def _rewrite(path: Path, out: Path, header_change=None, arrays_change=None) -> Path:
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    header = json.loads(bytes(arrays.pop("header")).decode())
+    if header_change:
+        header_change(header)
+    if arrays_change:
+        arrays_change(arrays)
+    with open(out, "wb") as f:
+        np.savez(f, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+    return out
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda h: h.update(format="keras"), "not a tinygraph model file"),
+    (lambda h: h.pop("dtype"), r"misses key\(s\) \['dtype'\]"),
+    (lambda h: h.update(surprise=1), r"unknown key\(s\) \['surprise'\]"),
+    (lambda h: h.update(layer_sizes=[3, -5, 4, 4]), "layer_sizes is"),
+    (lambda h: h.update(activations=["relu"]), "do not match layer_sizes"),
+    (lambda h: h["activations"].__setitem__(0, {"name": "os.system", "config": {}}),
+     "cannot be rebuilt"),
+    (lambda h: h.update(init_method="orthogonal"), "init_method is 'orthogonal'"),
+    (lambda h: h.update(dtype="float16"), "dtype is 'float16'"),
+    (lambda h: h["rng"].update(bit_generator="Evil"), "bit generator 'Evil'"),
+    (lambda h: h["rng"]["state"].update(state="x"), "invalid PCG64 state"),
+    (lambda h: h.update(training={"epochs_trained": -1}), "training is"),
+    (lambda h: h["optimizer"].update({"class": "RMSprop"}), "optimizer class 'RMSprop'"),
+    (lambda h: h["optimizer"].update(betas=[0.9, 2.0]), "invalid optimizer state"),
+    (lambda h: h["optimizer"].update(t=-1), "invalid optimizer state"),
+])
+def test_load_refuses_a_bad_header(tmp_path, change, message):
+    good = _trained("graph", "adam").save(tmp_path / "good.npz", optimizer=True)
+    bad = _rewrite(good, tmp_path / "bad.npz", header_change=change)
+    with pytest.raises(ModelFileError, match=message):
+        nn.load(bad)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda a: a.pop("optimizer/m3"), "missing array 'optimizer/m3'"),
+    (lambda a: a.update({"optimizer/v0": np.zeros(3)}), r"v\[0\] has shape \(3,\)"),
+    (lambda a: a.update(junk=np.zeros(2)), r"unexpected array\(s\) \['junk'\]"),
+    (lambda a: a.update(W1=np.full((4, 5), np.inf)), "W1 holds NaN or infinite"),
+    (lambda a: a.update(header=np.zeros(3, np.float64)), "header has dtype float64"),
+])
+def test_load_refuses_bad_arrays(tmp_path, change, message):
+    good = _trained("graph", "adam").save(tmp_path / "good.npz", optimizer=True)
+    with np.load(good, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    change(arrays)
+    with open(tmp_path / "bad.npz", "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ModelFileError, match=message):
+        nn.load(tmp_path / "bad.npz")
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (Path.touch, (Path(os.environ["TG_EXPLOIT_MARKER"]),))
+
+
+def test_a_pickle_in_the_file_is_never_executed(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("TG_EXPLOIT_MARKER", str(marker))
+    assert pickle.loads(pickle.dumps(_Exploit())) is None and marker.exists()   # it would run
+    marker.unlink()
+    good = nn.MLP([2, 3], ["softmax"], seed=0).save(tmp_path / "good.npz")
+    with np.load(good, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["W0"] = np.array([_Exploit()], dtype=object)
+    with open(tmp_path / "evil.npz", "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ModelFileError, match="dtype object.*pickle"):
+        nn.load(tmp_path / "evil.npz")
+    assert not marker.exists()
+
+
+def test_an_interrupted_save_leaves_the_previous_file(tmp_path, monkeypatch):
+    model = nn.MLP([2, 3], ["softmax"], seed=0)
+    path = model.save(tmp_path / "m.npz")
+    before = path.read_bytes()
+    model.linears[0].W.data[...] = 7.0
+
+    def broken_savez(f, **arrays):
+        f.write(b"PK\x03\x04 half a file")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="No space"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]      # no temporary left
+
+
+# ---------------------------------------------------------------------------------------
+# random corruption (hypothesis)
+# ---------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _saved_file() -> tuple[Path, bytes, object]:
+    """A trained model with Adam state, saved once: (directory, file bytes, loaded model)."""
+    directory = Path(tempfile.mkdtemp(prefix="tg_corrupt_"))
+    atexit.register(shutil.rmtree, directory, True)
+    model = _trained("graph", "adam")
+    path = model.save(directory / "model.npz", optimizer=True, extra={"k": [1, 2]})
+    return directory, path.read_bytes(), nn.load(path)
+
+
+@settings(max_examples=250, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_corrupted_files_load_identically_or_raise_model_file_error(data):
+    directory, raw, original = _saved_file()
+    corrupt = bytearray(raw)
+    mode = data.draw(st.sampled_from(["bytes", "bytes", "truncate", "burst"]))
+    if mode == "truncate":
+        corrupt = corrupt[:data.draw(st.integers(0, len(raw) - 1))]
+    elif mode == "burst":
+        start = data.draw(st.integers(0, len(raw) - 1))
+        length = data.draw(st.integers(1, 64))
+        for i in range(start, min(start + length, len(raw))):
+            corrupt[i] = data.draw(st.integers(0, 255))
+    else:
+        for _ in range(data.draw(st.integers(1, 6))):
+            i = data.draw(st.integers(0, len(raw) - 1))
+            corrupt[i] = (corrupt[i] + data.draw(st.integers(1, 255))) % 256
+    path = directory / "corrupt.npz"
+    path.write_bytes(bytes(corrupt))
+    try:
+        loaded = nn.load(path)
+    except ModelFileError:
+        return
+    assert_same_model(original, loaded)
+
+
+# ---------------------------------------------------------------------------------------
+# killed in the middle of a save
+# ---------------------------------------------------------------------------------------
+
+_SAVER = r"""
+import sys
+sys.path.insert(0, sys.argv[2])
+import nn
+model = nn.MLP([256, 512, 512, 10], ["relu", "relu", "softmax"], seed=0)
+version = int(sys.argv[3])
+while True:
+    version += 1
+    for lin in model.linears:
+        lin.W.data[...] = version
+        lin.b.data[...] = version
+    model.save(sys.argv[1], extra={"version": version})
+    print(version, flush=True)
+"""
+
+
+def test_sigkill_during_saves_always_leaves_a_loadable_file(tmp_path):
+    path = tmp_path / "big.npz"
+    script = tmp_path / "saver.py"
+    script.write_text(_SAVER)
+    rnd = random.Random(1234)
+    seen_versions = []
+    last = 0
+    for trial in range(6):
+        proc = subprocess.Popen([sys.executable, str(script), str(path), str(ROOT), str(last * 1000)],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            first = proc.stdout.readline()          # one complete save before the kill
+            assert first.strip(), "the saver did not save"
+            time.sleep(rnd.uniform(0.0, 0.25))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            proc.stdout.close()
+        model, extra, _ = load_with_extra(path)
+        version = extra["version"]
+        assert all(np.all(w == version) for w in weights(model)), f"trial {trial}: mixed file"
+        seen_versions.append(version)
+        last = trial + 1
+    # every kill left one of the versions that were completely written
+    assert len(seen_versions) == 6
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert all(name.startswith("big.npz.") for name in leftovers)
+    print(f"versions on disk after each kill: {seen_versions}; {len(leftovers)} temporary file(s) left by kills mid-write")

@@ -1,0 +1,149 @@
+"""Checkpoints and resume: 10 epochs in one go == 5, save, load in a fresh process, 5 more,
+bit for bit (weights, optimizer state, shuffling random state, loss history)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nn
+import nn.checkpoint
+import nn.serialize
+
+from _models import assert_same_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# (kind, optimizer): the graph MLP with Adam and with SGD, and the manual MLP
+SETUPS = [("graph", "adam"), ("graph", "sgd"), ("manual", None)]
+
+
+def _data():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(53, 4))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int) + (X[:, 3] > 1)
+    return X, y
+
+
+def _new(kind):
+    MLP = nn.MLP if kind == "graph" else nn.manual.MLP
+    return MLP([4, 16, 8, 3], ["relu", "tanh", "softmax"], seed=11)
+
+
+def _fit(model, epochs, optimizer, **kwargs):
+    X, y = _data()
+    extra = {} if optimizer is None else {"optimizer": optimizer}
+    lr = 0.01 if optimizer == "adam" else 0.1
+    return list(model.fit(X, y, epochs=epochs, learning_rate=lr, batch_size=8, **extra, **kwargs))
+
+
+@pytest.mark.parametrize("kind,optimizer", SETUPS)
+def test_two_fits_of_5_equal_one_fit_of_10(kind, optimizer):
+    once = _new(kind)
+    h10 = _fit(once, 10, optimizer)
+    twice = _new(kind)
+    h5 = _fit(twice, 5, optimizer) + _fit(twice, 5, optimizer)
+    assert h10 == h5
+    assert_same_model(once, twice)
+    assert once.epochs_trained == 10
+
+
+_RESUME = r"""
+import sys, json
+sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2])
+import nn
+import test_resume as T
+model = nn.load(sys.argv[3])
+history = T._fit(model, 5, None if sys.argv[5] == "None" else sys.argv[5])
+model.save(sys.argv[4], optimizer=True)
+print(json.dumps(history))
+"""
+
+
+@pytest.mark.parametrize("kind,optimizer", SETUPS)
+def test_save_load_in_a_fresh_process_and_resume_is_bit_for_bit(tmp_path, kind, optimizer):
+    reference = _new(kind)
+    h10 = _fit(reference, 10, optimizer)
+    first = _new(kind)
+    h5 = _fit(first, 5, optimizer)
+    first.save(tmp_path / "half.npz", optimizer=True)
+    script = tmp_path / "resume.py"
+    script.write_text(_RESUME)
+    out = subprocess.run([sys.executable, str(script), str(ROOT), str(Path(__file__).parent),
+                          str(tmp_path / "half.npz"), str(tmp_path / "done.npz"), str(optimizer)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    resumed = nn.load(tmp_path / "done.npz")
+    assert h5 + json.loads(out.stdout) == h10
+    reference_file = reference.save(tmp_path / "reference.npz", optimizer=True)
+    assert_same_model(nn.load(reference_file), resumed)
+    assert resumed.epochs_trained == 10
+
+
+@pytest.mark.parametrize("kind,optimizer", SETUPS)
+def test_checkpoint_every_k_epochs_and_resume_after_a_crash(tmp_path, monkeypatch, kind,
+                                                            optimizer):
+    saves = []
+    real_save = nn.serialize.save
+
+    def spy(model, path, *args, **kwargs):
+        saves.append(model.epochs_trained)
+        return real_save(model, path, *args, **kwargs)
+
+    monkeypatch.setattr(nn.serialize, "save", spy)
+    reference = _new(kind)
+    h10 = _fit(reference, 10, optimizer, checkpoint=tmp_path / "run.npz", checkpoint_every=3)
+    assert saves == [3, 6, 9, 10]
+    # a run that "crashed" after its checkpoint at epoch 6 (we stop it at 7)
+    crashed = _new(kind)
+    _fit(crashed, 7, optimizer, checkpoint=tmp_path / "crash.npz", checkpoint_every=3)
+    assert nn.load(tmp_path / "crash.npz").epochs_trained == 7   # the last epoch is saved too
+    crashed6 = _new(kind)
+    _fit(crashed6, 6, optimizer, checkpoint=tmp_path / "crash6.npz", checkpoint_every=3)
+    model, remaining = nn.checkpoint.resume(tmp_path / "crash6.npz", epochs=10)
+    assert remaining == 4
+    tail = _fit(model, remaining, optimizer)
+    assert tail == h10[6:]
+    assert_same_model(reference, model)
+
+
+def test_checkpoint_argument_checks(tmp_path):
+    model = _new("graph")
+    X, y = _data()
+    with pytest.raises(TypeError, match="checkpoint must be a file path"):
+        model.fit(X, y, epochs=1, checkpoint=3)
+    with pytest.raises(ValueError, match="is a directory"):
+        model.fit(X, y, epochs=1, checkpoint=tmp_path)
+    with pytest.raises(ValueError, match="checkpoint_every must be an integer >= 1, got 0"):
+        model.fit(X, y, epochs=1, checkpoint=tmp_path / "c.npz", checkpoint_every=0)
+    class Custom(nn.SGD):
+        pass
+
+    with pytest.raises(TypeError, match="can be saved for nn.SGD and nn.Adam, got Custom"):
+        model.fit(X, y, epochs=1, optimizer=Custom(model.parameters()),
+                  checkpoint=tmp_path / "c.npz")
+    assert model.optimizer is None and model.epochs_trained == 0     # refused before training
+    model.fit(X, y, epochs=2, learning_rate=0.1, checkpoint=tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="more than epochs=1"):
+        nn.checkpoint.resume(tmp_path / "c.npz", epochs=1)
+
+
+def test_fit_continues_the_optimizer_unless_asked_for_another():
+    X, y = _data()
+    model = _new("graph")
+    model.fit(X, y, epochs=1, learning_rate=0.01, optimizer="adam")
+    adam = model.optimizer
+    assert adam.t > 0
+    model.fit(X, y, epochs=1)                          # None: continue, keep its lr
+    assert model.optimizer is adam and adam.lr == 0.01
+    model.fit(X, y, epochs=1, learning_rate=0.001, optimizer="adam")
+    assert model.optimizer is adam and adam.lr == 0.001
+    model.fit(X, y, epochs=1, learning_rate=0.1, optimizer="sgd")
+    assert isinstance(model.optimizer, nn.SGD)
+    mine = nn.Adam(model.parameters(), lr=0.005)
+    model.fit(X, y, epochs=1, optimizer=mine)
+    assert model.optimizer is mine and mine.lr == 0.005

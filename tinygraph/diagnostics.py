@@ -1,0 +1,340 @@
+"""Why is this gradient None or zero? ``grad_report`` answers, for every parameter.
+
+    >>> report = tinygraph.diagnostics.grad_report(lambda: model.loss(X, y),
+    ...                                            dict(model.named_parameters()))
+    >>> print(report)            # every parameter whose gradient is None or all zeros, and why
+
+A parameter's gradient is None or all zeros for one of these reasons (``GradEntry.reason``
+starts with the key in brackets):
+
+- ``[not connected]`` the loss does not depend on it at all;
+- ``[cut off]`` the loss depends on its values, but through ``detach()``, ``.data`` or an
+  op run under ``no_grad()``, so no gradient can flow back to it;
+- ``[dead relu]`` every path from it to the loss goes through a ReLU whose units are all
+  dead on this batch (output 0 for every sample), so the gradient arriving there is 0;
+- ``[zero]`` the gradient that reached it is exactly zero for another reason (multiplied by
+  0, a flat op, a zero upstream gradient);
+- ``[no backward]`` it is connected but has no ``.grad``: backward has not run since the
+  gradients were cleared.
+
+Give ``grad_report`` a function that computes the loss (it is called once with recording
+on, and, to tell "cut off" from "not connected", once per unconnected parameter under
+``no_grad()`` with that parameter nudged; it must be deterministic) and it finds all of
+these itself, without touching any ``.grad``. Given a loss tensor instead, it reads the
+parameters' ``.grad`` after your ``backward()``: the structure of the graph survives
+backward, but the arrays ReLUs saved do not, unless you ran
+``backward(retain_graph=True)``; so a function gives the more precise answer.
+
+If the loss depends on none of the parameters, ``grad_report`` raises ``BackwardError``
+with the reason for each, as backward would have nothing to compute.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from .autograd import grad as _grad
+from .errors import BackwardError
+from .function import Function
+from .grad_mode import enable_grad, no_grad
+from .tensor import Tensor
+
+__all__ = ["GradEntry", "GradReport", "grad_report", "REASONS"]
+
+#: The reason keys, in the order they are looked for.
+REASONS = ("not connected", "cut off", "dead relu", "zero", "no backward")
+
+
+@dataclass
+class GradEntry:
+    """One parameter: ``status`` is ``"ok"``, ``"none"`` (no gradient) or ``"zero"``
+    (all zeros); ``reason`` says why for the last two (see the module docstring)."""
+    name: str
+    shape: tuple
+    status: str
+    reason: str | None = None
+    norm: float | None = None
+
+    @property
+    def key(self) -> str | None:
+        """The reason's key: one of ``REASONS``, or None for a healthy gradient."""
+        if self.reason is None:
+            return None
+        return self.reason[1:self.reason.index("]")]
+
+    def __str__(self) -> str:
+        if self.status == "ok":
+            return f"{self.name} {self.shape}: ok (norm {self.norm:.4g})"
+        what = "no gradient" if self.status == "none" else "gradient all zeros"
+        return f"{self.name} {self.shape}: {what}: {self.reason}"
+
+
+@dataclass
+class GradReport:
+    """The gradient of every parameter after one backward pass, with the reasons."""
+    entries: list = field(default_factory=list)
+    loss: float | None = None
+
+    @property
+    def problems(self) -> list:
+        """The entries whose gradient is None or all zeros."""
+        return [e for e in self.entries if e.status != "ok"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __getitem__(self, name: str) -> GradEntry:
+        for e in self.entries:
+            if e.name == name:
+                return e
+        raise KeyError(f"GradReport: no parameter named {name!r}; the parameters are "
+                       f"{[e.name for e in self.entries]}")
+
+    def __str__(self) -> str:
+        head = (f"gradient report (loss {self.loss:.6g}): " if self.loss is not None
+                else "gradient report: ")
+        bad = self.problems
+        if not bad:
+            return head + f"all {len(self.entries)} parameters have a nonzero gradient"
+        lines = [head + f"{len(bad)} of {len(self.entries)} parameters have no gradient or "
+                        f"an all-zero one"]
+        lines += [f"  {e}" for e in bad]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+
+def _named(params: Any, loss: Tensor | None) -> list[tuple[str, Tensor]]:
+    if params is None:
+        if loss is None:
+            raise TypeError("grad_report: params=None needs a loss tensor")
+        from .graph import leaves
+        found = leaves(loss)
+        return [(p.name or f"leaf {i}", p) for i, p in enumerate(found)]
+    if isinstance(params, Tensor):
+        params = [params]
+    if isinstance(params, Mapping):
+        items = list(params.items())
+    else:
+        try:
+            items = [(p.name or f"param {i}", p) for i, p in enumerate(params)]
+        except (TypeError, AttributeError):
+            raise TypeError(f"grad_report: params must be Tensors (a list or a dict name -> "
+                            f"Tensor), got {type(params).__name__}") from None
+    for name, p in items:
+        if not isinstance(p, Tensor) or not p.requires_grad or not p.is_leaf:
+            raise TypeError(f"grad_report: parameter {name!r} must be a leaf Tensor with "
+                            f"requires_grad=True, got {type(p).__name__}")
+    return items
+
+
+def _relu_alive(node: Function) -> np.ndarray | None:
+    """For a ReLU node, a boolean array 'unit passes gradient' (its output shape), if the
+    arrays it saved are still there; None for other nodes or when unknown."""
+    if getattr(type(node), "op_name", None) == "relu":
+        saved = node.saved_tensors
+        if saved and isinstance(saved[0], np.ndarray):
+            return saved[0] > 0
+        return None
+    act = getattr(node, "activation", None)          # nn.ActivationLayer's node
+    if act is None or getattr(act, "name", None) != "relu":
+        return None
+    cache = node.__dict__.get("cache")
+    if cache is None:                                # released: the object keeps its last one
+        cache = getattr(act, "cache", None)
+    shape = node.input_shape(0) if getattr(node, "_input_shapes", None) else None
+    if not isinstance(cache, np.ndarray) or (shape is not None and cache.shape != shape):
+        return None
+    return cache > 0
+
+
+def _describe_node(node: Function) -> str:
+    label = getattr(node, "module", None)
+    text = f"{node.name}" + (f" (module {label!r})" if label else "")
+    trace = getattr(node, "_trace", None)
+    if trace:
+        text += f", created at {trace}"
+    return text
+
+
+def _walk(roots: list, blocked: set) -> tuple[set, dict]:
+    """Leaf ids reached from ``roots`` without entering nodes in ``blocked``; and for each
+    node reached, itself (ids)."""
+    leaves: set = set()
+    seen: dict = {}
+    stack = [r for r in roots if id(r) not in blocked]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen[id(node)] = node
+        for p in node.parents:
+            if isinstance(p, Function):
+                if id(p) not in seen and id(p) not in blocked:
+                    stack.append(p)
+            elif isinstance(p, Tensor):
+                leaves.add(id(p))
+    return leaves, seen
+
+
+def _ancestors_leaves(node: Function) -> set:
+    leaves, _ = _walk([node], set())
+    return leaves
+
+
+def _saved_constants(nodes: Iterable[Function]) -> set:
+    """ids of arrays nodes saved that came from constant inputs (detached data, ...)."""
+    out = set()
+    for node in nodes:
+        for a in node.saved_tensors or ():
+            if isinstance(a, np.ndarray):
+                out.add(id(a))
+                if a.base is not None:
+                    out.add(id(a.base))
+    return out
+
+
+def grad_report(loss: Tensor | Callable[[], Tensor], params: Any = None) -> GradReport:
+    """Report every parameter whose gradient is None or all zeros, with the reason.
+
+    ``loss`` is a scalar loss Tensor (after your ``backward()``), or better a function
+    that computes it (see the module docstring). ``params`` is a dict name → Tensor
+    (e.g. ``dict(model.named_parameters())``), a list of Tensors (named by their
+    ``name``), or None for the leaves the loss depends on.
+
+    Raises ``BackwardError`` when the loss depends on none of the parameters.
+    """
+    # The analysis runs in its own frame, so that no graph (and no array it holds
+    # read-only) outlives it, not even in the traceback of the error below.
+    entries, value, n_unconnected = _analyze(loss, params)
+    report = GradReport(entries, value)
+    if entries and n_unconnected == len(entries):
+        raise BackwardError(
+            f"grad_report: the loss depends on none of the {len(entries)} parameters, so "
+            f"backward has nothing to compute; " +
+            "; ".join(f"{e.name}: {e.reason}" for e in entries[:5]) +
+            ("; ..." if len(entries) > 5 else ""))
+    return report
+
+
+def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
+    fn = loss if callable(loss) and not isinstance(loss, Tensor) else None
+    if fn is not None:
+        with enable_grad():
+            loss = fn()
+    if not isinstance(loss, Tensor):
+        raise TypeError(f"grad_report: loss must be a scalar Tensor or a function returning "
+                        f"one, got {type(loss).__name__}")
+    if loss.size != 1:
+        raise ValueError(f"grad_report: the loss must be a scalar, got shape {loss.shape}; "
+                         f"reduce it first, e.g. loss.sum()")
+    named = _named(params, loss)
+    value = float(loss.data.reshape(-1)[0])
+    roots = [loss.grad_fn] if loss.grad_fn is not None else []
+    reached, nodes = _walk(roots, set())
+    if loss.requires_grad and loss.grad_fn is None:
+        reached.add(id(loss))                        # the loss is itself a leaf
+
+    # gradients: computed here for a function, read from .grad for a tensor
+    connected = [(n, p) for n, p in named if id(p) in reached]
+    grads: dict = {}
+    if fn is not None and connected:
+        found = _grad(loss, [p for _, p in connected], retain_graph=True, allow_unused=True)
+        grads = {id(p): g for (_, p), g in zip(connected, found)}
+    elif fn is None:
+        grads = {id(p): p.grad for _, p in named}
+
+    # ReLUs dead on the whole batch block every path through them
+    dead = {}
+    for node in nodes.values():
+        alive = _relu_alive(node)
+        if alive is not None and not alive.any():
+            dead[id(node)] = node
+    live_leaves, _ = _walk(roots, set(dead)) if dead else (reached, nodes)
+    constants = _saved_constants(nodes.values())
+
+    entries = []
+    unconnected = []
+    for name, p in named:
+        shape = tuple(p.shape)
+        if id(p) not in reached:
+            entries.append(GradEntry(name, shape, "none"))
+            unconnected.append(entries[-1])
+            if id(p.data) in constants:
+                entries[-1].reason = ("[cut off] the loss uses its values as a constant (through "
+                                      "detach() or .data), so no gradient flows back to it; use "
+                                      "the tensor itself")
+            continue
+        g = grads.get(id(p))
+        if g is None:
+            entries.append(GradEntry(name, shape, "none", "[no backward] it is connected to the "
+                                     "loss but has no .grad: run loss.backward() first (or do "
+                                     "not clear the gradients before the report)"))
+            continue
+        g = np.asarray(g.data if isinstance(g, Tensor) else g)
+        norm = float(np.sqrt(np.sum(np.square(g, dtype=np.float64))))
+        if np.any(g != 0):
+            entries.append(GradEntry(name, shape, "ok", None, norm))
+            continue
+        if id(p) not in live_leaves:
+            blockers = [n for n in dead.values() if id(p) in _ancestors_leaves(n)]
+            where = "; ".join(_describe_node(n) for n in blockers[:3]) or "a ReLU"
+            reason = (f"[dead relu] every path from it to the loss goes through a ReLU whose "
+                      f"units are all dead on this batch (output 0 for every sample): {where}. "
+                      f"Lower the learning rate, use LeakyReLU, or check the input scaling")
+        else:
+            reason = ("[zero] the gradient that reached it is exactly 0 on this batch (it is "
+                      "multiplied by 0, goes through a flat op, or the loss is at a stationary "
+                      "point)")
+            if dead:
+                reason += ("; the graph has ReLUs dead on this batch, and a layer fed only by a "
+                           "dead ReLU gets a zero weight gradient: " +
+                           "; ".join(_describe_node(n) for n in list(dead.values())[:3]))
+            elif fn is None and any(getattr(type(n), "op_name", None) == "relu" and n._released
+                                    for n in nodes.values()):
+                reason += ("; dead ReLUs cannot be checked after backward released the graph: "
+                           "pass a function, or call backward(retain_graph=True)")
+        entries.append(GradEntry(name, shape, "zero", reason, 0.0))
+
+    # unconnected: tell "cut off" (the loss changes with it) from "not connected"
+    for e in unconnected:
+        if e.reason is not None:
+            continue
+        p = dict(named)[e.name]
+        if fn is None:
+            e.reason = ("[not connected] the loss does not depend on it through the graph: it "
+                        "is not used, or only through detach(), .data or no_grad() (pass a "
+                        "function instead of a loss tensor to tell which)")
+        elif _changes_loss(fn, p, value):
+            e.reason = ("[cut off] the loss depends on its values, but through detach(), .data "
+                        "or an op run under no_grad(), so no gradient can flow back to it; "
+                        "compute the loss from the tensor itself, outside no_grad()")
+        else:
+            e.reason = ("[not connected] the loss does not depend on it at all (it is not used "
+                        "to compute the loss)")
+    return entries, value, len(unconnected)
+
+
+def _changes_loss(fn: Callable[[], Tensor], p: Tensor, value: float) -> bool:
+    """Does the loss change when ``p`` is nudged? (Run under no_grad; ``p`` is restored.)"""
+    original = p.data
+    scale = 1e-3 * (float(np.max(np.abs(original))) + 1.0) if original.size else 1.0
+    pattern = np.linspace(1.0, 2.0, num=max(original.size, 1))[:original.size]
+    nudged = (original + scale * pattern.reshape(original.shape)).astype(original.dtype)
+    p.data = nudged
+    try:
+        with no_grad():
+            out = fn()
+        changed = float(np.asarray(out.data if isinstance(out, Tensor) else out).reshape(-1)[0])
+    finally:
+        p.data = original
+    with no_grad():
+        base = fn()
+    base_value = float(np.asarray(base.data if isinstance(base, Tensor) else base).reshape(-1)[0])
+    return changed != base_value
