@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 import activations as _activations
 from nn.data import one_hot
+from nn.data._validation import check_float_dtype
 
 #: The string that selects a softmax output layer (the only non-``Activation`` choice).
 SOFTMAX = "softmax"
@@ -101,19 +102,7 @@ def _first_nonfinite(named: Iterator[tuple[str, Any]]) -> tuple[str, float] | No
 
 
 def _check_float_dtype(where: str, dtype: DTypeLike) -> np.dtype:
-    try:
-        result = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(
-            f"{where}: dtype must be a floating-point dtype such as np.float32 or "
-            f"np.float64, got {dtype!r}"
-        ) from exc
-    if not np.issubdtype(result, np.floating):
-        raise TypeError(
-            f"{where}: dtype must be a floating-point dtype such as np.float32 or "
-            f"np.float64, got {result}"
-        )
-    return result
+    return check_float_dtype(f"{where}: dtype", dtype)
 
 
 _KIND_NAMES = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers",

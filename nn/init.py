@@ -34,6 +34,8 @@ from typing import Callable
 import numpy as np
 from numpy.typing import DTypeLike
 
+from nn.data._validation import check_float_dtype
+
 __all__ = [
     "INIT_METHODS",
     "he_normal",
@@ -57,19 +59,7 @@ def _check_size(name: str, value: object) -> int:
 
 
 def _check_float_dtype(dtype: DTypeLike) -> np.dtype:
-    try:
-        result = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(
-            f"dtype must be a floating-point dtype such as np.float32 or np.float64, "
-            f"got {dtype!r}"
-        ) from exc
-    if not np.issubdtype(result, np.floating):
-        raise TypeError(
-            f"dtype must be a floating-point dtype such as np.float32 or np.float64, "
-            f"got {result}"
-        )
-    return result
+    return check_float_dtype("dtype", dtype)
 
 
 def make_rng(seed_or_rng: int | np.random.Generator | None = None) -> np.random.Generator:

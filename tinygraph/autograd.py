@@ -306,7 +306,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     ins = [inputs] if single_in else list(inputs)
     for i, t in enumerate(ins):
         if not isinstance(t, Tensor) or not t.requires_grad:
-            got = (f"a Tensor with requires_grad=False" if isinstance(t, Tensor)
+            got = ("a Tensor with requires_grad=False" if isinstance(t, Tensor)
                    else f"a {type(t).__name__}")
             raise BackwardError(f"grad: inputs[{i}] is {got}; expected a Tensor with "
                                 f"requires_grad=True (a leaf, or a tensor computed from one)")
