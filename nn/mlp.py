@@ -29,7 +29,7 @@ from .optim import SGD, Optimizer
 
 class History(list):
     """Per-epoch average training loss (a list, as the manual MLP returns), plus
-    ``train_accuracy`` and, with validation data, ``val_loss`` and ``val_accuracy``."""
+    with validation data, ``train_accuracy``, ``val_loss`` and ``val_accuracy`` (classifiers)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -168,8 +168,8 @@ class MLP(Module, SpecMLP):
         ``learning_rate`` defaults to the continued optimizer's rate, else 0.01.
 
         ``verbose=True`` shows a progress bar with the running loss.
-        ``validation_data=(X_val, y_val)`` adds the validation loss and accuracy of each
-        epoch to the history.
+        ``validation_data=(X_val, y_val)`` adds the validation loss and accuracy, and the
+        training accuracy, of each epoch to the history (one more forward pass per epoch).
 
         As soon as the loss, or a gradient, becomes NaN or infinite, or the loss explodes
         (more than ``DIVERGENCE_FACTOR`` = 1e6 times the first batch loss of this fit),
@@ -256,7 +256,7 @@ class MLP(Module, SpecMLP):
                         break
                     history.append(total / n)
                     object.__setattr__(self, "epochs_trained", self.epochs_trained + 1)
-                    if classify:
+                    if classify and val is not None:     # an extra pass: only when asked
                         history.train_accuracy.append(self._accuracy(X, targets))
                     if val is not None:
                         with tg.no_grad():
