@@ -172,6 +172,24 @@ class Function:
             record = x.requires_grad
             needs = (record,)
             parents = ((x if x.grad_fn is None else x.grad_fn) if record else None,)
+        elif len(inputs) == 2:                                      # binary ops
+            a, b = inputs
+            if isinstance(a, Tensor):
+                da, ra = a._data, a.requires_grad
+                pa = (a if a.grad_fn is None else a.grad_fn) if ra else None
+            else:
+                da, ra, pa = _constant(a), False, None
+            if isinstance(b, Tensor):
+                db, rb = b._data, b.requires_grad
+                pb = (b if b.grad_fn is None else b.grad_fn) if rb else None
+            else:
+                db, rb, pb = _constant(b), False, None
+            arrays = (da, db)
+            shapes = (da.shape if type(da) is np.ndarray else (),
+                      db.shape if type(db) is np.ndarray else ())
+            needs = (ra, rb)
+            parents = (pa, pb)
+            record = ra or rb
         else:
             arrays, parents, needs, shapes, record = _unpack(inputs)
         ctx.needs_input_grad = needs
@@ -191,6 +209,9 @@ class Function:
             ctx._locked = None
         elif len(saved) == 1 and saved[0] is out and out.base is None:
             ctx._saved_src = (-1,)         # its own output: users only see it read-only
+            ctx._locked = None
+        elif not _holds_array(saved):       # only scalars and None (x * 2.0): nothing to guard
+            ctx._saved_src = (None,) * len(saved)
             ctx._locked = None
         else:
             ctx._saved_src = src = _sources(saved, arrays, out)
@@ -255,6 +276,24 @@ def _check_untracked(ctx: "Function", arrays, out: np.ndarray) -> None:
     check_forward(ctx, arrays, out)
 
 
+_SCALARS = (float, int, bool)
+
+
+def _holds_array(saved: tuple) -> bool:
+    for s in saved:
+        if type(s) is np.ndarray:
+            return True
+    return False
+
+
+def _constant(x: Any) -> Any:
+    """A non-Tensor input as forward gets it: arrays and Python numbers as they are, anything
+    else (lists, numpy scalars) as an array."""
+    if type(x) is np.ndarray or type(x) in _SCALARS or x is None:
+        return x
+    return np.asarray(x)
+
+
 def _unpack(inputs: tuple) -> tuple:
     """(arrays, parents, needs_input_grad, shapes, record) for an op's inputs."""
     arrays = []
@@ -273,8 +312,7 @@ def _unpack(inputs: tuple) -> tuple:
                 parents.append(x if x.grad_fn is None else x.grad_fn)
                 continue
         else:
-            if type(x) is not np.ndarray and x is not None and type(x) not in (float, int, bool):
-                x = np.asarray(x)               # lists, numpy scalars: constants
+            x = _constant(x)
             arrays.append(x)
             shapes.append(x.shape if type(x) is np.ndarray else ())
         needs.append(False)
