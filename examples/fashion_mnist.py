@@ -112,9 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                             batch_size=args.batch_size, optimizer=opt)
         seconds = time.perf_counter() - t0
         total += seconds
-        print(f"  epoch {epoch:>2}: loss {history[0]:.4f}, train accuracy "
-              f"{history.train_accuracy[0]:.4f}, test accuracy {model.score(X_test, y_test):.4f} "
-              f"({seconds:.1f} s)")
+        print(f"  epoch {epoch:>2}: loss {history[0]:.4f}, "
+              f"test accuracy {model.score(X_test, y_test):.4f} ({seconds:.1f} s)")
 
     # --- Evaluation -------------------------------------------------------------------
     y_pred = model.predict(X_test)

@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     history = model.fit(X_train, y_train, epochs=args.epochs, learning_rate=args.lr,
-                        batch_size=args.batch_size, optimizer="adam")
+                        batch_size=args.batch_size, optimizer="adam",
+                        validation_data=(X_test, y_test))   # also records training accuracy
     seconds = time.perf_counter() - t0
 
     # A few points of the learning curve: loss and training accuracy per epoch.
