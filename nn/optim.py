@@ -131,6 +131,7 @@ class SGD(Optimizer):
         super().__init__(params, lr)
         self.momentum = _check_unit_interval("SGD", "momentum", momentum)
         self.velocity = [None] * len(self.params)
+        self._scratch = [None] * len(self.params)    # α g, without a new array every step
 
     def step(self) -> None:
         for i in self._check_step():
@@ -145,7 +146,11 @@ class SGD(Optimizer):
                     v *= self.momentum
                     v += g
                 g = v
-            data -= self.lr * g
+            buf = self._scratch[i]
+            if buf is None or buf.shape != data.shape or buf.dtype != data.dtype:
+                buf = self._scratch[i] = np.empty_like(data)
+            np.multiply(g, self.lr, out=buf)
+            data -= buf
 
     def config(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum}

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InPlaceModificationError
 from .grad_mode import _state
 
 Tensor: Any = None   # set by tensor.py once the class exists (they refer to each other)
@@ -256,7 +257,6 @@ class Function:
 
     def _check_saved(self) -> None:
         """Raise if a saved array was made writable again (and so may have changed)."""
-        from .errors import InPlaceModificationError
         for a in self._locked or ():
             if a.flags.writeable:
                     raise InPlaceModificationError(

@@ -1,0 +1,246 @@
+"""Shared helpers of the benchmark scripts: import path, machine info, timing, PyTorch.
+
+Every script measures all its columns in one process run, so the ratios it prints compare
+numbers taken on the same machine, minutes apart. Timing: ``time.perf_counter``, a warm-up,
+then ``repeat`` samples taken round-robin over the contenders (so a slow phase of a shared
+machine hits all of them alike); each sample times a loop long enough to be well above the
+timer's resolution; the median sample is reported.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Callable, NamedTuple
+
+# The scripts run from a checkout without installing the package.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import numpy as np  # noqa: E402
+
+try:  # optional
+    import torch  # type: ignore
+except ImportError:  # pragma: no cover - depends on the machine
+    torch = None
+
+try:  # optional: tells which BLAS kernel and how many threads numpy really uses
+    import threadpoolctl  # type: ignore
+except ImportError:  # pragma: no cover
+    threadpoolctl = None
+
+TORCH_SKIPPED = "PyTorch not installed: skipped"
+
+
+def cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def numpy_blas_info() -> str:
+    """numpy's BLAS: library, version, kernel (architecture) and threads."""
+    if threadpoolctl is not None:
+        rows = [i for i in threadpoolctl.threadpool_info()
+                if i.get("user_api") == "blas" and "numpy" in i.get("filepath", "")]
+        rows = rows or [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+        if rows:
+            i = rows[0]
+            return (f"{i.get('internal_api')} {i.get('version')}, kernel "
+                    f"{i.get('architecture', '?')}, {i.get('num_threads')} threads")
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name')} {blas.get('version')} (install threadpoolctl to see kernel/threads)"
+    except Exception:  # pragma: no cover - old numpy
+        return "unknown (install threadpoolctl)"
+
+
+def numpy_blas_threads() -> int:
+    if threadpoolctl is not None:
+        for i in threadpoolctl.threadpool_info():
+            if i.get("user_api") == "blas" and "numpy" in i.get("filepath", ""):
+                return int(i.get("num_threads"))
+    return cores()
+
+
+_limits = None   # keeps a threadpoolctl limit alive for the whole run
+
+
+def set_threads(n: int | None) -> None:
+    """Use ``n`` threads in numpy's BLAS (needs threadpoolctl) and in PyTorch.
+
+    ``None``: leave numpy's BLAS as it is (all cores by default) and give PyTorch as many
+    threads as numpy's BLAS has, so that the two compete on equal terms.
+    """
+    global _limits
+    if n is not None:
+        if threadpoolctl is not None:
+            _limits = threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+        elif numpy_blas_threads() != n:
+            print(f"warning: threadpoolctl is not installed, numpy's BLAS keeps its threads; "
+                  f"set OPENBLAS_NUM_THREADS={n} in the environment instead")
+    if torch is not None:
+        torch.set_num_threads(n if n is not None else numpy_blas_threads())
+
+
+def add_thread_arg(ap) -> None:
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for numpy's BLAS and PyTorch (default: numpy's default, "
+                         "i.e. all cores; PyTorch gets the same)")
+
+
+def load_average() -> str:
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:  # pragma: no cover
+        return "unknown"
+    return f"{one:.2f} (1 min), {five:.2f} (5 min) on {cores()} cores"
+
+
+def load_warning() -> None:
+    """Say so when other processes compete for the cores (numbers then get noisy)."""
+    try:
+        one = os.getloadavg()[0]
+    except OSError:  # pragma: no cover
+        return
+    print(f"load average at the end: {load_average()}")
+    if one > cores():            # the benchmark itself accounts for up to `cores` of it
+        print("note: other processes were competing for the cores; prefer the 'min' figures "
+              "and rerun on a quiet machine")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:  # pragma: no cover
+        pass
+    return platform.processor() or platform.machine()
+
+
+def code_version() -> str:
+    """The commit measured, and whether the engine's files differ from it (read-only git)."""
+    import subprocess
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=_ROOT,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "tinygraph", "nn",
+                                "activations"], cwd=_ROOT, capture_output=True, text=True,
+                               timeout=10).stdout.split("\n")
+        dirty = [ln for ln in dirty if ln.strip() and not ln.startswith("??")]
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    if not head:
+        return "unknown (not a git checkout)"
+    return head + (f" + uncommitted changes in {len(dirty)} file(s) of tinygraph/nn/activations"
+                   if dirty else "")
+
+
+def machine_info(title: str, threads: int | None = None) -> None:
+    """Set the thread counts and print what the numbers below were measured on."""
+    set_threads(threads)
+    print(f"== {title}")
+    print(f"machine : {cpu_model()}, {cores()} cores, {platform.system()} {platform.machine()}")
+    print(f"python  : {platform.python_version()}   numpy {np.__version__}")
+    print(f"code    : {code_version()}")
+    print(f"BLAS    : {numpy_blas_info()}")
+    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                                          "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    set_ = {k: v for k, v in env.items() if v is not None}
+    print(f"env     : {', '.join(f'{k}={v}' for k, v in set_.items()) if set_ else 'no OPENBLAS_*/OMP_* overrides'}")
+    if torch is None:
+        print(f"torch   : {TORCH_SKIPPED}")
+    else:
+        print(f"torch   : {torch.__version__}, {torch.get_num_threads()} threads "
+              f"(numpy BLAS threads {numpy_blas_threads()})")
+    print(f"load    : {load_average()} at the start")
+    print()
+
+
+# -- timing ----------------------------------------------------------------------------
+
+def _loop(fn: Callable[[], object], number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return time.perf_counter() - t0
+
+
+def calibrate(fn: Callable[[], object], min_time: float) -> int:
+    """Smallest loop count (1, 2, 5, 10, 20, ...) whose loop takes at least ``min_time``."""
+    number = 1
+    while True:
+        for k in (1, 2, 5):
+            n = number * k
+            if _loop(fn, n) >= min_time:
+                return n
+        number *= 10
+
+
+class Stats(NamedTuple):
+    median: float
+    min: float
+
+
+def stats(xs) -> Stats:
+    return Stats(statistics.median(xs), min(xs))
+
+
+def compare(fns: dict[str, Callable[[], object]], repeat: int = 7, min_time: float = 0.05,
+            warmup: int = 2) -> dict[str, Stats]:
+    """Seconds per call of each function (median and min of the samples), taken round-robin."""
+    numbers = {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        numbers[name] = calibrate(fn, min_time)
+    samples: dict[str, list] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            samples[name].append(_loop(fn, numbers[name]) / numbers[name])
+    return {name: stats(s) for name, s in samples.items()}
+
+
+def median(xs) -> float:
+    return statistics.median(xs)
+
+
+def fresh_gc() -> None:
+    """Collect garbage left by the previous sample so it is not charged to the next one."""
+    gc.collect()
+
+
+def verdict(median_value: float, best_value: float, limit: float) -> str:
+    """Status of a "value <= limit" target from the median and the best sample."""
+    if median_value <= limit and best_value <= limit:
+        return "met"
+    if median_value > limit and best_value > limit:
+        return f"NOT met (by {100 * (min(median_value, best_value) / limit - 1):.0f}%)"
+    return ("uncertain: the median and the best samples disagree, the run was disturbed; "
+            "rerun on a quiet machine")
+
+
+def fmt_ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def print_table(headers: list[str], rows: list[list], title: str | None = None) -> None:
+    """A plain text table, right-aligned numbers."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    if title:
+        print(title)
+    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths))))
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    print()
