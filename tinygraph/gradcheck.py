@@ -69,6 +69,19 @@ class GradcheckResult:
     __repr__ = __str__
 
 
+def central_difference(loss: Callable[[], float], flat: np.ndarray, j: int,
+                       eps: float) -> tuple[float, float, float]:
+    """(L(x + ε e_j), L(x - ε e_j), their central difference) for element ``j`` of ``flat``,
+    a writable flat view of the input that ``loss()`` reads; the element is restored."""
+    orig = flat[j]
+    flat[j] = orig + eps
+    plus = loss()
+    flat[j] = orig - eps
+    minus = loss()
+    flat[j] = orig
+    return plus, minus, (plus - minus) / (2 * eps)
+
+
 def _rel_error(a: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.abs(a - n) / (np.abs(a) + np.abs(n) + 1e-8)
 
@@ -135,13 +148,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
         for k, t in enumerate(leaves):
             flat = t.data.reshape(-1)
             for j in range(flat.size):
-                orig = flat[j]
-                flat[j] = orig + eps
-                plus = loss_value()
-                flat[j] = orig - eps
-                minus = loss_value()
-                flat[j] = orig
-                num = (plus - minus) / (2 * eps)
+                plus, minus, num = central_difference(loss_value, flat, j, eps)
                 ana = float(analytic[k].reshape(-1)[j])
                 err = float(_rel_error(np.float64(ana), np.float64(num)))
                 worst = max(worst, err)
