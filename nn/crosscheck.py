@@ -12,8 +12,11 @@ from tinygraph.gradcheck import central_difference
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The spec's elementwise criterion |a - b| / (|a| + |b| + 1e-8)."""
-    return np.abs(a - b) / (np.abs(a) + np.abs(b) + 1e-8)
+    """The spec's elementwise criterion |a - b| / (|a| + |b| + 1e-8); NaN or Inf counts as an
+    infinite error (a NaN gradient must never pass)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(a - b) / (np.abs(a) + np.abs(b) + 1e-8)
+    return np.where(np.isfinite(err), err, np.inf)
 
 
 @dataclass

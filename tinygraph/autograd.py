@@ -111,6 +111,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
     previous_create = _state.create_graph
     _state.create_graph = create_graph
     collect_nodes = bool(wanted_nodes)
+    node = None
     try:
         while ready:
             node = ready.pop()
@@ -123,6 +124,9 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 if owned:
                     owned.discard(id(g))
                 if node._saved_src is None:             # released by an earlier backward
+                    failed = node.__dict__.get("_failed")
+                    if failed:
+                        raise BackwardError(f"backward through {node.name}: an earlier {failed}")
                     raise BackwardError(
                         f"backward through {node.name} a second time: its saved arrays were "
                         f"released by the first backward; pass retain_graph=True to the first "
@@ -171,9 +175,26 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 counts[p] = c
                 if c == 0:
                     ready.append(p)
+    except Exception as exc:
+        _abandon(counts, node, exc, retain_graph)
+        raise
     finally:
         _state.create_graph = previous_create
     return leaf_grads
+
+
+def _abandon(counts: dict, failed, exc: Exception, retain_graph: bool) -> None:
+    """A backward pass raised half way: free the graph (unless retained) and say so."""
+    where = failed.name if failed is not None else "the start"
+    message = (f"backward failed at {where} ({type(exc).__name__}: {exc}); leaf .grad may hold "
+               f"part of this pass: call zero_grad() and run the forward pass again")
+    if not retain_graph:
+        for n in counts:
+            if n._saved_src is not None:
+                n._release()
+            n.__dict__["_failed"] = message
+    if hasattr(exc, "add_note"):                # Python 3.11+
+        exc.add_note(f"tinygraph: {message}")
 
 
 def _call_backward(node: Function, g, create_graph: bool):
@@ -316,6 +337,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
         gouts = [grad_outputs]
     else:
         gouts = list(grad_outputs)
+    if len(gouts) != len(outs):
+        raise BackwardError(f"grad: {len(gouts)} grad_outputs for {len(outs)} outputs; give one "
+                            f"per output (None for a scalar output)")
     if retain_graph is None:
         retain_graph = create_graph
     previous = _state.create_graph

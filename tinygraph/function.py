@@ -291,7 +291,16 @@ def _constant(x: Any) -> Any:
     else (lists, numpy scalars) as an array."""
     if type(x) is np.ndarray or type(x) in _SCALARS or x is None:
         return x
-    return np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"tinygraph op: operand {x!r} cannot be made a numeric array "
+                        f"({str(exc).split('. ')[0]}); expected a number, a numeric array or "
+                        f"a Tensor") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"tinygraph op: operand {x!r} has dtype {arr.dtype}; expected a number, "
+                        f"a numeric array or a Tensor")
+    return arr
 
 
 def _unpack(inputs: tuple) -> tuple:

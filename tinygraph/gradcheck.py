@@ -83,7 +83,10 @@ def central_difference(loss: Callable[[], float], flat: np.ndarray, j: int,
 
 
 def _rel_error(a: np.ndarray, n: np.ndarray) -> np.ndarray:
-    return np.abs(a - n) / (np.abs(a) + np.abs(n) + 1e-8)
+    """The spec's criterion; NaN or Inf anywhere counts as an infinite error, never a pass."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(a - n) / (np.abs(a) + np.abs(n) + 1e-8)
+    return np.where(np.isfinite(err), err, np.inf)
 
 
 def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
@@ -159,7 +162,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
                 if abs(right - left) > 1e-3 * (abs(right) + abs(left)) + 1e-4:
                     kinks.append(f"input {k} element {index} lies within eps of a kink "
                                  f"(one-sided slopes {left:.6g} and {right:.6g})")
-                if err >= tol:
+                if not err < tol:
                     mismatches.append(Mismatch(k, index, ana, num, err))
     else:
         for d in range(n_directions):
@@ -180,7 +183,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
             err = float(_rel_error(np.float64(ana), np.float64(num)))
             worst = max(worst, err)
             checked += 1
-            if err >= tol:
+            if not err < tol:
                 mismatches.append(Mismatch(-1, f"random direction {d}", ana, num, err))
 
     if kinks:

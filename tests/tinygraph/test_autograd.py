@@ -499,3 +499,35 @@ def test_custom_function_with_python_scalar_and_array_constants():
     y = ScaleShift.apply(x, 2.0)
     y.sum().backward()
     np.testing.assert_allclose(x.grad, [2.0, 2.0])
+
+
+def test_grad_outputs_must_match_outputs_in_number():
+    x = tg.Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(tg.BackwardError, match="1 grad_outputs for 2 outputs"):
+        tg.grad([x.sum(), (x * 2).sum()], x, grad_outputs=[None])
+
+
+def test_a_backward_that_fails_half_way_frees_the_graph_and_says_so():
+    class Boom(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.copy()
+
+        @staticmethod
+        def backward(ctx, g):
+            raise RuntimeError("boom")
+
+    a = tg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = tg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = (a * b).sum() + Boom.apply(a * b).sum() + (b * b).sum()
+    with pytest.raises(RuntimeError, match="boom"):
+        y.backward()
+    assert a.data.flags.writeable and b.data.flags.writeable      # locks released
+    with pytest.raises(tg.BackwardError, match="earlier backward failed at BoomBackward"):
+        y.backward()
+
+
+def test_power_zero_has_zero_gradient_even_at_zero():
+    x = tg.Tensor([0.0, 1.0, -2.0], requires_grad=True)
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])

@@ -134,3 +134,10 @@ def test_failed_op_leaves_operands_usable():
     a.data[0, 0] = 3.0          # nothing was locked by the failed op
     (a * 2.0).sum().backward()
     np.testing.assert_array_equal(a.grad, np.full((2, 3), 2.0))
+
+
+@pytest.mark.parametrize("operand", ["a", [[1, 2], [3]], {"x": 1}])
+def test_non_numeric_operands_get_a_tinygraph_type_error(operand):
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match="tinygraph op: operand"):
+        x + operand

@@ -167,3 +167,19 @@ def test_bad_arguments():
         tg.gradcheck(tg.exp, [np.ones(2)], eps=0.0)
     with pytest.raises(TypeError):
         tg.gradcheck(lambda t: 3.0, [np.ones(2)])
+
+
+def test_nan_gradient_never_passes():
+    class NanBackward(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * np.nan
+
+    for x in (np.array([1.0, 2.0]), np.ones(3000)):        # element mode and direction mode
+        result = tg.gradcheck(lambda t: NanBackward.apply(t).sum(), [x])
+        assert not result.ok
+        assert result.max_rel_error == np.inf

@@ -112,7 +112,10 @@ class Pow(Function):
         n = ctx.needs_input_grad
         ga = gp = None
         if n[0]:
-            ga = unbroadcast(g * p * a ** (p - 1), _shape(ctx, 0))
+            if isinstance(p, (int, float)) and p == 0:
+                ga = g * 0                                   # d(a^0)/da = 0, also at a = 0
+            else:
+                ga = unbroadcast(g * p * a ** (p - 1), _shape(ctx, 0))
         if n[1]:
             # math.log keeps a Python-number base a weak scalar (no float64 upcast)
             log_a = math.log(a) if isinstance(a, (int, float)) else np.log(a)
