@@ -87,6 +87,7 @@ class MLP(Module, SpecMLP):
         kind = self.output_kind
         self.loss_fn = (SoftmaxCrossEntropy() if kind == "softmax" else
                         BCEWithLogits() if kind == "sigmoid" else MSELoss())
+        self.loss_fn.label = "Loss"
 
     # -- what SpecMLP needs ----------------------------------------------------------
     @property
@@ -125,11 +126,7 @@ class MLP(Module, SpecMLP):
         return self._loss(Xc, targets)
 
     def _loss(self, X: np.ndarray, targets: np.ndarray) -> tg.Tensor:
-        out = self(tg.Tensor(X))
-        loss = self.loss_fn(out, targets)
-        if loss.grad_fn is not None:
-            loss.grad_fn.module = "Loss"
-        return loss
+        return self.loss_fn(self(tg.Tensor(X)), targets)
 
     def compute_gradients(self, X: ArrayLike, y: ArrayLike) -> float:
         """Forward, loss, backward on one batch: fills every parameter's ``.grad`` (after

@@ -16,8 +16,9 @@ class Module:
     Modules become children; ``named_parameters()`` walks the tree in assignment order
     and names each parameter by its place (``layers.0.W``).
 
-    Calling a module runs ``forward`` and labels the graph nodes it created with the
-    module's ``label`` (``Linear 1``, ``ReLU 1``), so pictures can group them.
+    Calling a module runs ``forward`` inside ``tinygraph.scope(label)``, so the graph nodes
+    it records carry the module's ``label`` (``Linear 1``, ``ReLU 1``) and pictures can group
+    them (the innermost module wins).
     """
 
     def __init__(self) -> None:
@@ -67,11 +68,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        out = self.forward(*args, **kwargs)
-        if isinstance(out, tg.Tensor) and out.grad_fn is not None:
-            stop = {id(a.grad_fn) for a in args if isinstance(a, tg.Tensor) and a.grad_fn is not None}
-            _label_nodes(out.grad_fn, stop, self.label)
-        return out
+        with tg.scope(self.label):          # nodes recorded inside carry this label
+            return self.forward(*args, **kwargs)
 
     # -- diagnostics -----------------------------------------------------------------
     def grad_report(self, loss: Any, y: Any = None) -> Any:
@@ -141,22 +139,6 @@ class Module:
 
     def extra_repr(self) -> str:
         return ""
-
-
-def _label_nodes(root, stop: set, label: str) -> None:
-    """Give the nodes made inside one module call that module's label (innermost wins).
-
-    Inner modules return first and label their nodes first, so the walk stops at any
-    labelled node: an outer module only visits the few nodes it made itself."""
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in stop or getattr(node, "module", None) is not None:
-            continue
-        node.module = label
-        for p in node.parents:
-            if isinstance(p, tg.Function):
-                stack.append(p)
 
 
 class Sequential(Module):

@@ -123,7 +123,7 @@ class Function:
     """Base class of every op; an instance is one node of the graph (and the ``ctx``)."""
 
     __slots__ = ("parents", "needs_input_grad", "saved_tensors", "_saved_src", "_locked",
-                 "_input_shapes", "__dict__", "__weakref__")
+                 "_input_shapes", "module", "__dict__", "__weakref__")
 
     # Read from the class until set: a node knows where it was created only under
     # detect_anomaly().
@@ -204,6 +204,7 @@ class Function:
 
         ctx.parents = parents
         ctx._input_shapes = shapes
+        ctx.module = _state.scope          # the nn module (or scope) that recorded it
         saved = ctx.saved_tensors
         if not saved:
             ctx._saved_src = ()

@@ -10,6 +10,7 @@ class _State(threading.local):
     grad_enabled = True
     create_graph = False   # True while a backward pass is itself being recorded
     anomaly = False        # True inside detect_anomaly()
+    scope = None           # label given to the nodes recorded now (see scope())
 
 
 _state = _State()
@@ -52,3 +53,20 @@ class set_grad_enabled(_GradModeSetter):
 
     def __init__(self, mode: bool):
         self._enabled = bool(mode)
+
+
+class scope:
+    """``with scope("Linear 1"):`` labels every node recorded inside (as ``node.module``);
+    the innermost scope wins. ``nn.Module`` calls use it, and pictures group nodes by it."""
+
+    def __init__(self, label: str | None):
+        self.label = label
+
+    def __enter__(self):
+        self._previous = _state.scope
+        _state.scope = self.label
+        return self
+
+    def __exit__(self, *exc_info):
+        _state.scope = self._previous
+        return False

@@ -391,3 +391,12 @@ def test_float32_fit_close_to_float64():
     h32 = nn.MLP([2, 8, 3], ["tanh", "softmax"], seed=0, dtype=np.float32).fit(
         X, y, epochs=5, learning_rate=0.1, batch_size=16)
     np.testing.assert_allclose(h32, h64, rtol=1e-4)
+
+
+def test_module_calls_label_their_nodes_for_pictures():
+    model = nn.MLP([4, 5, 3], ["relu", "softmax"], seed=0)
+    loss = model.loss(np.random.default_rng(0).normal(size=(2, 4)), [0, 1])
+    labels = [n.module for n in tg.graph.nodes(loss)]
+    assert labels == ["Loss", "Linear 2", "ReLU 1", "Linear 1"]
+    plain = tg.Tensor([1.0], requires_grad=True) * 2.0      # outside any module: no label
+    assert plain.grad_fn.module is None
