@@ -17,7 +17,8 @@ from .mlp import MLP, History
 from .module import Module, Sequential
 from .optim import SGD, Adam, Optimizer
 from .serialize import ModelFileError, load, save
+from .swiglu import SwiGLU
 
 __all__ = ["checkpoint", "data", "init", "manual", "crosscheck", "CrosscheckReport", "ActivationLayer", "Linear",
            "BCELoss", "BCEWithLogits", "MSELoss", "SoftmaxCrossEntropy", "MemoryTable", "measure_memory",
-           "memory_table", "MLP", "History", "Module", "Sequential", "SGD", "Adam", "Optimizer", "save", "load", "ModelFileError"]
+           "memory_table", "MLP", "History", "Module", "Sequential", "SGD", "Adam", "Optimizer", "save", "load", "ModelFileError", "SwiGLU"]
