@@ -113,11 +113,12 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
     else:
         graph64 = _float64_copy(manual_mlp)
         graph64.compute_gradients(X64, T64)
+    T64_checked = graph64._loss_targets(T64)
     rng = np.random.default_rng(seed)
 
     def loss64() -> float:
         with tg.no_grad():
-            return float(graph64._loss(X64, T64).item())
+            return float(graph64._loss(X64, T64_checked).item())
 
     rows = []
     param_errors = {}

@@ -107,11 +107,20 @@ class SoftmaxCrossEntropy(Module):
         if logits.ndim != 2:
             raise tg.ShapeError(f"SoftmaxCrossEntropy: logits must be 2-D (n, K), got shape "
                                 f"{logits.shape}")
-        n, k = logits.shape
-        if n == 0:
+        if logits.shape[0] == 0:
             raise ValueError("SoftmaxCrossEntropy: empty batch (0 samples)")
+        return self.node(logits, self.check_targets(target, logits.shape, logits.dtype))
+
+    def check_targets(self, target: Any, shape: tuple, dtype: Any) -> np.ndarray:
+        """Labels (n,) or one-hot/soft rows (n, K) for logits of ``shape``, checked; returns
+        the (n, K) target rows. Rows of checked targets stay valid when sliced into batches."""
+        n, k = shape
         onehot = _labels_or_onehot(_numeric_target(target, "SoftmaxCrossEntropy"),
                                    n, k, "SoftmaxCrossEntropy")
+        return onehot.astype(dtype, copy=False)       # the node then uses it without a copy
+
+    def node(self, logits: tg.Tensor, onehot: np.ndarray) -> tg.Tensor:
+        """The loss node for targets that ``check_targets`` already returned."""
         return _SoftmaxCrossEntropyNode.apply(logits, onehot=onehot)
 
 
@@ -119,17 +128,22 @@ def _as_target(pred: Any, target: Any, where: str) -> np.ndarray:
     if not isinstance(pred, tg.Tensor):
         raise TypeError(f"{where}: predictions must be a Tensor (the model's output), got "
                         f"{type(pred).__name__}")
+    return _target_like(tuple(pred.shape), pred.dtype, target, where)
+
+
+def _target_like(shape: tuple, dtype: Any, target: Any, where: str) -> np.ndarray:
+    """Targets for predictions of ``shape`` and ``dtype``: numeric, same shape, finite."""
     t = _numeric_target(target, where)
-    if t.shape != pred.shape:
-        if t.ndim == 1 and pred.ndim == 2 and pred.shape[1] == 1 and t.shape[0] == pred.shape[0]:
+    if t.shape != shape:
+        if t.ndim == 1 and len(shape) == 2 and shape[1] == 1 and t.shape[0] == shape[0]:
             t = t.reshape(-1, 1)
         else:
             raise tg.ShapeError(f"{where}: targets of shape {t.shape} do not match predictions "
-                                f"of shape {pred.shape}; expected the same shape")
-    if pred.ndim == 0 or pred.shape[0] == 0:
-        raise ValueError(f"{where}: empty batch (predictions of shape {pred.shape}); expected "
+                                f"of shape {shape}; expected the same shape")
+    if len(shape) == 0 or shape[0] == 0:
+        raise ValueError(f"{where}: empty batch (predictions of shape {shape}); expected "
                          f"at least one sample")
-    t = t.astype(pred.dtype, copy=False)
+    t = t.astype(dtype, copy=False)
     if t.dtype.kind == "f" and not np.all(np.isfinite(t)):
         raise ValueError(f"{where}: targets contain {int(np.sum(~np.isfinite(t)))} NaN or "
                          f"infinite value(s); expected finite numbers")
@@ -140,10 +154,16 @@ class MSELoss(Module):
     """L = (1/2n) Σ_i ||a_i - y_i||², the spec's regression loss; dL/da = (a - y)/n."""
 
     def forward(self, pred: tg.Tensor, target: Any) -> tg.Tensor:
-        t = _as_target(pred, target, "MSELoss")
-        n = pred.shape[0]
+        return self.node(pred, _as_target(pred, target, "MSELoss"))
+
+    def check_targets(self, target: Any, shape: tuple, dtype: Any) -> np.ndarray:
+        """Targets for predictions of ``shape``, checked (see ``SoftmaxCrossEntropy``)."""
+        return _target_like(tuple(shape), dtype, target, "MSELoss")
+
+    def node(self, pred: tg.Tensor, t: np.ndarray) -> tg.Tensor:
+        """The loss nodes for targets that ``check_targets`` already returned."""
         diff = pred - t
-        return (diff * diff).sum() * (0.5 / n)
+        return (diff * diff).sum() * (0.5 / pred.shape[0])
 
 
 class _SigmoidBCENode(tg.Function):
@@ -183,12 +203,21 @@ class BCEWithLogits(Module):
     def forward(self, logits: tg.Tensor, target: Any) -> tg.Tensor:
         if not isinstance(logits, tg.Tensor):
             logits = tg.Tensor(logits)
-        t = _as_target(logits, target, "BCEWithLogits")
+        t = self.check_targets(target, logits.shape, logits.dtype)
+        if logits.ndim < 1 or logits.shape[0] == 0:
+            raise ValueError(f"BCEWithLogits: empty batch (logits of shape {logits.shape})")
+        return self.node(logits, t)
+
+    def check_targets(self, target: Any, shape: tuple, dtype: Any) -> np.ndarray:
+        """0/1 (or soft) targets for logits of ``shape``, checked (see ``SoftmaxCrossEntropy``)."""
+        t = _target_like(tuple(shape), dtype, target, "BCEWithLogits")
         if t.size and (t.min() < 0 or t.max() > 1):
             raise ValueError(f"BCEWithLogits: targets must lie in [0, 1], got range "
                              f"[{t.min()}, {t.max()}]")
-        if logits.ndim < 1 or logits.shape[0] == 0:
-            raise ValueError(f"BCEWithLogits: empty batch (logits of shape {logits.shape})")
+        return t
+
+    def node(self, logits: tg.Tensor, t: np.ndarray) -> tg.Tensor:
+        """The loss node for targets that ``check_targets`` already returned."""
         return _SigmoidBCENode.apply(logits, target=t)
 
 

@@ -123,10 +123,19 @@ class MLP(Module, SpecMLP):
         """The scalar loss node of a batch (cross-entropy, BCE or MSE, as the output says)."""
         Xc = self._check_X(X, f"{self._where}.loss")
         targets = self._prepare_targets(y, f"{self._where}.loss", Xc.shape[0])
-        return self._loss(Xc, targets)
+        return self._loss(Xc, self._loss_targets(targets))
+
+    def _loss_targets(self, targets: np.ndarray) -> np.ndarray:
+        """Prepared targets as the loss node takes them, checked by the loss once (fit checks
+        the whole training set up front, not every batch)."""
+        return self.loss_fn.check_targets(targets, (targets.shape[0], self.layer_sizes[-1]),
+                                          self.dtype)
 
     def _loss(self, X: np.ndarray, targets: np.ndarray) -> tg.Tensor:
-        return self.loss_fn(self(tg.Tensor(X)), targets)
+        """The loss node of a batch whose targets went through ``_loss_targets``."""
+        out = self(tg.Tensor(X))
+        with tg.scope(self.loss_fn.label):
+            return self.loss_fn.node(out, targets)
 
     def compute_gradients(self, X: ArrayLike, y: ArrayLike) -> float:
         """Forward, loss, backward on one batch: fills every parameter's ``.grad`` (after
@@ -189,6 +198,7 @@ class MLP(Module, SpecMLP):
                              else optimizer.lr if isinstance(optimizer, Optimizer) else 0.01)
         X, targets, epochs, lr, batch_size = self._fit_arguments(X, y, epochs, learning_rate,
                                                                  batch_size)
+        targets = self._loss_targets(targets)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -198,8 +208,8 @@ class MLP(Module, SpecMLP):
                 raise TypeError(f"{where}: validation_data must be a pair (X_val, y_val), got "
                                 f"{got}")
             Xv = self._check_X(validation_data[0], f"{where}: validation_data")
-            val = (Xv, self._prepare_targets(validation_data[1], f"{where}: validation_data",
-                                             Xv.shape[0]))
+            val = (Xv, self._loss_targets(self._prepare_targets(
+                validation_data[1], f"{where}: validation_data", Xv.shape[0])))
         opt = self._make_optimizer(optimizer, opt_kind, lr)
         saver.check_optimizer(opt, where)
         if opt is self.optimizer and not isinstance(optimizer, Optimizer):

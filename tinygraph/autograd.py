@@ -312,7 +312,7 @@ def backward(output, grad: Any = None, retain_graph: bool = False) -> None:
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
-         create_graph: bool = False, allow_unused: bool = True):
+         create_graph: bool = False):
     """Gradients of ``outputs`` with respect to ``inputs``, without touching ``.grad``.
 
     Returns a tuple with one entry per input: a numpy array, or a Tensor when

@@ -245,7 +245,7 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
     connected = [(n, p) for n, p in named if id(p) in reached]
     grads: dict = {}
     if fn is not None and connected:
-        found = _grad(loss, [p for _, p in connected], retain_graph=True, allow_unused=True)
+        found = _grad(loss, [p for _, p in connected], retain_graph=True)
         grads = {id(p): g for (_, p), g in zip(connected, found)}
     elif fn is None:
         grads = {id(p): p.grad for _, p in named}

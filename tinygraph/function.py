@@ -162,7 +162,7 @@ class Function:
             out = cls.forward(ctx, *arrays, **kwargs)
             out = out if type(out) is np.ndarray else np.asarray(out)
             if _state.anomaly:
-                _check_untracked(ctx, arrays, out)
+                _check_anomaly(ctx, arrays, out)
             return Tensor._from_op(out, None)
 
         if len(inputs) == 1 and isinstance(inputs[0], Tensor):     # unary ops: the common case
@@ -199,7 +199,7 @@ class Function:
             out = np.asarray(out)    # reductions may give numpy scalars: keep arrays
         if not record or out.dtype.kind != "f":   # integer/bool results are not differentiable
             if _state.anomaly:
-                _check_untracked(ctx, arrays, out)
+                _check_anomaly(ctx, arrays, out)
             return Tensor._from_op(out, None)
 
         ctx.parents = parents
@@ -219,11 +219,7 @@ class Function:
             ctx._saved_src = src = _sources(saved, arrays, out)
             ctx.saved_tensors, ctx._locked = _protect(saved, src, parents)
         if _state.anomaly:
-            from .anomaly import check_forward, user_frame
-            ctx._trace = user_frame()
-            result = Tensor._from_op(out, ctx)
-            check_forward(ctx, arrays, out)
-            return result
+            _check_anomaly(ctx, arrays, out)
         return Tensor._from_op(out, ctx)
 
     def input_shape(self, i: int) -> tuple:
@@ -260,18 +256,19 @@ class Function:
         """Raise if a saved array was made writable again (and so may have changed)."""
         for a in self._locked or ():
             if a.flags.writeable:
-                    raise InPlaceModificationError(
-                        f"{self.name}: an array of shape {a.shape} saved for backward by "
-                        f"{self._op_label()} was made writable and may have been modified in "
-                        f"place after the forward pass; its gradient would be wrong. Redo the "
-                        f"forward pass after changing the data.")
+                raise InPlaceModificationError(
+                    f"{self.name}: an array of shape {a.shape} saved for backward by "
+                    f"{self._op_label()} was made writable and may have been modified in "
+                    f"place after the forward pass; its gradient would be wrong. Redo the "
+                    f"forward pass after changing the data.")
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
 
 
-def _check_untracked(ctx: "Function", arrays, out: np.ndarray) -> None:
-    """detect_anomaly() checks forward outputs that record no node too (inference)."""
+def _check_anomaly(ctx: "Function", arrays, out: np.ndarray) -> None:
+    """Under detect_anomaly(): remember the user's line, and check the forward output
+    (of recorded ops and of inference alike)."""
     from .anomaly import check_forward, user_frame
     ctx._trace = user_frame()
     check_forward(ctx, arrays, out)
