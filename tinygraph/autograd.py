@@ -110,7 +110,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
     ready = [n for n in roots if counts[n] == 0]
     previous_create = _state.create_graph
     _state.create_graph = create_graph
-    collect_nodes = bool(wanted_nodes)
+    special = create_graph or bool(wanted_nodes) or retained is not None
     node = None
     try:
         while ready:
@@ -118,25 +118,13 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
             g = node_grads.pop(node, None)
             if g is None:
                 input_grads = None
-                if not retain_graph:
-                    node._release()             # no gradient reached it: free it all the same
             else:
                 if owned:
                     owned.discard(id(g))
                 if node._saved_src is None:             # released by an earlier backward
-                    failed = node.__dict__.get("_failed")
-                    if failed:
-                        raise BackwardError(f"backward through {node.name}: an earlier {failed}")
-                    raise BackwardError(
-                        f"backward through {node.name} a second time: its saved arrays were "
-                        f"released by the first backward; pass retain_graph=True to the first "
-                        f"backward() if you need to run backward twice")
-                if collect_nodes and node in wanted_nodes:
-                    t = wanted_nodes[node]
-                    leaf_grads[id(t)] = (t, g)
-                if retained is not None and id(node) in retained:
-                    t = retained[id(node)]
-                    t.grad = _stored_copy(g) if t.grad is None else t.grad + g
+                    _raise_released(node)
+                if special:
+                    _note_grad(node, g, wanted_nodes, leaf_grads, retained)
                 if create_graph or node._trace is not None or not node._builtin:
                     input_grads = _call_backward(node, g, create_graph)
                 else:                                   # the hot path: a built-in op
@@ -145,14 +133,15 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                     input_grads = node.backward(node, g)
                     if type(input_grads) is not tuple:
                         input_grads = (input_grads,)
-                if not retain_graph:
+            if not retain_graph:                        # free the saved arrays now
+                if node._locked or not node._builtin:
                     node._release()
-            i = -1
-            for p in node.parents:
-                i += 1
+                else:
+                    node.saved_tensors = ()
+                    node._saved_src = None
+            for p, ig in zip(node.parents, input_grads or _nones(node)):
                 if p is None:
                     continue
-                ig = input_grads[i] if input_grads is not None else None
                 if ig is not None and type(ig) is not np.ndarray and not create_graph:
                     ig = np.asarray(ig)                  # numpy gives scalars for 0-d results
                 if not isinstance(p, Function):          # a leaf tensor
@@ -181,6 +170,30 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
     finally:
         _state.create_graph = previous_create
     return leaf_grads
+
+
+def _nones(node: Function) -> tuple:
+    return (None,) * len(node.parents)
+
+
+def _raise_released(node: Function) -> None:
+    failed = node.__dict__.get("_failed")
+    if failed:
+        raise BackwardError(f"backward through {node.name}: an earlier {failed}")
+    raise BackwardError(
+        f"backward through {node.name} a second time: its saved arrays were released by the "
+        f"first backward; pass retain_graph=True to the first backward() if you need to run "
+        f"backward twice")
+
+
+def _note_grad(node: Function, g, wanted_nodes: dict, found: dict, retained) -> None:
+    """grad() asked for this non-leaf tensor, or it called retain_grad(): keep its gradient."""
+    if node in wanted_nodes:
+        t = wanted_nodes[node]
+        found[id(t)] = (t, g)
+    if retained is not None and id(node) in retained:
+        t = retained[id(node)]
+        t.grad = _stored_copy(g) if t.grad is None else t.grad + g
 
 
 def _abandon(counts: dict, failed, exc: Exception, retain_graph: bool) -> None:
@@ -224,7 +237,7 @@ def _call_backward(node: Function, g, create_graph: bool):
 
 
 def _check_grad_shapes(node: Function, result: tuple) -> tuple:
-    shapes = node._input_shapes
+    shapes = node.input_shapes
     for i, ig in enumerate(result):
         if ig is None or node.parents[i] is None:
             continue

@@ -148,7 +148,7 @@ def _relu_alive(node: Function) -> np.ndarray | None:
     cache = node.__dict__.get("cache")
     if cache is None:                                # released: the object keeps its last one
         cache = getattr(act, "cache", None)
-    shape = node.input_shape(0) if getattr(node, "_input_shapes", None) else None
+    shape = node.input_shape(0) if getattr(node, "input_shapes", None) else None
     if not isinstance(cache, np.ndarray) or (shape is not None and cache.shape != shape):
         return None
     return cache > 0

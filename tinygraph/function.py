@@ -123,7 +123,7 @@ class Function:
     """Base class of every op; an instance is one node of the graph (and the ``ctx``)."""
 
     __slots__ = ("parents", "needs_input_grad", "saved_tensors", "_saved_src", "_locked",
-                 "_input_shapes", "module", "__dict__", "__weakref__")
+                 "input_shapes", "module", "__dict__", "__weakref__")
 
     # Read from the class until set: a node knows where it was created only under
     # detect_anomaly().
@@ -154,18 +154,12 @@ class Function:
 
         Keyword arguments are passed to ``forward`` unchanged (axis, shape, ...).
         """
-        ctx = cls.__new__(cls)
+        # This is the hot path of the whole engine (about a microsecond per op), so the
+        # common cases, one or two inputs, are unpacked inline rather than in a loop.
+        ctx = _new(cls)
         ctx.saved_tensors = ()
-        if not _state.grad_enabled:
-            ctx.needs_input_grad = [False] * len(inputs)
-            arrays = [x._data if isinstance(x, Tensor) else x for x in inputs]
-            out = cls.forward(ctx, *arrays, **kwargs)
-            out = out if type(out) is np.ndarray else np.asarray(out)
-            if _state.anomaly:
-                _check_anomaly(ctx, arrays, out)
-            return Tensor._from_op(out, None)
-
-        if len(inputs) == 1 and isinstance(inputs[0], Tensor):     # unary ops: the common case
+        n_inputs = len(inputs)
+        if n_inputs == 1 and isinstance(inputs[0], Tensor):
             x = inputs[0]
             d = x._data
             arrays = (d,)
@@ -173,18 +167,20 @@ class Function:
             record = x.requires_grad
             needs = (record,)
             parents = ((x if x.grad_fn is None else x.grad_fn) if record else None,)
-        elif len(inputs) == 2:                                      # binary ops
+        elif n_inputs == 2:
             a, b = inputs
             if isinstance(a, Tensor):
                 da, ra = a._data, a.requires_grad
                 pa = (a if a.grad_fn is None else a.grad_fn) if ra else None
             else:
-                da, ra, pa = _constant(a), False, None
+                da = a if type(a) in _PLAIN else _constant(a)
+                ra, pa = False, None
             if isinstance(b, Tensor):
                 db, rb = b._data, b.requires_grad
                 pb = (b if b.grad_fn is None else b.grad_fn) if rb else None
             else:
-                db, rb, pb = _constant(b), False, None
+                db = b if type(b) in _PLAIN else _constant(b)
+                rb, pb = False, None
             arrays = (da, db)
             shapes = (da.shape if type(da) is np.ndarray else (),
                       db.shape if type(db) is np.ndarray else ())
@@ -193,38 +189,57 @@ class Function:
             record = ra or rb
         else:
             arrays, parents, needs, shapes, record = _unpack(inputs)
+
+        state = _state
+        if not (record and state.grad_enabled):
+            ctx.needs_input_grad = (False,) * n_inputs
+            out = cls.forward(ctx, *arrays, **kwargs)
+            if type(out) is not np.ndarray:
+                out = np.asarray(out)
+            if state.anomaly:
+                _check_anomaly(ctx, arrays, out)
+            return Tensor._from_op(out, None)
+
         ctx.needs_input_grad = needs
         out = cls.forward(ctx, *arrays, **kwargs)
         if type(out) is not np.ndarray:
             out = np.asarray(out)    # reductions may give numpy scalars: keep arrays
-        if not record or out.dtype.kind != "f":   # integer/bool results are not differentiable
-            if _state.anomaly:
+        if out.dtype.kind != "f":    # integer/bool results are not differentiable
+            if state.anomaly:
                 _check_anomaly(ctx, arrays, out)
             return Tensor._from_op(out, None)
 
         ctx.parents = parents
-        ctx._input_shapes = shapes
-        ctx.module = _state.scope          # the nn module (or scope) that recorded it
+        ctx.input_shapes = shapes
+        ctx.module = state.scope           # the nn module (or scope) that recorded it
         saved = ctx.saved_tensors
+        ctx._locked = None
         if not saved:
             ctx._saved_src = ()
-            ctx._locked = None
         elif len(saved) == 1 and saved[0] is out and out.base is None:
             ctx._saved_src = (-1,)         # its own output: users only see it read-only
-            ctx._locked = None
-        elif not _holds_array(saved):       # only scalars and None (x * 2.0): nothing to guard
-            ctx._saved_src = (None,) * len(saved)
-            ctx._locked = None
         else:
-            ctx._saved_src = src = _sources(saved, arrays, out)
-            ctx.saved_tensors, ctx._locked = _protect(saved, src, parents)
-        if _state.anomaly:
+            for s in saved:
+                if type(s) is np.ndarray:
+                    ctx._saved_src = src = _sources(saved, arrays, out)
+                    ctx.saved_tensors, ctx._locked = _protect(saved, src, parents)
+                    break
+            else:                          # only scalars and None (x * 2.0): nothing to guard
+                ctx._saved_src = (None,) * len(saved)
+        if state.anomaly:
             _check_anomaly(ctx, arrays, out)
-        return Tensor._from_op(out, ctx)
+        t = _new(Tensor)
+        t._data = out
+        t.grad = None
+        t.requires_grad = True
+        t.grad_fn = ctx
+        t.name = None
+        return t
 
     def input_shape(self, i: int) -> tuple:
-        """Shape of input ``i`` as it was in forward (for reducing broadcast gradients)."""
-        return self._input_shapes[i]
+        """Shape of input ``i`` as it was in forward (for reducing broadcast gradients);
+        ``ctx.input_shapes`` holds them all."""
+        return self.input_shapes[i]
 
     # -- used by the engine ----------------------------------------------------
     @property
@@ -275,13 +290,9 @@ def _check_anomaly(ctx: "Function", arrays, out: np.ndarray) -> None:
 
 
 _SCALARS = (float, int, bool)
-
-
-def _holds_array(saved: tuple) -> bool:
-    for s in saved:
-        if type(s) is np.ndarray:
-            return True
-    return False
+# what an op takes as it is, without a look inside (_constant)
+_PLAIN = frozenset((np.ndarray, float, int, bool, type(None)))
+_new = object.__new__
 
 
 def _constant(x: Any) -> Any:

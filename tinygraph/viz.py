@@ -274,7 +274,7 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
     for i, nd in enumerate(drawn):
         for j, p in enumerate(nd.parents):
             if isinstance(p, Function) and id(p) in pos and out_shape[pos[id(p)]] is None:
-                out_shape[pos[id(p)]] = tuple(nd._input_shapes[j])
+                out_shape[pos[id(p)]] = tuple(nd.input_shapes[j])
     for i in range(n):
         if out_array[i] is not None:
             out_shape[i] = out_array[i].shape
@@ -295,7 +295,7 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
                 a = const_arrays.get((i, j))
                 if a is not None:
                     dtypes.append(a.dtype)
-                elif tuple(nd._input_shapes[j]) != ():
+                elif tuple(nd.input_shapes[j]) != ():
                     dtypes.append(None)      # an unknown constant array: cannot tell
         if dtypes and all(d is not None for d in dtypes):
             out_dtype[i] = np.result_type(*dtypes)
@@ -335,7 +335,7 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
                 key = ("array", id(a)) if a is not None else ("slot", i, j)
                 e = const_nodes.get(key)
                 if e is None:
-                    e = const_nodes[key] = [ids.new(), tuple(nd._input_shapes[j]), a, []]
+                    e = const_nodes[key] = [ids.new(), tuple(nd.input_shapes[j]), a, []]
                     pending.append(("const", key))
                 e[3].append(mod)
                 tail = e[0]

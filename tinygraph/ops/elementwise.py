@@ -12,10 +12,6 @@ from ..function import Function
 from ._util import broadcast_error, shape_of, unbroadcast
 
 
-def _shape(ctx, i):
-    return ctx.input_shape(i)
-
-
 class Add(Function):
     """z = a + b;  dz/da = 1, dz/db = 1."""
     op_name = "add"
@@ -30,8 +26,8 @@ class Add(Function):
     @staticmethod
     def backward(ctx, g):
         n = ctx.needs_input_grad
-        return (unbroadcast(g, _shape(ctx, 0)) if n[0] else None,
-                unbroadcast(g, _shape(ctx, 1)) if n[1] else None)
+        return (unbroadcast(g, ctx.input_shapes[0]) if n[0] else None,
+                unbroadcast(g, ctx.input_shapes[1]) if n[1] else None)
 
 
 class Sub(Function):
@@ -48,8 +44,8 @@ class Sub(Function):
     @staticmethod
     def backward(ctx, g):
         n = ctx.needs_input_grad
-        return (unbroadcast(g, _shape(ctx, 0)) if n[0] else None,
-                unbroadcast(-g, _shape(ctx, 1)) if n[1] else None)
+        return (unbroadcast(g, ctx.input_shapes[0]) if n[0] else None,
+                unbroadcast(-g, ctx.input_shapes[1]) if n[1] else None)
 
 
 class Mul(Function):
@@ -69,8 +65,8 @@ class Mul(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         n = ctx.needs_input_grad
-        return (unbroadcast(g * b, _shape(ctx, 0)) if n[0] else None,
-                unbroadcast(g * a, _shape(ctx, 1)) if n[1] else None)
+        return (unbroadcast(g * b, ctx.input_shapes[0]) if n[0] else None,
+                unbroadcast(g * a, ctx.input_shapes[1]) if n[1] else None)
 
 
 class Div(Function):
@@ -89,8 +85,8 @@ class Div(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         n = ctx.needs_input_grad
-        return (unbroadcast(g / b, _shape(ctx, 0)) if n[0] else None,
-                unbroadcast(-g * a / (b * b), _shape(ctx, 1)) if n[1] else None)
+        return (unbroadcast(g / b, ctx.input_shapes[0]) if n[0] else None,
+                unbroadcast(-g * a / (b * b), ctx.input_shapes[1]) if n[1] else None)
 
 
 class Pow(Function):
@@ -115,11 +111,11 @@ class Pow(Function):
             if isinstance(p, (int, float)) and p == 0:
                 ga = g * 0                                   # d(a^0)/da = 0, also at a = 0
             else:
-                ga = unbroadcast(g * p * a ** (p - 1), _shape(ctx, 0))
+                ga = unbroadcast(g * p * a ** (p - 1), ctx.input_shapes[0])
         if n[1]:
             # math.log keeps a Python-number base a weak scalar (no float64 upcast)
             log_a = math.log(a) if isinstance(a, (int, float)) else np.log(a)
-            gp = unbroadcast(g * out * log_a, _shape(ctx, 1))
+            gp = unbroadcast(g * out * log_a, ctx.input_shapes[1])
         return ga, gp
 
 
@@ -205,8 +201,8 @@ class _Extremum(Function):
     def backward(ctx, g):
         (wa,) = ctx.saved_tensors
         n = ctx.needs_input_grad
-        return (unbroadcast(g * wa, _shape(ctx, 0)) if n[0] else None,
-                unbroadcast(g * (1 - wa), _shape(ctx, 1)) if n[1] else None)
+        return (unbroadcast(g * wa, ctx.input_shapes[0]) if n[0] else None,
+                unbroadcast(g * (1 - wa), ctx.input_shapes[1]) if n[1] else None)
 
 
 class Maximum(_Extremum):
@@ -332,8 +328,8 @@ class Where(Function):
         (cond,) = ctx.saved_tensors
         n = ctx.needs_input_grad
         return (None,
-                unbroadcast(np.where(cond, g, 0), _shape(ctx, 1)) if n[1] else None,
-                unbroadcast(np.where(cond, 0, g), _shape(ctx, 2)) if n[2] else None)
+                unbroadcast(np.where(cond, g, 0), ctx.input_shapes[1]) if n[1] else None,
+                unbroadcast(np.where(cond, 0, g), ctx.input_shapes[2]) if n[2] else None)
 
 
 class Cast(Function):
