@@ -16,8 +16,14 @@ Contract kept by every activation in this package:
 
 * ``cache`` is ``None`` until the first ``forward``.
 * After ``forward`` the cache is a single **read-only** ndarray with the shape
-  and dtype of the output.  It shares no memory with the input or the output,
-  so the caller may modify either in place without corrupting ``backward``.
+  and dtype of the output.  It shares no memory with the input, so the caller
+  may modify the input in place without corrupting ``backward``.
+* The cache is private (it shares no memory with the output either), except
+  for activations whose class attribute ``caches_output`` is True (ReLU): their
+  cache *is* the output array, which ``forward`` then returns read-only.  That
+  keeps one array alive instead of two (the next layer keeps the output anyway,
+  as its input), and a caller who writes into the output gets an error at once
+  instead of a wrong gradient later; ``y.copy()`` gives a writable copy.
 * ``backward`` uses only ``cache`` (plus the constructor configuration, which
   cannot change), and never modifies it.  The cache can therefore be saved and
   put back later (``saved = act.cache`` ... ``act.cache = saved``) and
@@ -55,7 +61,8 @@ class Activation(ABC):
 
     Subclasses implement the math only:
 
-    * ``_forward(x) -> (output, cache)`` for a float array ``x``;
+    * ``_forward(x) -> (output, cache)`` for a float array ``x`` (``cache`` may be
+      ``output`` itself only if the class sets ``caches_output = True``);
     * ``_backward(grad_output, cache) -> grad_input``, where ``grad_output``
       has already been checked to match the cache's shape and converted to
       its dtype.
@@ -66,6 +73,8 @@ class Activation(ABC):
     """
 
     name: ClassVar[str]
+    #: True when the cache is the output itself (returned read-only), see the module docs
+    caches_output: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.cache: np.ndarray | None = None
@@ -74,7 +83,8 @@ class Activation(ABC):
 
     @abstractmethod
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(f(x), cache)``; the cache must not share memory with ``x`` or the output."""
+        """Return ``(f(x), cache)``; the cache must not share memory with ``x``, nor with the
+        output unless it is the output (``caches_output``)."""
 
     @abstractmethod
     def _backward(self, grad_output: np.ndarray, cache: np.ndarray) -> np.ndarray:
@@ -90,7 +100,8 @@ class Activation(ABC):
 
         Returns:
             ``f(x)`` with the shape of ``x`` and its float dtype
-            (float64 for integer input).
+            (float64 for integer input); read-only when the class caches its
+            output (``caches_output``, e.g. ReLU).
         """
         x = _as_float_array(x, f"{type(self).__name__}.forward")
         with np.errstate(under="ignore"):

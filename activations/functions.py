@@ -70,19 +70,21 @@ class ReLU(Activation):
     ``f`` has a kink at ``x = 0`` where the derivative does not exist; like
     PyTorch and JAX we use the subgradient **0** there.
 
-    Cache: the local derivative :math:`\mathbb{1}[x > 0]` as 0.0/1.0 in the
-    input's dtype (the boolean mask ``x > 0``, stored in the float dtype so the
-    gradient keeps the input's dtype).  Backward is ``grad_output * cache``.
+    Cache: the output :math:`y = \max(0, x)` itself (``caches_output``), since
+    :math:`y > 0 \iff x > 0`: backward is ``grad_output * (cache > 0)``.  The
+    output is returned read-only.  In a network the next layer keeps the same
+    array as its input, so ReLU adds nothing to the memory kept for backward.
     """
 
     name = "relu"
+    caches_output = True
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        derivative = (x > 0).astype(x.dtype)
-        return np.maximum(x, 0), derivative
+        y = np.maximum(x, 0)
+        return y, y
 
     def _backward(self, grad_output: np.ndarray, cache: np.ndarray) -> np.ndarray:
-        return grad_output * cache
+        return grad_output * (cache > 0)
 
 
 class LeakyReLU(Activation):

@@ -55,7 +55,13 @@ def test_backward_is_unaffected_by_modifying_the_output_in_place(make_activation
 
     act = make_activation()
     y = act.forward(x)
-    y[...] = 123.0
+    if act.caches_output:
+        # The output is the cache: writing into it must fail at once, not corrupt backward.
+        with pytest.raises(ValueError, match="read-only"):
+            y[...] = 123.0
+        y.copy()[...] = 123.0            # a copy is the caller's to change
+    else:
+        y[...] = 123.0
     np.testing.assert_array_equal(act.backward(grad_output), expected)
 
 
@@ -64,7 +70,20 @@ def test_cache_shares_no_memory_with_input_or_output(make_activation):
     x = random_input(5)
     y = act.forward(x)
     assert not np.shares_memory(act.cache, x)
-    assert not np.shares_memory(act.cache, y)
+    if act.caches_output:
+        assert act.cache is y and not y.flags.writeable
+    else:
+        assert not np.shares_memory(act.cache, y)
+        assert y.flags.writeable
+
+
+def test_only_relu_caches_its_output():
+    # Which activations keep one array instead of two is a documented property:
+    # a change here changes the memory a network keeps for backward.
+    import activations
+    caching = sorted(name for name in activations.NAMES
+                     if activations.get(name).caches_output)
+    assert caching == ["relu"]
 
 
 def test_cache_is_read_only(make_activation):
