@@ -57,12 +57,16 @@ def _root_grad(out, grad):
                 f"backward: output has shape {out.shape}, not a scalar; pass grad= an array of "
                 f"shape {out.shape} (the gradient of the final loss with respect to this output), "
                 f"or reduce it first, e.g. out.sum().backward()")
-        return np.ones_like(out._data)
-    from .tensor import Tensor
-    if isinstance(grad, Tensor) and not _state.create_graph:
-        grad = grad._data
-    if not isinstance(grad, Tensor):
-        grad = np.asarray(grad, dtype=out.dtype)
+        return np.ones(out._data.shape, out._data.dtype)
+    if type(grad) is np.ndarray:
+        if grad.dtype != out._data.dtype:
+            grad = grad.astype(out._data.dtype)
+    else:
+        from .tensor import Tensor
+        if isinstance(grad, Tensor) and not _state.create_graph:
+            grad = grad._data
+        if not isinstance(grad, Tensor):
+            grad = np.asarray(grad, dtype=out.dtype)
     if grad.shape != out.shape:
         raise BackwardError(f"backward: grad has shape {grad.shape} but the output has shape "
                             f"{out.shape}; they must match")

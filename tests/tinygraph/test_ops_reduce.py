@@ -118,6 +118,23 @@ def test_mean_gradient_is_one_over_count():
     np.testing.assert_allclose(x.grad, np.full((2, 3, 4), 1 / 8))
 
 
+@pytest.mark.parametrize("shape", [(3, 5), (80, 60)])     # below and above the fill threshold
+@pytest.mark.parametrize("axis", [None, 0, (0, 1)])
+def test_sum_and_mean_gradients_small_and_large(shape, axis):
+    # Small gradients are expanded into a new array, large ones into a broadcast view:
+    # both must give the same exact values, and .grad must be an array of its own.
+    rng = np.random.default_rng(0)
+    x = leaf(rng.normal(size=shape))
+    g_shape = np.sum(x.data, axis=axis).shape
+    g = rng.normal(size=g_shape)
+    (tg.sum(x, axis=axis) + 2 * tg.mean(x, axis=axis)).backward(g)
+    count = x.data.size // max(1, int(np.prod(g_shape)))
+    keep = np.sum(x.data, axis=axis, keepdims=True).shape
+    expected = np.broadcast_to(g.reshape(keep) * (1 + 2 / count), shape)
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-15)
+    assert x.grad.flags.writeable and x.grad.base is None
+
+
 # -- stability -------------------------------------------------------------------------------
 
 def test_softmax_logsumexp_log_softmax_are_stable_for_large_logits():

@@ -1,6 +1,8 @@
 """Reductions and the softmax family, along an axis (int, tuple or None = all axes)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..function import Function
@@ -23,9 +25,19 @@ def _reduced_shape(shape: tuple, axis) -> tuple:
     return tuple(n for i, n in enumerate(shape) if i not in axes)
 
 
+# Below this many elements, filling a new array is cheaper than numpy's broadcast_to
+# (about 2.5 us of Python); above it, the zero-copy view wins.
+_FILL_BELOW = 4096
+
+
 def _expand(g, shape: tuple, axis):
     """Broadcast a reduced gradient back over the input's shape."""
-    return np.broadcast_to(g.reshape(_keepdims_shape(shape, axis)), shape)
+    g = g.reshape(_keepdims_shape(shape, axis))
+    if type(g) is np.ndarray and math.prod(shape) < _FILL_BELOW:
+        out = np.empty(shape, g.dtype)
+        out[...] = g
+        return out
+    return np.broadcast_to(g, shape)
 
 
 class Sum(Function):
