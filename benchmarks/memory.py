@@ -147,9 +147,11 @@ def main() -> None:
                    "spec infer", "params"], rows2,
                   title="one training step and one no_grad inference: tracemalloc peak and "
                         "what stays allocated afterwards, above params + X (KiB)")
-    print("saved-params vs spec a+z: the graph keeps X, the hidden activations a^(1..L-1), one "
-          "ReLU derivative mask per hidden layer (in place of z) and the logits z^(L); it does "
-          "not keep the softmax output a^(L) (the fused loss recomputes it).")
+    print("saved-params vs spec a+z: the graph keeps X, each hidden activation a^(1..L-1) once "
+          "(ReLU caches its output, which the next Linear keeps as its input anyway) and the "
+          "logits z^(L); it keeps no z^(1..L-1) and not the softmax output a^(L) (the fused "
+          "loss recomputes it): the spec's a without its z.")
+    print("kept infer: the last output each activation object still holds as its cache.")
 
 
 if __name__ == "__main__":
