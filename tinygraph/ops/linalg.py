@@ -89,7 +89,7 @@ class Linear(Function):
             raise ShapeError(f"linear: x of shape {x_shape} cannot go through a weight of shape "
                              f"{w_shape}: expected x of shape (batch, {w_shape[-1] if w_shape else '?'}) "
                              f"and W of shape (n_out, n_in)")
-        if b is not None and np.shape(b) != (w_shape[0],):
+        if b is not None and np.shape(b) != w_shape[:1]:
             raise ShapeError(f"linear: bias of shape {np.shape(b)} does not fit a weight of shape "
                              f"{w_shape}: expected ({w_shape[0]},)")
         n = ctx.needs_input_grad
