@@ -196,16 +196,22 @@ def stats(xs) -> Stats:
 
 def compare(fns: dict[str, Callable[[], object]], repeat: int = 7, min_time: float = 0.05,
             warmup: int = 2) -> dict[str, Stats]:
-    """Seconds per call of each function (median and min of the samples), taken round-robin."""
+    """Seconds per call of each function (median and min of the samples), taken round-robin.
+
+    Each round starts one contender later: what runs right after another contender can be
+    slowed by it (PyTorch's OpenMP threads keep spinning after its step and cost the next
+    2-thread BLAS call ~5 % here), so no contender may always follow the same one.
+    """
     numbers = {}
     for name, fn in fns.items():
         for _ in range(warmup):
             fn()
         numbers[name] = calibrate(fn, min_time)
     samples: dict[str, list] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            samples[name].append(_loop(fn, numbers[name]) / numbers[name])
+    names = list(fns)
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            samples[name].append(_loop(fns[name], numbers[name]) / numbers[name])
     return {name: stats(s) for name, s in samples.items()}
 
 

@@ -34,9 +34,10 @@ class Linear(Module):
     def forward(self, x: Any) -> tg.Tensor:
         if not isinstance(x, tg.Tensor):
             x = tg.Tensor(x)
-        if x.ndim < 1 or x.shape[-1] != self.n_in:
-            raise tg.ShapeError(f"{self.label}: input of shape {x.shape} has "
-                                f"{x.shape[-1] if x.ndim else 0} features but this layer expects "
+        shape = x.shape
+        if not shape or shape[-1] != self.n_in:
+            raise tg.ShapeError(f"{self.label}: input of shape {shape} has "
+                                f"{shape[-1] if shape else 0} features but this layer expects "
                                 f"{self.n_in} (W has shape {self.W.shape})")
         return tg.linear(x, self.W, self.b)
 

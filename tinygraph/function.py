@@ -89,9 +89,11 @@ def _unlock(arrays: list) -> None:
             a.flags.writeable = True
 
 
-def _protect(saved: tuple, sources: tuple, parents: list) -> tuple:
+def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tuple:
     """Keep the saved arrays from being changed before backward reads them.
 
+    For each saved item, where it came from: input index, -1 for the output, None for
+    anything else (arrays made inside forward, scalars); then
     - arrays made inside forward (masks, indices) are private: nothing to do;
     - an op's output, or an intermediate tensor's array: users only ever see it read-only
       (``Tensor.data`` of a non-leaf is a read-only view): nothing to do;
@@ -99,12 +101,25 @@ def _protect(saved: tuple, sources: tuple, parents: list) -> tuple:
       counted per array, until the last node holding it is released;
     - a view (a slice of a dataset, a transpose of a weight) could still be written through
       the array that owns its memory, so a private copy is saved instead.
-    Returns (the arrays to keep, the locks or None).
+    Returns (the arrays to keep, their sources, the locks or None).
     """
     locks = None
     kept = None
-    for i, (a, src) in enumerate(zip(saved, sources)):
-        if src is None or type(a) is not np.ndarray:
+    sources = []
+    for i, a in enumerate(saved):
+        if type(a) is not np.ndarray:
+            sources.append(None)        # scalars and None: constants
+            continue
+        if a is out:
+            src = -1
+        else:
+            for src, x in enumerate(arrays):
+                if a is x:
+                    break
+            else:
+                src = None
+        sources.append(src)
+        if src is None:
             continue
         if a.base is not None:
             if kept is None:
@@ -116,7 +131,7 @@ def _protect(saved: tuple, sources: tuple, parents: list) -> tuple:
         if locks is None:
             locks = _Locks()
         _lock_shared(a, locks)
-    return (saved if kept is None else tuple(kept)), locks
+    return (saved if kept is None else tuple(kept)), tuple(sources), locks
 
 
 class Function:
@@ -221,8 +236,8 @@ class Function:
         else:
             for s in saved:
                 if type(s) is np.ndarray:
-                    ctx._saved_src = src = _sources(saved, arrays, out)
-                    ctx.saved_tensors, ctx._locked = _protect(saved, src, parents)
+                    ctx.saved_tensors, ctx._saved_src, ctx._locked = _protect(
+                        saved, arrays, out, parents)
                     break
             else:                          # only scalars and None (x * 2.0): nothing to guard
                 ctx._saved_src = (None,) * len(saved)
@@ -336,26 +351,3 @@ def _unpack(inputs: tuple) -> tuple:
         needs.append(False)
         parents.append(None)
     return arrays, parents, needs, shapes, record
-
-
-def _sources(saved: tuple, arrays: list, out: np.ndarray) -> tuple:
-    """Where each saved array came from: input index, -1 for the output, None otherwise."""
-    if len(saved) == 1 and saved[0] is out:
-        return (-1,)
-    src = []
-    for s in saved:
-        if type(s) is not np.ndarray:
-            src.append(None)            # scalars and None: constants
-            continue
-        if s is out:
-            src.append(-1)
-            continue
-        for i, a in enumerate(arrays):
-            if s is a:
-                src.append(i)
-                break
-        else:
-            src.append(None)
-    return tuple(src)
-
-

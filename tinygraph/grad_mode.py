@@ -59,12 +59,15 @@ class scope:
     """``with scope("Linear 1"):`` labels every node recorded inside (as ``node.module``);
     the innermost scope wins. ``nn.Module`` calls use it, and pictures group nodes by it."""
 
+    __slots__ = ("label", "_previous")
+
     def __init__(self, label: str | None):
         self.label = label
 
     def __enter__(self):
-        self._previous = _state.scope
-        _state.scope = self.label
+        state = _state
+        self._previous = state.scope
+        state.scope = self.label
         return self
 
     def __exit__(self, *exc_info):

@@ -57,7 +57,7 @@ def test_binary_gradcheck_broadcasting(name, shapes, seed):
 @pytest.mark.parametrize("name", sorted(BINARY))
 @SETTINGS
 @given(shapes=broadcast2, seed=seeds)
-def test_binary_grads_reduced_toinput_shapes(name, shapes, seed):
+def test_binary_grads_reduced_to_input_shapes(name, shapes, seed):
     fn, _, gen = BINARY[name]
     sa, sb = shapes.input_shapes
     a, b = (gen or _distinct_pair)(rng_of(seed), sa, sb)
