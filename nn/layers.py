@@ -49,12 +49,20 @@ class _ActivationNode(tg.Function):
     """a = f(z) through an ``activations`` object: its forward, and its own backward.
 
     The object keeps one cache; a node keeps the cache of its own call and puts it back
-    before calling backward, so one object can serve several places in one graph.
+    before calling backward, so one object can serve several places in one graph. A call
+    that nothing will backpropagate through (under ``no_grad``, or on an input that needs
+    no gradient) leaves the object's cache as it was, so inference keeps no activation
+    alive.
     """
     op_name = "activation"
 
     @staticmethod
     def forward(ctx, z, activation=None):
+        if not ctx.needs_input_grad[0]:
+            kept = activation.cache
+            a = activation.forward(z)
+            activation.cache = kept
+            return a
         a = activation.forward(z)
         ctx.activation = activation
         ctx.cache = activation.cache

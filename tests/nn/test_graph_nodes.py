@@ -110,6 +110,25 @@ def test_one_activation_object_at_two_places_matches_manual_mlp(name):
         np.testing.assert_allclose(lin.b.grad, layer.db, rtol=1e-10, atol=1e-15)
 
 
+def test_activation_layer_under_no_grad_leaves_the_objects_cache_alone():
+    # Inference must not keep the last batch's activations alive in the objects, and must
+    # not overwrite what the last training step left there (grad_report reads it).
+    rng = np.random.default_rng(3)
+    model = nn.MLP([4, 6, 3], ["relu", "softmax"], seed=0)
+    X = rng.normal(size=(5, 4))
+    relu = model.layers[1].activation
+    assert relu.cache is None
+    model.predict(X)
+    assert relu.cache is None
+    loss = model.loss(X, np.arange(5) % 3)
+    trained = relu.cache
+    assert trained is not None and trained.shape == (5, 6)
+    loss.backward()
+    with tg.no_grad():
+        model(tg.Tensor(rng.normal(size=(7, 4))))
+    assert relu.cache is trained
+
+
 def test_activation_adapter_refuses_second_derivatives_clearly():
     layer = nn.ActivationLayer("tanh")
     z = tg.Tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)

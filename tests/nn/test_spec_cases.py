@@ -1029,15 +1029,13 @@ def test_graph_activation_node_uses_the_cache_of_its_own_call(act_cls):
     recomputed.forward(z1)
     dW1_expected = recomputed.backward(delta2 @ W2).T @ X
 
-    with tg.no_grad():
-        model(-2.0 * X)
+    model(-2.0 * X)  # a recorded pass (under no_grad the object keeps its cache)
     foreign_cache = act.cache
 
     model.zero_grad()
     loss = model.loss(X, labels)
     own_cache = act.cache
-    with tg.no_grad():
-        model(-2.0 * X)  # the object's cache now holds another pass
+    model(-2.0 * X)  # the object's cache now holds another (recorded) pass
     assert act.cache is not own_cache
     loss.backward()
     np.testing.assert_allclose(model.linears[0].W.grad, dW1_expected, rtol=1e-12, atol=1e-15)
