@@ -151,7 +151,9 @@ def main() -> None:
           "(ReLU caches its output, which the next Linear keeps as its input anyway) and the "
           "logits z^(L); it keeps no z^(1..L-1) and not the softmax output a^(L) (the fused "
           "loss recomputes it): the spec's a without its z.")
-    print("kept infer: the last output each activation object still holds as its cache.")
+    print("peak infer: z and a of the widest layer are alive together while the activation "
+          "runs (2 x spec infer); kept infer: nothing, the activation objects do not keep the "
+          "inference batch.")
 
 
 if __name__ == "__main__":
