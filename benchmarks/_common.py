@@ -36,6 +36,14 @@ except ImportError:  # pragma: no cover
 TORCH_SKIPPED = "PyTorch not installed: skipped"
 
 
+def leave_out_torch() -> None:
+    """Run without PyTorch even when it is installed (``--no-torch``): with 2 threads its
+    OpenMP threads keep spinning after each of its steps and slow whatever runs next."""
+    global torch, TORCH_SKIPPED
+    torch = None
+    TORCH_SKIPPED = "left out (--no-torch)"
+
+
 def cores() -> int:
     """Cores this process may run on."""
     try:

@@ -21,7 +21,7 @@ FLOPs of a step: forward 2·B·Σ n_l n_(l-1); backward twice that, minus the fi
 dL/dX, which is not needed: 2·B·(3·Σ n_l n_(l-1) − n_0 n_1).
 
 Run:  python benchmarks/mlp_step.py [--repeat 7] [--min-time 0.1] [--batches 1,64,1000]
-                                    [--dtypes float32,float64] [--threads N]
+                                    [--dtypes float32,float64] [--threads N] [--no-torch]
 """
 from __future__ import annotations
 
@@ -184,8 +184,15 @@ def main() -> None:
     ap.add_argument("--batches", default="1,64,1000", help="batch sizes (default 1,64,1000)")
     ap.add_argument("--dtypes", default="float32,float64",
                     help="dtypes (default float32,float64)")
+    ap.add_argument("--no-torch", action="store_true",
+                    help="leave PyTorch out even when installed (so that its threads cannot "
+                         "slow the other contenders)")
     C.add_thread_arg(ap)
     args = ap.parse_args()
+    if args.no_torch:
+        global torch
+        C.leave_out_torch()
+        torch = None
     batches = [int(b) for b in args.batches.split(",")]
     dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
 
