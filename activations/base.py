@@ -109,7 +109,8 @@ class Activation(ABC):
         cache = np.asarray(cache)
         cache.flags.writeable = False  # backward must never modify the cache
         self.cache = cache
-        return np.asarray(output)
+        # (numpy gives scalars for 0-d results: asarray makes a new array of each)
+        return cache if self.caches_output else np.asarray(output)
 
     def backward(self, grad_output: ArrayLike) -> np.ndarray:
         r"""Return :math:`\partial L/\partial x = g \odot f'(x)` using only ``self.cache``.

@@ -267,52 +267,58 @@ class SiLU(Activation):
         f'(x) = \sigma(x) + x\,\sigma(x)\bigl(1 - \sigma(x)\bigr)
               = \sigma(x)\,\bigl(1 + x\,(1 - \sigma(x))\bigr)
 
-    Computed as :math:`f(x) = x / (1 + e^{-x})` and
-    :math:`f'(x) = \sigma(x)(1 + x(1 - \sigma(x)))` with
-    :math:`\sigma(x) = 1 / (1 + e^{-x})`: a few passes over the array, where the
-    two-branch sigmoid of :class:`Sigmoid` (full relative accuracy down to
-    denormal numbers) costs several times as much.  :math:`e^{-x}` overflows to
-    ``inf`` for ``x`` below about -88 (float32) or -709 (float64); there
-    :math:`\sigma(x)` is below the smallest normal number and ``1 / inf = 0`` is
-    the right answer, so that overflow is expected and silenced.  ``x = ±1000``
-    gives ``1000`` / ``-0.0`` with no warning.  ``Swish`` is an alias:
-    ``Swish is SiLU``.
+    Computed from :math:`t = e^{-|x|} \in (0, 1]`, which never overflows:
+    :math:`\sigma(x) = 1/(1+t)` for :math:`x \ge 0` and :math:`t/(1+t)` for
+    :math:`x < 0` (full relative accuracy for very negative ``x``, as in
+    :class:`Sigmoid`), and :math:`1 - \sigma(x) = \sigma(-x)` the same way.
+    The two branches are picked with ``np.maximum(t, x >= 0)`` (``t <= 1``)
+    rather than ``np.where``, and every step works in place: a few passes over
+    the array, several times faster than the general stable sigmoid.
+    ``x = ±1000`` gives ``1000`` / ``-0.0`` with no warning.  ``Swish`` is an
+    alias: ``Swish is SiLU``.
 
     Cache: a copy of the input ``x``; backward recomputes :math:`\sigma(x)`.
     """
 
     name = "silu"
 
-    # Both directions work in place on as few temporaries as possible: on large arrays
-    # each new temporary costs page faults, which took several times the arithmetic.
+    # Every step works in place on as few temporaries as possible: on large arrays each
+    # new temporary costs page faults, which took several times the arithmetic.
     # reshape(-1) makes 0-d input a 1-d view, so the in-place steps work for it too.
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         flat = x.reshape(-1)
-        denominator = np.negative(flat)
-        with np.errstate(over="ignore"):           # e^(-x) = inf: sigma(x) = 0, see above
-            np.exp(denominator, out=denominator)
-        denominator += 1
-        # sigma(x) is exactly 0 for x <= -800: clipping the numerator x there
-        # changes nothing but turns (-inf) / inf into 0.
-        y = np.maximum(flat, -_SILU_SATURATION)
-        y /= denominator
+        t = _exp_minus_abs(flat)
+        y = np.maximum(t, flat >= 0)               # numerator of sigma(x): 1, or t for x < 0
+        t += 1
+        y /= t                                     # sigma(x)
+        # sigma(x) is exactly 0 for x <= -800: clipping the factor x there
+        # changes nothing but turns (-inf) * 0 into 0.
+        y *= np.maximum(flat, -_SILU_SATURATION)
         return y.reshape(x.shape), x.copy()
 
     def _backward(self, grad_output: np.ndarray, cache: np.ndarray) -> np.ndarray:
         # f'(x) is exactly 1 (or 0) for |x| >= 800: clip to avoid inf * 0.
         x = np.clip(cache.reshape(-1), -_SILU_SATURATION, _SILU_SATURATION)
-        sigma = np.negative(x)
-        with np.errstate(over="ignore"):
-            np.exp(sigma, out=sigma)
-        sigma += 1
-        np.reciprocal(sigma, out=sigma)
-        derivative = 1 - sigma                     # then sigma (1 + x (1 - sigma)), in place
+        t = _exp_minus_abs(x)
+        sigma = np.maximum(t, x >= 0)
+        derivative = np.maximum(t, x < 0)          # numerator of 1 - sigma(x) = sigma(-x)
+        t += 1
+        sigma /= t
+        derivative /= t                            # then sigma (1 + x (1 - sigma)), in place
         derivative *= x
         derivative += 1
         derivative *= sigma
         derivative *= grad_output.reshape(-1)
         return derivative.reshape(cache.shape)
+
+
+def _exp_minus_abs(x: np.ndarray) -> np.ndarray:
+    """A new array e^(-|x|), in (0, 1]: never overflows (underflow to 0 is exact enough)."""
+    t = np.abs(x)
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    return t
 
 
 Swish = SiLU

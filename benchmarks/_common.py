@@ -210,6 +210,8 @@ def compare(fns: dict[str, Callable[[], object]], repeat: int = 7, min_time: flo
     slowed by it (PyTorch's OpenMP threads keep spinning after its step and cost the next
     2-thread BLAS call ~5 % here), so no contender may always follow the same one.
     """
+    if not fns:
+        return {}
     numbers = {}
     for name, fn in fns.items():
         for _ in range(warmup):

@@ -62,6 +62,8 @@ class _ActivationNode(tg.Function):
             kept = activation.cache
             a = activation.forward(z)
             activation.cache = kept
+            if getattr(activation, "caches_output", False) and a.base is None:
+                a.flags.writeable = True    # no cache holds it any more: it is the caller's
             return a
         a = activation.forward(z)
         ctx.activation = activation

@@ -275,7 +275,9 @@ class Layer:
             a_prev: Input ``a^(l-1)`` of shape ``(n, n_in)``; cast to the layer dtype.
 
         Returns:
-            ``a^(l)`` of shape ``(n, n_out)``.
+            ``a^(l)`` of shape ``(n, n_out)``; read-only when the activation
+            caches its output (ReLU), because backward needs it unchanged:
+            ``.copy()`` it to modify it.
         """
         a_prev = _as_numeric("Layer.forward", "a_prev", a_prev)
         if a_prev.ndim != 2 or a_prev.shape[1] != self.n_in:
@@ -474,7 +476,8 @@ class MLP(SpecMLP):
 
         Returns:
             ``a^(L)`` of shape ``(n, layer_sizes[-1])`` (probabilities for a
-            softmax or sigmoid output, raw values for a linear one).
+            softmax or sigmoid output, raw values for a linear one); read-only
+            for a ReLU output layer (see :meth:`Layer.forward`).
         """
         X = self._check_X(X, "MLP.forward")
         out = self._forward(X)

@@ -143,7 +143,9 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 else:
                     node.saved_tensors = ()
                     node._saved_src = None
-            for p, ig in zip(node.parents, input_grads or _nones(node)):
+            # strict: a built-in backward returning too few gradients is an engine bug that
+            # must not silently leave part of the graph unvisited
+            for p, ig in zip(node.parents, input_grads or _nones(node), strict=True):
                 if p is None:
                     continue
                 if ig is not None and type(ig) is not np.ndarray and not create_graph:

@@ -350,4 +350,4 @@ def _unpack(inputs: tuple) -> tuple:
             shapes.append(x.shape if type(x) is np.ndarray else ())
         needs.append(False)
         parents.append(None)
-    return arrays, parents, needs, shapes, record
+    return arrays, tuple(parents), tuple(needs), tuple(shapes), record

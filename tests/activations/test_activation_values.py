@@ -132,6 +132,23 @@ def test_sigmoid_is_accurate_for_very_negative_inputs():
     assert float(SiLU().forward(-700.0)) == pytest.approx(-700.0 * math.exp(-700.0), rel=1e-13)
 
 
+@pytest.mark.parametrize("dtype,x", [(np.float16, -12.0), (np.float32, -89.0),
+                                     (np.float32, -90.0), (np.float64, -705.0)])
+def test_silu_tail_is_not_flushed_to_zero(dtype, x):
+    # x·σ(x) and f'(x) are normal numbers of the dtype here, although e^(-x) would overflow
+    # in it (float16 beyond -11, float32 beyond -88): they must come out close to the
+    # exact values, not as 0.
+    s = math.exp(x) / (1 + math.exp(x))
+    expected_y, expected_d = x * s, s * (1 + x * (1 - s))
+    act = SiLU()
+    y = act.forward(np.array([x], dtype))
+    d = act.backward(np.ones(1, dtype))
+    assert y.dtype == d.dtype == dtype
+    rtol = {np.float16: 2e-2, np.float32: 1e-5, np.float64: 1e-12}[dtype]
+    assert y[0] != 0 and float(y[0]) == pytest.approx(expected_y, rel=rtol)
+    assert d[0] != 0 and float(d[0]) == pytest.approx(expected_d, rel=rtol)
+
+
 def test_gelu_exact_and_tanh_approximation_are_close_but_different():
     x = np.linspace(-10.0, 10.0, 20_001)
     difference = np.abs(GELU().forward(x) - GELU(approximate=True).forward(x))

@@ -125,8 +125,11 @@ def test_activation_layer_under_no_grad_leaves_the_objects_cache_alone():
     assert trained is not None and trained.shape == (5, 6)
     loss.backward()
     with tg.no_grad():
-        model(tg.Tensor(rng.normal(size=(7, 4))))
+        hidden = model.layers[1](model.layers[0](tg.Tensor(rng.normal(size=(7, 4)))))
     assert relu.cache is trained
+    # a leaf made under no_grad is the caller's to change, also when ReLU made it
+    assert hidden.is_leaf and hidden.data.flags.writeable
+    hidden.data[0] = 1.0
 
 
 def test_activation_adapter_refuses_second_derivatives_clearly():

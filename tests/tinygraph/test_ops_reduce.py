@@ -133,6 +133,11 @@ def test_sum_and_mean_gradients_small_and_large(shape, axis):
     expected = np.broadcast_to(g.reshape(keep) * (1 + 2 / count), shape)
     np.testing.assert_allclose(x.grad, expected, rtol=1e-15)
     assert x.grad.flags.writeable and x.grad.base is None
+    # one reduction straight into a leaf: the expanded gradient itself reaches .grad
+    y = leaf(x.data.copy())
+    tg.sum(y, axis=axis).backward(g)
+    np.testing.assert_array_equal(y.grad, np.broadcast_to(g.reshape(keep), shape))
+    assert y.grad.flags.writeable and y.grad.base is None
 
 
 # -- stability -------------------------------------------------------------------------------
