@@ -304,8 +304,8 @@ def _check_anomaly(ctx: "Function", arrays, out: np.ndarray) -> None:
     check_forward(ctx, arrays, out)
 
 
-_SCALARS = (float, int, bool)
-# what an op takes as it is, without a look inside (_constant)
+# What an op takes as it is (arrays, Python numbers, None); apply checks it inline before
+# calling _constant, to save the call on the hot path.
 _PLAIN = frozenset((np.ndarray, float, int, bool, type(None)))
 _new = object.__new__
 
@@ -313,7 +313,7 @@ _new = object.__new__
 def _constant(x: Any) -> Any:
     """A non-Tensor input as forward gets it: arrays and Python numbers as they are, anything
     else (lists, numpy scalars) as an array."""
-    if type(x) is np.ndarray or type(x) in _SCALARS or x is None:
+    if type(x) in _PLAIN:
         return x
     try:
         arr = np.asarray(x)
