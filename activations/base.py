@@ -41,14 +41,18 @@ from numpy.typing import ArrayLike
 __all__ = ["Activation"]
 
 
-def _as_float_array(x: ArrayLike, caller: str) -> np.ndarray:
-    """Return ``x`` as a float ndarray: floats keep their dtype, integers become float64."""
+def _as_float_array(x: ArrayLike, owner: Any, method: str) -> np.ndarray:
+    """Return ``x`` as a float ndarray: floats keep their dtype, integers become float64.
+
+    ``owner`` and ``method`` name the caller in the error (``ReLU.forward``)."""
     array = np.asarray(x)
-    if array.dtype.kind == "f":
+    kind = array.dtype.kind
+    if kind == "f":
         return array
-    if array.dtype.kind in "biu":
+    if kind in "biu":
         return array.astype(np.float64)
-    raise TypeError(f"{caller} expects real numbers, got an array of dtype {array.dtype}")
+    raise TypeError(f"{type(owner).__name__}.{method} expects real numbers, got an array of "
+                    f"dtype {array.dtype}")
 
 
 class Activation(ABC):
@@ -68,13 +72,18 @@ class Activation(ABC):
       its dtype.
 
     Underflow to zero (e.g. ``exp(-1000)``) is the correct result for
-    saturated activations, so it is not reported as a floating-point error;
-    overflow and invalid operations never happen for finite inputs.
+    saturated activations, so it is not reported as a floating-point error
+    (a class whose math cannot underflow sets ``can_underflow = False`` and
+    skips that guard); overflow and invalid operations never happen for finite
+    inputs.
     """
 
     name: ClassVar[str]
     #: True when the cache is the output itself (returned read-only), see the module docs
     caches_output: ClassVar[bool] = False
+    #: False when forward and backward are exact or zero and so can never underflow (ReLU):
+    #: they then run without the ``np.errstate(under="ignore")`` guard described above
+    can_underflow: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.cache: np.ndarray | None = None
@@ -103,8 +112,11 @@ class Activation(ABC):
             (float64 for integer input); read-only when the class caches its
             output (``caches_output``, e.g. ReLU).
         """
-        x = _as_float_array(x, f"{type(self).__name__}.forward")
-        with np.errstate(under="ignore"):
+        x = _as_float_array(x, self, "forward")
+        if self.can_underflow:
+            with np.errstate(under="ignore"):
+                output, cache = self._forward(x)
+        else:                               # (the errstate guard costs ~1 us a call)
             output, cache = self._forward(x)
         cache = np.asarray(cache)
         cache.flags.writeable = False  # backward must never modify the cache
@@ -138,8 +150,10 @@ class Activation(ABC):
                 f"match the forward output shape {cache.shape}"
             )
         grad_output = grad_output.astype(cache.dtype, copy=False)
-        with np.errstate(under="ignore"):
-            return np.asarray(self._backward(grad_output, cache))
+        if self.can_underflow:
+            with np.errstate(under="ignore"):
+                return np.asarray(self._backward(grad_output, cache))
+        return np.asarray(self._backward(grad_output, cache))
 
     def __call__(self, x: ArrayLike) -> np.ndarray:
         """Same as :meth:`forward`."""

