@@ -131,7 +131,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                     _raise_released(node)
                 if special:
                     _note_grad(node, g, wanted_nodes, leaf_grads, retained)
-                if create_graph or node._trace is not None or not node._builtin:
+                if create_graph or node._trace is not None or node.check_backward:
                     input_grads = _call_backward(node, g, create_graph)
                 else:                                   # the hot path: a built-in op
                     if node._locked:

@@ -269,6 +269,25 @@ def test_non_scalar_backward_without_grad_raises_clear_error():
     np.testing.assert_allclose(x.grad, [2.0, 2.0])
 
 
+def test_builtin_ops_skip_the_gradient_check_and_user_ops_keep_it():
+    from tinygraph.ops import ALL_FUNCTIONS
+    assert tg.Function.check_backward is True
+    assert all(f.check_backward is False for f in ALL_FUNCTIONS)
+
+    class TooFew(tg.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a * b
+
+        @staticmethod
+        def backward(ctx, g):
+            return g                      # one gradient for two inputs
+
+    x, y = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    with pytest.raises(tg.BackwardError, match="returned 1 gradient"):
+        TooFew.apply(x, y).sum().backward()
+
+
 def test_non_scalar_backward_with_grad():
     x = leaf([1.0, 2.0, 3.0])
     y = x * x

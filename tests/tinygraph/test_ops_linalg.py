@@ -148,6 +148,23 @@ def test_linear_with_constant_input_and_frozen_weight():
     np.testing.assert_allclose(x.grad, np.ones((2, 4)) @ W)
 
 
+@pytest.mark.parametrize("x, W, b, expected", [
+    (np.ones((2, 3)), np.ones((4, 5)), None, "x of shape (2, 3) cannot go through a weight of shape (4, 5)"),
+    (np.ones((2, 3)), np.ones(3), None, "weight of shape (3,)"),
+    (np.ones((2, 3)), 2.0, None, "weight of shape ()"),
+    (2.0, np.ones((4, 3)), None, "x of shape () cannot go through"),
+    (np.ones(()), np.ones((4, 3)), None, "x of shape () cannot go through"),
+    (np.ones((2, 3)), np.ones((4, 3)), np.ones(3), "bias of shape (3,) does not fit a weight of shape (4, 3): expected (4,)"),
+    (np.ones((2, 3)), np.ones((4, 3)), np.ones((1, 4)), "bias of shape (1, 4)"),
+    (np.ones((2, 3)), np.ones((4, 3)), 1.0, "bias of shape ()"),
+])
+def test_linear_names_the_shapes_that_do_not_fit(x, W, b, expected):
+    # numpy would broadcast a (1,)- or (1, 4)-shaped bias silently: linear must refuse it
+    with pytest.raises(tg.ShapeError) as info:
+        tg.linear(tg.Tensor(x, requires_grad=True) if np.ndim(x) else x, W, b)
+    assert expected in str(info.value)
+
+
 # -- float32 ---------------------------------------------------------------------------------
 
 R = np.random.default_rng(9)

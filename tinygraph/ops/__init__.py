@@ -192,3 +192,4 @@ ALL_FUNCTIONS = (Add, Sub, Mul, Div, Pow, Neg, MatMul, Linear, Exp, Log, Sqrt, A
 
 for _f in ALL_FUNCTIONS:
     _f._builtin = True
+    _f.check_backward = False      # every op's gradients are checked by the test suite

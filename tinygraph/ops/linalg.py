@@ -74,6 +74,15 @@ class MatMul(Function):
         return ga, gb
 
 
+def _raise_linear_shape_error(x_shape: tuple, w_shape: tuple, b) -> None:
+    if len(w_shape) != 2 or len(x_shape) < 1 or x_shape[-1] != w_shape[1]:
+        raise ShapeError(f"linear: x of shape {x_shape} cannot go through a weight of shape "
+                         f"{w_shape}: expected x of shape (batch, {w_shape[-1] if w_shape else '?'}) "
+                         f"and W of shape (n_out, n_in)")
+    raise ShapeError(f"linear: bias of shape {np.shape(b)} does not fit a weight of shape "
+                     f"{w_shape}: expected ({w_shape[0]},)")
+
+
 class Linear(Function):
     """z = x Wᵀ + b, one node for a whole layer (x: (n, n_in), W: (n_out, n_in), b: (n_out,)).
 
@@ -84,14 +93,15 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, W, b=None):
-        x_shape, w_shape = np.shape(x), np.shape(W)
-        if len(w_shape) != 2 or len(x_shape) < 1 or x_shape[-1] != w_shape[1]:
-            raise ShapeError(f"linear: x of shape {x_shape} cannot go through a weight of shape "
-                             f"{w_shape}: expected x of shape (batch, {w_shape[-1] if w_shape else '?'}) "
-                             f"and W of shape (n_out, n_in)")
-        if b is not None and np.shape(b) != w_shape[:1]:
-            raise ShapeError(f"linear: bias of shape {np.shape(b)} does not fit a weight of shape "
-                             f"{w_shape}: expected ({w_shape[0]},)")
+        # One cheap test on the hot path (a layer calls this every step); the details only
+        # when it fails. Constants may be Python numbers, hence the AttributeError.
+        try:
+            ok = (len(W.shape) == 2 and len(x.shape) >= 1 and x.shape[-1] == W.shape[1]
+                  and (b is None or b.shape == W.shape[:1]))
+        except AttributeError:
+            ok = False
+        if not ok:
+            _raise_linear_shape_error(np.shape(x), np.shape(W), b)
         n = ctx.needs_input_grad
         ctx.save_for_backward(x if n[1] else None, W if n[0] else None)
         z = x @ W.T
