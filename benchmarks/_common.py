@@ -225,6 +225,41 @@ def compare(fns: dict[str, Callable[[], object]], repeat: int = 7, min_time: flo
     return {name: stats(s) for name, s in samples.items()}
 
 
+class Paired(NamedTuple):
+    """Ratio a/b from blocks timed back to back: median and quartiles over the pairs."""
+    median: float
+    q1: float
+    q3: float
+
+
+def paired_ratio(fa: Callable[[], object], fb: Callable[[], object], pairs: int = 30,
+                 min_time: float = 0.005, warmup: int = 2) -> Paired:
+    """Time of ``fa`` over time of ``fb``, each ratio from two blocks run back to back.
+
+    On this 2-core VM a 2-thread BLAS switches between a fast and a slow mode (the same
+    step takes 0.6 or 1.3 ms) that lasts from milliseconds to seconds. Samples of 0.1 s
+    taken one contender after the other then compare one mode with the other; two blocks
+    of a few milliseconds run back to back almost always see the same mode, so their ratio
+    keeps only the difference between the contenders. Blocks alternate ABBA so that neither
+    contender always runs first.
+    """
+    for _ in range(warmup):
+        fa()
+        fb()
+    n = max(calibrate(fa, min_time), calibrate(fb, min_time))
+    ratios = []
+    for i in range(pairs):
+        if i % 2 == 0:
+            ta = _loop(fa, n)
+            tb = _loop(fb, n)
+        else:
+            tb = _loop(fb, n)
+            ta = _loop(fa, n)
+        ratios.append(ta / tb)
+    q1, q2, q3 = statistics.quantiles(ratios, n=4)
+    return Paired(q2, q1, q3)
+
+
 def median(xs) -> float:
     return statistics.median(xs)
 

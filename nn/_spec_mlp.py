@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 import activations as _activations
 from nn.data import one_hot
-from nn.data._validation import check_float_dtype
+from nn.data._validation import check_class_labels, check_float_dtype
 
 #: The string that selects a softmax output layer (the only non-``Activation`` choice).
 SOFTMAX = "softmax"
@@ -317,23 +317,12 @@ class SpecMLP:
         return arr.astype(self.dtype, copy=False)
 
     def _class_labels_to_onehot(self, arr: np.ndarray, where: str) -> np.ndarray:
+        """1-D class labels ``y`` to one-hot rows ``(n, K)`` in the model dtype, checked."""
         K = self.n_outputs
-        if arr.dtype.kind == "f":
-            bad = ~np.isfinite(arr) | (arr != np.round(arr))
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise ValueError(
-                    f"{where}: y must hold integer class labels in 0..{K - 1}, got "
-                    f"non-integral value {arr[i].item()!r} at index {i}"
-                )
-        labels = arr.astype(np.int64)
-        bad = (labels < 0) | (labels >= K)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"{where}: y contains label {arr[i].item()!r} at index {i} but the output layer "
-                f"has {K} units, so labels must be integers in 0..{K - 1}"
-            )
+        # allow_bool: the MLPs have always read a bool y as the classes 0 and 1, as they
+        # do for a sigmoid output (binary targets often come as a bool mask).
+        labels = check_class_labels(arr, K, where, classes_from=f"the output layer has {K} units",
+                                    allow_bool=True)
         return one_hot(labels, n_classes=K, dtype=self.dtype)
 
     def _prepare_targets(self, y: ArrayLike, where: str, n: int) -> np.ndarray:

@@ -34,12 +34,15 @@ class Linear(Module):
     def forward(self, x: Any) -> tg.Tensor:
         if not isinstance(x, tg.Tensor):
             x = tg.Tensor(x)
-        shape = x.shape
-        if not shape or shape[-1] != self.n_in:
+        try:
+            return tg.linear(x, self.W, self.b)     # checks the shapes itself
+        except tg.ShapeError:
+            shape = x.shape
+            if shape and shape[-1] == self.n_in:
+                raise                               # W or b were replaced by a misfit
             raise tg.ShapeError(f"{self.label}: input of shape {shape} has "
                                 f"{shape[-1] if shape else 0} features but this layer expects "
-                                f"{self.n_in} (W has shape {self.W.shape})")
-        return tg.linear(x, self.W, self.b)
+                                f"{self.n_in} (W has shape {self.W.shape})") from None
 
     def extra_repr(self) -> str:
         return f"n_in={self.n_in}, n_out={self.n_out}, bias={self.b is not None}"
@@ -55,6 +58,7 @@ class _ActivationNode(tg.Function):
     alive.
     """
     op_name = "activation"
+    check_backward = False     # backward checks the object's gradient itself (cheaper)
 
     @staticmethod
     def forward(ctx, z, activation=None):
@@ -80,7 +84,16 @@ class _ActivationNode(tg.Function):
                 f"numpy backward only, so it cannot be differentiated twice; for gradients "
                 f"of gradients use tinygraph's own ops (tinygraph.relu, tanh, sigmoid, ...)")
         ctx.activation.cache = ctx.cache
-        return ctx.activation.backward(grad_output)
+        grad = ctx.activation.backward(grad_output)
+        if type(grad) is not np.ndarray or grad.shape != grad_output.shape:
+            # any object with forward/backward may be plugged in: name it if it misbehaves
+            got = (f"shape {grad.shape}" if isinstance(grad, np.ndarray)
+                   else f"a {type(grad).__name__}")
+            raise tg.BackwardError(
+                f"{type(ctx.activation).__name__}.backward returned {got} for an output of "
+                f"shape {grad_output.shape}; an elementwise activation's gradient must be an "
+                f"array of its input's shape")
+        return grad
 
     @property
     def name(self) -> str:

@@ -7,6 +7,8 @@ import numpy as np
 
 import tinygraph as tg
 
+from .data import one_hot
+from .data._validation import check_class_labels
 from .module import Module
 
 
@@ -29,23 +31,9 @@ def _labels_or_onehot(target: np.ndarray, n: int, k: int, where: str) -> np.ndar
         if t.shape[0] != n:
             raise ValueError(f"{where}: {t.shape[0]} labels for {n} samples; expected one label "
                              f"per row of the logits")
-        if t.dtype.kind == "f":
-            bad = ~np.isfinite(t) | (t != np.round(t))
-            if bad.any():
-                raise TypeError(f"{where}: float labels must be whole numbers (class indices); "
-                                f"got {t[bad][0].item()!r} at index {int(np.argmax(bad))}; "
-                                f"expected integers in 0..{k - 1}")
-            t = t.astype(np.int64)
-        if t.dtype.kind not in "iu":
-            raise TypeError(f"{where}: labels must be integers, got dtype {t.dtype}; expected "
-                            f"integers in 0..{k - 1}")
-        if t.size and (t.min() < 0 or t.max() >= k):
-            bad = t[(t < 0) | (t >= k)][0]
-            raise ValueError(f"{where}: label {bad.item()} is out of range for {k} classes "
-                             f"(expected 0..{k - 1})")
-        onehot = np.zeros((n, k))
-        onehot[np.arange(n), t] = 1.0
-        return onehot
+        labels = check_class_labels(t, k, where, name="target",
+                                    classes_from=f"the logits have {k} columns (classes)")
+        return one_hot(labels, n_classes=k)          # float64; the caller casts it
     if t.shape != (n, k):
         raise ValueError(f"{where}: one-hot targets of shape {t.shape} do not match the "
                          f"logits' shape {(n, k)}")
@@ -77,6 +65,7 @@ class _SoftmaxCrossEntropyNode(tg.Function):
     depends on z (second derivatives).
     """
     op_name = "softmax_cross_entropy"
+    check_backward = False     # tested: one gradient of z's shape
 
     @staticmethod
     def forward(ctx, z, onehot=None):
@@ -181,6 +170,7 @@ class _SigmoidBCENode(tg.Function):
     for a sigmoid output, exactly (clipping p would cut it to 0 where σ saturates).
     """
     op_name = "sigmoid_bce"
+    check_backward = False     # tested: one gradient of z's shape
 
     @staticmethod
     def forward(ctx, z, target=None):

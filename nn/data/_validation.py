@@ -1,5 +1,8 @@
 """Argument checks shared by the :mod:`nn.data` modules.
 
+:func:`check_class_labels` is also the one label check of :mod:`nn`'s MLPs and
+:class:`nn.SoftmaxCrossEntropy`.
+
 Every helper raises an error whose message names the argument, the value it
 received and what was expected, e.g.::
 
@@ -13,6 +16,7 @@ import numbers
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "check_int",
@@ -20,6 +24,7 @@ __all__ = [
     "check_float_dtype",
     "check_dtype",
     "as_rng",
+    "check_class_labels",
 ]
 
 
@@ -158,3 +163,76 @@ def as_rng(seed: int | np.random.Generator | None, name: str = "seed") -> np.ran
             f"numpy.random.Generator, got {seed}"
         )
     return np.random.default_rng(int(seed))
+
+
+def check_class_labels(
+    y: ArrayLike,
+    n_classes: int | None,
+    where: str,
+    *,
+    name: str = "y",
+    classes_from: str | None = None,
+    allow_bool: bool = False,
+) -> np.ndarray:
+    """Return 1-D class labels as an int64 array after checking them.
+
+    The one check behind :func:`nn.data.one_hot`, the MLPs' ``fit``/``loss``/``score``
+    and :class:`nn.SoftmaxCrossEntropy`, so they accept and refuse the same labels.
+
+    Args:
+        y: Labels in ``0 .. n_classes - 1``: an integer array, or a float array whose
+            values are all whole numbers (``2.0``).
+        n_classes: The number of classes K, already checked by the caller; ``None``
+            checks only that labels are ``>= 0`` (the caller infers K).
+        where: The public call, put first in every message (``"nn.MLP.fit"``).
+        name: The argument's name in messages (``"y"``, ``"target"``).
+        classes_from: Why there are K classes, for the out-of-range message, e.g.
+            ``"the output layer has 3 units"``; by default ``"there are K classes"``.
+        allow_bool: Read a bool array as the labels 0 and 1 instead of refusing it.
+
+    Raises:
+        TypeError: ``y`` is not an integer or float array (or bool, without
+            ``allow_bool``).
+        ValueError: ``y`` is not 1-D, or holds a NaN, an infinity, a non-integral
+            float or a label outside ``0 .. n_classes - 1``; the message names the first
+            such value and its index.
+    """
+    arr = np.asarray(y)
+    in_range = "" if n_classes is None else f" in 0..{n_classes - 1}"
+    if not (arr.dtype.kind in "iuf" or (allow_bool and arr.dtype.kind == "b")):
+        raise TypeError(
+            f"{where}: {name} must hold integer class labels{in_range} (an integer array, "
+            f"or a float array of whole numbers), got dtype {arr.dtype}"
+        )
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{where}: {name} must be a 1-D array of class labels, got shape {arr.shape}"
+        )
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{where}: {name} must hold integer class labels{in_range}, got "
+                f"non-integral value {arr[i].item()!r} at index {i}"
+            )
+    # Compare before casting: a float such as 1e30 or a large uint64 would wrap around in
+    # int64 and be reported as some other label. Without K, the labels must still fit the
+    # int64 result (the caller infers K from their maximum). Floats are compared in float64,
+    # where the bound is exact (float16 would overflow it).
+    high = 2**63 if n_classes is None else n_classes
+    values = arr.astype(np.float64, copy=False) if arr.dtype.kind == "f" else arr
+    bad = (values < 0) | (values >= high)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        if n_classes is not None:
+            reason = classes_from or f"there are {n_classes} classes"
+            expected = f"{reason}, so labels must be integers in 0..{n_classes - 1}"
+        elif arr[i] < 0:
+            expected = "class labels must be integers >= 0"
+        else:
+            expected = "class labels must fit in int64"
+        raise ValueError(
+            f"{where}: {name} contains label {arr[i].item()!r} at index {i} but {expected}"
+        )
+    return arr.astype(np.int64, copy=False)

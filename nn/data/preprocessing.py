@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from ._validation import as_rng, check_dtype, check_float_dtype, check_int, check_real
+from ._validation import (
+    as_rng,
+    check_class_labels,
+    check_dtype,
+    check_float_dtype,
+    check_int,
+    check_real,
+)
 
 __all__ = ["train_test_split", "Standardizer", "standardize", "one_hot"]
 
@@ -251,46 +258,21 @@ def one_hot(
     Raises:
         TypeError: ``y`` is not numeric (strings, objects, booleans, complex).
         ValueError: ``y`` is not 1-D, holds non-integral floats, negative
-            labels or labels ``>= n_classes``; or ``n_classes`` cannot be
-            inferred from an empty ``y``.
+            labels or labels ``>= n_classes`` (the message names the first such
+            value and its index); or ``n_classes`` cannot be inferred from an
+            empty ``y``.
     """
-    arr = np.asarray(y)
-    if arr.dtype == np.bool_ or not (
-        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-    ):
-        raise TypeError(
-            f"y must hold integer class labels (an integer or integral float array), "
-            f"got dtype {arr.dtype}"
-        )
-    if arr.ndim != 1:
-        raise ValueError(f"y must be a 1-D array of class labels, got shape {arr.shape}")
     out_dtype = check_dtype("dtype", dtype)
-    if np.issubdtype(arr.dtype, np.floating):
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"y must hold integral class labels, got non-integral value "
-                f"{arr[i].item()!r} at index {i}"
-            )
-    labels = arr.astype(np.int64)
-    if labels.size and labels.min() < 0:
-        i = int(np.argmin(labels))
-        raise ValueError(
-            f"class labels must be >= 0, got {arr[i].item()!r} at index {i}"
-        )
+    if n_classes is not None:
+        n_classes = check_int("n_classes", n_classes, 1)
+    labels = check_class_labels(
+        y, n_classes, "one_hot",
+        classes_from=None if n_classes is None else f"n_classes={n_classes}",
+    )
     if n_classes is None:
         if labels.size == 0:
             raise ValueError("n_classes must be given when y is empty (cannot infer it)")
         n_classes = int(labels.max()) + 1
-    else:
-        n_classes = check_int("n_classes", n_classes, 1)
-        if labels.size and labels.max() >= n_classes:
-            i = int(np.argmax(labels))
-            raise ValueError(
-                f"class labels must be < n_classes={n_classes} (i.e. in 0..{n_classes - 1}), "
-                f"got {arr[i].item()!r} at index {i}"
-            )
     out = np.zeros((labels.size, n_classes), dtype=out_dtype)
     out[np.arange(labels.size), labels] = 1
     return out

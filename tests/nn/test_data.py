@@ -258,17 +258,43 @@ def test_one_hot_values():
     assert one_hot(np.array([], dtype=int), n_classes=4).shape == (0, 4)
 
 
+@pytest.mark.parametrize("float_dtype", [np.float16, np.float32, np.float64])
+def test_one_hot_accepts_integral_floats(float_dtype):
+    labels = np.array([2, 0, 1, 0])
+    for n_classes in (None, 3, 4):
+        expected = one_hot(labels, n_classes=n_classes, dtype=np.float32)
+        got = one_hot(labels.astype(float_dtype), n_classes=n_classes, dtype=np.float32)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(one_hot(np.array([-0.0, 1.0])), np.eye(2))
+
+
 @pytest.mark.parametrize(
     "y,n_classes,exc,pattern",
     [
-        ([0, -1, 2], None, ValueError, r"must be >= 0, got -1 at index 1"),
-        ([0, 3], 3, ValueError, r"must be < n_classes=3.*got 3 at index 1"),
-        ([0.0, 1.5], None, ValueError, r"non-integral value 1\.5 at index 1"),
-        ([0.0, np.nan], None, ValueError, r"non-integral value nan"),
-        ([[0, 1]], None, ValueError, r"1-D.*shape \(1, 2\)"),
+        # the first offending label is named, with its index and the expected range
+        ([0, -1, -2], None, ValueError,
+         r"^one_hot: y contains label -1 at index 1 but class labels must be integers >= 0$"),
+        ([0, -1, 2], 3, ValueError,
+         r"^one_hot: y contains label -1 at index 1 but n_classes=3, so labels must be "
+         r"integers in 0\.\.2$"),
+        ([0, 3, 5], 3, ValueError, r"label 3 at index 1 but n_classes=3, .* in 0\.\.2$"),
+        ([0.0, 3.0], 3, ValueError, r"label 3\.0 at index 1 but n_classes=3"),
+        # compared before the int64 cast, so a huge value is not reported as another label
+        ([0.0, 1e30], 3, ValueError, r"label 1e\+30 at index 1 but n_classes=3"),
+        ([0.0, 1e30], None, ValueError, r"label 1e\+30 at index 1 but class labels must fit"),
+        (np.array([0, 2**63], dtype=np.uint64), None, ValueError,
+         r"label 9223372036854775808 at index 1 .*fit in int64"),
+        ([0.0, 1.5], None, ValueError,
+         r"^one_hot: y must hold integer class labels, got non-integral value 1\.5 at index 1$"),
+        ([0.0, 1.5], 3, ValueError, r"integer class labels in 0\.\.2, got non-integral value 1\.5"),
+        ([0.0, np.nan], None, ValueError, r"non-integral value nan at index 1"),
+        ([0.0, -np.inf], 3, ValueError, r"non-integral value -inf at index 1"),
+        ([[0, 1]], None, ValueError, r"^one_hot: y must be a 1-D array .*shape \(1, 2\)"),
         (np.array(3), None, ValueError, r"1-D.*shape \(\)"),
-        (["a", "b"], None, TypeError, r"integer class labels.*<U1"),
-        ([True, False], None, TypeError, r"integer class labels.*bool"),
+        (["a", "b"], None, TypeError, r"^one_hot: y must hold integer class labels .*dtype <U1$"),
+        ([True, False], 2, TypeError, r"integer class labels in 0\.\.1 .*dtype bool$"),
+        ([1j, 0j], None, TypeError, r"integer class labels .*dtype complex128$"),
         ([0, 1], 0, ValueError, r"n_classes must be an integer >= 1, got 0"),
         (np.array([], dtype=int), None, ValueError, r"n_classes must be given"),
     ],

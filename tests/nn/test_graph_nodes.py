@@ -140,6 +140,38 @@ def test_activation_adapter_refuses_second_derivatives_clearly():
         tg.grad(loss, z, create_graph=True)
 
 
+class _WrongShapeActivation:
+    """A plug-in activation (any object with forward/backward/cache) whose backward is wrong."""
+
+    def __init__(self, result):
+        self.cache = None
+        self.result = result
+
+    def forward(self, x):
+        self.cache = np.asarray(x)
+        return np.tanh(x)
+
+    def backward(self, grad_output):
+        return self.result(grad_output)
+
+
+@pytest.mark.parametrize("result, got", [
+    (lambda g: g.sum(axis=0), "shape (3,)"),
+    (lambda g: g[:, :, None], "shape (2, 3, 1)"),
+    (lambda g: g.tolist(), "a list"),
+])
+def test_activation_adapter_names_a_plug_in_whose_gradient_has_the_wrong_shape(result, got):
+    # The adapter skips the engine's generic gradient check (check_backward = False) and
+    # checks the object's result itself: a wrong shape must not reach the Linear below.
+    layer = nn.ActivationLayer(_WrongShapeActivation(result))
+    assert _ActivationNode.check_backward is False
+    z = tg.Tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+    with pytest.raises(tg.BackwardError) as info:
+        layer(z).sum().backward()
+    msg = str(info.value)
+    assert "_WrongShapeActivation.backward returned" in msg and got in msg and "(2, 3)" in msg
+
+
 # ---------------------------------------------------------------------------
 # SoftmaxCrossEntropy
 # ---------------------------------------------------------------------------
@@ -272,7 +304,7 @@ def test_softmax_cross_entropy_keeps_float32():
 def test_softmax_cross_entropy_rejects_bad_input():
     loss_fn = nn.SoftmaxCrossEntropy()
     Z = np.zeros((3, 4))
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match=r"label 4 at index 1 .* integers in 0\.\.3"):
         loss_fn(tg.Tensor(Z), np.array([0, 4, 1]))
     with pytest.raises(ValueError):
         loss_fn(tg.Tensor(Z), np.array([0, 1]))
@@ -280,7 +312,9 @@ def test_softmax_cross_entropy_rejects_bad_input():
         loss_fn(tg.Tensor(Z), np.zeros((3, 5)))
     with pytest.raises(tg.ShapeError):
         loss_fn(tg.Tensor(np.zeros(4)), np.array([1]))
-    with pytest.raises(TypeError):
+    # A ValueError, as from one_hot and the MLPs: the float dtype is accepted, the value is not.
+    # More label cases: test_class_labels.py.
+    with pytest.raises(ValueError, match=r"non-integral value 0\.5 at index 0"):
         loss_fn(tg.Tensor(Z), np.array([0.5, 1.0, 2.0]))
 
 
