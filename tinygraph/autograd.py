@@ -13,6 +13,7 @@ may be shared with anything else is copied before it is modified or stored in ``
 """
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import Any, Sequence
 
@@ -21,6 +22,9 @@ import numpy as np
 from .errors import BackwardError
 from .function import Function
 from .grad_mode import _state, enable_grad
+
+# Backward passes in several threads may sum into the same leaf's .grad (shared parameters).
+_grad_guard = threading.Lock()
 
 # Non-leaf tensors that asked for retain_grad(), by their node.
 _retained: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
@@ -310,20 +314,21 @@ class _LeafGrads:
             return
         if self.create_graph:
             ig = ig._data if not isinstance(ig, np.ndarray) else ig
-        current = leaf.grad
-        if current is None:
-            if ig.base is not None or id(ig) in self.handed or not ig.flags.writeable:
-                ig = np.array(ig, copy=True)
-                self.owned.add(id(ig))
-            leaf.grad = ig
-            self.handed.add(id(ig))
-        elif id(current) in self.owned:
-            current += ig
-        else:
-            total = current + ig
-            self.owned.add(id(total))
-            self.handed.add(id(total))
-            leaf.grad = total
+        with _grad_guard:       # another thread may be adding into the same .grad
+            current = leaf.grad
+            if current is None:
+                if ig.base is not None or id(ig) in self.handed or not ig.flags.writeable:
+                    ig = np.array(ig, copy=True)
+                    self.owned.add(id(ig))
+                leaf.grad = ig
+                self.handed.add(id(ig))
+            elif id(current) in self.owned:
+                current += ig
+            else:
+                total = current + ig
+                self.owned.add(id(total))
+                self.handed.add(id(total))
+                leaf.grad = total
 
 
 def backward(output, grad: Any = None, retain_graph: bool = False) -> None:

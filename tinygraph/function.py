@@ -37,6 +37,7 @@ outputs and non-differentiable helpers (masks, indices).
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -49,19 +50,24 @@ Tensor: Any = None   # set by tensor.py once the class exists (they refer to eac
 # id(array) -> number of live nodes that hold it read-only. The nodes keep the arrays
 # alive, so an id cannot be reused while it is in this table.
 _lock_counts: dict[int, int] = {}
+# Threads may build and free graphs over the same arrays (a shared input batch, shared
+# parameters): a count and its flag change together. Re-entrant, because a node freed by
+# the garbage collector unlocks its arrays from whatever code is running at that moment.
+_counts_guard = threading.RLock()
 
 
 def _lock_shared(a: np.ndarray, locked: list) -> None:
     """Make ``a`` read-only until every node holding it is released (counted)."""
     key = id(a)
-    count = _lock_counts.get(key)
-    if count is None:
-        if not a.flags.writeable:
-            return                # read-only before we came: not ours to unlock
-        a.flags.writeable = False
-        _lock_counts[key] = 1
-    else:
-        _lock_counts[key] = count + 1
+    with _counts_guard:
+        count = _lock_counts.get(key)
+        if count is None:
+            if not a.flags.writeable:
+                return                # read-only before we came: not ours to unlock
+            a.flags.writeable = False
+            _lock_counts[key] = 1
+        else:
+            _lock_counts[key] = count + 1
     locked.append(a)
 
 
@@ -79,14 +85,15 @@ class _Locks(list):
 
 
 def _unlock(arrays: list) -> None:
-    for a in arrays:
-        key = id(a)
-        count = _lock_counts.get(key, 0) - 1
-        if count > 0:
-            _lock_counts[key] = count
-        else:
-            _lock_counts.pop(key, None)
-            a.flags.writeable = True
+    with _counts_guard:
+        for a in arrays:
+            key = id(a)
+            count = _lock_counts.get(key, 0) - 1
+            if count > 0:
+                _lock_counts[key] = count
+            else:
+                _lock_counts.pop(key, None)
+                a.flags.writeable = True
 
 
 def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tuple:

@@ -205,6 +205,45 @@ def test_array_shared_by_two_graphs_stays_locked_until_both_are_released():
     x.data[0] = 3.0
 
 
+def test_threads_sharing_arrays_keep_the_lock_counts_right():
+    # Four threads train on one input batch and one weight. The lock count of each array
+    # and its writeable flag must change together: without that, one thread's release
+    # made the batch writable under another thread's graph (a spurious
+    # InPlaceModificationError) and left stale counts behind. And every pass sums into the
+    # one W.grad: no update may be lost. Switching threads every microsecond makes the
+    # interleavings that broke both happen within a few hundred steps.
+    import sys
+    import threading
+
+    from tinygraph import function
+
+    W = tg.Tensor(np.ones((4, 4)), requires_grad=True)
+    x = np.ones((2, 4))
+    errors = []
+
+    def train():
+        try:
+            for _ in range(1500):
+                tg.linear(x, W).sum().backward()
+        except Exception as exc:            # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=train) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert x.flags.writeable and W.data.flags.writeable
+    assert id(x) not in function._lock_counts and id(W.data) not in function._lock_counts
+    np.testing.assert_allclose(W.grad, np.full((4, 4), 4 * 1500 * 2.0))
+
+
 def test_writing_a_parameter_saved_through_a_view_cannot_corrupt_the_gradient():
     # z = x @ W.T: matmul saves the transposed *view* of W.data. Writing W between forward
     # and backward must either fail (read-only) or leave the gradient of the forward pass.

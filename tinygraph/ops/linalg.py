@@ -114,12 +114,11 @@ class Linear(Function):
         x, W = ctx.saved_tensors
         n = ctx.needs_input_grad
         gx = g @ W if n[0] else None
-        gW = gb = None
-        if n[1]:
-            x2 = x.reshape(-1, x.shape[-1])
-            g2 = g.reshape(-1, g.shape[-1])
-            # batch size 1: an outer product instead of numpy's slow inner-dimension-1 matmul
-            gW = g2.T * x2 if x2.shape[0] == 1 else g2.T @ x2
-        if len(n) > 2 and n[2]:
-            gb = g.reshape(-1, g.shape[-1]).sum(axis=0)
+        need_W, need_b = n[1], len(n) > 2 and n[2]
+        if g.ndim != 2 and (need_W or need_b):      # (..., n_out): rows of all leading axes
+            g = g.reshape(-1, g.shape[-1])
+            x = x.reshape(-1, x.shape[-1]) if need_W else x
+        # batch size 1: an outer product instead of numpy's slow inner-dimension-1 matmul
+        gW = (g.T * x if x.shape[0] == 1 else g.T @ x) if need_W else None
+        gb = g.sum(axis=0) if need_b else None
         return (gx, gW, gb) if len(n) > 2 else (gx, gW)
