@@ -148,9 +148,10 @@ def main() -> None:
                   title="one training step and one no_grad inference: tracemalloc peak and "
                         "what stays allocated afterwards, above params + X (KiB)")
     print("saved-params vs spec a+z: the graph keeps X, each hidden activation a^(1..L-1) once "
-          "(ReLU caches its output, which the next Linear keeps as its input anyway) and the "
-          "logits z^(L); it keeps no z^(1..L-1) and not the softmax output a^(L) (the fused "
-          "loss recomputes it): the spec's a without its z.")
+          "(ReLU caches its output, which the next Linear keeps as its input anyway), the "
+          "softmax output a^(L) (the fused loss's backward is then (a^(L) - Y)/n) and the "
+          "logits z^(L) (for a recorded, create_graph backward); it keeps no z^(1..L-1): the "
+          "spec's a plus z^(L).")
     print("peak infer: z and a of the widest layer are alive together while the activation "
           "runs (2 x spec infer); kept infer: nothing, the activation objects do not keep the "
           "inference batch.")
