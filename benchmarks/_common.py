@@ -226,10 +226,14 @@ def compare(fns: dict[str, Callable[[], object]], repeat: int = 7, min_time: flo
 
 
 class Paired(NamedTuple):
-    """Ratio a/b from blocks timed back to back: median and quartiles over the pairs."""
+    """Ratio a/b from blocks timed back to back: median and quartiles over the pairs, and
+    the median seconds per call of each side in those blocks (they show the machine's
+    phase)."""
     median: float
     q1: float
     q3: float
+    a: float
+    b: float
 
 
 def paired_ratio(fa: Callable[[], object], fb: Callable[[], object], pairs: int = 30,
@@ -243,11 +247,13 @@ def paired_ratio(fa: Callable[[], object], fb: Callable[[], object], pairs: int 
     keeps only the difference between the contenders. Blocks alternate ABBA so that neither
     contender always runs first.
     """
+    if pairs < 2:
+        raise ValueError(f"paired_ratio: pairs must be at least 2 for quartiles, got {pairs}")
     for _ in range(warmup):
         fa()
         fb()
     n = max(calibrate(fa, min_time), calibrate(fb, min_time))
-    ratios = []
+    ratios, times_a, times_b = [], [], []
     for i in range(pairs):
         if i % 2 == 0:
             ta = _loop(fa, n)
@@ -256,8 +262,10 @@ def paired_ratio(fa: Callable[[], object], fb: Callable[[], object], pairs: int 
             tb = _loop(fb, n)
             ta = _loop(fa, n)
         ratios.append(ta / tb)
+        times_a.append(ta / n)
+        times_b.append(tb / n)
     q1, q2, q3 = statistics.quantiles(ratios, n=4)
-    return Paired(q2, q1, q3)
+    return Paired(q2, q1, q3, statistics.median(times_a), statistics.median(times_b))
 
 
 def median(xs) -> float:

@@ -195,6 +195,8 @@ def main() -> None:
                          "slow the other contenders)")
     C.add_thread_arg(ap)
     args = ap.parse_args()
+    if args.pairs < 2:
+        ap.error(f"--pairs must be at least 2 (quartiles need two ratios), got {args.pairs}")
     if args.no_torch:
         global torch
         C.leave_out_torch()
@@ -281,11 +283,16 @@ def main() -> None:
     def fmt_paired(p):
         return "-" if p is None else f"{p.median:.2f}x [{p.q1:.2f}-{p.q3:.2f}]"
 
-    rows = [[label[k], fmt_paired(pr.get("manual")), fmt_paired(pr.get("torch"))]
+    def ms(p, side):
+        return "-" if p is None else f"{getattr(p, side) * 1e3:.3f}"
+
+    rows = [[label[k], fmt_paired(pr.get("manual")), ms(pr.get("manual"), "a"),
+             ms(pr.get("manual"), "b"), fmt_paired(pr.get("torch")), ms(pr.get("torch"), "b")]
             for k, pr in paired.items()]
-    C.print_table(["dtype, batch", "graph/manual", "graph/torch"], rows,
+    C.print_table(["dtype, batch", "graph/manual", "graph ms", "manual ms", "graph/torch",
+                   "torch ms"], rows,
                   title=f"paired ratios: median [quartiles] of {args.pairs} ratios of blocks "
-                        f"timed back to back")
+                        f"timed back to back; ms per step: median inside those blocks")
 
     print("targets (paired ratio [quartiles]; ratio of the medians of the samples above, and "
           "of the best samples, in brackets). The verdict reads the paired ratio: with 2 BLAS "

@@ -34,15 +34,12 @@ class Linear(Module):
     def forward(self, x: Any) -> tg.Tensor:
         if not isinstance(x, tg.Tensor):
             x = tg.Tensor(x)
-        try:
-            return tg.linear(x, self.W, self.b)     # checks the shapes itself
-        except tg.ShapeError:
-            shape = x.shape
-            if shape and shape[-1] == self.n_in:
-                raise                               # W or b were replaced by a misfit
+        shape = x.shape
+        if not shape or shape[-1] != self.n_in:
             raise tg.ShapeError(f"{self.label}: input of shape {shape} has "
                                 f"{shape[-1] if shape else 0} features but this layer expects "
-                                f"{self.n_in} (W has shape {self.W.shape})") from None
+                                f"{self.n_in} (W has shape {self.W.shape})")
+        return tg.linear(x, self.W, self.b)
 
     def extra_repr(self) -> str:
         return f"n_in={self.n_in}, n_out={self.n_out}, bias={self.b is not None}"
@@ -85,14 +82,16 @@ class _ActivationNode(tg.Function):
                 f"of gradients use tinygraph's own ops (tinygraph.relu, tanh, sigmoid, ...)")
         ctx.activation.cache = ctx.cache
         grad = ctx.activation.backward(grad_output)
-        if type(grad) is not np.ndarray or grad.shape != grad_output.shape:
-            # any object with forward/backward may be plugged in: name it if it misbehaves
+        if isinstance(grad, np.generic):            # numpy's 0-d results come as scalars
+            grad = np.asarray(grad)
+        # Any object with forward/backward may be plugged in: name it if it misbehaves.
+        if not isinstance(grad, np.ndarray) or grad.shape != ctx.input_shapes[0]:
             got = (f"shape {grad.shape}" if isinstance(grad, np.ndarray)
                    else f"a {type(grad).__name__}")
             raise tg.BackwardError(
-                f"{type(ctx.activation).__name__}.backward returned {got} for an output of "
-                f"shape {grad_output.shape}; an elementwise activation's gradient must be an "
-                f"array of its input's shape")
+                f"{type(ctx.activation).__name__}.backward returned {got} for an input of "
+                f"shape {ctx.input_shapes[0]}; the gradient must be an array of the input's "
+                f"shape")
         return grad
 
     @property

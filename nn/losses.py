@@ -69,6 +69,12 @@ class _SoftmaxCrossEntropyNode(tg.Function):
 
     @staticmethod
     def forward(ctx, z, onehot=None):
+        if onehot.shape != z.shape:      # the gradient must have z's shape: no broadcasting
+            raise tg.ShapeError(f"SoftmaxCrossEntropy: targets of shape {onehot.shape} for "
+                                f"logits of shape {z.shape}; expected one row per row of the "
+                                f"logits (check_targets() makes them)")
+        if z.dtype.kind != "f":          # integer logits (constants): compute in float64
+            z = z.astype(np.float64)
         shifted = z - z.max(axis=1, keepdims=True)   # ≤ 0: exp cannot overflow
         p = np.exp(shifted)
         s = p.sum(axis=1, keepdims=True)
@@ -174,6 +180,10 @@ class _SigmoidBCENode(tg.Function):
 
     @staticmethod
     def forward(ctx, z, target=None):
+        if np.shape(target) != z.shape:  # the gradient must have z's shape: no broadcasting
+            raise tg.ShapeError(f"BCEWithLogits: targets of shape {np.shape(target)} for "
+                                f"logits of shape {z.shape}; expected the logits' shape "
+                                f"(check_targets() makes them)")
         ctx.target = target
         ctx.save_for_backward(z)
         per_element = np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))

@@ -301,7 +301,9 @@ class _LeafGrads:
         self.create_graph = create_graph
         self.collected: dict = {}     # leaf id -> (leaf, gradient), for grad()
         self.handed: set = set()      # ids of arrays stored where a user can see them
-        self.owned: set = set()       # ids of .grad buffers made in this pass
+        # .grad buffers made in this pass, by id; kept referenced, since another thread may
+        # replace a leaf's .grad meanwhile and a freed buffer's id could be reused
+        self.owned: dict = {}
 
     def add(self, leaf, ig) -> None:
         if type(ig) is np.ndarray and ig.dtype != leaf._data.dtype:
@@ -319,14 +321,14 @@ class _LeafGrads:
             if current is None:
                 if ig.base is not None or id(ig) in self.handed or not ig.flags.writeable:
                     ig = np.array(ig, copy=True)
-                    self.owned.add(id(ig))
+                    self.owned[id(ig)] = ig
                 leaf.grad = ig
                 self.handed.add(id(ig))
             elif id(current) in self.owned:
                 current += ig
             else:
                 total = current + ig
-                self.owned.add(id(total))
+                self.owned[id(total)] = total
                 self.handed.add(id(total))
                 leaf.grad = total
 

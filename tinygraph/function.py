@@ -51,9 +51,12 @@ Tensor: Any = None   # set by tensor.py once the class exists (they refer to eac
 # alive, so an id cannot be reused while it is in this table.
 _lock_counts: dict[int, int] = {}
 # Threads may build and free graphs over the same arrays (a shared input batch, shared
-# parameters): a count and its flag change together. Re-entrant, because a node freed by
-# the garbage collector unlocks its arrays from whatever code is running at that moment.
+# parameters): a count and its flag change together, under this lock. Re-entrant, because
+# the garbage collector may free a node (whose locks then go) in the middle of one of these
+# updates, in the same thread: that node's arrays wait in _deferred, and the update that was
+# interrupted unlocks them before it lets go of the lock.
 _counts_guard = threading.RLock()
+_deferred: list = []
 
 
 def _lock_shared(a: np.ndarray, locked: list) -> None:
@@ -62,13 +65,16 @@ def _lock_shared(a: np.ndarray, locked: list) -> None:
     with _counts_guard:
         count = _lock_counts.get(key)
         if count is None:
-            if not a.flags.writeable:
-                return                # read-only before we came: not ours to unlock
-            a.flags.writeable = False
-            _lock_counts[key] = 1
+            if a.flags.writeable:
+                a.flags.writeable = False
+                _lock_counts[key] = 1
+                locked.append(a)
+            # else: read-only before we came, not ours to unlock
         else:
             _lock_counts[key] = count + 1
-    locked.append(a)
+            locked.append(a)
+        while _deferred:
+            _decrement(_deferred.pop())
 
 
 class _Locks(list):
@@ -81,19 +87,29 @@ class _Locks(list):
 
     def __del__(self):
         if self:
-            _unlock(self)
+            if _counts_guard._is_owned():   # freed inside a count update of this thread
+                _deferred.extend(self)
+            else:
+                _unlock(self)
 
 
 def _unlock(arrays: list) -> None:
     with _counts_guard:
         for a in arrays:
-            key = id(a)
-            count = _lock_counts.get(key, 0) - 1
-            if count > 0:
-                _lock_counts[key] = count
-            else:
-                _lock_counts.pop(key, None)
-                a.flags.writeable = True
+            _decrement(a)
+        while _deferred:
+            _decrement(_deferred.pop())
+
+
+def _decrement(a: np.ndarray) -> None:
+    """One node less holds ``a``; the last one makes it writable again. Under the guard."""
+    key = id(a)
+    count = _lock_counts.get(key, 0) - 1
+    if count > 0:
+        _lock_counts[key] = count
+    else:
+        _lock_counts.pop(key, None)
+        a.flags.writeable = True
 
 
 def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tuple:

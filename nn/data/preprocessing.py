@@ -263,6 +263,7 @@ def one_hot(
             empty ``y``.
     """
     out_dtype = check_dtype("dtype", dtype)
+    n_classes_given = n_classes is not None
     if n_classes is not None:
         n_classes = check_int("n_classes", n_classes, 1)
     labels = check_class_labels(
@@ -273,6 +274,13 @@ def one_hot(
         if labels.size == 0:
             raise ValueError("n_classes must be given when y is empty (cannot infer it)")
         n_classes = int(labels.max()) + 1
-    out = np.zeros((labels.size, n_classes), dtype=out_dtype)
+    try:
+        out = np.zeros((labels.size, n_classes), dtype=out_dtype)
+    except (ValueError, MemoryError):
+        raise ValueError(
+            f"one_hot: a ({labels.size}, {n_classes}) array of {out_dtype} does not fit in "
+            f"memory (n_classes{'' if n_classes_given else ', inferred as max(y) + 1,'} = "
+            f"{n_classes}); check the labels, or pass the real n_classes"
+        ) from None
     out[np.arange(labels.size), labels] = 1
     return out

@@ -297,6 +297,11 @@ def test_one_hot_accepts_integral_floats(float_dtype):
         ([1j, 0j], None, TypeError, r"integer class labels .*dtype complex128$"),
         ([0, 1], 0, ValueError, r"n_classes must be an integer >= 1, got 0"),
         (np.array([], dtype=int), None, ValueError, r"n_classes must be given"),
+        # a label that fits int64 but makes a one-hot too big for memory
+        ([0, 2**62], None, ValueError,
+         r"^one_hot: a \(2, 4611686018427387905\) array of float64 does not fit in memory "
+         r"\(n_classes, inferred as max\(y\) \+ 1, = 4611686018427387905\); check the labels"),
+        ([0, 1], 2**62, ValueError, r"does not fit in memory \(n_classes = 4611686018427387904\)"),
     ],
 )
 def test_one_hot_errors(y, n_classes, exc, pattern):

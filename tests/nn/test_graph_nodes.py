@@ -156,9 +156,9 @@ class _WrongShapeActivation:
 
 
 @pytest.mark.parametrize("result, got", [
-    (lambda g: g.sum(axis=0), "shape (3,)"),
-    (lambda g: g[:, :, None], "shape (2, 3, 1)"),
-    (lambda g: g.tolist(), "a list"),
+    (lambda g: g.sum(axis=0), "returned shape (3,) for an input of shape (2, 3)"),
+    (lambda g: g[:, :, None], "returned shape (2, 3, 1) for an input of shape (2, 3)"),
+    (lambda g: g.tolist(), "returned a list for an input of shape (2, 3)"),
 ])
 def test_activation_adapter_names_a_plug_in_whose_gradient_has_the_wrong_shape(result, got):
     # The adapter skips the engine's generic gradient check (check_backward = False) and
@@ -169,7 +169,40 @@ def test_activation_adapter_names_a_plug_in_whose_gradient_has_the_wrong_shape(r
     with pytest.raises(tg.BackwardError) as info:
         layer(z).sum().backward()
     msg = str(info.value)
-    assert "_WrongShapeActivation.backward returned" in msg and got in msg and "(2, 3)" in msg
+    assert f"_WrongShapeActivation.backward {got}" in msg
+
+
+class _PlugIn:
+    """A plug-in activation with a correct backward, written with plain numpy."""
+
+    def __init__(self, forward, backward):
+        self.cache = None
+        self._f, self._b = forward, backward
+
+    def forward(self, x):
+        self.cache = np.asarray(x)
+        return self._f(self.cache)
+
+    def backward(self, grad_output):
+        return self._b(grad_output, self.cache)
+
+
+def test_activation_adapter_accepts_plug_ins_with_a_correct_backward():
+    # 0-d input: numpy arithmetic gives numpy scalars, not arrays
+    square = _PlugIn(lambda x: x * x, lambda g, x: g * 2 * x)
+    z = tg.Tensor(np.array(3.0), requires_grad=True)
+    nn.ActivationLayer(square)(z).backward()
+    assert z.grad.shape == () and z.grad == 6.0
+    # an ndarray subclass of the right shape
+    masked = _PlugIn(np.tanh, lambda g, x: np.ma.masked_array(g * (1 - np.tanh(x) ** 2)))
+    z = tg.Tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+    nn.ActivationLayer(masked)(z).sum().backward()
+    np.testing.assert_allclose(z.grad, 1 - np.tanh(z.data) ** 2)
+    # a plug-in that changes the shape (pairwise sums), with a gradient of the input's shape
+    pairs = _PlugIn(lambda x: x[:, ::2] + x[:, 1::2], lambda g, x: np.repeat(g, 2, axis=1))
+    z = tg.Tensor(np.arange(8.0).reshape(2, 4), requires_grad=True)
+    nn.ActivationLayer(pairs)(z).sum().backward()
+    np.testing.assert_allclose(z.grad, np.ones((2, 4)))
 
 
 # ---------------------------------------------------------------------------
@@ -316,6 +349,25 @@ def test_softmax_cross_entropy_rejects_bad_input():
     # More label cases: test_class_labels.py.
     with pytest.raises(ValueError, match=r"non-integral value 0\.5 at index 0"):
         loss_fn(tg.Tensor(Z), np.array([0.5, 1.0, 2.0]))
+
+
+def test_fused_loss_nodes_refuse_targets_that_would_broadcast():
+    # node() takes targets that check_targets() made; given others, numpy would broadcast
+    # them and the logits would get a gradient of the wrong shape. The nodes refuse them.
+    z = tg.Tensor(np.zeros((3, 4)), requires_grad=True)
+    with pytest.raises(tg.ShapeError, match=r"SoftmaxCrossEntropy: targets of shape \(2, 3, 4\) "
+                                            r"for logits of shape \(3, 4\)"):
+        nn.SoftmaxCrossEntropy().node(z, np.full((2, 3, 4), 0.25))
+    with pytest.raises(tg.ShapeError, match=r"BCEWithLogits: targets of shape \(1, 4\) for "
+                                            r"logits of shape \(3, 4\)"):
+        nn.BCEWithLogits().node(z, np.zeros((1, 4)))
+
+
+def test_softmax_cross_entropy_takes_integer_logits_as_constants():
+    value = nn.SoftmaxCrossEntropy()(np.array([[1, 2], [3, 4]]), [0, 1])
+    expected = -(np.log(1 / (1 + np.e)) + np.log(np.e / (1 + np.e))) / 2
+    assert value.data.dtype == np.float64
+    assert float(value.item()) == pytest.approx(expected, rel=1e-12)
 
 
 # ---------------------------------------------------------------------------

@@ -287,6 +287,25 @@ def test_builtin_ops_skip_the_gradient_check_and_user_ops_keep_it():
     with pytest.raises(tg.BackwardError, match="returned 1 gradient"):
         TooFew.apply(x, y).sum().backward()
 
+    class WrongShape(tg.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2.0
+
+        @staticmethod
+        def backward(ctx, g):
+            return g.sum(keepdims=True)     # shape (1,) for an input of shape (2,)
+
+    with pytest.raises(tg.BackwardError, match=r"shape \(1,\) for input 0 of shape \(2,\)"):
+        WrongShape.apply(leaf([1.0, 2.0])).sum().backward()
+
+    class Trusted(WrongShape):              # the flag really turns the check off
+        check_backward = False
+
+    x = leaf([1.0, 2.0])
+    Trusted.apply(x).sum().backward()
+    assert x.grad.shape == (1,)             # the wrong shape went through unchecked
+
 
 def test_non_scalar_backward_with_grad():
     x = leaf([1.0, 2.0, 3.0])

@@ -244,6 +244,29 @@ def test_threads_sharing_arrays_keep_the_lock_counts_right():
     np.testing.assert_allclose(W.grad, np.full((4, 4), 4 * 1500 * 2.0))
 
 
+def test_a_node_freed_inside_a_lock_update_unlocks_its_arrays_when_the_update_ends():
+    # The garbage collector can free a node in the middle of a lock-count update of the same
+    # thread (Python 3.12+ runs it between any two bytecodes). Its unlock must then wait
+    # for that update instead of racing it, and must not be lost.
+    from tinygraph import function
+
+    a = np.ones(3)
+    locks = function._Locks()
+    function._lock_shared(a, locks)
+    assert not a.flags.writeable and function._lock_counts[id(a)] == 1
+    with function._counts_guard:            # as if inside _lock_shared / _unlock
+        del locks                           # the node's locks are freed right here
+        assert function._deferred == [a]    # waiting, count untouched
+        assert function._lock_counts[id(a)] == 1 and not a.flags.writeable
+    other = np.ones(2)
+    held = function._Locks()
+    function._lock_shared(other, held)      # the next update drains the waiting unlock
+    assert function._deferred == []
+    assert a.flags.writeable and id(a) not in function._lock_counts
+    held.release()
+    assert other.flags.writeable and id(other) not in function._lock_counts
+
+
 def test_writing_a_parameter_saved_through_a_view_cannot_corrupt_the_gradient():
     # z = x @ W.T: matmul saves the transposed *view* of W.data. Writing W between forward
     # and backward must either fail (read-only) or leave the gradient of the forward pass.

@@ -155,6 +155,7 @@ def test_linear_with_constant_input_and_frozen_weight():
     (2.0, np.ones((4, 3)), None, "x of shape () cannot go through"),
     (np.ones(()), np.ones((4, 3)), None, "x of shape () cannot go through"),
     (np.ones((2, 3)), np.ones((4, 3)), np.ones(3), "bias of shape (3,) does not fit a weight of shape (4, 3): expected (4,)"),
+    (np.ones((2, 3)), np.ones((4, 3)), np.ones(1), "bias of shape (1,) does not fit"),
     (np.ones((2, 3)), np.ones((4, 3)), np.ones((1, 4)), "bias of shape (1, 4)"),
     (np.ones((2, 3)), np.ones((4, 3)), 1.0, "bias of shape ()"),
 ])
