@@ -87,7 +87,9 @@ class _Locks(list):
 
     def __del__(self):
         if self:
-            if _counts_guard._is_owned():   # freed inside a count update of this thread
+            # _is_owned: true only in this thread's own count update (threading.Condition
+            # relies on the same RLock method); other threads just wait for the lock
+            if _counts_guard._is_owned():
                 _deferred.extend(self)
             else:
                 _unlock(self)
