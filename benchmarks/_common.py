@@ -23,10 +23,15 @@ if _ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-try:  # optional
-    import torch  # type: ignore
-except ImportError:  # pragma: no cover - depends on the machine
+# optional; a process that must not even load it (mlp_alone.py's numpy-only children) sets
+# TINYGRAPH_BENCH_NO_TORCH=1
+if os.environ.get("TINYGRAPH_BENCH_NO_TORCH"):
     torch = None
+else:
+    try:
+        import torch  # type: ignore
+    except ImportError:  # pragma: no cover - depends on the machine
+        torch = None
 
 try:  # optional: tells which BLAS kernel and how many threads numpy really uses
     import threadpoolctl  # type: ignore
