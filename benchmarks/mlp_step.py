@@ -24,7 +24,8 @@ that dtype (the faster of numpy and PyTorch on a large square matmul, measured i
 FLOPs of a step: forward 2·B·Σ n_l n_(l-1); backward twice that, minus the first layer's
 dL/dX, which is not needed: 2·B·(3·Σ n_l n_(l-1) − n_0 n_1).
 
-Run:  python benchmarks/mlp_step.py [--repeat 7] [--min-time 0.1] [--pairs 30] [--batches 1,64,1000]
+Run:  python benchmarks/mlp_step.py [--repeat 7] [--min-time 0.1] [--pairs 30] [--peak-size 2048]
+                                    [--batches 1,64,1000]
                                     [--dtypes float32,float64] [--threads N] [--no-torch]
 """
 from __future__ import annotations
@@ -48,17 +49,17 @@ def step_flops(batch: int) -> int:
     return 2 * batch * (3 * s - SIZES[0] * SIZES[1])
 
 
-def peak_flops(dtype, repeat: int) -> dict:
-    """FLOP/s of a PEAK_N x PEAK_N matmul with numpy and with PyTorch (.min: best sample)."""
+def peak_flops(dtype, repeat: int, n: int = PEAK_N, min_time: float = 0.2) -> dict:
+    """FLOP/s of an n x n matmul with numpy and with PyTorch (.min: best sample)."""
     rng = np.random.default_rng(1)
-    a = rng.standard_normal((PEAK_N, PEAK_N)).astype(dtype)
-    b = rng.standard_normal((PEAK_N, PEAK_N)).astype(dtype)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
     fns = {"numpy": lambda: a @ b}
     if torch is not None:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         fns["torch"] = lambda: ta @ tb
-    t = C.compare(fns, repeat=repeat, min_time=0.2, warmup=1)
-    flops = 2 * PEAK_N ** 3
+    t = C.compare(fns, repeat=repeat, min_time=min_time, warmup=1)
+    flops = 2 * n ** 3
     return {k: C.Stats(flops / v.median, flops / v.min) for k, v in t.items()}
 
 
@@ -185,6 +186,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7, help="samples per contender (default 7)")
     ap.add_argument("--min-time", type=float, default=0.1,
                     help="seconds per sample, at least (default 0.1)")
+    ap.add_argument("--peak-size", type=int, default=PEAK_N,
+                    help=f"side of the square matmul that measures peak FLOP/s (default {PEAK_N}; "
+                         f"smaller sizes understate the peak)")
     ap.add_argument("--pairs", type=int, default=30,
                     help="back-to-back block pairs per paired ratio (default 30)")
     ap.add_argument("--batches", default="1,64,1000", help="batch sizes (default 1,64,1000)")
@@ -208,7 +212,10 @@ def main() -> None:
                    args.threads)
     # The peak is measured before and after the steps and the better value kept, so that a
     # moment of competition from other processes does not lower it.
-    peak_runs = {dt: [peak_flops(dt, repeat=5)] for dt in dtypes}
+    def peak(dt):
+        return peak_flops(dt, repeat=5, n=args.peak_size, min_time=2 * args.min_time)
+
+    peak_runs = {dt: [peak(dt)] for dt in dtypes}
 
     results = {}
     paired = {}
@@ -228,10 +235,10 @@ def main() -> None:
 
     peaks = {}
     for dt in dtypes:
-        peak_runs[dt].append(peak_flops(dt, repeat=5))
+        peak_runs[dt].append(peak(dt))
         best = {k: max(run[k].min for run in peak_runs[dt]) for k in peak_runs[dt][0]}
         peaks[dt] = max(best.values())
-        print(f"peak matmul {np.dtype(dt).name} ({PEAK_N}x{PEAK_N}, best sample before and after "
+        print(f"peak matmul {np.dtype(dt).name} ({args.peak_size}x{args.peak_size}, best sample before and after "
               f"the steps): " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in best.items()) +
               f"  -> peak {peaks[dt] / 1e9:.1f}")
     print()

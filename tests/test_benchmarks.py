@@ -1,0 +1,64 @@
+"""The benchmark scripts run end to end (tiny sizes; what they print is checked, not timed).
+
+Timing belongs to the scripts themselves (docs/performance.md); these tests only make sure
+that a change to the library or to ``benchmarks/_common.py`` does not break them, and that
+the correctness checks they make before timing (gradients agree, dtypes kept) still pass.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, f"{script} {' '.join(args)} failed:\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_overhead_prints_the_target_for_every_kind():
+    out = run("overhead.py", "--nodes", "20", "--repeat", "1")
+    for kind in ("x * c", "x + c", "tanh", "mix"):
+        assert f"\n  {kind}" in out.split("target:")[1]
+
+
+def test_mlp_step_checks_gradients_and_dtypes_before_timing():
+    out = run("mlp_step.py", "--batches", "1,3", "--dtypes", "float32", "--repeat", "1",
+              "--min-time", "0.001", "--pairs", "2", "--peak-size", "128")
+    assert "graph and manual gradients agree on the first step" in out
+    assert "float32 stays float32 (params, grads, loss, caches) asserted  met" in out
+    assert "paired ratios" in out and "float32 B=3" in out
+
+
+def test_mlp_step_refuses_too_few_pairs():
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "mlp_step.py"),
+                           "--pairs", "1"], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "--pairs must be at least 2" in done.stderr
+
+
+def test_mlp_alone_runs_every_contender_in_its_own_processes():
+    out = run("mlp_alone.py", "--processes", "2", "--batches", "2", "--repeat", "1",
+              "--min-time", "0.001")
+    assert "median over 2 processes" in out
+    for name in ("graph", "manual"):
+        assert f"{name}: ms per step in each process" in out
+    assert "float32 B=2" in out
+
+
+def test_memory_reports_the_saved_bytes_against_the_formula():
+    out = run("memory.py")
+    assert "(saved-params)/spec" in out and "0.756" in out
+
+
+@pytest.mark.parametrize("script, args", [
+    ("scaling.py", ["--max-nodes", "1000"]),
+    ("swiglu.py", ["--rows", "8", "--repeat", "1", "--min-time", "0.001"]),
+])
+def test_other_scripts_run(script, args):
+    assert "load average at the end" in run(script, *args)
