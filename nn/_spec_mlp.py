@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 import activations as _activations
-from nn.data import one_hot
+from nn.data.preprocessing import onehot_rows
 from nn.data._validation import check_class_labels, check_float_dtype
 
 #: The string that selects a softmax output layer (the only non-``Activation`` choice).
@@ -323,7 +323,7 @@ class SpecMLP:
         # do for a sigmoid output (binary targets often come as a bool mask).
         labels = check_class_labels(arr, K, where, classes_from=f"the output layer has {K} units",
                                     allow_bool=True)
-        return one_hot(labels, n_classes=K, dtype=self.dtype)
+        return onehot_rows(labels, K, self.dtype)
 
     def _prepare_targets(self, y: ArrayLike, where: str, n: int) -> np.ndarray:
         """Return the targets as a 2-D array of shape ``(n, K)`` in the model dtype."""

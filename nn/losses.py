@@ -7,7 +7,7 @@ import numpy as np
 
 import tinygraph as tg
 
-from .data import one_hot
+from .data.preprocessing import onehot_rows
 from .data._validation import check_class_labels
 from .module import Module
 
@@ -33,7 +33,7 @@ def _labels_or_onehot(target: np.ndarray, n: int, k: int, where: str) -> np.ndar
                              f"per row of the logits")
         labels = check_class_labels(t, k, where, name="target",
                                     classes_from=f"the logits have {k} columns (classes)")
-        return one_hot(labels, n_classes=k)          # float64; the caller casts it
+        return onehot_rows(labels, k, np.float64)     # the caller casts it
     if t.shape != (n, k):
         raise ValueError(f"{where}: one-hot targets of shape {t.shape} do not match the "
                          f"logits' shape {(n, k)}")

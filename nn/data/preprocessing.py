@@ -275,12 +275,18 @@ def one_hot(
             raise ValueError("n_classes must be given when y is empty (cannot infer it)")
         n_classes = int(labels.max()) + 1
     try:
-        out = np.zeros((labels.size, n_classes), dtype=out_dtype)
+        return onehot_rows(labels, n_classes, out_dtype)
     except (ValueError, MemoryError):
         raise ValueError(
             f"one_hot: a ({labels.size}, {n_classes}) array of {out_dtype} does not fit in "
             f"memory (n_classes{'' if n_classes_given else ', inferred as max(y) + 1,'} = "
             f"{n_classes}); check the labels, or pass the real n_classes"
         ) from None
+
+
+def onehot_rows(labels: np.ndarray, n_classes: int, dtype: DTypeLike) -> np.ndarray:
+    """One-hot rows for int64 labels that ``check_class_labels`` already checked (no second
+    check: the MLPs and the loss check their labels with their own messages first)."""
+    out = np.zeros((labels.size, n_classes), dtype=dtype)
     out[np.arange(labels.size), labels] = 1
     return out
