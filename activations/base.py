@@ -119,7 +119,7 @@ class Activation(ABC):
         else:                               # (the errstate guard costs ~1 us a call)
             output, cache = self._forward(x)
         cache = np.asarray(cache)
-        cache.flags.writeable = False  # backward must never modify the cache
+        cache.setflags(write=False)  # backward must never modify the cache
         self.cache = cache
         # (numpy gives scalars for 0-d results: asarray makes a new array of each)
         return cache if self.caches_output else np.asarray(output)

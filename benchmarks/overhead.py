@@ -9,9 +9,12 @@ Columns (microseconds per node, median over samples):
   fwd+bwd      tinygraph forward (recording) + backward
   fwd, bwd     the two halves of that
   fwd no_grad  tinygraph forward under no_grad (the Tensor/op wrapper without recording)
-  numpy fwd    the same ops on plain numpy arrays: the floor for any numpy-based engine
+  numpy fwd    the same ops on plain numpy arrays: the arithmetic alone
+  bare f+b     the smallest reverse-mode engine on numpy (benchmarks/_bare_engine.py: one
+               object and one closure per node, no checks, no protection of saved arrays),
+               forward + backward: the floor for any engine written in Python on numpy
   torch ...    PyTorch eager, float64, same chain (when installed)
-Target (the issue): fwd+bwd <= 3 us per node (PyTorch eager ~4.1 here, a scalar engine ~2.5).
+Target (the issue): fwd+bwd <= 3 us per node.
 
 Run:  python benchmarks/overhead.py [--nodes 1000] [--repeat 25]
 """
@@ -21,6 +24,7 @@ import argparse
 import gc
 import time
 
+import _bare_engine as bare
 import _common as C
 from _common import np, torch
 
@@ -63,12 +67,22 @@ def _torch_ops(kind):
     return [lambda y: y * C_MUL, lambda y: y + C_ADD, torch.tanh]
 
 
+def _bare_ops(kind):
+    if kind == "x * c":
+        return [lambda y: y * C_MUL]
+    if kind == "x + c":
+        return [lambda y: y + C_ADD]
+    if kind == "tanh":
+        return [bare.Value.tanh]
+    return [lambda y: y * C_MUL, lambda y: y + C_ADD, bare.Value.tanh]
+
+
 def _sequence(ops, n):
     """The n ops of the chain, in order (a mix cycles through its ops)."""
     return [ops[i % len(ops)] for i in range(n)]
 
 
-def tg_sample(seq, x0, g):
+def tg_sample(seq, x0, g, check=None):
     """(forward seconds, backward seconds) of one chain with tinygraph."""
     t0 = time.perf_counter()
     x = tg.Tensor(x0, requires_grad=True)
@@ -79,6 +93,23 @@ def tg_sample(seq, x0, g):
     y.backward(g)
     t2 = time.perf_counter()
     assert x.grad is not None
+    if check is not None:
+        check.append(x.grad)
+    return t1 - t0, t2 - t1
+
+
+def bare_sample(seq, x0, g, check=None):
+    """(forward seconds, backward seconds) of one chain with the bare engine."""
+    t0 = time.perf_counter()
+    x = bare.Value(x0)
+    y = x
+    for op in seq:
+        y = op(y)
+    t1 = time.perf_counter()
+    y.backward(g)
+    t2 = time.perf_counter()
+    if check is not None:
+        check.append(x.grad)
     return t1 - t0, t2 - t1
 
 
@@ -117,26 +148,31 @@ def measure(n: int, repeat: int, gc_enabled: bool = True) -> dict:
     x0 = np.random.default_rng(0).uniform(-1, 1, 4)
     g = np.ones(4)
     seqs = {k: (_sequence(_tg_ops(k), n), _sequence(_np_ops(k), n),
-                _sequence(_torch_ops(k), n) if torch is not None else None) for k in KINDS}
+                _sequence(_torch_ops(k), n) if torch is not None else None,
+                _sequence(_bare_ops(k), n)) for k in KINDS}
     if torch is not None:
         x0t = torch.tensor(x0, dtype=torch.float64)
         gt = torch.ones(4, dtype=torch.float64)
-    samples = {k: {"fwd": [], "bwd": [], "tot": [], "nograd": [], "np": [],
+    samples = {k: {"fwd": [], "bwd": [], "tot": [], "nograd": [], "np": [], "bare": [],
                    "t_fwd": [], "t_bwd": [], "t_tot": []} for k in KINDS}
     was_enabled = gc.isenabled()
     try:
         for r in range(repeat + 2):             # the first two rounds are warm-up
             for k in KINDS:
-                s_tg, s_np, s_t = seqs[k]
+                s_tg, s_np, s_t, s_bare = seqs[k]
+                check = [] if r == 0 else None
                 gc.collect()
                 if not gc_enabled:
                     gc.disable()
-                f, b = tg_sample(s_tg, x0, g)
+                f, b = tg_sample(s_tg, x0, g, check)
+                bf, bb = bare_sample(s_bare, x0, g, check)
                 ng = tg_nograd_sample(s_tg, x0)
                 npf = np_sample(s_np, x0)
                 if s_t is not None:
                     tf, tb = torch_sample(s_t, x0t, gt)
                 gc.enable()
+                if check is not None:       # the floor computes the same gradient
+                    np.testing.assert_allclose(check[1], check[0], rtol=1e-12, atol=0)
                 if r < 2:
                     continue
                 d = samples[k]
@@ -145,6 +181,7 @@ def measure(n: int, repeat: int, gc_enabled: bool = True) -> dict:
                 d["tot"].append(f + b)
                 d["nograd"].append(ng)
                 d["np"].append(npf)
+                d["bare"].append(bf + bb)
                 if s_t is not None:
                     d["t_fwd"].append(tf)
                     d["t_bwd"].append(tb)
@@ -179,11 +216,11 @@ def main() -> None:
     for k in KINDS:
         d = res[k]
         rows.append([k, f(d["tot"]), f(d["tot_min"]), f(d["fwd"]), f(d["bwd"]), f(d["nograd"]),
-                     f(d["np"]), f(d["t_tot"]), f(d["t_tot_min"]), f(d["t_fwd"]), f(d["t_bwd"]),
+                     f(d["np"]), f(d["bare"]), f(d["t_tot"]), f(d["t_tot_min"]), f(d["t_fwd"]), f(d["t_bwd"]),
                      C.fmt_ratio(d["tot"] / d["t_tot"]) if d["t_tot"] else "-",
                      C.fmt_ratio(d["tot_min"] / d["t_tot_min"]) if d["t_tot"] else "-"])
     C.print_table(["op", "fwd+bwd", "(min)", "fwd", "bwd", "fwd no_grad", "numpy fwd",
-                   "torch f+b", "(min)", "torch fwd", "torch bwd", "tg/torch", "(min)"], rows,
+                   "bare f+b", "torch f+b", "(min)", "torch fwd", "torch bwd", "tg/torch", "(min)"], rows,
                   title="us per node (tinygraph unless marked; medians, '(min)' = best sample)")
     if torch is None:
         print(f"torch columns: {C.TORCH_SKIPPED}\n")
@@ -191,14 +228,15 @@ def main() -> None:
     # The same chains with the garbage collector off: how much of the cost is GC passes.
     res_nogc = measure(args.nodes, max(5, args.repeat // 3), gc_enabled=False)
     rows = [[k, f(res_nogc[k]["tot"]), f(res_nogc[k]["fwd"]), f(res_nogc[k]["bwd"]),
-             f(res_nogc[k]["t_tot"])] for k in KINDS]
-    C.print_table(["op", "fwd+bwd", "fwd", "bwd", "torch f+b"], rows,
+             f(res_nogc[k]["bare"]), f(res_nogc[k]["t_tot"])] for k in KINDS]
+    C.print_table(["op", "fwd+bwd", "fwd", "bwd", "bare f+b", "torch f+b"], rows,
                   title="the same with gc.disable() during each sample (us per node)")
 
     print(f"target: fwd+bwd <= {TARGET_US:.1f} us per node (median; best sample in brackets)")
     for k in KINDS:
         t, best = res[k]["tot"], res[k]["tot_min"]
-        print(f"  {k:<6} {t:5.2f} us ({best:5.2f})  {C.verdict(t, best, TARGET_US)}")
+        print(f"  {k:<6} {t:5.2f} us ({best:5.2f})  {C.verdict(t, best, TARGET_US)}   "
+              f"(bare engine {res[k]['bare']:.2f} us: tinygraph is {t / res[k]['bare']:.2f}x it)")
     print()
     C.load_warning()
 

@@ -64,7 +64,7 @@ class _ActivationNode(tg.Function):
             a = activation.forward(z)
             activation.cache = kept
             if getattr(activation, "caches_output", False) and a.base is None:
-                a.flags.writeable = True    # no cache holds it any more: it is the caller's
+                a.setflags(write=True)      # no cache holds it any more: it is the caller's
             return a
         a = activation.forward(z)
         ctx.activation = activation

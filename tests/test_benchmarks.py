@@ -24,8 +24,10 @@ def run(script: str, *args: str) -> str:
 
 def test_overhead_prints_the_target_for_every_kind():
     out = run("overhead.py", "--nodes", "20", "--repeat", "1")
+    targets = out.split("target:")[1]
     for kind in ("x * c", "x + c", "tanh", "mix"):
-        assert f"\n  {kind}" in out.split("target:")[1]
+        assert f"\n  {kind}" in targets
+    assert targets.count("(bare engine ") == 4 and "bare f+b" in out
 
 
 def test_mlp_step_checks_gradients_and_dtypes_before_timing():
@@ -62,3 +64,21 @@ def test_memory_reports_the_saved_bytes_against_the_formula():
 ])
 def test_other_scripts_run(script, args):
     assert "load average at the end" in run(script, *args)
+
+
+def test_the_bare_engine_of_overhead_py_computes_true_gradients():
+    # overhead.py's floor column is only a floor if the engine it times is correct
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import _bare_engine as bare
+    finally:
+        sys.path.pop(0)
+    import numpy as np
+    x0 = np.array([0.3, -1.2, 2.0])
+    x = bare.Value(x0)
+    a = x * 2.0 + 1.0
+    out = a.tanh() * a + x              # fan-out: a twice, x twice
+    out.backward(np.ones(3))
+    t = np.tanh(2 * x0 + 1)
+    expected = 2 * (1 - t * t) * (2 * x0 + 1) + 2 * t + 1
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-12)

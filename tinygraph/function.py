@@ -62,19 +62,23 @@ _deferred: list = []
 def _lock_shared(a: np.ndarray, locked: list) -> None:
     """Make ``a`` read-only until every node holding it is released (counted)."""
     key = id(a)
-    with _counts_guard:
+    guard = _counts_guard
+    guard.acquire()          # (acquire/release: ~0.1 us cheaper than a with-block)
+    try:
         count = _lock_counts.get(key)
         if count is None:
             if a.flags.writeable:
-                a.flags.writeable = False
+                a.setflags(write=False)     # (setflags: ~0.1 us cheaper than flags.writeable)
                 _lock_counts[key] = 1
                 locked.append(a)
             # else: read-only before we came, not ours to unlock
         else:
             _lock_counts[key] = count + 1
             locked.append(a)
-        while _deferred:
-            _decrement(_deferred.pop())
+        if _deferred:
+            _drain_deferred()
+    finally:
+        guard.release()
 
 
 class _Locks(list):
@@ -96,22 +100,29 @@ class _Locks(list):
 
 
 def _unlock(arrays: list) -> None:
-    with _counts_guard:
+    """One node less holds each of ``arrays``; the last one makes an array writable again."""
+    guard = _counts_guard
+    guard.acquire()
+    try:
+        counts = _lock_counts
         for a in arrays:
-            _decrement(a)
-        while _deferred:
-            _decrement(_deferred.pop())
+            key = id(a)
+            count = counts.get(key, 0) - 1
+            if count > 0:
+                counts[key] = count
+            else:
+                counts.pop(key, None)
+                a.setflags(write=True)
+        if _deferred:
+            _drain_deferred()
+    finally:
+        guard.release()
 
 
-def _decrement(a: np.ndarray) -> None:
-    """One node less holds ``a``; the last one makes it writable again. Under the guard."""
-    key = id(a)
-    count = _lock_counts.get(key, 0) - 1
-    if count > 0:
-        _lock_counts[key] = count
-    else:
-        _lock_counts.pop(key, None)
-        a.flags.writeable = True
+def _drain_deferred() -> None:
+    """Unlock the arrays of nodes freed in the middle of a count update. Under the guard."""
+    while _deferred:
+        _unlock([_deferred.pop()])
 
 
 def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tuple:
@@ -235,17 +246,24 @@ class Function:
             arrays, parents, needs, shapes, record = _unpack(inputs)
 
         state = _state
-        if not (record and state.grad_enabled):
-            ctx.needs_input_grad = (False,) * n_inputs
+        recording = record and state.grad_enabled
+        ctx.needs_input_grad = needs if recording else (False,) * n_inputs
+        # spelled out for one and two inputs: a call with *arrays costs ~0.2 us more
+        if kwargs:
             out = cls.forward(ctx, *arrays, **kwargs)
+        elif n_inputs == 2:
+            out = cls.forward(ctx, arrays[0], arrays[1])
+        elif n_inputs == 1:
+            out = cls.forward(ctx, arrays[0])
+        else:
+            out = cls.forward(ctx, *arrays)
+        if not recording:
             if type(out) is not np.ndarray:
                 out = np.asarray(out)
             if state.anomaly:
                 _check_anomaly(ctx, arrays, out)
             return Tensor._from_op(out, None)
 
-        ctx.needs_input_grad = needs
-        out = cls.forward(ctx, *arrays, **kwargs)
         if type(out) is not np.ndarray:
             out = np.asarray(out)    # reductions may give numpy scalars: keep arrays
         if out.dtype.kind != "f":    # integer/bool results are not differentiable

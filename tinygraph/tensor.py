@@ -75,7 +75,7 @@ class Tensor:
         if self.grad_fn is None:
             return self._data
         view = self._data.view()
-        view.flags.writeable = False
+        view.setflags(write=False)
         return view
 
     @data.setter
