@@ -45,7 +45,7 @@ def _as_float_array(x: ArrayLike, owner: Any, method: str) -> np.ndarray:
     """Return ``x`` as a float ndarray: floats keep their dtype, integers become float64.
 
     ``owner`` and ``method`` name the caller in the error (``ReLU.forward``)."""
-    array = np.asarray(x)
+    array = x if type(x) is np.ndarray else np.asarray(x)
     kind = array.dtype.kind
     if kind == "f":
         return array
@@ -118,11 +118,15 @@ class Activation(ABC):
                 output, cache = self._forward(x)
         else:                               # (the errstate guard costs ~1 us a call)
             output, cache = self._forward(x)
-        cache = np.asarray(cache)
+        # (numpy gives scalars for 0-d results: asarray makes a new array of each; the type
+        # tests skip the call for arrays, the common case)
+        if type(cache) is not np.ndarray:
+            cache = np.asarray(cache)
         cache.setflags(write=False)  # backward must never modify the cache
         self.cache = cache
-        # (numpy gives scalars for 0-d results: asarray makes a new array of each)
-        return cache if self.caches_output else np.asarray(output)
+        if self.caches_output:
+            return cache
+        return output if type(output) is np.ndarray else np.asarray(output)
 
     def backward(self, grad_output: ArrayLike) -> np.ndarray:
         r"""Return :math:`\partial L/\partial x = g \odot f'(x)` using only ``self.cache``.
@@ -136,24 +140,27 @@ class Activation(ABC):
             RuntimeError: if called before any :meth:`forward`.
             ValueError: if ``grad_output`` does not have the output's shape.
         """
-        class_name = type(self).__name__
         cache = self.cache
         if cache is None:
             raise RuntimeError(
-                f"{class_name}.backward called before forward: call forward(x) first "
+                f"{type(self).__name__}.backward called before forward: call forward(x) first "
                 "so the activation can cache what backward needs"
             )
-        grad_output = np.asarray(grad_output)
+        if type(grad_output) is not np.ndarray:
+            grad_output = np.asarray(grad_output)
         if grad_output.shape != cache.shape:
             raise ValueError(
-                f"{class_name}.backward: grad_output shape {grad_output.shape} does not "
+                f"{type(self).__name__}.backward: grad_output shape {grad_output.shape} does not "
                 f"match the forward output shape {cache.shape}"
             )
-        grad_output = grad_output.astype(cache.dtype, copy=False)
+        if grad_output.dtype != cache.dtype:
+            grad_output = grad_output.astype(cache.dtype)
         if self.can_underflow:
             with np.errstate(under="ignore"):
-                return np.asarray(self._backward(grad_output, cache))
-        return np.asarray(self._backward(grad_output, cache))
+                grad = self._backward(grad_output, cache)
+        else:
+            grad = self._backward(grad_output, cache)
+        return grad if type(grad) is np.ndarray else np.asarray(grad)
 
     def __call__(self, x: ArrayLike) -> np.ndarray:
         """Same as :meth:`forward`."""

@@ -134,8 +134,11 @@ class MLP(Module, SpecMLP):
     def _loss(self, X: np.ndarray, targets: np.ndarray) -> tg.Tensor:
         """The loss node of a batch whose targets went through ``_loss_targets``."""
         out = self(tg.Tensor(X))
-        with tg.scope(self.loss_fn.label):
+        previous = tg.swap_scope(self.loss_fn.label)
+        try:
             return self.loss_fn.node(out, targets)
+        finally:
+            tg.swap_scope(previous)
 
     def compute_gradients(self, X: ArrayLike, y: ArrayLike) -> float:
         """Forward, loss, backward on one batch: fills every parameter's ``.grad`` (after

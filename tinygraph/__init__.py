@@ -14,7 +14,8 @@ from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
 from .errors import BackwardError, InPlaceModificationError, ShapeError, TinygraphError
 from .function import Function
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, scope, set_grad_enabled
+from .grad_mode import (enable_grad, is_grad_enabled, no_grad, scope, set_grad_enabled,
+                        swap_scope)
 from .gradcheck import GradcheckResult, gradcheck
 from .ops import (abs, add, broadcast_to, cast, clip, concatenate, div, exp, expand_dims,
                   getitem, linear, log, log_softmax, logsumexp, matmul, max, maximum, mean,
@@ -29,7 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "tensor", "Function", "graph", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult", "no_grad",
-    "enable_grad", "set_grad_enabled", "scope", "is_grad_enabled", "detect_anomaly", "AnomalyError",
+    "enable_grad", "set_grad_enabled", "scope", "swap_scope", "is_grad_enabled", "detect_anomaly", "AnomalyError",
     "ShapeError", "BackwardError", "InPlaceModificationError", "TinygraphError",
     "abs", "add", "broadcast_to", "cast", "clip", "concatenate", "div", "exp", "expand_dims",
     "getitem", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean",

@@ -55,6 +55,25 @@ class set_grad_enabled(_GradModeSetter):
         self._enabled = bool(mode)
 
 
+def swap_scope(label: str | None) -> str | None:
+    """Label the nodes recorded from now on in this thread with ``label``; return the label
+    that was in force, to be put back in a ``finally`` block::
+
+        previous = swap_scope("Linear 1")
+        try:
+            ...                      # nodes recorded here carry "Linear 1"
+        finally:
+            swap_scope(previous)
+
+    The low-level form of ``with scope(label)``, for code that labels every call
+    (``nn.Module.__call__``): it makes no object and no method calls.
+    """
+    state = _state
+    previous = state.scope
+    state.scope = label
+    return previous
+
+
 class scope:
     """``with scope("Linear 1"):`` labels every node recorded inside (as ``node.module``);
     the innermost scope wins. ``nn.Module`` calls use it, and pictures group nodes by it."""

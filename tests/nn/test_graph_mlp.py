@@ -400,3 +400,12 @@ def test_module_calls_label_their_nodes_for_pictures():
     assert labels == ["Loss", "Linear 2", "ReLU 1", "Linear 1"]
     plain = tg.Tensor([1.0], requires_grad=True) * 2.0      # outside any module: no label
     assert plain.grad_fn.module is None
+
+
+def test_a_module_that_raises_puts_the_outer_label_back():
+    model = nn.MLP([4, 5, 3], ["relu", "softmax"], seed=0)
+    with tg.scope("training step"):
+        with pytest.raises(tg.ShapeError):
+            model(np.zeros((2, 7)))                 # 7 features for a 4-input layer
+        y = tg.Tensor([1.0], requires_grad=True) * 2.0
+    assert y.grad_fn.module == "training step"

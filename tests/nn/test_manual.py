@@ -224,11 +224,11 @@ class TestLayer:
         x = rng.normal(size=(1, 6))
         delta = rng.normal(size=(1, 4))
         calls = []
-        real_outer = np.outer
-        monkeypatch.setattr(nn.manual.np, "outer", lambda a, b: calls.append(1) or real_outer(a, b))
+        real_dot = np.dot
+        monkeypatch.setattr(nn.manual.np, "dot", lambda a, b: calls.append(1) or real_dot(a, b))
         layer.forward(x)
         layer.backward(delta)
-        assert calls == [1], "batch size 1 should use the outer-product path"
+        assert calls == [1], "batch size 1 should use the outer-product path (np.dot)"
         np.testing.assert_array_equal(layer.dW, delta.T @ x)  # identical, not just close
         np.testing.assert_array_equal(layer.db, delta.sum(axis=0))
         assert layer.dW.shape == (4, 6) and layer.db.shape == (4,)

@@ -144,3 +144,35 @@ def test_no_grad_in_main_thread_does_not_affect_new_thread():
         t.join(10)
         assert (x * 2.0).grad_fn is None
     assert out["enabled"] is True and out["fn"] is not None
+
+
+def test_scope_and_swap_scope_label_nodes_and_restore_the_outer_label():
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    with tg.scope("outer"):
+        a = x * 2.0
+        previous = tg.swap_scope("inner")
+        try:
+            b = a + 1.0
+        finally:
+            assert tg.swap_scope(previous) == "inner"
+        c = tg.exp(b)
+    d = c.sum()
+    assert [n.module for n in (a.grad_fn, b.grad_fn, c.grad_fn, d.grad_fn)] == \
+        ["outer", "inner", "outer", None]
+
+
+def test_scope_is_per_thread_and_survives_an_exception():
+    seen = {}
+
+    def other():
+        seen["label"] = (tg.Tensor([1.0], requires_grad=True) * 2.0).grad_fn.module
+
+    with tg.scope("main thread"):
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        with pytest.raises(ValueError):
+            with tg.scope("failing"):
+                raise ValueError("boom")
+        assert (tg.Tensor([1.0], requires_grad=True) * 2.0).grad_fn.module == "main thread"
+    assert seen["label"] is None

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygraph as tg
+from tinygraph.ops import linalg
 from _tgutil import (SETTINGS, assert_float32_everywhere, assert_gradcheck, leaf, normal,
                      rng_of, seeds)
 
@@ -62,6 +63,33 @@ def test_matmul_inner_or_outer_dimension_one(sa, sb):
     r = np.random.default_rng(0)
     a, b = normal(r, sa), normal(r, sb)
     assert_gradcheck(lambda x, y: x @ y, [a, b])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_one_weight_gradient_is_the_exact_outer_product_through_blas(dtype, monkeypatch):
+    # An inner dimension of 1 is numpy matmul's slow path: linear and matmul hand the
+    # product to np.dot instead, which gives the same exact products.
+    r = np.random.default_rng(4)
+    X, W, G = (normal(r, s).astype(dtype) for s in [(1, 7), (5, 7), (1, 5)])
+    calls = []
+    real_dot = np.dot
+    monkeypatch.setattr(linalg.np, "dot", lambda a, b: calls.append((a.shape, b.shape))
+                        or real_dot(a, b))
+    w = leaf(W)
+    tg.linear(tg.Tensor(X), w).backward(G)
+    w2 = leaf(W.T.copy())
+    (tg.Tensor(X) @ w2).backward(G)
+    assert calls == [((5, 1), (1, 7)), ((7, 1), (1, 5))]
+    assert w.grad.dtype == dtype and w2.grad.dtype == dtype
+    np.testing.assert_array_equal(w.grad, G.T * X)          # identical, not just close
+    np.testing.assert_array_equal(w2.grad, X.T * G)
+    # batches of more rows keep matmul; a recorded backward (Tensors) keeps the broadcast
+    tg.linear(tg.Tensor(np.vstack([X, X])), leaf(W)).backward(np.vstack([G, G]))
+    assert len(calls) == 2
+    w3 = leaf(W)
+    (gw,) = tg.grad(tg.linear(tg.Tensor(X), w3).sum(), [w3], create_graph=True)
+    assert isinstance(gw, tg.Tensor) and len(calls) == 2
+    np.testing.assert_array_equal(gw.data, np.ones((5, 1), dtype) * X)
 
 
 def test_matmul_closed_form_2d():

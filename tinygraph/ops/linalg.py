@@ -22,6 +22,19 @@ def _swap(x):
     return np.swapaxes(x, -1, -2)
 
 
+def _outer(col, row):
+    """``col @ row`` for a column (m, 1) and a row (1, n): the weight gradient of a batch of one.
+
+    numpy's matmul runs an inner dimension of 1 on a slow path (~1 GFLOP/s); ``np.dot``
+    hands it to BLAS, 7x faster for a (256, 784) float32 result on the reference machine
+    and 1.7x faster than a broadcast ``col * row``. All three give the same exact
+    products. Tensors (a recorded backward) and batched operands take the broadcast.
+    """
+    if type(col) is np.ndarray and type(row) is np.ndarray and col.ndim == 2 and row.ndim == 2:
+        return np.dot(col, row)
+    return col * row
+
+
 class MatMul(Function):
     """C = A @ B (1-D, 2-D and batched, as numpy);  dL/dA = G Bᵀ, dL/dB = Aᵀ G.
 
@@ -67,9 +80,8 @@ class MatMul(Function):
         if need_a:
             ga = unbroadcast(g @ _swap(b), a_shape)
         if need_b:
-            # An inner dimension of 1 (batch size 1) is a slow path of numpy's matmul:
-            # the same product as a broadcast outer product is much faster.
-            gb = _swap(a) * g if a_shape[-2] == 1 else _swap(a) @ g
+            # an inner dimension of 1 (batch size 1) is a slow path of numpy's matmul
+            gb = _outer(_swap(a), g) if a_shape[-2] == 1 else _swap(a) @ g
             gb = unbroadcast(gb, b_shape)
         return ga, gb
 
@@ -119,6 +131,6 @@ class Linear(Function):
             g = g.reshape(-1, g.shape[-1])
             x = x.reshape(-1, x.shape[-1]) if need_W else x
         # batch size 1: an outer product instead of numpy's slow inner-dimension-1 matmul
-        gW = (g.T * x if x.shape[0] == 1 else g.T @ x) if need_W else None
+        gW = (_outer(g.T, x) if x.shape[0] == 1 else g.T @ x) if need_W else None
         gb = g.sum(axis=0) if need_b else None
         return (gx, gW, gb) if len(n) > 2 else (gx, gW)
