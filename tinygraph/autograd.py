@@ -95,6 +95,9 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
     retained = dict(_retained) if _retained and inputs is None else None
     leaf_sink = _LeafGrads(wanted, create_graph)
     leaf_grads = leaf_sink.collected
+    # (leaf, gradient) in the order the pass makes them; summed into .grad when the pass
+    # has finished (under one lock, and not at all if it fails half way)
+    leaf_pending: list = []
 
     roots = []
     for out, g in zip(outputs, grads):
@@ -107,7 +110,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 "tinygraph.grad_report(fn, params) names the reason for each parameter")
         leaf_sink.handed.add(id(g))
         if out.grad_fn is None:        # a leaf as output: its gradient is grad itself
-            leaf_sink.add(out, g)
+            leaf_pending.append((out, g))
             continue
         node = out.grad_fn
         if node in node_grads:
@@ -158,7 +161,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                     ig = np.asarray(ig)                  # numpy gives scalars for 0-d results
                 if not isinstance(p, Function):          # a leaf tensor
                     if ig is not None:
-                        leaf_sink.add(p, ig)
+                        leaf_pending.append((p, ig))
                     continue
                 if ig is not None:
                     prev = node_grads.get(p)
@@ -176,6 +179,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 counts[p] = c
                 if c == 0:
                     ready.append(p)
+        leaf_sink.add_all(leaf_pending)
     except Exception as exc:
         _abandon(counts, node, exc, retain_graph)
         raise
@@ -211,8 +215,8 @@ def _note_grad(node: Function, g, wanted_nodes: dict, found: dict, retained) -> 
 def _abandon(counts: dict, failed, exc: Exception, retain_graph: bool) -> None:
     """A backward pass raised half way: free the graph (unless retained) and say so."""
     where = failed.name if failed is not None else "the start"
-    message = (f"backward failed at {where} ({type(exc).__name__}: {exc}); leaf .grad may hold "
-               f"part of this pass: call zero_grad() and run the forward pass again")
+    message = (f"backward failed at {where} ({type(exc).__name__}: {exc}); no .grad was changed: "
+               f"run the forward pass again")
     if not retain_graph:
         for n in counts:
             if n._saved_src is not None:
@@ -292,8 +296,8 @@ class _LeafGrads:
 
     A gradient is stored as it comes only when nothing else can hold it (not a view, not
     handed to anything else yet); it is added into in place only when this pass made the
-    buffer itself (a copy or a sum), because a stored gradient may still be in flight
-    towards other nodes (``add`` hands the same array to both of its inputs).
+    buffer itself (a copy or a sum), because one array may be the gradient of several
+    inputs (``add`` hands the same array to both of its inputs).
     """
 
     def __init__(self, wanted: dict | None, create_graph: bool) -> None:
@@ -305,32 +309,43 @@ class _LeafGrads:
         # replace a leaf's .grad meanwhile and a freed buffer's id could be reused
         self.owned: dict = {}
 
-    def add(self, leaf, ig) -> None:
-        if type(ig) is np.ndarray and ig.dtype != leaf._data.dtype:
-            ig = ig.astype(leaf._data.dtype)
+    def add_all(self, pairs: list) -> None:
+        """Sum a pass's (leaf, gradient) pairs into ``.grad``, in the order given, or collect
+        them for ``grad()``."""
         if self.wanted is not None:
-            key = id(leaf)
-            if key in self.wanted:
-                prev = self.collected.get(key)
-                self.collected[key] = (leaf, ig if prev is None else prev[1] + ig)
+            for leaf, ig in pairs:
+                key = id(leaf)
+                if key in self.wanted:
+                    ig = self._leaf_dtype(leaf, ig)
+                    prev = self.collected.get(key)
+                    self.collected[key] = (leaf, ig if prev is None else prev[1] + ig)
             return
-        if self.create_graph:
-            ig = ig._data if not isinstance(ig, np.ndarray) else ig
+        handed, owned = self.handed, self.owned
         with _grad_guard:       # another thread may be adding into the same .grad
-            current = leaf.grad
-            if current is None:
-                if ig.base is not None or id(ig) in self.handed or not ig.flags.writeable:
-                    ig = np.array(ig, copy=True)
-                    self.owned[id(ig)] = ig
-                leaf.grad = ig
-                self.handed.add(id(ig))
-            elif id(current) in self.owned:
-                current += ig
-            else:
-                total = current + ig
-                self.owned[id(total)] = total
-                self.handed.add(id(total))
-                leaf.grad = total
+            for leaf, ig in pairs:
+                if self.create_graph and not isinstance(ig, np.ndarray):
+                    ig = ig._data
+                ig = self._leaf_dtype(leaf, ig)
+                current = leaf.grad
+                if current is None:
+                    if ig.base is not None or id(ig) in handed or not ig.flags.writeable:
+                        ig = np.array(ig, copy=True)
+                        owned[id(ig)] = ig
+                    leaf.grad = ig
+                    handed.add(id(ig))
+                elif id(current) in owned:
+                    current += ig
+                else:
+                    total = current + ig
+                    owned[id(total)] = total
+                    handed.add(id(total))
+                    leaf.grad = total
+
+    @staticmethod
+    def _leaf_dtype(leaf, ig):
+        if type(ig) is np.ndarray and ig.dtype != leaf._data.dtype:
+            return ig.astype(leaf._data.dtype)
+        return ig
 
 
 def backward(output, grad: Any = None, retain_graph: bool = False) -> None:
