@@ -1,12 +1,14 @@
-"""The floor for overhead.py: the smallest reverse-mode engine on numpy, not part of tinygraph.
+"""A reference for overhead.py: a minimal reverse-mode engine on numpy, not part of tinygraph.
 
 One object per value: its array, its parents, and one closure per parent mapping the
 value's gradient to that parent's share. ``backward`` orders the graph (iterative
 depth-first post-order, so a long chain does not recurse) and runs the closures from the
 output back, summing shares on fan-out. Nothing else: no separate node objects, no
 needs-grad flags, no broadcasting, no protection of saved arrays, no checks, no second
-derivatives. Any engine on numpy pays at least this per node; what tinygraph pays above
-it buys those features (docs/performance.md, section 1).
+derivatives. It shows roughly what the per-node bookkeeping of a general graph engine in
+Python costs at the least (a tape that records ops in order, with no graph to sort, could be
+a little cheaper still); what tinygraph pays above it buys those features
+(docs/performance.md, section 1).
 """
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ Columns (microseconds per node, median over samples):
   fwd, bwd     the two halves of that
   fwd no_grad  tinygraph forward under no_grad (the Tensor/op wrapper without recording)
   numpy fwd    the same ops on plain numpy arrays: the arithmetic alone
-  bare f+b     the smallest reverse-mode engine on numpy (benchmarks/_bare_engine.py: one
+  bare f+b     a minimal reverse-mode engine on numpy (benchmarks/_bare_engine.py: one
                object and one closure per node, no checks, no protection of saved arrays),
-               forward + backward: the floor for any engine written in Python on numpy
+               forward + backward: about the least a general graph engine in Python pays
   torch ...    PyTorch eager, float64, same chain (when installed)
 Target (the issue): fwd+bwd <= 3 us per node.
 

@@ -93,11 +93,12 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
     else:
         wanted_nodes = {}
     retained = dict(_retained) if _retained and inputs is None else None
+    # Leaf gradients are summed per leaf during the pass and stored in .grad (and in the
+    # .grad of retain_grad() tensors) only once it has run: a pass that fails half way
+    # changes no .grad.
     leaf_sink = _LeafGrads(wanted, create_graph)
     leaf_grads = leaf_sink.collected
-    # (leaf, gradient) in the order the pass makes them; summed into .grad when the pass
-    # has finished (under one lock, and not at all if it fails half way)
-    leaf_pending: list = []
+    retained_grads: list = []
 
     roots = []
     for out, g in zip(outputs, grads):
@@ -110,7 +111,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 "tinygraph.grad_report(fn, params) names the reason for each parameter")
         leaf_sink.handed.add(id(g))
         if out.grad_fn is None:        # a leaf as output: its gradient is grad itself
-            leaf_pending.append((out, g))
+            leaf_sink.add(out, g)
             continue
         node = out.grad_fn
         if node in node_grads:
@@ -137,7 +138,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 if node._saved_src is None:             # released by an earlier backward
                     _raise_released(node)
                 if special:
-                    _note_grad(node, g, wanted_nodes, leaf_grads, retained)
+                    _note_grad(node, g, wanted_nodes, leaf_grads, retained, retained_grads)
                 if create_graph or node._trace is not None or node.check_backward:
                     input_grads = _call_backward(node, g, create_graph)
                 else:                                   # the hot path: a built-in op
@@ -161,7 +162,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                     ig = np.asarray(ig)                  # numpy gives scalars for 0-d results
                 if not isinstance(p, Function):          # a leaf tensor
                     if ig is not None:
-                        leaf_pending.append((p, ig))
+                        leaf_sink.add(p, ig)
                     continue
                 if ig is not None:
                     prev = node_grads.get(p)
@@ -179,12 +180,14 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 counts[p] = c
                 if c == 0:
                     ready.append(p)
-        leaf_sink.add_all(leaf_pending)
     except Exception as exc:
         _abandon(counts, node, exc, retain_graph)
         raise
     finally:
         _state.create_graph = previous_create
+    leaf_sink.commit()
+    for t, g in retained_grads:
+        t.grad = g if t.grad is None else t.grad + g
     return leaf_grads
 
 
@@ -202,14 +205,15 @@ def _raise_released(node: Function) -> None:
         f"backward twice")
 
 
-def _note_grad(node: Function, g, wanted_nodes: dict, found: dict, retained) -> None:
-    """grad() asked for this non-leaf tensor, or it called retain_grad(): keep its gradient."""
+def _note_grad(node: Function, g, wanted_nodes: dict, found: dict, retained,
+               retained_grads: list) -> None:
+    """grad() asked for this non-leaf tensor, or it called retain_grad(): keep its gradient
+    (for retain_grad, in ``retained_grads``, stored in ``.grad`` when the pass has run)."""
     if node in wanted_nodes:
         t = wanted_nodes[node]
         found[id(t)] = (t, g)
     if retained is not None and id(node) in retained:
-        t = retained[id(node)]
-        t.grad = _stored_copy(g) if t.grad is None else t.grad + g
+        retained_grads.append((retained[id(node)], _stored_copy(g)))
 
 
 def _abandon(counts: dict, failed, exc: Exception, retain_graph: bool) -> None:
@@ -292,60 +296,66 @@ def _stored_copy(g):
 
 
 class _LeafGrads:
-    """Where leaf gradients go during one pass: into ``.grad``, or collected for ``grad()``.
+    """Leaf gradients of one pass: summed per leaf as they come (one buffer per leaf, however
+    often the leaf is used), then stored into ``.grad``, or handed to ``grad()``, by
+    ``commit`` once the pass has run.
 
-    A gradient is stored as it comes only when nothing else can hold it (not a view, not
-    handed to anything else yet); it is added into in place only when this pass made the
-    buffer itself (a copy or a sum), because one array may be the gradient of several
-    inputs (``add`` hands the same array to both of its inputs).
+    A gradient is stored as it is only when nothing else can hold it (not a view, not the
+    array given to ``backward``, not already stored in another leaf's ``.grad``: ``add``
+    hands one array to both of its inputs); it is added into in place only when this pass
+    made the buffer itself (a sum).
     """
 
     def __init__(self, wanted: dict | None, create_graph: bool) -> None:
         self.wanted = wanted
         self.create_graph = create_graph
-        self.collected: dict = {}     # leaf id -> (leaf, gradient), for grad()
-        self.handed: set = set()      # ids of arrays stored where a user can see them
-        # .grad buffers made in this pass, by id; kept referenced, since another thread may
-        # replace a leaf's .grad meanwhile and a freed buffer's id could be reused
-        self.owned: dict = {}
+        self.collected: dict = {}     # id -> (tensor, gradient), for grad()
+        self.handed: set = set()      # ids of arrays someone else holds
+        self.sums: dict = {}          # id(leaf) -> [leaf, gradient so far, made by this pass]
 
-    def add_all(self, pairs: list) -> None:
-        """Sum a pass's (leaf, gradient) pairs into ``.grad``, in the order given, or collect
-        them for ``grad()``."""
-        if self.wanted is not None:
-            for leaf, ig in pairs:
-                key = id(leaf)
-                if key in self.wanted:
-                    ig = self._leaf_dtype(leaf, ig)
-                    prev = self.collected.get(key)
-                    self.collected[key] = (leaf, ig if prev is None else prev[1] + ig)
+    def add(self, leaf, ig) -> None:
+        """One more contribution to ``leaf``'s gradient in this pass."""
+        key = id(leaf)
+        if self.wanted is not None and key not in self.wanted:
             return
-        handed, owned = self.handed, self.owned
-        with _grad_guard:       # another thread may be adding into the same .grad
-            for leaf, ig in pairs:
-                if self.create_graph and not isinstance(ig, np.ndarray):
-                    ig = ig._data
-                ig = self._leaf_dtype(leaf, ig)
-                current = leaf.grad
-                if current is None:
-                    if ig.base is not None or id(ig) in handed or not ig.flags.writeable:
-                        ig = np.array(ig, copy=True)
-                        owned[id(ig)] = ig
-                    leaf.grad = ig
-                    handed.add(id(ig))
-                elif id(current) in owned:
-                    current += ig
-                else:
-                    total = current + ig
-                    owned[id(total)] = total
-                    handed.add(id(total))
-                    leaf.grad = total
-
-    @staticmethod
-    def _leaf_dtype(leaf, ig):
         if type(ig) is np.ndarray and ig.dtype != leaf._data.dtype:
-            return ig.astype(leaf._data.dtype)
-        return ig
+            ig = ig.astype(leaf._data.dtype)
+        entry = self.sums.get(key)
+        if entry is None:
+            self.sums[key] = [leaf, ig, False]
+        elif entry[2] and type(entry[1]) is np.ndarray:
+            entry[1] += ig
+        else:                          # (a recorded backward sums Tensors, never in place)
+            entry[1] = entry[1] + ig
+            entry[2] = True
+
+    def commit(self) -> None:
+        """Store the pass's sums: all of them, or none if one cannot be added to ``.grad``."""
+        if self.wanted is not None:
+            for key, (leaf, g, _) in self.sums.items():
+                self.collected[key] = (leaf, g)
+            return
+        handed = self.handed
+        with _grad_guard:       # another thread may be adding into the same .grad
+            new = []
+            for leaf, g, made in self.sums.values():
+                if not isinstance(g, np.ndarray):
+                    g = g._data                 # a Tensor from a recorded backward
+                current = leaf.grad
+                if current is not None:
+                    if np.shape(current) != g.shape:
+                        raise BackwardError(
+                            f"backward: a leaf of shape {leaf.shape} has a .grad of shape "
+                            f"{np.shape(current)}, which its gradient cannot be added to; set "
+                            f".grad = None (zero_grad()) first. No .grad was changed")
+                    g = current + g
+                elif not made and (g.base is not None or id(g) in handed
+                                   or not g.flags.writeable):
+                    g = np.array(g, copy=True)
+                handed.add(id(g))
+                new.append((leaf, g))
+            for leaf, g in new:
+                leaf.grad = g
 
 
 def backward(output, grad: Any = None, retain_graph: bool = False) -> None:

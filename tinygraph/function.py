@@ -62,9 +62,7 @@ _deferred: list = []
 def _lock_shared(a: np.ndarray, locked: list) -> None:
     """Make ``a`` read-only until every node holding it is released (counted)."""
     key = id(a)
-    guard = _counts_guard
-    guard.acquire()          # (acquire/release: ~0.1 us cheaper than a with-block)
-    try:
+    with _counts_guard:
         count = _lock_counts.get(key)
         if count is None:
             if a.flags.writeable:
@@ -75,10 +73,8 @@ def _lock_shared(a: np.ndarray, locked: list) -> None:
         else:
             _lock_counts[key] = count + 1
             locked.append(a)
-        if _deferred:
-            _drain_deferred()
-    finally:
-        guard.release()
+        while _deferred:
+            _decrement(_deferred.pop())
 
 
 class _Locks(list):
@@ -100,29 +96,22 @@ class _Locks(list):
 
 
 def _unlock(arrays: list) -> None:
-    """One node less holds each of ``arrays``; the last one makes an array writable again."""
-    guard = _counts_guard
-    guard.acquire()
-    try:
-        counts = _lock_counts
+    with _counts_guard:
         for a in arrays:
-            key = id(a)
-            count = counts.get(key, 0) - 1
-            if count > 0:
-                counts[key] = count
-            else:
-                counts.pop(key, None)
-                a.setflags(write=True)
-        if _deferred:
-            _drain_deferred()
-    finally:
-        guard.release()
+            _decrement(a)
+        while _deferred:
+            _decrement(_deferred.pop())
 
 
-def _drain_deferred() -> None:
-    """Unlock the arrays of nodes freed in the middle of a count update. Under the guard."""
-    while _deferred:
-        _unlock([_deferred.pop()])
+def _decrement(a: np.ndarray) -> None:
+    """One node less holds ``a``; the last one makes it writable again. Under the guard."""
+    key = id(a)
+    count = _lock_counts.get(key, 0) - 1
+    if count > 0:
+        _lock_counts[key] = count
+    else:
+        _lock_counts.pop(key, None)
+        a.setflags(write=True)
 
 
 def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tuple:

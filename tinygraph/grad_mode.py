@@ -76,7 +76,8 @@ def swap_scope(label: str | None) -> str | None:
 
 class scope:
     """``with scope("Linear 1"):`` labels every node recorded inside (as ``node.module``);
-    the innermost scope wins. ``nn.Module`` calls use it, and pictures group nodes by it."""
+    the innermost scope wins. Pictures group nodes by it; ``nn.Module`` calls label their
+    nodes the same way through ``swap_scope``."""
 
     __slots__ = ("label", "_previous")
 

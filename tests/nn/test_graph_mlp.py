@@ -407,5 +407,7 @@ def test_a_module_that_raises_puts_the_outer_label_back():
     with tg.scope("training step"):
         with pytest.raises(tg.ShapeError):
             model(np.zeros((2, 7)))                 # 7 features for a 4-input layer
+        with pytest.raises(tg.ShapeError):           # the loss node refuses the targets
+            model._loss(np.zeros((2, 4)), np.zeros((2, 5)))
         y = tg.Tensor([1.0], requires_grad=True) * 2.0
     assert y.grad_fn.module == "training step"

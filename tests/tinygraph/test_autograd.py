@@ -551,3 +551,57 @@ def test_power_zero_has_zero_gradient_even_at_zero():
     x = tg.Tensor([0.0, 1.0, -2.0], requires_grad=True)
     (x ** 0).sum().backward()
     np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])
+
+
+def test_a_leaf_used_many_times_keeps_one_gradient_buffer_during_backward():
+    # Contributions are summed as they come: a weight used 100 times must not hold 100
+    # gradient arrays until the end of the pass.
+    import tracemalloc
+
+    w = tg.Tensor(np.ones(125_000), requires_grad=True)       # 1 MB
+    y = w * 1.0
+    for _ in range(100):
+        y = y + w * 1.0
+    loss = y.sum()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        loss.backward()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(w.grad, np.full(125_000, 101.0))
+    assert peak < 8 * w.data.nbytes, f"peak {peak / 1e6:.1f} MB during backward"
+
+
+def test_a_failed_pass_changes_no_retained_grad_either():
+    class Boom(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.copy()
+
+        @staticmethod
+        def backward(ctx, g):
+            raise RuntimeError("boom")
+
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    h = (x * 2.0).retain_grad()
+    y = Boom.apply(x).sum() + h.sum()
+    with pytest.raises(RuntimeError, match="boom"):
+        y.backward()
+    assert h.grad is None and x.grad is None
+    h2 = (x * 2.0).retain_grad()
+    (h2 * 3.0).sum().backward()
+    np.testing.assert_array_equal(h2.grad, [3.0, 3.0])
+    np.testing.assert_array_equal(x.grad, [6.0, 6.0])
+
+
+def test_a_grad_of_the_wrong_shape_set_by_hand_is_named_and_nothing_is_stored():
+    a = tg.Tensor([1.0, 2.0], requires_grad=True)
+    b = tg.Tensor([1.0, 2.0], requires_grad=True)
+    y = (a * 2.0).sum() + (b * 3.0).sum()
+    a.grad = np.zeros(3)
+    with pytest.raises(tg.BackwardError, match=r"a leaf of shape \(2,\) has a \.grad of shape "
+                                               r"\(3,\).*No \.grad was changed"):
+        y.backward()
+    assert b.grad is None and a.grad.shape == (3,)

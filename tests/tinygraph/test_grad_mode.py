@@ -166,6 +166,8 @@ def test_scope_is_per_thread_and_survives_an_exception():
 
     def other():
         seen["label"] = (tg.Tensor([1.0], requires_grad=True) * 2.0).grad_fn.module
+        seen["previous"] = tg.swap_scope("other thread")
+        seen["own"] = (tg.Tensor([1.0], requires_grad=True) * 2.0).grad_fn.module
 
     with tg.scope("main thread"):
         t = threading.Thread(target=other)
@@ -175,4 +177,5 @@ def test_scope_is_per_thread_and_survives_an_exception():
             with tg.scope("failing"):
                 raise ValueError("boom")
         assert (tg.Tensor([1.0], requires_grad=True) * 2.0).grad_fn.module == "main thread"
-    assert seen["label"] is None
+    assert seen == {"label": None, "previous": None, "own": "other thread"}
+    assert (tg.Tensor([1.0], requires_grad=True) * 2.0).grad_fn.module is None

@@ -267,6 +267,27 @@ def test_a_node_freed_inside_a_lock_update_unlocks_its_arrays_when_the_update_en
     assert other.flags.writeable and id(other) not in function._lock_counts
 
 
+def test_thousands_of_deferred_unlocks_are_all_drained():
+    # A big graph freed by the GC inside one count update defers every node's arrays; the
+    # next update must unlock them all (a flat loop: no recursion depth, nothing lost).
+    from tinygraph import function
+
+    arrays = [np.ones(2) for _ in range(5000)]
+    held = []
+    with function._counts_guard:
+        for a in arrays:
+            locks = function._Locks()
+            function._lock_shared(a, locks)
+            held.append(locks)
+        del locks
+        held.clear()                        # every node freed inside the update
+        assert len(function._deferred) == 5000
+    function._unlock([])
+    assert function._deferred == []
+    assert all(a.flags.writeable for a in arrays)
+    assert not any(id(a) in function._lock_counts for a in arrays)
+
+
 def test_writing_a_parameter_saved_through_a_view_cannot_corrupt_the_gradient():
     # z = x @ W.T: matmul saves the transposed *view* of W.data. Writing W between forward
     # and backward must either fail (read-only) or leave the gradient of the forward pass.

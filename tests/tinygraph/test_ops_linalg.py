@@ -92,6 +92,26 @@ def test_batch_one_weight_gradient_is_the_exact_outer_product_through_blas(dtype
     np.testing.assert_array_equal(gw.data, np.ones((5, 1), dtype) * X)
 
 
+def test_batch_one_outer_product_with_mixed_dtypes_and_batched_operands(monkeypatch):
+    r = np.random.default_rng(5)
+    calls = []
+    real_dot = np.dot
+    monkeypatch.setattr(linalg.np, "dot", lambda a, b: calls.append(1) or real_dot(a, b))
+    # a float32 constant row against a float64 weight: numpy's promotion, exact products
+    X, W, G = normal(r, (1, 6)).astype(np.float32), normal(r, (4, 6)), normal(r, (1, 4))
+    w = leaf(W)
+    tg.linear(tg.Tensor(X), w).backward(G)
+    assert calls == [1] and w.grad.dtype == np.float64
+    np.testing.assert_array_equal(w.grad, G.T * X)
+    # batched (2, 1, k) @ (k, m): numpy's np.dot means something else there: broadcast
+    A, B = normal(r, (2, 1, 3)), normal(r, (3, 4))
+    b = leaf(B)
+    (tg.Tensor(A) @ b).sum().backward()
+    assert calls == [1]
+    np.testing.assert_allclose(b.grad, (np.swapaxes(A, -1, -2) * np.ones((2, 1, 4))).sum(0),
+                               rtol=1e-12)
+
+
 def test_matmul_closed_form_2d():
     r = np.random.default_rng(1)
     A, B, G = normal(r, (4, 3)), normal(r, (3, 5)), normal(r, (4, 5))
