@@ -37,44 +37,10 @@ C_ADD = 0.001
 KINDS = ("x * c", "x + c", "tanh", "mix")
 
 
-def _tg_ops(kind):
-    if kind == "x * c":
-        return [lambda y: y * C_MUL]
-    if kind == "x + c":
-        return [lambda y: y + C_ADD]
-    if kind == "tanh":
-        return [tg.tanh]
-    return [lambda y: y * C_MUL, lambda y: y + C_ADD, tg.tanh]
-
-
-def _np_ops(kind):
-    if kind == "x * c":
-        return [lambda y: y * C_MUL]
-    if kind == "x + c":
-        return [lambda y: y + C_ADD]
-    if kind == "tanh":
-        return [np.tanh]
-    return [lambda y: y * C_MUL, lambda y: y + C_ADD, np.tanh]
-
-
-def _torch_ops(kind):
-    if kind == "x * c":
-        return [lambda y: y * C_MUL]
-    if kind == "x + c":
-        return [lambda y: y + C_ADD]
-    if kind == "tanh":
-        return [torch.tanh]
-    return [lambda y: y * C_MUL, lambda y: y + C_ADD, torch.tanh]
-
-
-def _bare_ops(kind):
-    if kind == "x * c":
-        return [lambda y: y * C_MUL]
-    if kind == "x + c":
-        return [lambda y: y + C_ADD]
-    if kind == "tanh":
-        return [bare.Value.tanh]
-    return [lambda y: y * C_MUL, lambda y: y + C_ADD, bare.Value.tanh]
+def _ops(kind, tanh):
+    """The ops of a chain kind for one library, given how it spells tanh."""
+    mul, add = (lambda y: y * C_MUL), (lambda y: y + C_ADD)
+    return {"x * c": [mul], "x + c": [add], "tanh": [tanh], "mix": [mul, add, tanh]}[kind]
 
 
 def _sequence(ops, n):
@@ -147,9 +113,9 @@ def measure(n: int, repeat: int, gc_enabled: bool = True) -> dict:
     """Per-node microseconds of every column, for every kind."""
     x0 = np.random.default_rng(0).uniform(-1, 1, 4)
     g = np.ones(4)
-    seqs = {k: (_sequence(_tg_ops(k), n), _sequence(_np_ops(k), n),
-                _sequence(_torch_ops(k), n) if torch is not None else None,
-                _sequence(_bare_ops(k), n)) for k in KINDS}
+    seqs = {k: (_sequence(_ops(k, tg.tanh), n), _sequence(_ops(k, np.tanh), n),
+                _sequence(_ops(k, torch.tanh), n) if torch is not None else None,
+                _sequence(_ops(k, bare.Value.tanh), n)) for k in KINDS}
     if torch is not None:
         x0t = torch.tensor(x0, dtype=torch.float64)
         gt = torch.ones(4, dtype=torch.float64)

@@ -524,16 +524,18 @@ def test_grad_outputs_must_match_outputs_in_number():
         tg.grad([x.sum(), (x * 2).sum()], x, grad_outputs=[None])
 
 
+class Boom(tg.Function):
+    """An op whose backward fails."""
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        raise RuntimeError("boom")
+
+
 def test_a_backward_that_fails_half_way_frees_the_graph_and_says_so():
-    class Boom(tg.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x.copy()
-
-        @staticmethod
-        def backward(ctx, g):
-            raise RuntimeError("boom")
-
     a = tg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
     b = tg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = (a * b).sum() + Boom.apply(a * b).sum() + (b * b).sum()
@@ -575,15 +577,6 @@ def test_a_leaf_used_many_times_keeps_one_gradient_buffer_during_backward():
 
 
 def test_a_failed_pass_changes_no_retained_grad_either():
-    class Boom(tg.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x.copy()
-
-        @staticmethod
-        def backward(ctx, g):
-            raise RuntimeError("boom")
-
     x = tg.Tensor([1.0, 2.0], requires_grad=True)
     h = (x * 2.0).retain_grad()
     y = Boom.apply(x).sum() + h.sum()
