@@ -539,13 +539,13 @@ def test_a_backward_that_fails_half_way_frees_the_graph_and_says_so():
     a = tg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
     b = tg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = (a * b).sum() + Boom.apply(a * b).sum() + (b * b).sum()
-    with pytest.raises(RuntimeError, match="boom") as info:
+    with pytest.raises(RuntimeError, match="boom"):
         y.backward()
     assert a.data.flags.writeable and b.data.flags.writeable      # locks released
     # leaf gradients are summed in only when the whole pass has run: none of this one
     assert a.grad is None and b.grad is None
-    assert "no .grad was changed" in str(info.value.__notes__)
-    with pytest.raises(tg.BackwardError, match="earlier backward failed at BoomBackward"):
+    with pytest.raises(tg.BackwardError, match="earlier backward failed at BoomBackward .*"
+                                               "no .grad was changed"):
         y.backward()
 
 
