@@ -48,10 +48,12 @@ def _sequence(ops, n):
     return [ops[i % len(ops)] for i in range(n)]
 
 
-def tg_sample(seq, x0, g, check=None):
-    """(forward seconds, backward seconds) of one chain with tinygraph."""
+def chain_sample(make_leaf, seq, g, check=None):
+    """(forward seconds, backward seconds) of one chain: ``make_leaf()`` (timed with the
+    forward), the ops of ``seq``, then backward from the end with ``g``. Appends the leaf's
+    gradient to ``check`` when given."""
     t0 = time.perf_counter()
-    x = tg.Tensor(x0, requires_grad=True)
+    x = make_leaf()
     y = x
     for op in seq:
         y = op(y)
@@ -59,21 +61,6 @@ def tg_sample(seq, x0, g, check=None):
     y.backward(g)
     t2 = time.perf_counter()
     assert x.grad is not None
-    if check is not None:
-        check.append(x.grad)
-    return t1 - t0, t2 - t1
-
-
-def bare_sample(seq, x0, g, check=None):
-    """(forward seconds, backward seconds) of one chain with the bare engine."""
-    t0 = time.perf_counter()
-    x = bare.Value(x0)
-    y = x
-    for op in seq:
-        y = op(y)
-    t1 = time.perf_counter()
-    y.backward(g)
-    t2 = time.perf_counter()
     if check is not None:
         check.append(x.grad)
     return t1 - t0, t2 - t1
@@ -94,19 +81,6 @@ def np_sample(seq, x0):
     for op in seq:
         y = op(y)
     return time.perf_counter() - t0
-
-
-def torch_sample(seq, x0t, gt):
-    t0 = time.perf_counter()
-    x = x0t.detach().requires_grad_(True)
-    y = x
-    for op in seq:
-        y = op(y)
-    t1 = time.perf_counter()
-    y.backward(gt)
-    t2 = time.perf_counter()
-    assert x.grad is not None
-    return t1 - t0, t2 - t1
 
 
 def measure(n: int, repeat: int, gc_enabled: bool = True) -> dict:
@@ -130,12 +104,12 @@ def measure(n: int, repeat: int, gc_enabled: bool = True) -> dict:
                 gc.collect()
                 if not gc_enabled:
                     gc.disable()
-                f, b = tg_sample(s_tg, x0, g, check)
-                bf, bb = bare_sample(s_bare, x0, g, check)
+                f, b = chain_sample(lambda: tg.Tensor(x0, requires_grad=True), s_tg, g, check)
+                bf, bb = chain_sample(lambda: bare.Value(x0), s_bare, g, check)
                 ng = tg_nograd_sample(s_tg, x0)
                 npf = np_sample(s_np, x0)
                 if s_t is not None:
-                    tf, tb = torch_sample(s_t, x0t, gt)
+                    tf, tb = chain_sample(lambda: x0t.detach().requires_grad_(True), s_t, gt)
                 gc.enable()
                 if check is not None:       # the floor computes the same gradient
                     np.testing.assert_allclose(check[1], check[0], rtol=1e-12, atol=0)

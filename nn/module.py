@@ -16,7 +16,8 @@ class Module:
     Modules become children; ``named_parameters()`` walks the tree in assignment order
     and names each parameter by its place (``layers.0.W``).
 
-    Calling a module runs ``forward`` inside ``tinygraph.scope(label)``, so the graph nodes
+    Calling a module runs ``forward`` under its label (``tinygraph.swap_scope``, the
+    low-level form of ``tinygraph.scope``), so the graph nodes
     it records carry the module's ``label`` (``Linear 1``, ``ReLU 1``) and pictures can group
     them (the innermost module wins).
     """

@@ -96,7 +96,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
     # Leaf gradients are summed per leaf during the pass and stored in .grad (and in the
     # .grad of retain_grad() tensors) only once it has run: a pass that fails half way
     # changes no .grad.
-    leaf_sink = _LeafGrads(wanted, create_graph)
+    leaf_sink = _LeafGrads(wanted)
     leaf_grads = leaf_sink.collected
     retained_grads: list = []
 
@@ -306,9 +306,8 @@ class _LeafGrads:
     made the buffer itself (a sum).
     """
 
-    def __init__(self, wanted: dict | None, create_graph: bool) -> None:
+    def __init__(self, wanted: dict | None) -> None:
         self.wanted = wanted
-        self.create_graph = create_graph
         self.collected: dict = {}     # id -> (tensor, gradient), for grad()
         self.handed: set = set()      # ids of arrays someone else holds
         self.sums: dict = {}          # id(leaf) -> [leaf, gradient so far, made by this pass]
