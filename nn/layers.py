@@ -34,12 +34,13 @@ class Linear(Module):
     def forward(self, x: Any) -> tg.Tensor:
         if not isinstance(x, tg.Tensor):
             x = tg.Tensor(x)
-        shape = x.shape
-        if not shape or shape[-1] != self.n_in:
+        try:
+            return tg.linear(x, self.W, self.b)
+        except tg.ShapeError:      # (the node checks the shapes; the layer names itself)
+            shape = x.shape
             raise tg.ShapeError(f"{self.label}: input of shape {shape} has "
                                 f"{shape[-1] if shape else 0} features but this layer expects "
-                                f"{self.n_in} (W has shape {self.W.shape})")
-        return tg.linear(x, self.W, self.b)
+                                f"{self.n_in} (W has shape {self.W.shape})") from None
 
     def extra_repr(self) -> str:
         return f"n_in={self.n_in}, n_out={self.n_out}, bias={self.b is not None}"
@@ -53,7 +54,12 @@ class _ActivationNode(tg.Function):
     that nothing will backpropagate through (under ``no_grad``, or on an input that needs
     no gradient) leaves the object's cache as it was, so inference keeps no activation
     alive.
+
+    The node's cache is the first of its ``saved_tensors`` (read and set as ``node.cache``),
+    so the engine frees it with the rest after backward. A plug-in whose cache is not one
+    array (a tuple, a dict) has the arrays inside saved after it, for memory accounting.
     """
+    __slots__ = ("activation",)    # (a slot, not the node's __dict__: cheaper per call)
     op_name = "activation"
     check_backward = False     # backward checks the object's gradient itself (cheaper)
 
@@ -68,35 +74,54 @@ class _ActivationNode(tg.Function):
             return a
         a = activation.forward(z)
         ctx.activation = activation
-        ctx.cache = activation.cache
-        # Registered as saved so memory accounting sees them; never read back from here.
-        ctx.save_for_backward(*_arrays_in(ctx.cache))
+        cache = activation.cache
+        if type(cache) is np.ndarray:
+            ctx.save_for_backward(cache)
+        else:
+            ctx.save_for_backward(cache, *_arrays_in(cache))
         return a
 
     @staticmethod
     def backward(ctx, grad_output):
+        activation = ctx.activation
         if isinstance(grad_output, tg.Tensor):
             raise NotImplementedError(
-                f"{type(ctx.activation).__name__} (an activations-package object) has a "
+                f"{type(activation).__name__} (an activations-package object) has a "
                 f"numpy backward only, so it cannot be differentiated twice; for gradients "
                 f"of gradients use tinygraph's own ops (tinygraph.relu, tanh, sigmoid, ...)")
-        ctx.activation.cache = ctx.cache
-        grad = ctx.activation.backward(grad_output)
-        if isinstance(grad, np.generic):            # numpy's 0-d results come as scalars
-            grad = np.asarray(grad)
-        # Any object with forward/backward may be plugged in: name it if it misbehaves.
-        if not isinstance(grad, np.ndarray) or grad.shape != ctx.input_shapes[0]:
-            got = (f"shape {grad.shape}" if isinstance(grad, np.ndarray)
-                   else f"a {type(grad).__name__}")
-            raise tg.BackwardError(
-                f"{type(ctx.activation).__name__}.backward returned {got} for an input of "
-                f"shape {ctx.input_shapes[0]}; the gradient must be an array of the input's "
-                f"shape")
+        activation.cache = ctx.saved_tensors[0]
+        grad = activation.backward(grad_output)
+        if type(grad) is not np.ndarray or grad.shape != ctx.input_shapes[0]:
+            grad = _checked_gradient(activation, grad, ctx.input_shapes[0])
         return grad
+
+    @property
+    def cache(self) -> Any:
+        """The activation's cache from this node's forward call (None once released)."""
+        saved = self.saved_tensors
+        return saved[0] if saved else None
+
+    @cache.setter
+    def cache(self, value: Any) -> None:
+        self.saved_tensors = (value,) + tuple(self.saved_tensors[1:])
 
     @property
     def name(self) -> str:
         return type(self.activation).__name__ + "Backward"
+
+
+def _checked_gradient(activation: Any, grad: Any, shape: tuple) -> np.ndarray:
+    """The gradient a plug-in's backward returned, as an array of the input's shape."""
+    if isinstance(grad, np.generic):            # numpy's 0-d results come as scalars
+        grad = np.asarray(grad)
+    # Any object with forward/backward may be plugged in: name it if it misbehaves.
+    if not isinstance(grad, np.ndarray) or grad.shape != shape:
+        got = (f"shape {grad.shape}" if isinstance(grad, np.ndarray)
+               else f"a {type(grad).__name__}")
+        raise tg.BackwardError(
+            f"{type(activation).__name__}.backward returned {got} for an input of "
+            f"shape {shape}; the gradient must be an array of the input's shape")
+    return grad
 
 
 def _arrays_in(cache: Any) -> tuple:

@@ -8,6 +8,8 @@ import numpy as np
 
 import tinygraph as tg
 
+_swap_scope = tg.swap_scope     # (bound once: Module.__call__ runs for every layer)
+
 
 class Module:
     """Base class of layers and networks.
@@ -71,11 +73,11 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # nodes recorded inside carry this label (swap_scope: ~0.4 us less per call than a
         # with-block, measured inside a training step)
-        previous = tg.swap_scope(self.label)
+        previous = _swap_scope(self.label)
         try:
             return self.forward(*args, **kwargs)
         finally:
-            tg.swap_scope(previous)
+            _swap_scope(previous)
 
     # -- diagnostics -----------------------------------------------------------------
     def grad_report(self, loss: Any, y: Any = None) -> Any:

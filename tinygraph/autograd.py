@@ -153,12 +153,18 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 else:
                     node.saved_tensors = ()
                     node._saved_src = None
-            # strict: a built-in backward returning too few gradients is an engine bug that
-            # must not silently leave part of the graph unvisited
-            for p, ig in zip(node.parents, input_grads or _nones(node), strict=True):
+            parents = node.parents
+            if input_grads is None:
+                input_grads = _nones(node)
+            elif len(input_grads) != len(parents):
+                # a built-in backward returning too few gradients is an engine bug that must
+                # not silently leave part of the graph unvisited (checked here, not with
+                # zip(strict=True): ~0.1 us less per node)
+                _raise_count(node, input_grads)
+            for p, ig in zip(parents, input_grads):
                 if p is None:
                     continue
-                if ig is not None and type(ig) is not np.ndarray and not create_graph:
+                if type(ig) is not np.ndarray and ig is not None and not create_graph:
                     ig = np.asarray(ig)                  # numpy gives scalars for 0-d results
                 if not isinstance(p, Function):          # a leaf tensor
                     if ig is not None:
@@ -193,6 +199,12 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
 
 def _nones(node: Function) -> tuple:
     return (None,) * len(node.parents)
+
+
+def _raise_count(node: Function, input_grads: tuple) -> None:
+    raise BackwardError(f"{node.name}: backward returned {len(input_grads)} gradient(s) for "
+                        f"{len(node.parents)} input(s); return one per input (None where not "
+                        f"differentiable)")
 
 
 def _raise_released(node: Function) -> None:
@@ -245,11 +257,8 @@ def _call_backward(node: Function, g, create_graph: bool):
         result = type(node).backward(node, g)
     if type(result) is not tuple:
         result = (result,)
-    n_inputs = len(node.parents)
-    if len(result) != n_inputs:
-        raise BackwardError(f"{node.name}: backward returned {len(result)} gradient(s) for "
-                            f"{n_inputs} input(s); return one per input (None where not "
-                            f"differentiable)")
+    if len(result) != len(node.parents):
+        _raise_count(node, result)
     if node._trace is not None:          # recorded under detect_anomaly()
         from .anomaly import check_backward
         check_backward(node, result)

@@ -205,6 +205,36 @@ def test_activation_adapter_accepts_plug_ins_with_a_correct_backward():
     np.testing.assert_allclose(z.grad, np.ones((2, 4)))
 
 
+class _TupleCache:
+    """A plug-in whose cache is a tuple of two arrays: f(x) = x * s, with s saved beside x."""
+
+    def __init__(self):
+        self.cache = None
+
+    def forward(self, x):
+        s = np.full_like(x, 3.0)
+        self.cache = (x.copy(), s)
+        return x * s
+
+    def backward(self, grad_output):
+        _, s = self.cache
+        return grad_output * s
+
+
+def test_activation_node_keeps_a_tuple_cache_counts_its_arrays_and_frees_them():
+    z = tg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    plug = _TupleCache()
+    out = nn.ActivationLayer(plug)(z * 1.0)
+    node = out.grad_fn
+    assert node.cache is plug.cache                          # the cache of its own call
+    plug.cache = None                                        # the object forgets it...
+    cache_bytes = 2 * z.data.nbytes
+    assert tg.graph.saved_bytes(out, include_parameters=False) == cache_bytes
+    out.sum().backward()                                     # ...the node still has it
+    np.testing.assert_array_equal(z.grad, np.full((2, 3), 3.0))
+    assert node.cache is None and tg.graph.saved_bytes(out) == 0   # freed by backward
+
+
 # ---------------------------------------------------------------------------
 # SoftmaxCrossEntropy
 # ---------------------------------------------------------------------------

@@ -283,6 +283,29 @@ def test_builtin_ops_skip_the_gradient_check_and_user_ops_keep_it():
     assert x.grad.shape == (7,)             # the wrong shape went through unchecked
 
 
+@pytest.mark.parametrize("returned", [(), ("g", "g")], ids=["too few", "too many"])
+def test_an_unchecked_op_returning_the_wrong_number_of_gradients_still_raises(returned):
+    # The shape check is skipped for trusted ops, the count check never: too few gradients
+    # would leave part of the graph unvisited without a word.
+    class Miscounted(tg.Function):
+        check_backward = False
+
+        @staticmethod
+        def forward(ctx, a, b):
+            return a * b
+
+        @staticmethod
+        def backward(ctx, g):
+            return tuple(g for _ in returned) + (g,)
+
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    with pytest.raises(tg.BackwardError,
+                       match=rf"MiscountedBackward: backward returned {len(returned) + 1} "
+                             rf"gradient\(s\) for 2 input\(s\)"):
+        Miscounted.apply(a, b).sum().backward()
+    assert a.grad is None and b.grad is None
+
+
 def test_non_scalar_backward_with_grad():
     x = leaf([1.0, 2.0, 3.0])
     y = x * x
