@@ -62,6 +62,7 @@ class _ActivationNode(tg.Function):
     __slots__ = ("activation",)    # (a slot, not the node's __dict__: cheaper per call)
     op_name = "activation"
     check_backward = False     # backward checks the object's gradient itself (cheaper)
+    keeps_arrays_on_ctx = False    # the cache is in saved_tensors: freed with them
 
     @staticmethod
     def forward(ctx, z, activation=None):

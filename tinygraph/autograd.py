@@ -148,7 +148,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                     if type(input_grads) is not tuple:
                         input_grads = (input_grads,)
             if not retain_graph:                        # free the saved arrays now
-                if node._locked or not node._builtin:
+                if node._locked or node.keeps_arrays_on_ctx:
                     node._release()
                 else:
                     node.saved_tensors = ()

@@ -254,6 +254,42 @@ def test_saved_buffers_released_after_backward_unless_retained():
     assert node.saved_tensors == () or len(node.saved_tensors) == 0
 
 
+class _CachesOnCtx(tg.Function):
+    """A user op that keeps an array as an attribute of ctx, beside a plain number."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.cache = 2 * x
+        ctx.scale = 2.0
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.cache
+
+
+def test_arrays_kept_on_ctx_are_freed_by_backward_unless_the_op_says_it_keeps_none():
+    from tinygraph.ops import ALL_FUNCTIONS
+    assert tg.Function.keeps_arrays_on_ctx is True          # the safe default
+    assert all(f.keeps_arrays_on_ctx is False for f in ALL_FUNCTIONS)
+    x = leaf([1.0, 2.0])
+    y = _CachesOnCtx.apply(x)
+    node = y.grad_fn
+    y.sum().backward(retain_graph=True)
+    assert isinstance(node.cache, np.ndarray)                # kept for the next backward
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [4.0, 8.0])
+    assert not hasattr(node, "cache") and node.scale == 2.0  # the array went, the number not
+
+    class Promised(_CachesOnCtx):                            # the flag is a promise: not checked
+        keeps_arrays_on_ctx = False
+
+    y = Promised.apply(leaf([1.0, 2.0]))
+    node = y.grad_fn
+    y.sum().backward()
+    assert isinstance(node.cache, np.ndarray)
+
+
 # -- errors of backward ------------------------------------------------------------------------
 
 def test_non_scalar_backward_without_grad_raises_clear_error():
