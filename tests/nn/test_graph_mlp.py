@@ -402,6 +402,43 @@ def test_module_calls_label_their_nodes_for_pictures():
     assert plain.grad_fn.module is None
 
 
+class _Doubler(nn.Module):
+    """Records one node in its own forward, and counts the calls of its own __call__."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        return super().__call__(x)
+
+    def forward(self, x):
+        return x * 2.0
+
+
+class _Scaler(nn.Module):
+    def forward(self, x):
+        return x * 3.0
+
+
+def test_sequential_runs_each_child_under_its_own_label_as_calling_it_would():
+    inner = nn.Sequential(_Scaler(), _Scaler())
+    inner.label = "inner"
+    doubler = _Doubler()
+    net = nn.Sequential(nn.Linear(2, 2, rng=0), inner, doubler)
+    net.label = "outer"
+    y = net(tg.Tensor(np.ones((1, 2))))
+    labels = [n.module for n in tg.graph.nodes(y)]
+    assert labels == ["_Doubler", "_Scaler", "_Scaler", "Linear"]
+    assert doubler.calls == 1                       # a child's own __call__ is kept
+    with tg.scope("step"):                          # and the label in force is put back,
+        with pytest.raises(tg.ShapeError):          # also when a child raises
+            net(tg.Tensor(np.ones((1, 3))))
+        z = tg.Tensor([1.0], requires_grad=True) * 2.0
+    assert z.grad_fn.module == "step"
+
+
 def test_a_module_that_raises_puts_the_outer_label_back():
     model = nn.MLP([4, 5, 3], ["relu", "softmax"], seed=0)
     with tg.scope("training step"):
