@@ -112,7 +112,8 @@ class Activation(ABC):
             (float64 for integer input); read-only when the class caches its
             output (``caches_output``, e.g. ReLU).
         """
-        x = _as_float_array(x, self, "forward")
+        if type(x) is not np.ndarray or x.dtype.kind != "f":    # (skip the call for the
+            x = _as_float_array(x, self, "forward")              # usual float array)
         if self.can_underflow:
             with np.errstate(under="ignore"):
                 output, cache = self._forward(x)

@@ -80,9 +80,11 @@ class _SoftmaxCrossEntropyNode(tg.Function):
         s = p.sum(axis=1, keepdims=True)
         p /= s                                       # softmax(z), in place
         shifted -= np.log(s)                         # log softmax(z), in place
-        ctx.onehot = onehot.astype(z.dtype, copy=False)
+        if onehot.dtype != z.dtype:
+            onehot = onehot.astype(z.dtype)
+        ctx.onehot = onehot
         ctx.save_for_backward(z, p)
-        return -(ctx.onehot * shifted).sum() / z.shape[0]
+        return -(onehot * shifted).sum() / z.shape[0]
 
     @staticmethod
     def backward(ctx, g):
