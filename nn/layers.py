@@ -38,6 +38,8 @@ class Linear(Module):
             return tg.linear(x, self.W, self.b)
         except tg.ShapeError:      # (the node checks the shapes; the layer names itself)
             shape = x.shape
+            if shape and shape[-1] == self.n_in:
+                raise              # not the input (W or b replaced by hand): the node's words
             raise tg.ShapeError(f"{self.label}: input of shape {shape} has "
                                 f"{shape[-1] if shape else 0} features but this layer expects "
                                 f"{self.n_in} (W has shape {self.W.shape})") from None

@@ -568,8 +568,14 @@ def test_linear_shapes_init_and_forward():
     out = lin(X)
     assert out.shape == (7, 200)
     np.testing.assert_allclose(out.data, X @ lin.W.data.T + lin.b.data, rtol=1e-12)
-    with pytest.raises(tg.ShapeError):
+    with pytest.raises(tg.ShapeError, match=r"Linear: input of shape \(2, 299\) has 299 "
+                                            r"features but this layer expects 300"):
         lin(np.zeros((2, 299)))
+    with pytest.raises(tg.ShapeError, match=r"Linear: input of shape \(\) has 0 features"):
+        lin(np.float64(1.0))
+    lin.b = tg.Tensor(np.zeros(3), requires_grad=True)     # a bias replaced by hand: the
+    with pytest.raises(tg.ShapeError, match=r"^linear: bias of shape \(3,\)"):  # node says so
+        lin(X)
     with pytest.raises(ValueError):
         nn.Linear(0, 3)
     small = nn.Linear(3, 2, rng=1)
