@@ -77,11 +77,7 @@ class _ActivationNode(tg.Function):
             return a
         a = activation.forward(z)
         ctx.activation = activation
-        cache = activation.cache
-        if type(cache) is np.ndarray:
-            ctx.save_for_backward(cache)
-        else:
-            ctx.save_for_backward(cache, *_arrays_in(cache))
+        ctx.save_for_backward(*_saved_cache(activation.cache))
         return a
 
     @staticmethod
@@ -92,7 +88,10 @@ class _ActivationNode(tg.Function):
                 f"{type(activation).__name__} (an activations-package object) has a "
                 f"numpy backward only, so it cannot be differentiated twice; for gradients "
                 f"of gradients use tinygraph's own ops (tinygraph.relu, tanh, sigmoid, ...)")
-        activation.cache = ctx.saved_tensors[0]
+        cache = ctx.saved_tensors[0]
+        if isinstance(cache, tg.Tensor):     # a recorded backward (create_graph) wraps it
+            cache = cache.data
+        activation.cache = cache
         grad = activation.backward(grad_output)
         if type(grad) is not np.ndarray or grad.shape != ctx.input_shapes[0]:
             grad = _checked_gradient(activation, grad, ctx.input_shapes[0])
@@ -106,7 +105,7 @@ class _ActivationNode(tg.Function):
 
     @cache.setter
     def cache(self, value: Any) -> None:
-        self.saved_tensors = (value,) + tuple(self.saved_tensors[1:])
+        self.saved_tensors = _saved_cache(value)
 
     @property
     def name(self) -> str:
@@ -125,6 +124,14 @@ def _checked_gradient(activation: Any, grad: Any, shape: tuple) -> np.ndarray:
             f"{type(activation).__name__}.backward returned {got} for an input of "
             f"shape {shape}; the gradient must be an array of the input's shape")
     return grad
+
+
+def _saved_cache(cache: Any) -> tuple:
+    """What the node saves of a cache: the cache first, then (for memory accounting) the
+    arrays inside a cache that is not one array."""
+    if type(cache) is np.ndarray:
+        return (cache,)
+    return (cache,) + _arrays_in(cache)
 
 
 def _arrays_in(cache: Any) -> tuple:

@@ -145,7 +145,7 @@ def _relu_alive(node: Function) -> np.ndarray | None:
     act = getattr(node, "activation", None)          # nn.ActivationLayer's node
     if act is None or getattr(act, "name", None) != "relu":
         return None
-    cache = node.__dict__.get("cache")
+    cache = getattr(node, "cache", None)             # the node's own call (nn keeps it there)
     if cache is None:                                # released: the object keeps its last one
         cache = getattr(act, "cache", None)
     shape = node.input_shape(0) if getattr(node, "input_shapes", None) else None

@@ -221,6 +221,58 @@ class _TupleCache:
         return grad_output * s
 
 
+class _DictCache(_TupleCache):
+    """The same plug-in with its cache as a dict."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        x_copy, s = self.cache
+        self.cache = {"x": x_copy, "s": s, "note": "kept"}
+        return out
+
+    def backward(self, grad_output):
+        return grad_output * self.cache["s"]
+
+
+def test_activation_node_with_a_dict_cache_and_a_cache_set_by_hand():
+    z = tg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    plug = _DictCache()
+    out = nn.ActivationLayer(plug)(z * 1.0)
+    node = out.grad_fn
+    assert node.cache is plug.cache
+    assert tg.graph.saved_bytes(out, include_parameters=False) == 2 * z.data.nbytes
+    smaller = {"s": np.full((2, 3), 5.0)}            # set by hand: the old arrays go with it
+    node.cache = smaller
+    assert node.cache is smaller
+    assert tg.graph.saved_bytes(out, include_parameters=False) == z.data.nbytes
+    out.sum().backward()
+    np.testing.assert_array_equal(z.grad, np.full((2, 3), 5.0))
+    assert node.cache is None
+
+
+class _NumpyOnlyDouble(tg.Function):
+    """A user op whose backward gives numpy arrays even under create_graph."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return 2.0 * x
+
+    @staticmethod
+    def backward(ctx, g):
+        return 2.0 * np.asarray(g.data if isinstance(g, tg.Tensor) else g)
+
+
+def test_activation_node_takes_a_numpy_gradient_under_create_graph():
+    # A numpy gradient reaches the node in a recorded backward: the node hands the object
+    # its cache as an array (create_graph wraps saved arrays as Tensors)
+    act = activations.Tanh()
+    x = tg.Tensor(np.array([0.1, -0.4, 0.7]), requires_grad=True)
+    (gx,) = tg.grad(_NumpyOnlyDouble.apply(nn.ActivationLayer(act)(x)).sum(), x,
+                    create_graph=True)
+    np.testing.assert_allclose(gx.data, 2.0 * (1 - np.tanh(x.data) ** 2), rtol=1e-12)
+    assert isinstance(act.cache, np.ndarray)
+
+
 def test_activation_node_keeps_a_tuple_cache_counts_its_arrays_and_frees_them():
     z = tg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
     plug = _TupleCache()

@@ -83,6 +83,21 @@ def test_dead_relu_layer_and_the_layer_after_it():
     model.fit(X, y, epochs=1, learning_rate=0.1)
 
 
+def test_dead_relu_found_in_the_nodes_own_call_when_one_object_serves_two_layers():
+    # The object's cache is the last call's (layer 2, alive); layer 1's node keeps its own
+    # (all dead), and that is the one the report must read.
+    relu = nn.ActivationLayer("relu")
+    first, second = nn.Linear(2, 3, rng=0), nn.Linear(3, 3, rng=1)
+    head = nn.Linear(3, 1, rng=2)
+    first.b.data[...] = -100.0                       # every unit of the first use is dead
+    second.b.data[...] = 100.0                       # every unit of the second use lives
+    x = tg.Tensor(np.random.default_rng(0).normal(size=(4, 2)))
+    params = {"first.W": first.W, "second.W": second.W}
+    report = grad_report(lambda: head(relu(second(relu(first(x))))).sum(), params)
+    assert report["first.W"].key == "dead relu", str(report)
+    assert report["second.W"].key == "zero"          # fed only zeros: dead upstream
+
+
 def test_tinygraph_relu_op_dead_and_partially_alive():
     x = tg.Tensor(np.array([[1.0, -2.0], [0.5, 3.0]]))
     W = tg.Tensor(np.array([[1.0, 1.0], [1.0, 1.0]]), requires_grad=True, name="W")

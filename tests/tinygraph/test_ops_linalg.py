@@ -196,6 +196,30 @@ def test_linear_with_constant_input_and_frozen_weight():
     np.testing.assert_allclose(x.grad, np.ones((2, 4)) @ W)
 
 
+class _TaggedTensor(tg.Tensor):
+    """A Tensor subclass (apply's three-Tensor shortcut takes only exact Tensors)."""
+
+
+@pytest.mark.parametrize("frozen", ["x", "W", "b", "x and W", None])
+@pytest.mark.parametrize("tensor_type", [tg.Tensor, _TaggedTensor])
+def test_linear_of_three_tensors_any_of_them_frozen(frozen, tensor_type):
+    # three Tensors take a shortcut in Function.apply: each one's requires_grad must count
+    r = np.random.default_rng(5)
+    X, W, b = normal(r, (2, 3)), normal(r, (4, 3)), normal(r, (4,))
+    made = {name: tensor_type(value, requires_grad=name not in (frozen or ""))
+            for name, value in (("x", X), ("W", W), ("b", b))}
+    out = tg.linear(made["x"], made["W"], made["b"])
+    out.sum().backward()
+    G = np.ones((2, 4))
+    expected = {"x": G @ W, "W": G.T @ X, "b": G.sum(axis=0)}
+    for name, t in made.items():
+        if t.requires_grad:
+            np.testing.assert_allclose(t.grad, expected[name], rtol=1e-12)
+        else:
+            assert t.grad is None
+    assert out.grad_fn.needs_input_grad == tuple(t.requires_grad for t in made.values())
+
+
 @pytest.mark.parametrize("x, W, b, expected", [
     (np.ones((2, 3)), np.ones((4, 5)), None, "x of shape (2, 3) cannot go through a weight of shape (4, 5)"),
     (np.ones((2, 3)), np.ones(3), None, "weight of shape (3,)"),
