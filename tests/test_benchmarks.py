@@ -82,3 +82,20 @@ def test_the_bare_engine_of_overhead_py_computes_true_gradients():
     t = np.tanh(2 * x0 + 1)
     expected = 2 * (1 - t * t) * (2 * x0 + 1) + 2 * t + 1
     np.testing.assert_allclose(x.grad, expected, rtol=1e-12)
+
+
+def test_instructions_py_children_run_every_variant_and_the_parent_needs_valgrind():
+    # The counting itself needs valgrind (not installed in CI): here each variant's step must
+    # run, the summary line must parse, and a missing valgrind must be said, not crash.
+    for variant in ("manual", "graph", "graph, direct", "graph, tg.relu", "graph, no locks"):
+        run("instructions.py", "--child", variant, "--batch", "2", "--steps", "2")
+    out = run("instructions.py", "--valgrind", "no-such-valgrind-here")
+    assert "'no-such-valgrind-here' not found; install valgrind" in out
+    parsed = subprocess.run(
+        [sys.executable, "-c", "import instructions as i; print(i.parse_instructions("
+         "'==7== Command: python\\n==7== I   refs:      3,260,424\\n'))"],
+        cwd=os.path.join(ROOT, "benchmarks"), capture_output=True, text=True, check=True)
+    assert parsed.stdout.strip() == "3260424"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "instructions.py"),
+                           "--steps", "5"], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "--steps N1,N2 needs two numbers" in done.stderr
