@@ -112,6 +112,36 @@ def test_batch_one_outer_product_with_mixed_dtypes_and_batched_operands(monkeypa
                                rtol=1e-12)
 
 
+@pytest.mark.parametrize("x_dtype,w_dtype", [(np.float32, np.float32), (np.float64, np.float64),
+                                             (np.float32, np.float64)])
+def test_batch_one_weight_gradient_of_a_mid_sized_layer_is_padded_and_still_exact(
+        x_dtype, w_dtype, monkeypatch):
+    # Between _PAD_MIN and _PAD_MAX elements the outer product is a matmul padded to an
+    # inner dimension of 2 (faster than np.dot there); it must give the same products,
+    # special values included, and numpy's dtype for a float32 input into a float64 layer.
+    r = np.random.default_rng(6)
+    m, n = 130, 260
+    assert linalg._PAD_MIN <= m * n <= linalg._PAD_MAX
+    G = normal(r, (1, m)).astype(w_dtype)
+    X = normal(r, (1, n)).astype(x_dtype)
+    G[0, :4] = [np.inf, -np.inf, np.nan, 0.0]
+    X[0, :3] = [0.0, np.inf, np.finfo(x_dtype).tiny / 4]       # a subnormal too
+    calls = []
+    real_dot = np.dot
+    monkeypatch.setattr(linalg.np, "dot", lambda a, b: calls.append(1) or real_dot(a, b))
+    w = leaf(normal(r, (m, n)).astype(w_dtype))
+    with np.errstate(invalid="ignore", over="ignore"):
+        tg.linear(tg.Tensor(X), w).backward(G)
+        expected = np.outer(G, X)
+    assert calls == []                                   # the padded product, not np.dot
+    assert w.grad.dtype == w_dtype == expected.dtype
+    np.testing.assert_array_equal(w.grad, expected)      # NaN where inf·0 and NaN, as numpy
+    # outside the window (small layers, huge ones) np.dot keeps it
+    small = leaf(normal(r, (5, 7)))
+    tg.linear(tg.Tensor(normal(r, (1, 7))), small).backward(normal(r, (1, 5)))
+    assert calls == [1]
+
+
 def test_matmul_closed_form_2d():
     r = np.random.default_rng(1)
     A, B, G = normal(r, (4, 3)), normal(r, (3, 5)), normal(r, (4, 5))
