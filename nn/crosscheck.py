@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 import tinygraph as tg
-from tinygraph.gradcheck import central_difference
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -130,7 +129,7 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
             worst_num, checked = 0.0, 0
             flat = p64.data.reshape(-1)       # a view: writes perturb the parameter
             for j in rng.choice(flat.size, size=min(n_numerical, flat.size), replace=False):
-                num = central_difference(loss64, flat, j, eps)[2]
+                num = tg.central_difference(loss64, flat, j, eps)[2]
                 ana = float(p64.grad.reshape(-1)[j])
                 worst_num = max(worst_num, float(rel_error(np.float64(ana), np.float64(num))))
                 checked += 1

@@ -16,7 +16,7 @@ from .errors import BackwardError, InPlaceModificationError, ShapeError, Tinygra
 from .function import Function
 from .grad_mode import (enable_grad, is_grad_enabled, no_grad, scope, set_grad_enabled,
                         swap_scope)
-from .gradcheck import GradcheckResult, gradcheck
+from .gradcheck import GradcheckResult, central_difference, gradcheck
 from .ops import (abs, add, broadcast_to, cast, clip, concatenate, div, exp, expand_dims,
                   getitem, linear, log, log_softmax, logsumexp, matmul, max, maximum, mean,
                   min, minimum, mul, neg, pow, relu, reshape, sigmoid, softmax, sqrt, squeeze,
@@ -29,7 +29,8 @@ from . import interop as _interop  # noqa: F401  (registers numpy dispatch table
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "tensor", "Function", "graph", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult", "no_grad",
+    "Tensor", "tensor", "Function", "graph", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult",
+    "central_difference", "no_grad",
     "enable_grad", "set_grad_enabled", "scope", "swap_scope", "is_grad_enabled", "detect_anomaly", "AnomalyError",
     "ShapeError", "BackwardError", "InPlaceModificationError", "TinygraphError",
     "abs", "add", "broadcast_to", "cast", "clip", "concatenate", "div", "exp", "expand_dims",

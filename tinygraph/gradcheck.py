@@ -72,7 +72,14 @@ class GradcheckResult:
 def central_difference(loss: Callable[[], float], flat: np.ndarray, j: int,
                        eps: float) -> tuple[float, float, float]:
     """(L(x + ε e_j), L(x - ε e_j), their central difference) for element ``j`` of ``flat``,
-    a writable flat view of the input that ``loss()`` reads; the element is restored."""
+    a writable flat view of the input that ``loss()`` reads; the element is restored.
+
+    The one-element probe ``gradcheck`` is built on, for checking a hand-written gradient
+    element by element::
+
+        flat = W.reshape(-1)                       # a view: writes perturb W
+        numeric = tg.central_difference(lambda: float(loss(W)), flat, 3, 1e-6)[2]
+    """
     orig = flat[j]
     flat[j] = orig + eps
     plus = loss()

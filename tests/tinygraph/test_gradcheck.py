@@ -183,3 +183,13 @@ def test_nan_gradient_never_passes():
         result = tg.gradcheck(lambda t: NanBackward.apply(t).sum(), [x])
         assert not result.ok
         assert result.max_rel_error == np.inf
+
+
+def test_central_difference_is_public_probes_one_element_and_restores_it():
+    W = np.array([[1.0, 2.0], [3.0, 4.0]])
+    flat = W.reshape(-1)
+    plus, minus, slope = tg.central_difference(lambda: float((W ** 3).sum()), flat, 2, 1e-4)
+    assert "central_difference" in tg.__all__
+    assert plus == pytest.approx(3.0001 ** 3 + 1 + 8 + 64) and minus == pytest.approx(2.9999 ** 3 + 73)
+    assert slope == pytest.approx(3 * 3.0 ** 2, rel=1e-7)      # d(w^3)/dw at w = 3
+    np.testing.assert_array_equal(W, [[1.0, 2.0], [3.0, 4.0]])  # put back exactly
