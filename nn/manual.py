@@ -565,6 +565,29 @@ class MLP(SpecMLP):
                 )
         self._step(lr)
 
+    def _unclipped_loss(self, targets: np.ndarray, loss: float) -> float:
+        r"""The batch loss that ``fit`` watches for divergence.
+
+        The spec's cross-entropies clip probabilities at ``eps`` before the log, so they
+        cannot exceed ``-log(eps)`` (~27.6) and never show a network that has blown up. For
+        softmax and sigmoid outputs the loss is therefore recomputed here from the cached
+        logits ``z^(L)`` without clipping (``logsumexp(z) - sum_k y_k z_k``, and
+        ``softplus(z) - y z``), which is what the autodiff MLP's fused losses compute; the
+        two agree wherever no probability was clipped. Other outputs return ``loss``.
+        """
+        kind = self.output_kind
+        if kind not in ("softmax", "sigmoid"):
+            return loss
+        z = self.layers[-1].z.astype(np.float64)
+        t = targets.astype(np.float64).reshape(z.shape)
+        if kind == "softmax":
+            top = z.max(axis=1, keepdims=True)
+            lse = top[:, 0] + np.log(np.exp(z - top).sum(axis=1))
+            per_row = lse * t.sum(axis=1) - (t * z).sum(axis=1)
+        else:
+            per_row = (np.maximum(z, 0.0) - t * z + np.log1p(np.exp(-np.abs(z)))).sum(axis=1)
+        return float(per_row.sum() / z.shape[0])
+
     def _step(self, lr: float) -> None:
         for layer in self.layers:
             layer.W -= lr * layer.dW
@@ -651,9 +674,10 @@ class MLP(SpecMLP):
                     self._forward(Xb)
                     self._cache_state = "forward"
                     loss = self._backward(Tb)
+                    watched = self._unclipped_loss(Tb, loss)
                     if reference is None:
-                        reference = loss
-                    bad = _loss_trouble(loss, reference)
+                        reference = watched
+                    bad = _loss_trouble(watched, reference)
                     if bad is None:
                         found = _first_nonfinite(
                             (f"layer {i + 1} {name}", g) for i, layer in enumerate(self.layers)

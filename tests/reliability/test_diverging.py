@@ -92,15 +92,43 @@ def test_a_nonfinite_gradient_with_a_finite_loss_also_stops(kind):
     assert all(np.array_equal(a, b) for a, b in zip(before, _weights(model)))
 
 
-def test_exploding_but_finite_loss_is_caught_graph():
+@pytest.mark.parametrize("kind", KINDS)
+def test_exploding_but_finite_loss_is_caught_by_both_mlps_at_the_same_batch(kind):
     """The stable fused softmax-cross-entropy never overflows: an exploding loss stays
-    finite (1e20 and more) while the network dies. fit stops on the explosion."""
-    rng = np.random.default_rng(0)
-    X = rng.uniform(0, 16, size=(64, 8))
-    y = rng.integers(0, 3, size=64)
-    model = nn.MLP([8, 16, 3], ["relu", "softmax"], seed=0)
-    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="exploded"):
-        model.fit(X, y, epochs=5, learning_rate=1e6, batch_size=16)
+    finite (1e20 and more) while the network dies; the manual MLP's spec loss clips
+    probabilities at 1e-12, so it stays below 27.6. fit watches the loss computed from the
+    logits in both, and stops both at the same batch with the same message."""
+    X = np.random.default_rng(0).standard_normal((6, 2)) * 1000
+    y = np.array([0, 1, 2, 0, 1, 2])
+    model = KINDS[kind]([2, 4, 3], ["relu", "softmax"], seed=0)
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError) as info:
+        model.fit(X, y, epochs=20, learning_rate=1e6, batch_size=2)
+    assert re.search(r"the loss exploded to 1\.27\de\+20, more than 1e\+06 times its value on "
+                     r"the first batch of this fit \(613\.8\) at epoch 1, batch 2", str(info.value))
+    assert model.epochs_trained == 0
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+def test_the_manual_mlps_watched_loss_is_its_loss_until_probabilities_clip(output):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((8, 3))
+    k = 3 if output == "softmax" else 1
+    y = rng.integers(0, k if k > 1 else 2, size=8)
+    model = nn.manual.MLP([3, 5, k], ["tanh", output], seed=0)
+    targets = model._prepare_targets(y, "test", 8)
+    model.forward(X)
+    loss = model.backward(y)
+    assert model._unclipped_loss(targets, loss) == pytest.approx(loss, rel=1e-12)
+    # saturated logits: the spec loss is capped at -log(1e-12), the watched one is not
+    last = model.layers[-1]
+    last.W[...] *= 1e6
+    model.forward(X)
+    capped = model.backward(y)
+    assert capped <= -math.log(1e-12) + 1e-9
+    assert model._unclipped_loss(targets, capped) > 1e3
+    graph = nn.MLP.from_manual(model)
+    assert model._unclipped_loss(targets, capped) == pytest.approx(
+        float(graph.loss(X, y).item()), rel=1e-9)
 
 
 def test_reasonable_training_is_not_stopped():
