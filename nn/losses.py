@@ -80,9 +80,9 @@ class _SoftmaxCrossEntropyNode(tg.Function):
         s = p.sum(axis=1, keepdims=True)
         p /= s                                       # softmax(z), in place
         shifted -= np.log(s)                         # log softmax(z), in place
-        if onehot.dtype != z.dtype:
-            onehot = onehot.astype(z.dtype)
-        ctx.onehot = onehot
+        # a private copy: the caller's targets may change before backward (astype copies)
+        onehot = ctx.onehot = (onehot.astype(z.dtype) if onehot.dtype != z.dtype
+                               else onehot.copy())
         ctx.save_for_backward(z, p)
         return -(onehot * shifted).sum() / z.shape[0]
 
@@ -186,7 +186,7 @@ class _SigmoidBCENode(tg.Function):
             raise tg.ShapeError(f"BCEWithLogits: targets of shape {np.shape(target)} for "
                                 f"logits of shape {z.shape}; expected the logits' shape "
                                 f"(check_targets() makes them)")
-        ctx.target = target
+        ctx.target = np.array(target, dtype=z.dtype)   # a private copy (see above)
         ctx.save_for_backward(z)
         per_element = np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))
         return per_element.sum() / z.shape[0]

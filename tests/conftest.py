@@ -1,7 +1,21 @@
 """Test-suite settings shared by every directory."""
+import pytest
 from hypothesis import settings
 
 # Property-based tests explore the same examples on every run (no flaky CI, no example
 # database written into the tree); each test may still ask for more examples.
 settings.register_profile("tinygraph", derandomize=True, database=None, deadline=None)
 settings.load_profile("tinygraph")
+
+
+@pytest.fixture(autouse=True)
+def _grad_mode_is_left_as_found():
+    """A test that leaves recording off (or a scope or anomaly mode on) in the main thread
+    would silently change every test after it: fail that test instead, and put it back."""
+    yield
+    from tinygraph.grad_mode import _state
+    left = {name: getattr(_state, name) for name in ("grad_enabled", "anomaly", "scope")}
+    expected = {"grad_enabled": True, "anomaly": False, "scope": None}
+    if left != expected:
+        _state.grad_enabled, _state.anomaly, _state.scope = True, False, None
+        pytest.fail(f"the test left tinygraph's per-thread state at {left}; expected {expected}")

@@ -129,14 +129,13 @@ class detect_anomaly(contextlib.ContextDecorator):
     ``AnomalyError`` naming the op, the shapes and value ranges, and that line. Per
     thread. Slow: for debugging only."""
 
-    def __init__(self) -> None:
-        self._previous: list = []        # a stack: the same object may be entered again
-
     def __enter__(self):
-        self._previous.append(_state.anomaly)
-        _state.anomaly = True
+        state = _state                   # (a per-thread stack: see grad_mode._State)
+        state.outer_anomaly.append(state.anomaly)
+        state.anomaly = True
         return self
 
     def __exit__(self, *exc_info):
-        _state.anomaly = self._previous.pop()
+        state = _state
+        state.anomaly = state.outer_anomaly.pop()
         return False

@@ -28,10 +28,25 @@ _grad_guard = threading.Lock()
 
 # Non-leaf tensors that asked for retain_grad(), by their node.
 _retained: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+# Threads register and copy it concurrently (a copy iterates: no insertion meanwhile).
+_retained_guard = threading.Lock()
 
 
 def register_retained(t) -> None:
-    _retained[id(t.grad_fn)] = t
+    with _retained_guard:
+        _retained[id(t.grad_fn)] = t
+
+
+def _retained_now() -> dict:
+    """A copy of the live entries. Another thread's garbage collection may still remove a
+    dead entry while the copy iterates (WeakValueDictionary's guard has a race there): then
+    the copy is simply made again."""
+    with _retained_guard:
+        while True:
+            try:
+                return dict(_retained.items())
+            except RuntimeError:          # "dictionary changed size during iteration"
+                continue
 
 
 def _topological_counts(roots: list) -> dict:
@@ -92,7 +107,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
         wanted_nodes = {t.grad_fn: t for t in inputs if t.grad_fn is not None}
     else:
         wanted_nodes = {}
-    retained = dict(_retained) if _retained and inputs is None else None
+    retained = _retained_now() if _retained and inputs is None else None
     # Leaf gradients are summed per leaf during the pass and stored in .grad (and in the
     # .grad of retain_grad() tensors) only once it has run: a pass that fails half way
     # changes no .grad.
@@ -115,7 +130,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
             continue
         node = out.grad_fn
         if node in node_grads:
-            node_grads[node] = node_grads[node] + g
+            node_grads[node] = _sum(node_grads[node], g)
         else:
             node_grads[node] = g
             roots.append(node)
@@ -177,7 +192,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                     elif id(prev) in owned:
                         prev += ig
                     else:
-                        new = prev + ig
+                        new = _sum(prev, ig)
                         owned.add(id(new))
                         node_grads[p] = new
                 c = counts[p] - 1
@@ -191,8 +206,15 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
         _state.create_graph = previous_create
     leaf_sink.commit()
     for t, g in retained_grads:
-        t.grad = g if t.grad is None else t.grad + g
+        t.grad = g if t.grad is None else _sum(t.grad, g)
     return leaf_grads
+
+
+def _sum(a, b):
+    """a + b as an array: numpy gives a scalar for two 0-d arrays, and a scalar cannot be
+    added into in place (``+=`` would only rebind a name: a third gradient would be lost)."""
+    total = a + b
+    return np.asarray(total) if isinstance(total, np.generic) else total
 
 
 def _nones(node: Function) -> tuple:
@@ -241,6 +263,8 @@ def _abandon(counts: dict, failed, exc: Exception, retain_graph: bool) -> None:
 
 
 def _call_backward(node: Function, g, create_graph: bool):
+    if node._locked:
+        node._check_saved()
     if create_graph:
         saved = node.saved_tensors
         node.saved_tensors = _saved_as_tensors(node)
@@ -250,8 +274,6 @@ def _call_backward(node: Function, g, create_graph: bool):
         finally:
             node.saved_tensors = saved
     else:
-        if node._locked:
-            node._check_saved()
         result = type(node).backward(node, g)
     if type(result) is not tuple:
         result = (result,)
@@ -268,12 +290,26 @@ def _check_grad_shapes(node: Function, result: tuple) -> tuple:
     for i, ig in enumerate(result):
         if ig is None or node.parents[i] is None:
             continue
+        if not hasattr(ig, "shape"):       # a Python number or a list: take it as an array
+            ig = _gradient_array(node, i, ig)
+            result = result[:i] + (ig,) + result[i + 1:]
         shape = shapes[i]
         if ig.shape != shape:
             raise BackwardError(
                 f"{node.name}: backward returned a gradient of shape {ig.shape} for input {i} "
                 f"of shape {shape}; a gradient must have its input's shape")
     return result
+
+
+def _gradient_array(node: Function, i: int, ig: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(ig)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.dtype.kind not in "biuf":
+        raise BackwardError(f"{node.name}: backward returned a {type(ig).__name__} for input {i}; "
+                            f"expected a numeric array of the input's shape (or None)")
+    return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
 
 
 def _saved_as_tensors(node: Function) -> tuple:
@@ -291,9 +327,28 @@ def _saved_as_tensors(node: Function) -> tuple:
                 out.append(Tensor._from_op(arr, None))
             elif isinstance(p, Function):
                 out.append(Tensor._from_op(arr, p))
-            else:
+            elif p._data is arr:
                 out.append(p)              # the leaf itself
+            else:                          # its data was replaced since, or arr is a private
+                out.append(_SavedValue.apply(p, arr))     # copy of a view: the saved values
     return tuple(out)
+
+
+class _SavedValue(Function):
+    """Under ``create_graph``, a leaf's array as ``forward`` saved it, when the leaf now holds
+    another array (``x.data = ...`` after the forward pass, or a view saved as a copy): the
+    saved values, with gradients flowing to the leaf as through an identity, so the
+    recorded backward is the derivative at the point the forward pass was run."""
+    op_name = "saved_value"
+    check_backward = False
+
+    @staticmethod
+    def forward(ctx, x, saved):
+        return saved.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
 
 
 def _stored_copy(g):
@@ -332,7 +387,7 @@ class _LeafGrads:
         elif entry[2] and type(entry[1]) is np.ndarray:
             entry[1] += ig
         else:                          # (a recorded backward sums Tensors, never in place)
-            entry[1] = entry[1] + ig
+            entry[1] = _sum(entry[1], ig)
             entry[2] = True
 
     def commit(self) -> None:
@@ -354,7 +409,7 @@ class _LeafGrads:
                             f"backward: a leaf of shape {leaf.shape} has a .grad of shape "
                             f"{np.shape(current)}, which its gradient cannot be added to; set "
                             f".grad = None (zero_grad()) first. No .grad was changed")
-                    g = current + g
+                    g = _sum(current, g)
                 elif not made and (g.base is not None or id(g) in handed
                                    or not g.flags.writeable):
                     g = np.array(g, copy=True)

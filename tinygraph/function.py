@@ -176,10 +176,12 @@ class Function:
     #: nodes) set this to False to skip the check (~1 us per node).
     check_backward: bool = True
     #: Whether ``forward`` may keep arrays as attributes of ``ctx`` (``ctx.cache = ...``)
-    #: besides ``save_for_backward``: backward without ``retain_graph`` deletes them to free
-    #: their memory. Ops that keep every array in ``saved_tensors`` (tinygraph's own, nn's
-    #: activation node) set this to False, and their nodes are freed without looking
-    #: (~1-2 us less per node inside a training step).
+    #: besides ``save_for_backward``: backward without ``retain_graph`` deletes them (and
+    #: tuples or lists holding arrays) to free their memory. Ops that keep every array in
+    #: ``saved_tensors`` (tinygraph's own but getitem's index, nn's activation node) set this
+    #: to False, and their nodes are freed without looking (~1-2 us less per node inside a
+    #: training step). Arrays kept this way are not protected like saved ones: keep a private
+    #: copy of anything the caller could still change (an index, targets).
     keeps_arrays_on_ctx: bool = True
 
     # -- used inside forward -------------------------------------------------
@@ -270,11 +272,15 @@ class Function:
             return Tensor._from_op(out, None)
 
         if type(out) is not np.ndarray:
-            out = np.asarray(out)    # reductions may give numpy scalars: keep arrays
+            out = _output_array(ctx, out)
         if out.dtype.kind != "f":    # integer/bool results are not differentiable
             if state.anomaly:
                 _check_anomaly(ctx, arrays, out)
             return Tensor._from_op(out, None)
+        for a in arrays:
+            if a is out:             # an op gave back an input's own array (an identity):
+                out = out.view()     # a view, so that nodes saving it copy it (_protect)
+                break
 
         ctx.parents = parents
         ctx.input_shapes = shapes
@@ -328,7 +334,7 @@ class Function:
         if self.keeps_arrays_on_ctx:    # arrays a user op kept as attributes (ctx.cache, ...)
             extra = self.__dict__
             if extra:                   # (most nodes have none: skip making the list)
-                for key in [k for k, v in extra.items() if isinstance(v, np.ndarray)]:
+                for key in [k for k, v in extra.items() if _holds_arrays(v)]:
                     del extra[key]
 
     @property
@@ -347,6 +353,26 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
+
+
+def _holds_arrays(value: Any) -> bool:
+    """An array, or a tuple or list with arrays inside (``ctx.cache = (x, mask)``, an index)."""
+    if isinstance(value, np.ndarray):
+        return True
+    return isinstance(value, (tuple, list)) and any(_holds_arrays(v) for v in value)
+
+
+def _output_array(ctx: "Function", out: Any) -> np.ndarray:
+    """``forward``'s result as an array (reductions and 0-d math give numpy scalars). A
+    scalar that ``forward`` also saved is replaced there by the same array, so the engine
+    still knows it as the op's output (a recorded backward links it to this node)."""
+    scalar, out = out, np.asarray(out)
+    saved = ctx.saved_tensors
+    for s in saved:
+        if s is scalar:
+            ctx.saved_tensors = tuple(out if s is scalar else s for s in saved)
+            break
+    return out
 
 
 def _check_anomaly(ctx: "Function", arrays, out: np.ndarray) -> None:

@@ -12,6 +12,14 @@ class _State(threading.local):
     anomaly = False        # True inside detect_anomaly()
     scope = None           # label given to the nodes recorded now (see scope())
 
+    def __init__(self) -> None:
+        # What each context manager replaced, to put back on exit: one stack per thread,
+        # so that one object may be entered again (a recursive decorated function) and
+        # shared by threads.
+        self.outer_modes: list = []
+        self.outer_scopes: list = []
+        self.outer_anomaly: list = []
+
 
 _state = _State()
 
@@ -25,12 +33,14 @@ class _GradModeSetter(contextlib.ContextDecorator):
     _enabled: bool
 
     def __enter__(self):
-        self._previous = _state.grad_enabled
-        _state.grad_enabled = self._enabled
+        state = _state
+        state.outer_modes.append(state.grad_enabled)
+        state.grad_enabled = self._enabled
         return self
 
     def __exit__(self, *exc_info):
-        _state.grad_enabled = self._previous
+        state = _state
+        state.grad_enabled = state.outer_modes.pop()
         return False
 
 
@@ -79,17 +89,18 @@ class scope:
     the innermost scope wins. Pictures group nodes by it; ``nn.Module`` calls label their
     nodes the same way through ``swap_scope``."""
 
-    __slots__ = ("label", "_previous")
+    __slots__ = ("label",)
 
     def __init__(self, label: str | None):
         self.label = label
 
     def __enter__(self):
         state = _state
-        self._previous = state.scope
+        state.outer_scopes.append(state.scope)
         state.scope = self.label
         return self
 
     def __exit__(self, *exc_info):
-        _state.scope = self._previous
+        state = _state
+        state.scope = state.outer_scopes.pop()
         return False

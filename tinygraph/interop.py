@@ -100,16 +100,45 @@ def _dot(a, b, out=None):
     return ops.matmul(a, b)
 
 
+def _only(name: str, kw: dict, defaults: dict) -> None:
+    """Refuse keyword arguments tinygraph's op would ignore (rather than ignoring them)."""
+    extra = sorted(f"{k}={v!r}" for k, v in kw.items() if k not in defaults or v != defaults[k])
+    if extra:
+        usual = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+        raise TypeError(f"numpy.{name} on a Tensor: {', '.join(extra)} is not supported; "
+                        f"tinygraph's {name} works with the defaults only ({usual})")
+
+
+def _reshape(a, shape=None, *args, **kw):
+    if "newshape" in kw:                  # numpy < 2.1 spelled it newshape
+        shape = kw.pop("newshape")
+    order = args[0] if args else kw.pop("order", "C")
+    _only("reshape", dict(kw, order=order), {"order": "C", "copy": None})
+    return ops.reshape(a, shape)
+
+
+def _joiner(name: str, op):
+    def call(arrays, axis=0, out=None, **kw):
+        if out is not None:
+            raise TypeError(f"numpy.{name}(..., out=...) on a Tensor is not supported")
+        _only(name, kw, {"dtype": None, "casting": "same_kind"})
+        if axis is None:
+            raise TypeError(f"numpy.{name}(..., axis=None) on a Tensor: flatten the inputs "
+                            f"first (t.reshape(-1)) and join them along axis 0")
+        return op(arrays, axis)
+    return call
+
+
 FUNCTIONS = {
     np.sum: _reduction(ops.sum), np.mean: _reduction(ops.mean),
     np.max: _reduction(ops.max), np.min: _reduction(ops.min),
-    np.reshape: lambda a, shape=None, *args, **kw: ops.reshape(a, kw.get("newshape", shape)),
+    np.reshape: _reshape,
     np.transpose: lambda a, axes=None: ops.transpose(a, axes),
     np.swapaxes: ops.swapaxes, np.expand_dims: ops.expand_dims,
     np.squeeze: lambda a, axis=None: ops.squeeze(a, axis),
     np.broadcast_to: lambda a, shape, subok=False: ops.broadcast_to(a, shape),
-    np.concatenate: lambda arrays, axis=0, **kw: ops.concatenate(arrays, axis),
-    np.stack: lambda arrays, axis=0, **kw: ops.stack(arrays, axis),
+    np.concatenate: _joiner("concatenate", ops.concatenate),
+    np.stack: _joiner("stack", ops.stack),
     np.where: _where, np.clip: _clip, np.dot: _dot,
 }
 for _alias in ("amax", "amin"):

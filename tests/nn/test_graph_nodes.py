@@ -647,3 +647,21 @@ def test_sequential_applies_in_order_and_indexes():
     assert [name for name, _ in seq.named_parameters()] == ["0.W", "0.b", "2.W", "2.b"]
     with pytest.raises(TypeError):
         nn.Sequential(nn.Linear(2, 3), "relu")
+
+
+def test_loss_nodes_keep_their_own_copy_of_targets_the_caller_changes_later():
+    z = tg.Tensor(np.zeros((1, 2)), requires_grad=True)
+    Y = np.array([[1.0, 0.0]])
+    loss = nn.SoftmaxCrossEntropy()(z, Y)
+    Y[0] = [0.0, 1.0]                              # changed between forward and backward
+    loss.backward()
+    np.testing.assert_allclose(z.grad, [[-0.5, 0.5]])
+    z = tg.Tensor(np.zeros((2, 1)), requires_grad=True)
+    t = np.array([[1.0], [0.0]])
+    loss = nn.BCEWithLogits()(z, t)
+    t[:] = 0.5
+    loss.backward()
+    np.testing.assert_allclose(z.grad, [[-0.25], [0.25]])
+    z32 = tg.Tensor(np.zeros((1, 2), np.float32), requires_grad=True)
+    loss = nn.SoftmaxCrossEntropy()(z32, np.array([[1.0, 0.0]]))   # float64 targets
+    assert loss.dtype == np.float32

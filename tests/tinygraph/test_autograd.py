@@ -3,6 +3,8 @@ aliasing, the custom-Function API, and a hypothesis fuzz of random DAGs against 
 differences."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -270,8 +272,10 @@ class _CachesOnCtx(tg.Function):
 
 def test_arrays_kept_on_ctx_are_freed_by_backward_unless_the_op_says_it_keeps_none():
     from tinygraph.ops import ALL_FUNCTIONS
+    from tinygraph.ops.shape import GetItem, IndexAdd
     assert tg.Function.keeps_arrays_on_ctx is True          # the safe default
-    assert all(f.keeps_arrays_on_ctx is False for f in ALL_FUNCTIONS)
+    # every op keeps its arrays in saved_tensors but getitem/index_add, which keep an index
+    assert {f for f in ALL_FUNCTIONS if f.keeps_arrays_on_ctx} == {GetItem, IndexAdd}
     x = leaf([1.0, 2.0])
     y = _CachesOnCtx.apply(x)
     node = y.grad_fn
@@ -657,3 +661,158 @@ def test_a_grad_of_the_wrong_shape_set_by_hand_is_named_and_nothing_is_stored():
                                                r"\(3,\).*No \.grad was changed"):
         y.backward()
     assert b.grad is None and a.grad.shape == (3,)
+
+
+# -- 0-d gradients, numbers from user backward, threads with retain_grad ------------------------
+
+def test_a_0d_node_with_three_consumers_sums_all_three_gradients():
+    # numpy adds two 0-d arrays into a scalar, which cannot be added into in place: the
+    # engine keeps its sums arrays, so a third contribution is not lost
+    x = leaf([1.0, 2.0, 3.0])
+    m = x.mean()
+    (m * m * m).backward()                                   # d(m^3)/dx_i = 3 m^2 / 3 = 4
+    np.testing.assert_allclose(x.grad, [4.0, 4.0, 4.0], rtol=1e-12)
+    y = tg.Tensor(2.0, requires_grad=True)
+    (y * y * y * y).backward()                               # a 0-d leaf used four times
+    assert type(y.grad) is np.ndarray and y.grad.shape == () and y.grad == 32.0
+    (y * y).backward()                                       # added to the existing .grad
+    assert type(y.grad) is np.ndarray and y.grad == 36.0
+
+
+def test_a_user_backward_may_return_a_number_for_a_0d_input_but_not_a_string():
+    class Double(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return 2.0 if ctx.answer == "number" else "two"
+
+    x = tg.Tensor(3.0, requires_grad=True)
+    y = Double.apply(x)
+    y.grad_fn.answer = "number"
+    y.backward()
+    assert type(x.grad) is np.ndarray and x.grad == 2.0
+    y = Double.apply(x)
+    y.grad_fn.answer = "string"
+    with pytest.raises(tg.BackwardError, match=r"DoubleBackward: backward returned a str for "
+                                               r"input 0; expected a numeric array"):
+        y.backward()
+
+
+def test_threads_running_backward_with_retain_grad_tensors_do_not_collide():
+    import sys
+    import threading
+    w = leaf(np.ones(3))
+    errors, grads = [], []
+
+    def worker():
+        try:
+            for _ in range(60):
+                hs = [(w * float(k)).retain_grad() for k in range(20)]
+                total = hs[0].sum()
+                for h in hs[1:]:
+                    total = total + h.sum()
+                total.backward()
+                grads.append(hs[3].grad.copy())
+        except Exception as exc:              # pragma: no cover - what the test looks for
+            errors.append(repr(exc))
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)               # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
+    assert len(grads) == 240 and all(np.array_equal(g, np.ones(3)) for g in grads)
+
+
+# -- create_graph reads what forward saved ------------------------------------------------------
+
+def test_create_graph_uses_the_saved_values_when_a_leafs_data_was_replaced():
+    x = leaf(np.array([2.0]))
+    y = (x * x).sum()
+    x.data = np.array([5.0])                       # replaced after the forward pass
+    (g,) = tg.grad(y, x, create_graph=True)
+    np.testing.assert_allclose(g.data, [4.0])      # 2x at x = 2, as without create_graph
+    (h,) = tg.grad(g.sum(), x)
+    np.testing.assert_allclose(h, [2.0])           # and the second derivative still flows
+
+
+def test_create_graph_uses_the_saved_copy_of_a_view_leaf():
+    base = np.array([1.0, 2.0, 3.0, 4.0])
+    x = tg.Tensor(base[::2], requires_grad=True)   # a view: its forward value is saved as a copy
+    y = (x * x * x).sum()
+    before = x.data.copy()
+    (g,) = tg.grad(y, x, create_graph=True)
+    np.testing.assert_allclose(g.data, 3 * before ** 2)
+    (h,) = tg.grad(g.sum(), x)
+    np.testing.assert_allclose(h, 6 * before)
+
+
+def test_create_graph_also_refuses_a_saved_array_made_writable_and_changed():
+    w = leaf(np.array([2.0, 3.0]))
+    y = (w * w).sum()
+    w.data.setflags(write=True)                    # forcing past the lock
+    w.data[0] = 10.0
+    with pytest.raises(tg.InPlaceModificationError):
+        tg.grad(y, w, create_graph=True)
+
+
+def test_an_op_saving_its_0d_output_keeps_it_linked_under_create_graph():
+    # np.exp of a 0-d array gives a numpy scalar; the engine turns the output into an array
+    # and must still know the saved value as the op's output (second derivatives)
+    for op, second in ((tg.exp, math.exp(0.5)), (tg.tanh, -2 * math.tanh(0.5) * (1 - math.tanh(0.5) ** 2)),
+                       (tg.sqrt, -0.25 * 0.5 ** -1.5)):
+        x = tg.Tensor(0.5, requires_grad=True)
+        (g,) = tg.grad(op(x) + x * x, x, create_graph=True)
+        (h,) = tg.grad(g, x)
+        assert h == pytest.approx(second + 2.0, rel=1e-12), op
+
+
+def test_an_op_that_gives_back_its_input_array_does_not_expose_it_to_later_changes():
+    class Identity(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x                                   # the input's own array
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    x = leaf(np.array([1.0, 2.0]))
+    w = leaf(np.array([3.0, 4.0]))
+    loss = (Identity.apply(x) * w).sum()
+    x.data = np.array([100.0, 100.0])                 # replaced: the graph keeps what it saw
+    loss.backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 2.0])
+    x2 = leaf(np.array([1.0, 2.0]))
+    loss = (Identity.apply(x2) * w).sum()
+    x2.data[0] = 50.0                                  # the leaf is not locked by this graph...
+    w.grad = None
+    loss.backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 2.0])  # ...but the product saved a copy
+
+
+def test_arrays_inside_tuples_kept_on_ctx_are_freed_too():
+    class KeepsTuple(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.cache = (x * 2, "label", [x * 3])
+            ctx.note = ("no arrays", 1)
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    y = KeepsTuple.apply(leaf([1.0, 2.0]))
+    node = y.grad_fn
+    y.sum().backward()
+    assert not hasattr(node, "cache") and node.note == ("no arrays", 1)

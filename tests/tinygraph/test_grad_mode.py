@@ -179,3 +179,55 @@ def test_scope_is_per_thread_and_survives_an_exception():
         assert (tg.Tensor([1.0], requires_grad=True) * 2.0).grad_fn.module == "main thread"
     assert seen == {"label": None, "previous": None, "own": "other thread"}
     assert (tg.Tensor([1.0], requires_grad=True) * 2.0).grad_fn.module is None
+
+
+def test_a_decorated_function_calling_itself_puts_the_mode_back():
+    @tg.no_grad()
+    def countdown(n):
+        assert not tg.is_grad_enabled()
+        if n:
+            countdown(n - 1)
+            assert not tg.is_grad_enabled()     # still off after the inner call returned
+
+    countdown(3)
+    assert tg.is_grad_enabled()
+    ng = tg.no_grad()
+    with ng:
+        with ng:                                  # one object entered twice
+            pass
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+
+
+def test_one_decorator_object_shared_by_threads_restores_each_threads_mode():
+    inside = threading.Barrier(2, timeout=30)     # a broken run fails, never hangs
+    seen = {}
+
+    @tg.no_grad()
+    def work():
+        inside.wait()                             # both threads are inside at once
+        inside.wait()
+
+    def run(name):
+        work()
+        seen[name] = tg.is_grad_enabled()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"a": True, "b": True}
+
+
+def test_a_scope_object_entered_again_restores_each_outer_label():
+    outer = tg.scope("outer")
+    with outer:
+        with tg.scope("inner"):
+            with outer:
+                pass
+            x = tg.Tensor([1.0], requires_grad=True) * 2.0
+        assert x.grad_fn.module == "inner"
+        y = tg.Tensor([1.0], requires_grad=True) * 2.0
+    assert y.grad_fn.module == "outer"
+    assert (tg.Tensor([1.0], requires_grad=True) * 2.0).grad_fn.module is None

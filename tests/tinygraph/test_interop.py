@@ -185,3 +185,19 @@ def test_every_op_records_a_node_and_backpropagates(cls):
     for t in leaves:
         assert t.grad is not None and t.grad.shape == t.shape
         assert np.all(np.isfinite(t.grad))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda t: np.reshape(t, (3, 2), order="F"), r"numpy.reshape on a Tensor: order='F' is not supported"),
+    (lambda t: np.concatenate([t, t], dtype=np.float32), r"numpy.concatenate on a Tensor: dtype="),
+    (lambda t: np.stack([t, t], dtype=np.float32), r"numpy.stack on a Tensor: dtype="),
+    (lambda t: np.concatenate([t, t], axis=None), r"axis=None\) on a Tensor: flatten the inputs"),
+])
+def test_numpy_options_tinygraph_cannot_honour_are_refused_not_ignored(call, message):
+    t = tg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    with pytest.raises(TypeError, match=message):
+        call(t)
+    # the defaults, spelled out, are fine
+    assert np.reshape(t, (3, 2), order="C").shape == (3, 2)
+    assert np.reshape(t, (3, 2), "C").shape == (3, 2)
+    assert np.concatenate([t, t], axis=1).shape == (2, 6)

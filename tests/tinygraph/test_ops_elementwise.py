@@ -365,3 +365,29 @@ def test_cast_to_integer_does_not_produce_an_integer_tensor_requiring_grad():
     assert y.dtype == np.int64
     # integer data cannot require grad (spec): the result of a cast to int must not either
     assert not y.requires_grad
+
+
+def test_pow_with_an_array_exponent_holding_zeros_has_a_zero_gradient_there_at_zero():
+    x = leaf(np.array([0.0, 2.0, 0.0, 3.0]))
+    (x ** np.array([0.0, 2.0, 2.0, 0.0])).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 4.0, 0.0, 0.0])
+    x = leaf(np.array([0.0, 2.0]))
+    (x ** np.float64(0)).sum().backward()         # a numpy scalar exponent is an array
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+    x32 = leaf(np.array([0.0, 2.0], np.float32))
+    (x32 ** np.array([0.0, 2.0], np.float32)).sum().backward()
+    assert x32.grad.dtype == np.float32
+
+
+def test_errors_of_clip_cast_and_pow_name_the_op_and_the_cause():
+    t = tg.Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(tg.ShapeError, match=r"clip \(lo\): shapes \(3,\) and \(2,\) cannot be broadcast"):
+        tg.clip(t, np.zeros(2), 1.0)
+    np.testing.assert_array_equal(tg.clip(t, np.zeros(3), 0.5).data, [0.5, 0.5, 0.5])
+    with pytest.raises(TypeError, match=r"cast: 'foo' is not a numpy dtype"):
+        tg.cast(t, "foo")
+    assert tg.cast(t, "float32").dtype == np.float32
+    with pytest.raises(ValueError, match=r"pow: an integer array to a negative integer power"):
+        tg.Tensor(np.array([2, 3])) ** -1
+    with pytest.raises(tg.ShapeError, match=r"pow: shapes \(2,\) and \(4,\)"):
+        tg.Tensor(np.array([2.0, 3.0])) ** np.ones(4)

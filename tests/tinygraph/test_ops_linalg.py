@@ -294,3 +294,15 @@ FLOAT32_CASES = {
 def test_float32_preserved_in_output_and_gradients(name):
     build, arrays = FLOAT32_CASES[name]
     assert_float32_everywhere(build, arrays)
+
+
+def test_linear_with_a_bias_of_another_dtype_promotes_as_numpy_would():
+    x = tg.Tensor(np.ones((2, 3), np.float32))
+    W = leaf(np.ones((4, 3), np.float32))
+    b = leaf(np.full(4, 0.1))                               # float64
+    z = tg.linear(x, W, b)
+    expected = x.data @ W.data.T + b.data
+    assert z.dtype == expected.dtype == np.float64
+    np.testing.assert_array_equal(z.data, expected)
+    z.sum().backward()
+    assert W.grad.dtype == np.float32 and b.grad.dtype == np.float64

@@ -202,3 +202,14 @@ FLOAT32_CASES = {
 def test_float32_preserved_in_output_and_gradients(name):
     build, arrays = FLOAT32_CASES[name]
     assert_float32_everywhere(build, arrays)
+
+
+@pytest.mark.parametrize("op, axis", [(tg.logsumexp, None), (tg.logsumexp, 0), (tg.softmax, 0),
+                                      (tg.log_softmax, 0)])
+def test_the_softmax_family_over_an_empty_axis_is_a_named_error(op, axis):
+    t = tg.Tensor(np.zeros((0, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match=rf"{op.__name__}: cannot reduce over an axis of length 0 "
+                                         rf"\(input of shape \(0, 3\), axis"):
+        op(t, axis=axis)
+    # over the other axis there is nothing to refuse: an empty result
+    assert op(t, axis=1).shape == ((0,) if op is tg.logsumexp else (0, 3))

@@ -300,3 +300,18 @@ FLOAT32_CASES = {
 def test_float32_preserved_in_output_and_gradients(name):
     build, arrays = FLOAT32_CASES[name]
     assert_float32_everywhere(build, arrays)
+
+
+def test_getitem_keeps_its_own_copy_of_an_index_the_caller_changes_later():
+    x = leaf(np.arange(4.0))
+    idx = np.array([0, 1])
+    as_list = [2, 3]
+    y = x[idx] * np.array([1.0, 10.0]) + x[as_list] * np.array([100.0, 1000.0])
+    idx[0] = 3                                    # changed between forward and backward
+    as_list[0] = 0
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 10.0, 100.0, 1000.0])
+    z = x[(slice(None), )][np.array([1, 1])]      # tuple indices and repeats too
+    node = z.grad_fn
+    z.sum().backward()
+    assert not hasattr(node, "index")             # the index went with the graph

@@ -191,5 +191,6 @@ ALL_FUNCTIONS = (Add, Sub, Mul, Div, Pow, Neg, MatMul, Linear, Exp, Log, Sqrt, A
                  Squeeze, BroadcastTo, GetItem, IndexAdd, Concatenate, Stack)
 
 for _f in ALL_FUNCTIONS:
-    _f.keeps_arrays_on_ctx = False   # every array they keep is in saved_tensors
+    # every array they keep is in saved_tensors, except the index of getitem/index_add
+    _f.keeps_arrays_on_ctx = _f in (GetItem, IndexAdd)
     _f.check_backward = False      # every op's gradients are checked by the test suite

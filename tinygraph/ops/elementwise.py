@@ -97,8 +97,14 @@ class Pow(Function):
     def forward(ctx, a, p):
         try:
             out = a ** p
-        except ValueError:
-            raise broadcast_error("pow", shape_of(a), shape_of(p)) from None
+        except ValueError as exc:
+            try:
+                np.broadcast_shapes(shape_of(a), shape_of(p))
+            except ValueError:
+                raise broadcast_error("pow", shape_of(a), shape_of(p)) from None
+            raise ValueError(f"pow: an integer array to a negative integer power has no "
+                             f"integer result (numpy: {exc}); use a float array or exponent, "
+                             f"e.g. t.cast(np.float64) ** -1") from None
         ctx.save_for_backward(a, p, out if ctx.needs_input_grad[1] else None)
         return out
 
@@ -110,6 +116,10 @@ class Pow(Function):
         if n[0]:
             if isinstance(p, (int, float)) and p == 0:
                 ga = g * 0                                   # d(a^0)/da = 0, also at a = 0
+            elif type(p) is np.ndarray and (p == 0).any():   # the same where p is 0: not
+                with np.errstate(divide="ignore", invalid="ignore"):   # 0 * 0^(-1) = NaN
+                    slope = np.where(p == 0, 0, p * a ** (p - 1))
+                ga = unbroadcast(g * slope, ctx.input_shapes[0])
             else:
                 ga = unbroadcast(g * p * a ** (p - 1), ctx.input_shapes[0])
         if n[1]:
@@ -241,6 +251,12 @@ class Clip(Function):
     def forward(ctx, x, lo=None, hi=None):
         if lo is None and hi is None:
             raise ValueError("clip: give at least one of lo and hi")
+        for name, bound in (("lo", lo), ("hi", hi)):
+            if bound is not None and np.ndim(bound):
+                try:
+                    np.broadcast_shapes(np.shape(bound), x.shape)
+                except ValueError:
+                    raise broadcast_error(f"clip ({name})", x.shape, np.shape(bound)) from None
         if lo is not None and hi is not None and np.any(np.asarray(lo) > np.asarray(hi)):
             raise ValueError(f"clip: lo={lo} is greater than hi={hi}")
         inside = np.ones(x.shape, dtype=bool)
@@ -338,6 +354,11 @@ class Cast(Function):
 
     @staticmethod
     def forward(ctx, x, dtype=None):
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"cast: {dtype!r} is not a numpy dtype; expected e.g. np.float32, "
+                            f"np.float64 or 'float32'") from None
         ctx.input_dtype = x.dtype
         return x.astype(dtype)
 

@@ -136,7 +136,10 @@ class Linear(Function):
         ctx.save_for_backward(x if n[1] else None, W if n[0] else None)
         z = x @ W.T
         if b is not None:
-            z += b                     # z is a fresh array: add the bias in place
+            if b.dtype == z.dtype:
+                z += b                 # z is a fresh array: add the bias in place
+            else:
+                z = z + b              # numpy's promotion, as x @ W.T + b would give
         return z
 
     @staticmethod

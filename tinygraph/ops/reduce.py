@@ -113,7 +113,18 @@ class Min(_Extreme):
         return Min._forward(ctx, x, axis, keepdims)
 
 
-def _logsumexp(x: np.ndarray, axis, keepdims: bool = True) -> np.ndarray:
+def _check_reducible(x: np.ndarray, axis, op: str) -> None:
+    """A max over an axis of length 0 has no value: say so (numpy's message names neither
+    the op nor the shape)."""
+    if x.size == 0:
+        axes = range(x.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+        if any(x.shape[a] == 0 for a in axes) or x.ndim == 0:
+            raise ValueError(f"{op}: cannot reduce over an axis of length 0 (input of shape "
+                             f"{x.shape}, axis {axis}); an empty set has no {op}")
+
+
+def _logsumexp(x: np.ndarray, axis, keepdims: bool = True, op: str = "logsumexp") -> np.ndarray:
+    _check_reducible(x, axis, op)
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)           # rows of -inf stay -inf, not NaN
     with np.errstate(divide="ignore"):
@@ -147,6 +158,7 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = normalize_axis(axis, x.ndim, "softmax")
+        _check_reducible(x, ctx.axis, "softmax")
         e = np.exp(x - np.max(x, axis=ctx.axis, keepdims=True))
         s = e / np.sum(e, axis=ctx.axis, keepdims=True)
         ctx.save_for_backward(s)
@@ -165,7 +177,7 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = normalize_axis(axis, x.ndim, "log_softmax")
-        y = x - _logsumexp(x, ctx.axis)
+        y = x - _logsumexp(x, ctx.axis, op="log_softmax")
         ctx.save_for_backward(y)
         return y
 

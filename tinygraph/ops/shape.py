@@ -121,6 +121,15 @@ def _plain_index(index):
     return index
 
 
+def _private_index(index):
+    """``index`` with its arrays and lists copied (slices, ints, None and ... are immutable)."""
+    if isinstance(index, tuple):
+        return tuple(_private_index(i) for i in index)
+    if isinstance(index, (np.ndarray, list)):
+        return np.array(index)
+    return index
+
+
 def _is_basic(index) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
     return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer))
@@ -141,7 +150,8 @@ class GetItem(Function):
         except IndexError as exc:
             raise IndexError(f"getitem: index {index!r} does not fit an array of shape "
                              f"{x.shape}: {exc}") from None
-        ctx.index = index
+        # the caller may change an index array after this: keep a private copy for backward
+        ctx.index = _private_index(index) if ctx.needs_input_grad[0] else index
         return out if isinstance(out, np.ndarray) else np.asarray(out)
 
     @staticmethod
