@@ -25,6 +25,8 @@ Run:  python benchmarks/memory.py
 """
 from __future__ import annotations
 
+import argparse
+
 import tracemalloc
 
 import _common as C
@@ -126,6 +128,7 @@ def measure(dtype, batch: int) -> dict:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()   # --help; no options
     C.machine_info("memory of a training step (benchmarks/memory.py)")
     rows, rows2 = [], []
     for dt in (np.float32, np.float64):

@@ -23,6 +23,7 @@ Exits with status 1 if the test accuracy is below ``--target`` (default 0.9; 0.8
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="test accuracy needed to succeed (default 0.9; 0.8 with --quick)")
     p.add_argument("--plot", metavar="FILE", help="save the decision regions to FILE (png, pdf...)")
     args = p.parse_args(argv)
+    if args.plot and not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
+        p.error(f"--plot {args.plot}: folder {os.path.dirname(args.plot)} does not exist")
     q = args.quick
     if args.points is None:
         args.points = 100 if q else 200

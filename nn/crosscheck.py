@@ -90,8 +90,14 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
     of each W and b against the autodiff gradient. ``tol`` defaults to 1e-10 in float64 and
     1e-4 in float32. The manual MLP's weights are not changed.
     """
+    from .manual import MLP as ManualMLP
     from .mlp import MLP
 
+    if not isinstance(manual_mlp, ManualMLP):
+        hint = (" (an nn.MLP: pass model.to_manual(), its hand-written twin with the same "
+                "weights)" if isinstance(manual_mlp, MLP) else "")
+        raise TypeError(f"crosscheck: expected the hand-written MLP, an nn.manual.MLP, got a "
+                        f"{type(manual_mlp).__module__}.{type(manual_mlp).__name__}{hint}")
     dtype = np.dtype(manual_mlp.dtype)
     if tol is None:
         tol = 1e-10 if dtype == np.float64 else 1e-4

@@ -639,7 +639,9 @@ class MLP(SpecMLP):
             verbose_every: Print interval in epochs (default ``max(1, epochs // 10)``).
             on_nonfinite: What to do when a batch loss or gradient becomes NaN
                 or infinite, or the loss explodes (more than ``DIVERGENCE_FACTOR``
-                times the first batch loss): ``"raise"`` (default) a
+                times the first batch loss; for softmax and sigmoid outputs the
+                loss computed from the logits without clipping, see
+                :meth:`_unclipped_loss`): ``"raise"`` (default) a
                 ``FloatingPointError`` naming the epoch and batch, or ``"warn"``
                 (a ``RuntimeWarning``) and return the losses of the epochs
                 completed before. Either way the weights are not updated with

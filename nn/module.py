@@ -156,7 +156,10 @@ class Sequential(Module):
         super().__init__()
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
-                raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
+                hint = (f"; wrap it as nn.ActivationLayer({type(m).__name__}(...))"
+                        if hasattr(m, "forward") and hasattr(m, "backward") else "")
+                raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module"
+                                f"{hint}")
             setattr(self, str(i), m)
 
     def __iter__(self) -> Iterator[Module]:

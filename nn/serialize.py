@@ -228,7 +228,9 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
     the state of the optimizer the last ``fit`` used (``model.optimizer``; the manual MLP
     has none), or pass an ``nn.SGD``/``nn.Adam`` built on ``model.parameters()``.
     ``extra`` (a JSON-able dict) and ``arrays`` (name → numeric array) are stored
-    alongside. A path without the ``.npz`` suffix gets it. Returns the path written.
+    alongside. A path without the ``.npz`` suffix gets it; folders on the way that do not
+    exist yet are created (as for checkpoints, ``fit(checkpoint="runs/a/ckpt.npz")``).
+    The file is written atomically. Returns the path written.
     """
     kind, weights, act_list = _model_parts(model)
     where = "save"
@@ -288,6 +290,9 @@ def _npz_path(path: Any) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"save: path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
+    if path.name in ("", ".", "..") or path.is_dir():
+        raise ValueError(f"save: {str(path)!r} is a folder; give a file name in it, e.g. "
+                         f"{str(path / 'model.npz')!r}")
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
     return path

@@ -99,3 +99,8 @@ def test_instructions_py_children_run_every_variant_and_the_parent_needs_valgrin
     done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "instructions.py"),
                            "--steps", "5"], capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "--steps N1,N2 needs two numbers" in done.stderr
+
+
+def test_memory_has_help_instead_of_running():
+    out = run("memory.py", "--help")
+    assert out.startswith("usage: memory.py") and "KiB" not in out

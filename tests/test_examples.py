@@ -92,3 +92,9 @@ def test_spiral_plot(tmp_path: Path) -> None:
     else:
         check(result, 0, "decision boundary saved")
         assert out.stat().st_size > 1000
+
+
+def test_spiral_plot_into_a_missing_folder_is_refused_before_training(tmp_path: Path) -> None:
+    result = run_example("spiral", "--quick", "--plot", str(tmp_path / "nowhere" / "s.png"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    assert "train accuracy" not in result.stdout

@@ -28,8 +28,16 @@ from . import interop as _interop  # noqa: F401  (registers numpy dispatch table
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # tinygraph.viz (pictures) imports graphviz: loaded on first use, not with the engine
+    if name == "viz":
+        import importlib
+        return importlib.import_module(".viz", __name__)
+    raise AttributeError(f"module 'tinygraph' has no attribute {name!r}")
+
 __all__ = [
-    "Tensor", "tensor", "Function", "graph", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult",
+    "Tensor", "tensor", "Function", "graph", "viz", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult",
     "central_difference", "no_grad",
     "enable_grad", "set_grad_enabled", "scope", "swap_scope", "is_grad_enabled", "detect_anomaly", "AnomalyError",
     "ShapeError", "BackwardError", "InPlaceModificationError", "TinygraphError",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 DATASETS = ("digits", "fashion-mnist", "mnist")
+GRAPH_FORMATS = ("svg", "png", "pdf", "gv")
 
 
 class UserError(Exception):
@@ -97,8 +98,16 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         picture = viz.backward_graph(loss, title=f"backward graph of {args.layers}")
     else:
         picture = viz.forward_graph(loss, show_values=True, title=f"forward graph of {args.layers}")
-    out = Path(args.out)
-    fmt = args.format or (out.suffix.lstrip(".") or "svg")
+    out = Path(args.out or f"graph.{args.format or 'svg'}")
+    fmt = args.format or (out.suffix.lstrip(".").lower() or "svg")
+    if fmt not in GRAPH_FORMATS:
+        raise UserError(f"--out {out}: cannot tell the picture format from the suffix "
+                        f"{out.suffix!r}; use one of {', '.join(GRAPH_FORMATS)} (or --format)")
+    if out.suffix and out.suffix.lstrip(".").lower() != fmt:
+        raise UserError(f"--format {fmt} does not match --out {out}; name the file "
+                        f"{out.stem}.{fmt} or leave --format out")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: folder {out.parent} does not exist")
     if fmt == "gv":
         out.write_text(picture.source)
         written = out
@@ -131,14 +140,23 @@ def _cmd_crosscheck(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import nn
     from .demo import load_dataset
+    out = Path(args.out)
+    if out.name in ("", ".", "..") or out.is_dir():     # checked before a long training run
+        raise UserError(f"--out {args.out} is a folder; give a file name, e.g. "
+                        f"{out / 'model.npz'}")
     Xtr, ytr, Xte, yte, name = load_dataset(args.dataset, args.data, args.limit)
-    layers = args.layers or ([Xtr.shape[1], 256, 128, 10])
+    classes = int(max(ytr.max(), yte.max())) + 1
+    layers = args.layers or ([Xtr.shape[1], 256, 128, classes])
     if layers[0] != Xtr.shape[1]:
         raise UserError(f"--layers starts with {layers[0]} inputs but {name} has "
                         f"{Xtr.shape[1]} features per sample")
     acts = args.activations or (["relu"] * (len(layers) - 2) + ["softmax"])
     if len(acts) != len(layers) - 1:
         raise UserError(f"--activations has {len(acts)} entries for {len(layers) - 1} layers")
+    if acts[-1] != "softmax" or layers[-1] != classes:
+        raise UserError(f"{name} has {classes} classes: the last layer must be softmax with "
+                        f"{classes} units (--layers ...,{classes}; --activations ...,softmax); "
+                        f"got {layers[-1]} units, {acts[-1] or 'linear'}")
     model = nn.MLP(layers, acts, seed=args.seed)
     history = model.fit(Xtr, ytr, epochs=args.epochs, learning_rate=args.lr,
                         batch_size=args.batch_size, optimizer=args.optimizer,
@@ -146,7 +164,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     acc = model.score(Xte, yte)
     path = model.save(args.out, extra={"dataset": name, "epochs": args.epochs,
                                        "test_accuracy": acc, "final_loss": history[-1]})
-    print(f"trained {layers} on {name} for {args.epochs} epochs: final loss {history[-1]:.4f}, "
+    print(f"trained {layers} on {name} for {args.epochs} epoch{'s' if args.epochs != 1 else ''}: "
+          f"final loss {history[-1]:.4f}, "
           f"test accuracy {acc:.2%}; saved {path}")
     return 0
 
@@ -185,12 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--activations", type=_activations, required=True,
                        help="one per layer, e.g. relu,softmax")
     graph.add_argument("--backward", action="store_true", help="draw the backward graph")
-    graph.add_argument("--out", default="graph.svg", help="output file (default: %(default)s)")
-    graph.add_argument("--format", choices=("svg", "png", "pdf", "gv"),
-                       help="output format (default: from --out's suffix)")
+    graph.add_argument("--out", help="output file (default: graph.svg, or graph.FORMAT with "
+                                     "--format)")
+    graph.add_argument("--format", choices=GRAPH_FORMATS,
+                       help="output format (default: from --out's suffix); pdf needs the "
+                            "system Graphviz, svg and png also work with graphviz-pure")
     graph.add_argument("--batch", type=_positive(int), default=2, help="batch size (default: 2)")
     graph.add_argument("--seed", type=int, default=0)
-    graph.set_defaults(func=_cmd_graph, check_arch=True)
+    graph.set_defaults(func=_cmd_graph, check_arch=True, subparser=graph)
 
     cc = sub.add_parser("crosscheck", help="compare manual backprop with autodiff",
                         description="Run the manual MLP's hand-derived backward and tinygraph's "
@@ -202,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--batch", type=_positive(int), default=64, help="batch size (default: 64)")
     cc.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     cc.add_argument("--seed", type=int, default=0)
-    cc.set_defaults(func=_cmd_crosscheck, check_arch=True)
+    cc.set_defaults(func=_cmd_crosscheck, check_arch=True, subparser=cc)
 
     train = sub.add_parser("train", help="train on a dataset and save the model",
                            description="Train the graph MLP and save it as one .npz file "
@@ -228,12 +249,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "check_arch", False):
-        _check_arch(parser, args)
+        _check_arch(args.subparser, args)     # its usage line, not the top-level one
     try:
         return args.func(args)
     except (UserError, FileNotFoundError) as exc:
         print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:         # the renderer cannot make the picture (it says why)
+        if not str(exc).startswith("render:"):
+            raise
+        print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

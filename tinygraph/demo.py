@@ -49,8 +49,8 @@ def run_demo(dataset: str = "digits", data_dir: str | None = None,
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     Xtr, ytr, Xte, yte, data_name = load_dataset(dataset, data_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)   # (after the data: a failed load leaves nothing)
     n_features = Xtr.shape[1]
     layers = [n_features, 256, 128, 10]
     acts = ["relu", "relu", "softmax"]

@@ -709,6 +709,10 @@ def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str
     fmt = (format or path.suffix.lstrip(".") or "svg").lower()
     if not path.suffix:
         path = path.with_name(f"{path.name}.{fmt}")
+    elif format is not None and path.suffix.lstrip(".").lower() != fmt:
+        raise ValueError(f"render: format {fmt!r} does not match the file name {path.name}; "
+                         f"name it {path.stem}.{fmt}, or ask for format="
+                         f"{path.suffix.lstrip('.').lower()!r}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"render: folder {path.parent} does not exist")
     binary = dot or find_dot()

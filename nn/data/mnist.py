@@ -209,12 +209,13 @@ def _how_to_get(kind: str) -> str:
     if kind == "fashion-mnist":
         return (
             f"To get them: {apt}, or download the four files from the {name} "
-            f"project page ({page}) into a directory and pass --data DIR "
-            "(directory=DIR)."
+            f"project page ({page}) into a folder and point to it (--data DIR on the "
+            "command line, directory=DIR in Python)."
         )
     return (
         f"To get them: download the four files from the {name} project page "
-        f"({page}) into a directory and pass --data DIR (directory=DIR). "
+        f"({page}) into a folder and point to it (--data DIR on the command line, "
+        f"directory=DIR in Python). "
         f"For Fashion-MNIST instead: {apt}."
     )
 
@@ -270,7 +271,8 @@ def load_mnist(
     if directory is None:
         if kind == "mnist":
             raise FileNotFoundError(
-                "MNIST has no default location: pass directory=DIR (--data DIR) "
+                "MNIST has no default location: pass --data DIR (command line) or "
+                "directory=DIR (Python) "
                 "pointing at a folder with " + ", ".join(f"{n}[.gz]" for n in names)
                 + ". " + _how_to_get(kind)
             )

@@ -157,3 +157,15 @@ def test_batch_sizes(n, output):
     report = nn.crosscheck(model, X, y)
     assert report.batch_size == n
     _assert_agree(report)
+
+
+def test_crosscheck_of_the_autodiff_model_says_to_pass_its_manual_twin():
+    model = nn.MLP([2, 3, 3], ["relu", "softmax"], seed=0)
+    X, y = np.ones((2, 2)), np.array([0, 1])
+    with pytest.raises(TypeError, match=r"crosscheck: expected the hand-written MLP, an "
+                                        r"nn\.manual\.MLP, got a nn\.mlp\.MLP \(an nn\.MLP: pass "
+                                        r"model\.to_manual\(\)"):
+        nn.crosscheck(model, X, y)
+    with pytest.raises(TypeError, match=r"got a builtins\.str$"):
+        nn.crosscheck("model", X, y)
+    assert nn.crosscheck(model.to_manual(), X, y).ok

@@ -280,3 +280,18 @@ def test_sigkill_during_saves_always_leaves_a_loadable_file(tmp_path):
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert all(name.startswith("big.npz.") for name in leftovers)
     print(f"versions on disk after each kill: {seen_versions}; {len(leftovers)} temporary file(s) left by kills mid-write")
+
+
+def test_save_to_a_folder_is_refused_with_a_file_name_to_use(tmp_path, monkeypatch):
+    model = nn.MLP([2, 3], ["softmax"], seed=0)
+    monkeypatch.chdir(tmp_path)
+    for folder in (".", str(tmp_path)):
+        with pytest.raises(ValueError, match=r"save: .* is a folder; give a file name in it"):
+            model.save(folder)
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(ValueError, match=r"'adir' is a folder"):
+        model.save("adir/")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir"]
+    # missing folders on the way are made (documented), as for checkpoints
+    path = model.save(tmp_path / "runs" / "a" / "m")
+    assert path == tmp_path / "runs" / "a" / "m.npz" and nn.load(path).layer_sizes == [2, 3]

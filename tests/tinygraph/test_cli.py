@@ -158,10 +158,66 @@ def test_bad_arguments_exit_two_with_usage(argv, fragment, capsys):
 
 
 def test_missing_data_is_a_message_not_a_traceback(tmp_path, capsys):
-    code = main(["demo", "--dataset", "mnist", "--data", str(tmp_path), "--quiet"])
+    out = tmp_path / "report"
+    code = main(["demo", "--dataset", "mnist", "--data", str(tmp_path), "--quiet",
+                 "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2
     assert "Traceback" not in err and "train-images-idx3-ubyte" in err
+    assert not out.exists()                     # no empty report folder left behind
+
+
+def test_arch_errors_show_the_subcommands_usage(capsys):
+    with pytest.raises(SystemExit):
+        main(["graph", "--layers", "4,8,3", "--activations", "relu"])
+    assert "usage: tinygraph graph" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    (["--out", "g.txt"], 2, "cannot tell the picture format from the suffix '.txt'"),
+    (["--format", "png", "--out", "g.svg"], 2, "--format png does not match --out g.svg"),
+    (["--out", "nowhere/g.svg"], 2, "folder nowhere does not exist"),
+])
+def test_graph_command_refuses_outputs_it_cannot_write_before_writing(tmp_path, monkeypatch,
+                                                                      capsys, args, code, fragment):
+    monkeypatch.chdir(tmp_path)
+    assert main(["graph", "--layers", "4,8,3", "--activations", "relu,softmax", *args]) == code
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_graph_command_names_the_default_file_after_the_format(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["graph", "--layers", "4,8,3", "--activations", "relu,softmax",
+                 "--format", "gv"]) == 0
+    assert (tmp_path / "graph.gv").read_text().startswith("digraph")
+
+
+def test_graph_command_without_a_renderer_for_the_format_is_a_message(tmp_path, monkeypatch,
+                                                                      capsys):
+    from tinygraph import viz
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(viz, "find_dot", lambda: None)          # no Graphviz at all
+    assert main(["graph", "--layers", "4,8,3", "--activations", "relu,softmax",
+                 "--out", "g.pdf"]) == 1
+    err = capsys.readouterr().err
+    assert "render: no Graphviz renderer found" in err and "Traceback" not in err
+    assert (tmp_path / "g.gv").exists()                         # the DOT source, as it says
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--layers", "64,8,3", "--activations", "relu,softmax"], "has 10 classes: the last layer must "
+                                                              "be softmax with 10 units"),
+    (["--layers", "64,8,10", "--activations", "relu,sigmoid"], "got 10 units, sigmoid"),
+    (["--out", "."], "--out . is a folder"),
+])
+def test_train_command_refuses_what_would_fail_before_training(args, fragment, monkeypatch,
+                                                               capsys):
+    monkeypatch.setattr(nn.MLP, "fit", lambda *a, **k: pytest.fail("trained before checking"))
+    assert main(["train", "--quiet", "--limit", "100", *args]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("module", [["-m", "tinygraph"], ["-m", "tinygraph.cli"]])

@@ -446,3 +446,24 @@ def test_picture_displays_in_notebooks_without_system_dot(monkeypatch):
     svg = bundle["image/svg+xml"]
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
     assert g._repr_image_png()[:4] == b"\x89PNG"
+
+
+def test_render_refuses_a_format_that_contradicts_the_file_name(tmp_path):
+    from tinygraph import viz
+    with pytest.raises(ValueError, match=r"render: format 'png' does not match the file name "
+                                         r"g\.svg; name it g\.png, or ask for format='svg'"):
+        viz.render("digraph { a }", tmp_path / "g.svg", format="png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_viz_is_reachable_as_an_attribute_of_the_package():
+    import importlib
+    import subprocess
+    import sys
+    code = ("import sys, tinygraph as tg; assert 'tinygraph.viz' not in sys.modules; "
+            "assert tg.viz.render is not None; assert 'viz' in tg.__all__")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=str(importlib.import_module("tinygraph").__path__[0] + "/.."))
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(AttributeError, match="has no attribute 'vizz'"):
+        tg.vizz
