@@ -379,8 +379,8 @@ class _LeafGrads:
         key = id(leaf)
         if self.wanted is not None and key not in self.wanted:
             return
-        if type(ig) is np.ndarray and ig.dtype != leaf._data.dtype:
-            ig = ig.astype(leaf._data.dtype)
+        if ig.dtype != leaf._data.dtype:     # a gradient has its leaf's dtype (a Tensor from a
+            ig = ig.astype(leaf._data.dtype)   # recorded backward too: a cast node)
         entry = self.sums.get(key)
         if entry is None:
             self.sums[key] = [leaf, ig, False]

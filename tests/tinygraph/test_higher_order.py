@@ -301,3 +301,15 @@ def test_every_op_first_and_second_order_gradients_stay_float32(name):
     for i, h in enumerate(hs):
         if h is not None:
             assert np.asarray(h).dtype == np.float32, f"second-order gradient of input {i}"
+
+
+def test_create_graph_gradients_have_their_leafs_dtype_like_plain_ones():
+    x = tg.Tensor(np.full(3, 2.0, np.float32), requires_grad=True)
+    loss = (x * x * np.ones(3)).sum()                 # a float64 constant promotes the graph
+    (plain,) = tg.grad(loss, x, retain_graph=True)
+    (g,) = tg.grad(loss, x, create_graph=True)
+    assert plain.dtype == g.dtype == np.float32
+    np.testing.assert_array_equal(g.data, [4.0, 4.0, 4.0])
+    (h,) = tg.grad(g.sum(), x)
+    assert h.dtype == np.float32
+    np.testing.assert_array_equal(h, [2.0, 2.0, 2.0])
