@@ -76,6 +76,8 @@ class _ActivationNode(tg.Function):
                 a.setflags(write=True)      # no cache holds it any more: it is the caller's
             return a
         a = activation.forward(z)
+        if a is z:                 # a plug-in that gives back its input (an identity): the
+            a = a.view()           # engine's promise (check_backward = False) is a new array
         ctx.activation = activation
         ctx.save_for_backward(*_saved_cache(activation.cache))
         return a

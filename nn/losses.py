@@ -122,7 +122,7 @@ class SoftmaxCrossEntropy(Module):
         n, k = shape
         onehot = _labels_or_onehot(_numeric_target(target, "SoftmaxCrossEntropy"),
                                    n, k, "SoftmaxCrossEntropy")
-        return onehot.astype(dtype, copy=False)       # the node then uses it without a copy
+        return onehot.astype(dtype, copy=False)       # (the node keeps its own copy)
 
     def node(self, logits: tg.Tensor, onehot: np.ndarray) -> tg.Tensor:
         """The loss node for targets that ``check_targets`` already returned."""

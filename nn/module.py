@@ -156,10 +156,12 @@ class Sequential(Module):
         super().__init__()
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
-                hint = (f"; wrap it as nn.ActivationLayer({type(m).__name__}(...))"
+                is_class = isinstance(m, type)
+                name = m.__name__ if is_class else type(m).__name__
+                hint = (f"; wrap it as nn.ActivationLayer({name}())"
                         if hasattr(m, "forward") and hasattr(m, "backward") else "")
-                raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module"
-                                f"{hint}")
+                what = f"the class {name}" if is_class else f"a {name}"
+                raise TypeError(f"Sequential: item {i} is {what}, not a Module{hint}")
             setattr(self, str(i), m)
 
     def __iter__(self) -> Iterator[Module]:

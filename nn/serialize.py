@@ -289,8 +289,10 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
 def _npz_path(path: Any) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"save: path must be a str or os.PathLike, got {type(path).__name__}")
+    raw = os.fspath(path)
     path = Path(path)
-    if path.name in ("", ".", "..") or path.is_dir():
+    if (path.name in ("", ".", "..") or path.is_dir()
+            or raw.endswith((os.sep, os.altsep or os.sep))):     # "runs/": meant as a folder
         raise ValueError(f"save: {str(path)!r} is a folder; give a file name in it, e.g. "
                          f"{str(path / 'model.npz')!r}")
     if path.suffix != ".npz":

@@ -37,7 +37,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'tinygraph' has no attribute {name!r}")
 
 __all__ = [
-    "Tensor", "tensor", "Function", "graph", "viz", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult",
+    "Tensor", "tensor", "Function", "graph", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult",
     "central_difference", "no_grad",
     "enable_grad", "set_grad_enabled", "scope", "swap_scope", "is_grad_enabled", "detect_anomaly", "AnomalyError",
     "ShapeError", "BackwardError", "InPlaceModificationError", "TinygraphError",

@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 from .errors import TinygraphError
-from .grad_mode import _state
+from .grad_mode import _outer, _state
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -137,5 +137,5 @@ class detect_anomaly(contextlib.ContextDecorator):
 
     def __exit__(self, *exc_info):
         state = _state
-        state.anomaly = state.outer_anomaly.pop()
+        state.anomaly = _outer(state.outer_anomaly, "detect_anomaly")
         return False

@@ -11,6 +11,7 @@ one-line message and a non-zero status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -112,7 +113,11 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         out.write_text(picture.source)
         written = out
     else:
-        written = viz.render(picture, out, format=fmt)
+        try:
+            written = viz.render(picture, out, format=fmt)
+        except RuntimeError as exc:     # no renderer for the format, or the renderer failed:
+            print(f"tinygraph graph: {exc}", file=sys.stderr)      # it says what to do
+            return 1
     print(f"wrote {written}")
     return 0
 
@@ -141,7 +146,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import nn
     from .demo import load_dataset
     out = Path(args.out)
-    if out.name in ("", ".", "..") or out.is_dir():     # checked before a long training run
+    if (out.name in ("", ".", "..") or out.is_dir()    # checked before a long training run
+            or args.out.endswith(("/", os.sep))):
         raise UserError(f"--out {args.out} is a folder; give a file name, e.g. "
                         f"{out / 'model.npz'}")
     Xtr, ytr, Xte, yte, name = load_dataset(args.dataset, args.data, args.limit)
@@ -153,10 +159,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     acts = args.activations or (["relu"] * (len(layers) - 2) + ["softmax"])
     if len(acts) != len(layers) - 1:
         raise UserError(f"--activations has {len(acts)} entries for {len(layers) - 1} layers")
-    if acts[-1] != "softmax" or layers[-1] != classes:
-        raise UserError(f"{name} has {classes} classes: the last layer must be softmax with "
-                        f"{classes} units (--layers ...,{classes}; --activations ...,softmax); "
-                        f"got {layers[-1]} units, {acts[-1] or 'linear'}")
+    if acts[-1] not in ("softmax", "sigmoid") or layers[-1] != classes:
+        raise UserError(f"{name} has {classes} classes: the last layer must be softmax (or "
+                        f"sigmoid) with {classes} units (--layers ...,{classes}; --activations "
+                        f"...,softmax); got {layers[-1]} units, {acts[-1] or 'linear'}")
     model = nn.MLP(layers, acts, seed=args.seed)
     history = model.fit(Xtr, ytr, epochs=args.epochs, learning_rate=args.lr,
                         batch_size=args.batch_size, optimizer=args.optimizer,
@@ -255,11 +261,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, FileNotFoundError) as exc:
         print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:         # the renderer cannot make the picture (it says why)
-        if not str(exc).startswith("render:"):
-            raise
-        print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

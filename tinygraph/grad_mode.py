@@ -24,6 +24,15 @@ class _State(threading.local):
 _state = _State()
 
 
+def _outer(stack: list, name: str):
+    """What the innermost ``name`` block of this thread replaced (to put back on exit)."""
+    if not stack:
+        raise RuntimeError(f"{name}: exited in a thread that did not enter it; grad mode, "
+                           f"scopes and detect_anomaly are per thread, so enter and exit a "
+                           f"block in the same thread")
+    return stack.pop()
+
+
 def is_grad_enabled() -> bool:
     """True when forward ops record graph nodes in this thread."""
     return _state.grad_enabled
@@ -40,7 +49,7 @@ class _GradModeSetter(contextlib.ContextDecorator):
 
     def __exit__(self, *exc_info):
         state = _state
-        state.grad_enabled = state.outer_modes.pop()
+        state.grad_enabled = _outer(state.outer_modes, type(self).__name__)
         return False
 
 
@@ -102,5 +111,5 @@ class scope:
 
     def __exit__(self, *exc_info):
         state = _state
-        state.scope = state.outer_scopes.pop()
+        state.scope = _outer(state.outer_scopes, "scope")
         return False

@@ -694,25 +694,34 @@ def _pipe(source: str, fmt: str, dot: str | None = None) -> bytes:
     return done.stdout
 
 
+#: Suffixes that name a picture format: a file name ending in another one ("lr_0.01") gets the
+#: format's suffix appended instead of being taken for a format.
+PICTURE_SUFFIXES = frozenset({"svg", "svgz", "png", "pdf", "gv", "dot", "xdot", "plain",
+                              "jpg", "jpeg", "gif", "ps", "eps", "json", "bmp", "tif", "tiff",
+                              "webp"})
+
+
 def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str | None = None,
            dot: str | None = None) -> Path:
     """Write the picture of ``digraph`` (or DOT source text) to ``path``; returns the path.
 
-    ``format`` is "svg", "png", "pdf", ... (default: from the path's suffix, else "svg";
-    a path without suffix gets one). The renderer is ``dot`` if given, else ``find_dot()``:
+    ``format`` is "svg", "png", "pdf", ... (default: from the path's suffix when it names a
+    picture format, else "svg"; a path without such a suffix gets the format's, so
+    "lr_0.01" becomes "lr_0.01.svg"; a suffix naming another format than ``format`` is an
+    error). The renderer is ``dot`` if given, else ``find_dot()``:
     the system Graphviz, or graphviz-pure (svg, png; not pdf). When no renderer can make
     the format, the DOT source is written next to ``path`` (same name, ``.gv``) and
     ``RuntimeError`` says how to get one.
     """
     source = digraph.source if hasattr(digraph, "source") else str(digraph)
     path = Path(path)
-    fmt = (format or path.suffix.lstrip(".") or "svg").lower()
-    if not path.suffix:
-        path = path.with_name(f"{path.name}.{fmt}")
-    elif format is not None and path.suffix.lstrip(".").lower() != fmt:
+    suffix = path.suffix.lstrip(".").lower()
+    fmt = (format or (suffix if suffix in PICTURE_SUFFIXES else "") or "svg").lower()
+    if format is not None and suffix in PICTURE_SUFFIXES and suffix != fmt:
         raise ValueError(f"render: format {fmt!r} does not match the file name {path.name}; "
-                         f"name it {path.stem}.{fmt}, or ask for format="
-                         f"{path.suffix.lstrip('.').lower()!r}")
+                         f"name it {path.stem}.{fmt}, or ask for format={suffix!r}")
+    if suffix != fmt:                  # no suffix, or a dot in the name ("lr_0.01")
+        path = path.with_name(f"{path.name}.{fmt}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"render: folder {path.parent} does not exist")
     binary = dot or find_dot()

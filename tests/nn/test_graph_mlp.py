@@ -453,7 +453,10 @@ def test_a_module_that_raises_puts_the_outer_label_back():
 def test_sequential_of_an_activations_object_says_how_to_wrap_it():
     import activations
     with pytest.raises(TypeError, match=r"Sequential: item 1 is a ReLU, not a Module; wrap it as "
-                                        r"nn\.ActivationLayer\(ReLU\(\.\.\.\)\)"):
+                                        r"nn\.ActivationLayer\(ReLU\(\)\)"):
         nn.Sequential(nn.Linear(4, 8), activations.ReLU())
     with pytest.raises(TypeError, match=r"item 0 is a int, not a Module$"):
         nn.Sequential(3)
+    with pytest.raises(TypeError, match=r"item 0 is the class ReLU, not a Module; wrap it as "
+                                        r"nn\.ActivationLayer\(ReLU\(\)\)"):
+        nn.Sequential(activations.ReLU)

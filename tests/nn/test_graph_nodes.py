@@ -665,3 +665,22 @@ def test_loss_nodes_keep_their_own_copy_of_targets_the_caller_changes_later():
     z32 = tg.Tensor(np.zeros((1, 2), np.float32), requires_grad=True)
     loss = nn.SoftmaxCrossEntropy()(z32, np.array([[1.0, 0.0]]))   # float64 targets
     assert loss.dtype == np.float32
+
+
+def test_a_plug_in_activation_that_gives_back_its_input_does_not_share_it():
+    class Identity:
+        cache = None
+
+        def forward(self, x):
+            self.cache = np.ones_like(x)
+            return x
+
+        def backward(self, g):
+            return g * self.cache
+
+    z = tg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    w = tg.Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    loss = (nn.ActivationLayer(Identity())(z) * w).sum()
+    z.data[0] = 50.0                # z is not saved by the adapter: still writable...
+    loss.backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 2.0])   # ...but the product saved a copy

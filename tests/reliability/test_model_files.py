@@ -295,3 +295,10 @@ def test_save_to_a_folder_is_refused_with_a_file_name_to_use(tmp_path, monkeypat
     # missing folders on the way are made (documented), as for checkpoints
     path = model.save(tmp_path / "runs" / "a" / "m")
     assert path == tmp_path / "runs" / "a" / "m.npz" and nn.load(path).layer_sizes == [2, 3]
+
+
+def test_save_to_a_path_ending_in_a_slash_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"'newdir' is a folder"):
+        nn.MLP([2, 3], ["softmax"], seed=0).save("newdir/")
+    assert list(tmp_path.iterdir()) == []

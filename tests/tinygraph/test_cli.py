@@ -194,6 +194,26 @@ def test_graph_command_names_the_default_file_after_the_format(tmp_path, monkeyp
     assert (tmp_path / "graph.gv").read_text().startswith("digraph")
 
 
+def test_graph_command_with_a_failing_renderer_is_a_message(tmp_path, monkeypatch, capsys):
+    from tinygraph import viz
+    broken = tmp_path / "dot"
+    broken.write_text("#!/bin/sh\necho 'dot: out of luck' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(viz, "find_dot", lambda: str(broken))
+    assert main(["graph", "--layers", "4,8,3", "--activations", "relu,softmax",
+                 "--format", "pdf"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tinygraph graph: ") and "Traceback" not in err
+
+
+def test_train_command_takes_a_sigmoid_output_with_one_unit_per_class(tmp_path, capsys):
+    out = tmp_path / "s.npz"
+    assert main(["train", "--quiet", "--limit", "100", "--epochs", "1", "--layers", "64,8,10",
+                 "--activations", "relu,sigmoid", "--out", str(out)]) == 0
+    assert nn.load(out).layer_sizes == [64, 8, 10]
+
+
 def test_graph_command_without_a_renderer_for_the_format_is_a_message(tmp_path, monkeypatch,
                                                                       capsys):
     from tinygraph import viz
@@ -208,9 +228,10 @@ def test_graph_command_without_a_renderer_for_the_format_is_a_message(tmp_path, 
 
 @pytest.mark.parametrize("args, fragment", [
     (["--layers", "64,8,3", "--activations", "relu,softmax"], "has 10 classes: the last layer must "
-                                                              "be softmax with 10 units"),
-    (["--layers", "64,8,10", "--activations", "relu,sigmoid"], "got 10 units, sigmoid"),
+                                                              "be softmax (or sigmoid) with 10 units"),
+    (["--layers", "64,8,10", "--activations", "relu,linear"], "got 10 units, linear"),
     (["--out", "."], "--out . is a folder"),
+    (["--out", "runs/"], "--out runs/ is a folder"),
 ])
 def test_train_command_refuses_what_would_fail_before_training(args, fragment, monkeypatch,
                                                                capsys):

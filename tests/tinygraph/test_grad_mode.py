@@ -209,6 +209,7 @@ def test_one_decorator_object_shared_by_threads_restores_each_threads_mode():
         inside.wait()
 
     def run(name):
+        tg.set_grad_enabled(name == "a").__enter__()     # a enters with grad on, b with off
         work()
         seen[name] = tg.is_grad_enabled()
 
@@ -217,7 +218,26 @@ def test_one_decorator_object_shared_by_threads_restores_each_threads_mode():
         t.start()
     for t in threads:
         t.join()
-    assert seen == {"a": True, "b": True}
+    assert seen == {"a": True, "b": False}
+
+
+def test_leaving_a_block_in_another_thread_is_a_named_error():
+    ng = tg.no_grad()
+    ng.__enter__()
+    errors = []
+
+    def leave():
+        try:
+            ng.__exit__(None, None, None)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    t = threading.Thread(target=leave)
+    t.start()
+    t.join()
+    ng.__exit__(None, None, None)
+    assert errors and "no_grad: exited in a thread that did not enter it" in errors[0]
+    assert tg.is_grad_enabled()
 
 
 def test_a_scope_object_entered_again_restores_each_outer_label():

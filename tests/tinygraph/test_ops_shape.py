@@ -315,3 +315,12 @@ def test_getitem_keeps_its_own_copy_of_an_index_the_caller_changes_later():
     node = z.grad_fn
     z.sum().backward()
     assert not hasattr(node, "index")             # the index went with the graph
+
+
+def test_getitem_with_an_empty_list_index_has_a_zero_gradient():
+    x = leaf(np.arange(3.0))
+    x[[]].sum().backward()                        # numpy takes [] as an empty integer index
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])
+    x.grad = None
+    x[([],)].sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from ..errors import ShapeError
 from ..function import Function
 from ._util import broadcast_error, shape_of, unbroadcast
 
@@ -254,9 +255,13 @@ class Clip(Function):
         for name, bound in (("lo", lo), ("hi", hi)):
             if bound is not None and np.ndim(bound):
                 try:
-                    np.broadcast_shapes(np.shape(bound), x.shape)
+                    fits = np.broadcast_shapes(np.shape(bound), x.shape) == x.shape
                 except ValueError:
-                    raise broadcast_error(f"clip ({name})", x.shape, np.shape(bound)) from None
+                    fits = False
+                if not fits:            # the result has x's shape: a bound may not widen it
+                    raise ShapeError(f"clip: bound {name} of shape {np.shape(bound)} does not "
+                                     f"broadcast to x's shape {x.shape}; expected a number or "
+                                     f"an array that broadcasts to {x.shape}")
         if lo is not None and hi is not None and np.any(np.asarray(lo) > np.asarray(hi)):
             raise ValueError(f"clip: lo={lo} is greater than hi={hi}")
         inside = np.ones(x.shape, dtype=bool)

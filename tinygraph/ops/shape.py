@@ -126,7 +126,10 @@ def _private_index(index):
     if isinstance(index, tuple):
         return tuple(_private_index(i) for i in index)
     if isinstance(index, (np.ndarray, list)):
-        return np.array(index)
+        arr = np.array(index)
+        if arr.size == 0 and arr.dtype.kind == "f":   # [] is an empty integer index to numpy
+            arr = arr.astype(np.intp)
+        return arr
     return index
 
 
