@@ -116,3 +116,20 @@ def assert_float32_everywhere(build, arrays):
         assert t.grad is not None
         assert t.grad.dtype == np.float32, f"leaf {i} .grad dtype {t.grad.dtype}"
         assert t.grad.shape == t.shape
+
+
+def run_in_threads(target, n: int = 4) -> None:
+    """Run ``target`` in ``n`` threads at once, switching between threads as often as Python
+    allows (races show up within a few hundred iterations)."""
+    import sys
+    import threading
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=target) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygraph as tg
-from _tgutil import SETTINGS, leaf, numerical_grad
+from _tgutil import SETTINGS, leaf, numerical_grad, run_in_threads
 
 
 # -- fan-out, diamonds, shared subexpressions --------------------------------------------------
@@ -702,8 +702,6 @@ def test_a_user_backward_may_return_a_number_for_a_0d_input_but_not_a_string():
 
 
 def test_threads_running_backward_with_retain_grad_tensors_do_not_collide():
-    import sys
-    import threading
     w = leaf(np.ones(3))
     errors, grads = [], []
 
@@ -719,16 +717,7 @@ def test_threads_running_backward_with_retain_grad_tensors_do_not_collide():
         except Exception as exc:              # pragma: no cover - what the test looks for
             errors.append(repr(exc))
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)               # switch threads as often as possible
-    try:
-        threads = [threading.Thread(target=worker) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
+    run_in_threads(worker, 4)
     assert errors == []
     assert len(grads) == 240 and all(np.array_equal(g, np.ones(3)) for g in grads)
 

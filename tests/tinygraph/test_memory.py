@@ -212,9 +212,7 @@ def test_threads_sharing_arrays_keep_the_lock_counts_right():
     # InPlaceModificationError) and left stale counts behind. And every pass sums into the
     # one W.grad: no update may be lost. Switching threads every microsecond makes the
     # interleavings that broke both happen within a few hundred steps.
-    import sys
-    import threading
-
+    from _tgutil import run_in_threads
     from tinygraph import function
 
     W = tg.Tensor(np.ones((4, 4)), requires_grad=True)
@@ -228,16 +226,7 @@ def test_threads_sharing_arrays_keep_the_lock_counts_right():
         except Exception as exc:            # noqa: BLE001 - reported below
             errors.append(exc)
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        threads = [threading.Thread(target=train) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    run_in_threads(train, 4)
     assert errors == []
     assert x.flags.writeable and W.data.flags.writeable
     assert id(x) not in function._lock_counts and id(W.data) not in function._lock_counts
