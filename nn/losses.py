@@ -186,7 +186,7 @@ class _SigmoidBCENode(tg.Function):
             raise tg.ShapeError(f"BCEWithLogits: targets of shape {np.shape(target)} for "
                                 f"logits of shape {z.shape}; expected the logits' shape "
                                 f"(check_targets() makes them)")
-        ctx.target = np.array(target, dtype=z.dtype)   # a private copy (see above)
+        target = ctx.target = np.array(target)         # a private copy (see above)
         ctx.save_for_backward(z)
         per_element = np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))
         return per_element.sum() / z.shape[0]
