@@ -86,7 +86,9 @@ class Optimizer:
                     f"{type(self).__name__}.step: parameter {p.name or tuple(p.shape)} is still "
                     f"held read-only by a graph that has not been backpropagated (or was kept "
                     f"with retain_graph=True); updating it now would make that graph's gradients "
-                    f"wrong. Run backward() first, or drop the graph. Nothing was updated")
+                    f"wrong. Run backward() first, or drop the graph (del loss; also a kept "
+                    f"traceback holds one: an exception variable, or sys.last_traceback in a "
+                    f"notebook after an error). Nothing was updated")
             todo.append(i)
         return todo
 

@@ -125,7 +125,8 @@ def _model_with_pending_graph():
 def test_step_while_a_graph_holds_a_parameter_raises(make):
     model, loss = _model_with_pending_graph()
     opt = make(model.parameters())
-    with pytest.raises(RuntimeError, match="backward"):
+    with pytest.raises(RuntimeError, match=r"Run backward\(\) first, or drop the graph \(del "
+                                           r"loss; also a kept traceback holds one"):
         opt.step()
     loss.backward()           # releases the graph
     before = [p.data.copy() for p in model.parameters()]
