@@ -138,6 +138,12 @@ def _as_numeric(where: str, name: str, value: ArrayLike) -> np.ndarray:
     return arr
 
 
+def _one_class_per_row(targets: np.ndarray) -> bool:
+    """Targets of a multi-unit sigmoid that are one-hot class labels (one 1 per row)."""
+    return targets.shape[1] > 1 and bool(np.all((targets == 0) | (targets == 1))) and \
+        bool(np.all(targets.sum(axis=1) == 1))
+
+
 def _check_finite(where: str, name: str, arr: np.ndarray) -> None:
     """Raise ValueError naming the count and first position of NaN/Inf values in ``arr``."""
     if arr.dtype.kind != "f" or arr.size == 0:
@@ -313,8 +319,10 @@ class SpecMLP:
                 f"{self.layer_sizes[0]} (layer_sizes[0]); expected X of shape "
                 f"(n, {self.layer_sizes[0]}), got {arr.shape}"
             )
-        _check_finite(where, "X", arr)
-        return arr.astype(self.dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):   # checked right below
+            arr = arr.astype(self.dtype, copy=False)
+        _check_finite(where, "X", arr)      # after the cast: 1e39 is inf in float32
+        return arr
 
     def _class_labels_to_onehot(self, arr: np.ndarray, where: str) -> np.ndarray:
         """1-D class labels ``y`` to one-hot rows ``(n, K)`` in the model dtype, checked."""
@@ -336,6 +344,8 @@ class SpecMLP:
             elif arr.ndim == 2 and arr.shape[1] == K:
                 targets = arr.astype(self.dtype, copy=False)
                 self._check_unit_interval(targets, where, "one-hot targets")
+                if kind == "softmax":
+                    self._check_rows_sum_to_one(targets, where)
             else:
                 raise ValueError(
                     f"{where}: y has shape {arr.shape}; for a {kind} output with {K} units "
@@ -354,7 +364,9 @@ class SpecMLP:
             targets = arr.astype(self.dtype, copy=False)
             self._check_unit_interval(targets, where, "0/1 labels for a sigmoid output")
         else:
-            _check_finite(where, "y", arr)
+            with np.errstate(over="ignore", invalid="ignore"):
+                arr = arr.astype(self.dtype, copy=False)
+            _check_finite(where, "y", arr)        # after the cast: 1e39 is inf in float32
             if arr.ndim == 1 and K == 1:
                 arr = arr.reshape(-1, 1)
             if arr.ndim != 2 or arr.shape[1] != K:
@@ -363,13 +375,26 @@ class SpecMLP:
                     f"{where}: y has shape {np.shape(y)} but the output layer has {K} "
                     f"unit(s); expected regression targets of shape {shapes}"
                 )
-            targets = arr.astype(self.dtype, copy=False)
+            targets = arr
         if targets.shape[0] != n:
             raise ValueError(
                 f"{where}: X has {n} samples but y has {targets.shape[0]}; they must match "
                 f"(one target per row of X)"
             )
         return targets
+
+    @staticmethod
+    def _check_rows_sum_to_one(targets: np.ndarray, where: str) -> None:
+        """Softmax targets are distributions: δ^(L) = (a - y)/n holds only then."""
+        sums = targets.sum(axis=1, dtype=np.float64)
+        off = np.abs(sums - 1.0) > 1e-6 * max(targets.shape[1], 10)
+        if off.any():
+            i = int(np.argmax(off))
+            raise ValueError(
+                f"{where}: target row {i} sums to {sums[i]:.6g}; expected every row of one-hot "
+                f"(or soft) targets to sum to 1 (the gradient (a - y)/n of softmax "
+                f"cross-entropy is only right then); give integer labels, or normalise the rows"
+            )
 
     @staticmethod
     def _check_unit_interval(targets: np.ndarray, where: str, what: str) -> None:
@@ -495,6 +520,11 @@ class SpecMLP:
         targets = self._prepare_targets(y, f"{self._where}.score", Xc.shape[0])
         if Xc.shape[0] == 0:
             raise ValueError(f"{self._where}.score: X has 0 samples")
+        if kind == "sigmoid" and _one_class_per_row(targets):
+            # class labels for a sigmoid per class: a sample is right when its most probable
+            # class is its label (not when most of its units are right)
+            proba = self.predict_proba(Xc)
+            return float(np.mean(np.argmax(proba, axis=1) == np.argmax(targets, axis=1)))
         pred = self.predict(Xc)
         if kind == "softmax":
             return float(np.mean(pred == np.argmax(targets, axis=1)))

@@ -42,6 +42,8 @@ class Checkpointer:
                 raise ValueError(f"{where}: checkpoint={str(path)!r} is a directory; expected "
                                  f"the path of a .npz file, e.g. {str(self.path / 'model.npz')!r}")
             self.every = 1 if every is None else _check_int(f"{where}: checkpoint_every", every, 1)
+            from .serialize import check_savable_model
+            check_savable_model(model, f"{where}: checkpoint")     # before training, not after
         self.model = model
 
     def check_optimizer(self, optimizer: Any, where: str) -> None:

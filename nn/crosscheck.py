@@ -98,6 +98,7 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
                 "weights)" if isinstance(manual_mlp, MLP) else "")
         raise TypeError(f"crosscheck: expected the hand-written MLP, an nn.manual.MLP, got a "
                         f"{type(manual_mlp).__module__}.{type(manual_mlp).__name__}{hint}")
+    _check_options(tol, n_numerical, numerical_tol, eps)
     dtype = np.dtype(manual_mlp.dtype)
     if tol is None:
         tol = 1e-10 if dtype == np.float64 else 1e-4
@@ -148,6 +149,22 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
     return CrosscheckReport(rows=rows, manual_loss=manual_loss, autodiff_loss=auto_loss, tol=tol,
                             numerical_tol=numerical_tol, dtype=str(dtype),
                             batch_size=int(X.shape[0]), param_errors=param_errors)
+
+
+def _check_options(tol: Any, n_numerical: Any, numerical_tol: Any, eps: Any) -> None:
+    def positive(name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+            raise TypeError(f"crosscheck: {name} must be a positive number, got {value!r}")
+        if not (value > 0 and np.isfinite(value)):
+            raise ValueError(f"crosscheck: {name} must be a positive number, got {value!r}")
+    if tol is not None:
+        positive("tol", tol)
+    positive("numerical_tol", numerical_tol)
+    positive("eps", eps)
+    if isinstance(n_numerical, bool) or not isinstance(n_numerical, (int, np.integer)):
+        raise TypeError(f"crosscheck: n_numerical must be an integer >= 0, got {n_numerical!r}")
+    if n_numerical < 0:
+        raise ValueError(f"crosscheck: n_numerical must be an integer >= 0, got {n_numerical!r}")
 
 
 def _float64_copy(manual_mlp: Any) -> Any:

@@ -152,6 +152,15 @@ class ActivationLayer(Module):
     def __init__(self, activation: Any) -> None:
         super().__init__()
         # names are looked up; any object with forward/backward and a cache is used as is
+        if isinstance(activation, type):
+            raise TypeError(f"ActivationLayer: got the class {activation.__name__}; pass an "
+                            f"instance, e.g. nn.ActivationLayer({activation.__name__}()), or a "
+                            f"name such as 'relu'")
+        if not isinstance(activation, str) and not (hasattr(activation, "forward")
+                                                    and hasattr(activation, "backward")):
+            raise TypeError(f"ActivationLayer: expected an activation name such as 'relu' or an "
+                            f"object with forward(x) and backward(grad_output), got "
+                            f"{activation!r}")
         self.activation = acts.get(activation) if isinstance(activation, str) else activation
         self.label = type(self.activation).__name__
 

@@ -241,7 +241,11 @@ class BCELoss(Module):
 
     def __init__(self, eps: float = 1e-12) -> None:
         super().__init__()
-        self.eps = eps
+        if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)):
+            raise TypeError(f"BCELoss: eps must be a number in (0, 0.5), got {eps!r}")
+        if not 0 < eps < 0.5:
+            raise ValueError(f"BCELoss: eps must be a number in (0, 0.5), got {eps!r}")
+        self.eps = float(eps)
 
     def forward(self, pred: tg.Tensor, target: Any) -> tg.Tensor:
         t = _as_target(pred, target, "BCELoss")

@@ -42,7 +42,9 @@ Gradient descent: ``W^(l) <- W^(l) - alpha dL/dW^(l)``, same for ``b^(l)``.
 
 from __future__ import annotations
 
+import copy
 import numbers
+import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -194,6 +196,24 @@ def binary_cross_entropy_loss(
     log_p = np.log(np.clip(p, eps, 1.0))
     log_1mp = np.log(np.clip(1.0 - p, eps, 1.0))
     return float(-np.sum(t * log_p + (1.0 - t) * log_1mp) / n)
+
+
+# Activation objects already serving a layer of some manual MLP: the object keeps one cache,
+# so a second model given the same object (one list reused for two models) gets a copy.
+_OWNED_ACTIVATIONS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _own(activation: Any) -> Any:
+    """``activation`` for a new layer, or a deep copy if another layer already uses it."""
+    if activation is None or isinstance(activation, str):
+        return activation
+    try:
+        if activation in _OWNED_ACTIVATIONS:
+            activation = copy.deepcopy(activation)
+        _OWNED_ACTIVATIONS.add(activation)
+    except TypeError:                   # an object that cannot be weakly referenced
+        pass
+    return activation
 
 
 # ---------------------------------------------------------------------------
@@ -432,6 +452,7 @@ class MLP(SpecMLP):
         dtype: DTypeLike = np.float64,
     ) -> None:
         sizes, resolved = resolve_architecture(layer_sizes, activations, seed, rng, "MLP")
+        resolved = [_own(r) for r in resolved]
         self.init_method = check_init_method(init_method, "MLP: init_method")
         self.dtype = _check_float_dtype("MLP", dtype)
         self.rng = make_rng(rng if rng is not None else seed)
@@ -476,13 +497,16 @@ class MLP(SpecMLP):
 
         Returns:
             ``a^(L)`` of shape ``(n, layer_sizes[-1])`` (probabilities for a
-            softmax or sigmoid output, raw values for a linear one); read-only
-            for a ReLU output layer (see :meth:`Layer.forward`).
+            softmax or sigmoid output, raw values for a linear one), a copy:
+            changing it, or changing ``X`` afterwards, does not change what
+            :meth:`backward` computes (the layers cache their own arrays).
         """
-        X = self._check_X(X, "MLP.forward")
-        out = self._forward(X)
+        Xc = self._check_X(X, "MLP.forward")
+        if isinstance(X, np.ndarray) and np.may_share_memory(Xc, X):
+            Xc = Xc.copy()              # layer 1 caches it as a^(0) for backward
+        out = self._forward(Xc)
         self._cache_state = "forward"
-        return out
+        return out.copy()
 
     def _output_delta(self, targets: np.ndarray) -> tuple[float, np.ndarray]:
         """Loss and ``δ^(L) = dL/dz^(L)`` (see the class docstring)."""

@@ -18,6 +18,7 @@ import tinygraph as tg
 
 from ._spec_mlp import (SOFTMAX, SpecMLP, _activation_name, _check_float_dtype,
                         _check_on_nonfinite, _first_nonfinite, _is_sigmoid, _loss_trouble,
+                        _one_class_per_row,
                         resolve_architecture)
 from .checkpoint import Checkpointer
 from .init import check_init_method, make_rng
@@ -195,6 +196,11 @@ class MLP(Module, SpecMLP):
         on_nonfinite = _check_on_nonfinite(where, on_nonfinite)
         saver = Checkpointer(self, checkpoint, checkpoint_every, where)
         opt_kind = self._optimizer_kind(optimizer)
+        if isinstance(optimizer, Optimizer) and learning_rate is not None \
+                and learning_rate != optimizer.lr:
+            raise ValueError(f"{where}: learning_rate={learning_rate!r} but the optimizer given "
+                             f"has lr={optimizer.lr!r}, which it would train with; leave "
+                             f"learning_rate out (or set the optimizer's lr)")
         if learning_rate is None:
             current = self.optimizer
             learning_rate = (current.lr if current is not None and opt_kind in (None, type(current))
@@ -319,7 +325,7 @@ class MLP(Module, SpecMLP):
 
     def _accuracy(self, X: np.ndarray, targets: np.ndarray) -> float:
         p = self._inference(X, f"{self._where}.fit")
-        if self.output_kind == "softmax":
+        if self.output_kind == "softmax" or _one_class_per_row(targets):   # class labels
             return float(np.mean(np.argmax(p, axis=1) == np.argmax(targets, axis=1)))
         return float(np.mean((p > 0.5) == (targets > 0.5)))
 

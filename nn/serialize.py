@@ -68,6 +68,33 @@ def _activation_entry(act: Any) -> Any:
     return {"name": act.name, "config": act.config()}
 
 
+def check_savable_model(model: Any, where: str) -> None:
+    """Refuse, before anything is written (or trained, for a checkpoint), a model whose file
+    could not be loaded back: a dtype other than float32/float64, or an activation that is
+    not one of the ``activations`` package's (files store activations by name)."""
+    _, _, act_list = _model_parts(model)
+    dtype = np.dtype(model.dtype)
+    if dtype.name not in ("float32", "float64"):
+        raise ValueError(f"{where}: a model of dtype {dtype.name} cannot be saved (model files "
+                         f"hold float32 or float64, which load on every machine); build the "
+                         f"model with dtype=np.float32 or np.float64")
+    for i, act in enumerate(act_list):
+        if act is None or isinstance(act, str):
+            continue
+        name = getattr(act, "name", None)
+        rebuilt = None
+        if isinstance(name, str) and hasattr(act, "config"):
+            try:
+                rebuilt = acts.from_config(name, act.config())
+            except (ValueError, TypeError):
+                rebuilt = None
+        if rebuilt is None or type(rebuilt) is not type(act):
+            raise ValueError(f"{where}: layer {i + 1}'s activation, a {type(act).__name__}, is not "
+                             f"one of the activations package's ({', '.join(sorted(acts.NAMES))}); "
+                             f"model files store activations by name, so this model could not be "
+                             f"loaded back. Save its weights yourself (np.savez) instead")
+
+
 def _activation_from_entry(entry: Any, where: str, i: int) -> Any:
     if entry is None or entry == "softmax":
         return entry
@@ -232,8 +259,9 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
     exist yet are created (as for checkpoints, ``fit(checkpoint="runs/a/ckpt.npz")``).
     The file is written atomically. Returns the path written.
     """
-    kind, weights, act_list = _model_parts(model)
     where = "save"
+    check_savable_model(model, where)
+    kind, weights, act_list = _model_parts(model)
     for i, (W, b) in enumerate(weights):
         for name, arr in ((f"W{i}", W), (f"b{i}", b)):
             if not np.all(np.isfinite(arr)):
@@ -462,6 +490,8 @@ def load_with_extra(path: str | os.PathLike, kind: str | None = None) -> tuple[A
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"load: path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
+    if path.suffix != ".npz" and not path.exists() and path.with_name(path.name + ".npz").exists():
+        path = path.with_name(path.name + ".npz")     # as save named it ("ckpt" -> ckpt.npz)
     where = f"load({str(path)!r})"
     data = _read_arrays(path, where)
     header = _parse_header(data, where)

@@ -169,3 +169,16 @@ def test_crosscheck_of_the_autodiff_model_says_to_pass_its_manual_twin():
     with pytest.raises(TypeError, match=r"got a builtins\.str$"):
         nn.crosscheck("model", X, y)
     assert nn.crosscheck(model.to_manual(), X, y).ok
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"n_numerical": -1}, ValueError, "n_numerical must be an integer >= 0, got -1"),
+    ({"n_numerical": 2.5}, TypeError, "n_numerical must be an integer >= 0, got 2.5"),
+    ({"eps": 0}, ValueError, "eps must be a positive number, got 0"),
+    ({"tol": "a"}, TypeError, "tol must be a positive number, got 'a'"),
+    ({"numerical_tol": float("nan")}, ValueError, "numerical_tol must be a positive number"),
+])
+def test_crosscheck_options_are_checked(options, error, message):
+    manual = nn.manual.MLP([2, 3], ["softmax"], seed=0)
+    with pytest.raises(error, match=message):
+        nn.crosscheck(manual, np.ones((2, 2)), [0, 1], **options)

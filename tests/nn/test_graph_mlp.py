@@ -460,3 +460,14 @@ def test_sequential_of_an_activations_object_says_how_to_wrap_it():
     with pytest.raises(TypeError, match=r"item 0 is the class ReLU, not a Module; wrap it as "
                                         r"nn\.ActivationLayer\(ReLU\(\)\)"):
         nn.Sequential(activations.ReLU)
+
+
+def test_fit_refuses_a_learning_rate_its_optimizer_would_ignore():
+    model = nn.MLP([2, 3], ["softmax"], seed=0)
+    X, y = np.ones((4, 2)), np.array([0, 1, 2, 0])
+    opt = nn.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"learning_rate=5\.0 but the optimizer given has "
+                                         r"lr=0\.1, which it would train with"):
+        model.fit(X, y, epochs=1, learning_rate=5.0, optimizer=opt)
+    assert len(model.fit(X, y, epochs=1, learning_rate=0.1, optimizer=opt)) == 1
+    assert len(model.fit(X, y, epochs=1, optimizer=opt)) == 1

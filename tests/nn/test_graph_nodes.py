@@ -684,3 +684,15 @@ def test_a_plug_in_activation_that_gives_back_its_input_does_not_share_it():
     z.data[0] = 50.0                # z is not saved by the adapter: still writable...
     loss.backward()
     np.testing.assert_array_equal(w.grad, [1.0, 2.0])   # ...but the product saved a copy
+
+
+def test_bce_loss_and_activation_layer_check_their_arguments():
+    for eps, error in ((0, ValueError), (0.7, ValueError), ("x", TypeError), (True, TypeError)):
+        with pytest.raises(error, match=r"BCELoss: eps must be a number in \(0, 0\.5\)"):
+            nn.BCELoss(eps=eps)
+    assert nn.BCELoss(eps=1e-7).eps == 1e-7
+    with pytest.raises(TypeError, match=r"got the class ReLU; pass an instance, e\.g\. "
+                                        r"nn\.ActivationLayer\(ReLU\(\)\)"):
+        nn.ActivationLayer(activations.ReLU)
+    with pytest.raises(TypeError, match=r"expected an activation name .* got None"):
+        nn.ActivationLayer(None)

@@ -620,7 +620,9 @@ def test_backward_returns_the_matching_loss():
     Y = np.eye(2)[labels]
     soft = MLP([3, 4, 2], ["relu", "softmax"], seed=0)
     assert soft.backward.__self__ is soft
-    assert soft.forward(X) is soft.layers[-1].a
+    out = soft.forward(X)
+    np.testing.assert_array_equal(out, soft.layers[-1].a)
+    assert not np.shares_memory(out, soft.layers[-1].a)     # a copy: the cache stays as is
     assert soft.backward(labels) == pytest.approx(cross_entropy_loss(soft.layers[-1].a, Y))
     reg = MLP([3, 4, 2], ["relu", None], seed=0)
     reg.forward(X)
@@ -834,3 +836,84 @@ def test_docstrings_state_the_spec_math():
     assert "δ^(L) = (a^(L) - Y) / n" in mlp_doc
     assert "dW = delta^T a_prev" in Layer.__doc__
     assert "1/2n" in mse_loss.__doc__
+
+
+# ---------------------------------------------------------------------------
+# Found by an adversarial review: silent wrong answers of the manual MLP
+# ---------------------------------------------------------------------------
+
+
+def test_softmax_targets_whose_rows_do_not_sum_to_one_are_refused_by_both_mlps():
+    X = np.ones((3, 3))
+    Y = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
+    for make in (lambda: MLP([3, 4, 3], ["tanh", "softmax"], seed=0),
+                 lambda: nn.MLP([3, 4, 3], ["tanh", "softmax"], seed=0)):
+        model = make()
+        with pytest.raises(ValueError, match=r"target row 0 sums to 2"):
+            model.fit(X, Y, epochs=1, learning_rate=0.1)
+    manual = MLP([3, 4, 3], ["tanh", "softmax"], seed=0)
+    manual.forward(X)
+    with pytest.raises(ValueError, match=r"MLP.backward: target row 0 sums to 2"):
+        manual.backward(Y)
+    soft = np.array([[0.2, 0.3, 0.5]] * 3)             # soft targets that are distributions
+    manual.forward(X)
+    assert math.isfinite(manual.backward(soft))
+
+
+def test_backward_does_not_see_changes_to_X_or_to_the_returned_output():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((5, 3)), rng.integers(0, 3, 5)
+    m = MLP([3, 4, 3], ["tanh", "softmax"], seed=0)
+    m.forward(X)
+    m.backward(y)
+    expected = [layer.dW.copy() for layer in m.layers]
+    out = m.forward(X)
+    X[:] = 0.0                                          # the caller's input, in place
+    out[:] = 0.5                                        # and the returned probabilities
+    m.backward(y)
+    for layer, dW in zip(m.layers, expected):
+        np.testing.assert_array_equal(layer.dW, dW)
+
+
+def test_one_activation_object_given_to_two_models_is_not_shared():
+    act = Tanh()
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((4, 3)), rng.integers(0, 2, 4)
+    m1 = MLP([3, 4, 2], [act, "softmax"], seed=0)
+    m2 = MLP([3, 4, 2], [act, "softmax"], seed=0)
+    assert m1.layers[0].activation is act and m2.layers[0].activation is not act
+    m1.forward(X)
+    m1.backward(y)
+    expected = m1.layers[0].dW.copy()
+    m1.forward(X)
+    m2.forward(3 * X)                                   # would overwrite a shared cache
+    m1.backward(y)
+    np.testing.assert_array_equal(m1.layers[0].dW, expected)
+
+
+def test_score_of_a_multi_unit_sigmoid_with_class_labels_counts_samples():
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((30, 4)), rng.integers(0, 3, 30)
+    for model in (MLP([4, 3], ["sigmoid"], seed=0), nn.MLP([4, 3], ["sigmoid"], seed=0)):
+        proba = model.predict_proba(X)
+        assert model.score(X, y) == pytest.approx(np.mean(np.argmax(proba, axis=1) == y))
+        for layer_W in ([model.layers[0].W] if isinstance(model, MLP)
+                        else [model.linears[0].W.data]):
+            layer_W[...] = 0.0                           # every unit at 0.5: no class chosen
+        if isinstance(model, MLP):
+            model.layers[0].b[...] = -100.0
+        else:
+            model.linears[0].b.data[...] = -100.0
+        # all units say "no": a per-unit count would read 2/3, per sample it is argmax's luck
+        assert model.score(X, y) == pytest.approx(np.mean(y == 0))
+
+
+@pytest.mark.parametrize("kind", ["manual", "graph"])
+def test_values_that_overflow_the_model_dtype_are_refused_after_the_cast(kind):
+    make = {"manual": MLP, "graph": nn.MLP}[kind]
+    model = make([2, 3], ["softmax"], seed=0, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"X contains NaN or infinite values \(0 NaN, 1 inf"):
+        model.predict(np.array([[1e39, 1.0]]))
+    reg = make([2, 1], [None], seed=0, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"y contains NaN or infinite values"):
+        reg.fit(np.ones((2, 2)), np.array([1e39, 0.0]), epochs=1, learning_rate=0.1)

@@ -92,7 +92,7 @@ def test_optimizers_update_mlp_parameters_in_place_during_fit():
         model = nn.MLP([3, 5, 2], ["tanh", "softmax"], seed=0)
         buffers = [p.data for p in model.parameters()]
         before = [b.copy() for b in buffers]
-        model.fit(X, y, epochs=3, learning_rate=0.1, batch_size=7, optimizer=make(model))
+        model.fit(X, y, epochs=3, batch_size=7, optimizer=make(model))    # its own lr
         assert all(p.data is b for p, b in zip(model.parameters(), buffers))
         assert all(not np.array_equal(p.data, b0) for p, b0 in zip(model.parameters(), before))
 

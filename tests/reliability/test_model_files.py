@@ -302,3 +302,39 @@ def test_save_to_a_path_ending_in_a_slash_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"'newdir' is a folder"):
         nn.MLP([2, 3], ["softmax"], seed=0).save("newdir/")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_models_that_could_not_be_loaded_back_are_refused_before_saving_or_training(tmp_path):
+    X, y = np.ones((4, 2)), np.array([0, 1, 2, 0])
+    half = nn.MLP([2, 3], ["softmax"], seed=0, dtype=np.float16)
+    with pytest.raises(ValueError, match=r"save: a model of dtype float16 cannot be saved"):
+        half.save(tmp_path / "h")
+    before = [p.data.copy() for p in half.parameters()]
+    with pytest.raises(ValueError, match=r"fit: checkpoint: a model of dtype float16"):
+        half.fit(X, y, epochs=1, learning_rate=0.1, checkpoint=tmp_path / "c")
+    assert all(np.array_equal(a, p.data) for a, p in zip(before, half.parameters()))
+
+    class Duck:
+        cache = None
+
+        def forward(self, x):
+            self.cache = x.copy()
+            return x * 1.0
+
+        def backward(self, g):
+            return g
+
+    duck = nn.manual.MLP([2, 3, 3], [Duck(), "softmax"], seed=0)
+    with pytest.raises(ValueError, match=r"layer 1's activation, a Duck, is not one of the "
+                                         r"activations package's"):
+        duck.save(tmp_path / "d")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_finds_the_file_save_named(tmp_path):
+    model = nn.MLP([2, 3], ["softmax"], seed=0)
+    written = model.save(tmp_path / "ckpt")
+    assert written.name == "ckpt.npz"
+    assert nn.load(tmp_path / "ckpt").layer_sizes == [2, 3]
+    model2, remaining = nn.checkpoint.resume(tmp_path / "ckpt", 5)
+    assert remaining == 5 and model2.layer_sizes == [2, 3]
