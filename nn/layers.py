@@ -9,7 +9,7 @@ import numpy as np
 import activations as acts
 import tinygraph as tg
 
-from .init import init_weight, make_rng, zeros_bias
+from .init import check_init_method, init_weight, make_rng, zeros_bias
 from .module import Module
 
 
@@ -27,6 +27,7 @@ class Linear(Module):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"Linear: {arg} must be a positive integer, got {value!r}")
         self.n_in, self.n_out = int(n_in), int(n_out)
+        init = check_init_method(init, "Linear: init")
         self.W = tg.Tensor(init_weight(init, self.n_out, self.n_in, make_rng(rng), dtype),
                            requires_grad=True, name="W")
         self.b = tg.Tensor(zeros_bias(self.n_out, dtype), requires_grad=True, name="b") if bias else None

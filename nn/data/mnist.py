@@ -267,6 +267,9 @@ def load_mnist(
     if kind not in _PROJECT_PAGES:
         raise ValueError(f"kind must be 'fashion-mnist' or 'mnist', got {kind!r}")
     dtype = check_float_dtype("dtype", dtype) if scale else check_dtype("dtype", dtype)
+    if not scale and dtype.kind in "iu" and np.iinfo(dtype).max < 255:
+        raise ValueError(f"dtype: {dtype.name} cannot hold pixel values up to 255 (with "
+                         f"scale=False); use np.uint8, a wider integer type or a float type")
     names = list(MNIST_FILES.values())
     if directory is None:
         if kind == "mnist":

@@ -574,3 +574,9 @@ def test_fashion_mnist_installed():
     assert X_train.dtype == np.float32 and 0.0 <= X_train.min() and X_train.max() <= 1.0
     assert np.bincount(y_train).tolist() == [6000] * 10
     assert np.bincount(y_test).tolist() == [1000] * 10
+
+
+def test_load_mnist_refuses_an_integer_dtype_too_small_for_pixels_before_reading(tmp_path):
+    import nn.data
+    with pytest.raises(ValueError, match=r"dtype: int8 cannot hold pixel values up to 255"):
+        nn.data.load_mnist(tmp_path, scale=False, dtype=np.int8)    # no files needed to refuse

@@ -696,3 +696,9 @@ def test_bce_loss_and_activation_layer_check_their_arguments():
         nn.ActivationLayer(activations.ReLU)
     with pytest.raises(TypeError, match=r"expected an activation name .* got None"):
         nn.ActivationLayer(None)
+
+
+def test_linear_names_its_init_argument():
+    with pytest.raises(ValueError, match=r"Linear: init must be one of 'he', 'xavier', got 'foo'"):
+        nn.Linear(2, 3, init="foo")
+    assert nn.Linear(2, 3, init="Xavier", rng=0).W.shape == (3, 2)
