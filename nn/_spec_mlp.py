@@ -111,6 +111,10 @@ _KIND_NAMES = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "comple
 
 def _as_numeric(where: str, name: str, value: ArrayLike) -> np.ndarray:
     """``value`` as a numeric (bool, integer or float) array, or a TypeError saying why not."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{where}: {name} is a masked array; its mask would be ignored. Fill "
+                        f"or drop the masked entries first ({name}.filled(value), or "
+                        f"{name}.compressed() rows)")
     if isinstance(value, np.ndarray):
         arr = value
     else:

@@ -89,6 +89,9 @@ def softmax(z: ArrayLike) -> np.ndarray:
     z = np.asarray(z)
     if not np.issubdtype(z.dtype, np.floating):
         z = z.astype(np.float64)
+    if z.ndim == 0 or z.shape[-1] == 0:
+        raise ValueError(f"softmax: z has shape {z.shape}; expected at least one class on the "
+                         f"last axis, e.g. logits of shape (n, K) with K >= 1")
     shifted = z - np.max(z, axis=-1, keepdims=True)
     with np.errstate(under="ignore"):  # exp(-2000) -> 0 is the right answer
         e = np.exp(shifted)

@@ -21,6 +21,7 @@ puts the four files in ``/usr/share/datasets/fashion-mnist``, which
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -145,7 +146,7 @@ def load_idx(path: str | os.PathLike[str]) -> np.ndarray:
         )
     shape = struct.unpack(f">{ndim}I", data[4:header_len])
     dtype = _IDX_TYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize     # Python ints: no overflow on a bad header
     found = len(data) - header_len
     if found != expected:
         what = "truncated file?" if found < expected else "trailing bytes"

@@ -580,3 +580,13 @@ def test_load_mnist_refuses_an_integer_dtype_too_small_for_pixels_before_reading
     import nn.data
     with pytest.raises(ValueError, match=r"dtype: int8 cannot hold pixel values up to 255"):
         nn.data.load_mnist(tmp_path, scale=False, dtype=np.int8)    # no files needed to refuse
+
+
+def test_load_idx_with_a_header_whose_sizes_overflow_int64_says_truncated(tmp_path):
+    import struct
+    path = tmp_path / "huge.idx"
+    path.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">3I", 2**32 - 1, 2**32 - 1, 2**31)
+                     + b"\x00" * 10)
+    with pytest.raises(ValueError, match=r"expected 39614081238685424725209907200 bytes .* "
+                                         r"found 10 \(truncated file\?\)"):
+        load_idx(path)

@@ -917,3 +917,12 @@ def test_values_that_overflow_the_model_dtype_are_refused_after_the_cast(kind):
     reg = make([2, 1], [None], seed=0, dtype=np.float32)
     with pytest.raises(ValueError, match=r"y contains NaN or infinite values"):
         reg.fit(np.ones((2, 2)), np.array([1e39, 0.0]), epochs=1, learning_rate=0.1)
+
+
+def test_softmax_of_no_classes_and_masked_inputs_are_named_errors():
+    with pytest.raises(ValueError, match=r"softmax: z has shape \(3, 0\); expected at least one"):
+        softmax(np.zeros((3, 0)))
+    masked = np.ma.masked_array(np.ones((2, 2)), mask=[[0, 1], [0, 0]])
+    for model in (MLP([2, 3], ["softmax"], seed=0), nn.MLP([2, 3], ["softmax"], seed=0)):
+        with pytest.raises(TypeError, match=r"X is a masked array; its mask would be ignored"):
+            model.predict(masked)
