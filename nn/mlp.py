@@ -339,6 +339,7 @@ class MLP(Module, SpecMLP):
         for lin, layer in zip(model.linears, manual.layers):
             lin.W.data = np.array(layer.W, dtype=manual.dtype, copy=True)
             lin.b.data = np.array(layer.b, dtype=manual.dtype, copy=True)
+        _copy_training_state(manual, model)
         return model
 
     def to_manual(self) -> Any:
@@ -350,11 +351,18 @@ class MLP(Module, SpecMLP):
         for lin, layer in zip(self.linears, manual.layers):
             layer.W[...] = lin.W.data
             layer.b[...] = lin.b.data
+        _copy_training_state(self, manual)
         return manual
 
     def extra_repr(self) -> str:
         return (f"layer_sizes={self.layer_sizes}, activations="
                 f"{[_activation_name(a) for a in self._resolved]}")
+
+
+def _copy_training_state(source: Any, twin: Any) -> None:
+    """The twin shuffles its next batches as the source would, and counts the same epochs."""
+    object.__setattr__(twin, "rng", copy.deepcopy(source.rng))
+    object.__setattr__(twin, "epochs_trained", source.epochs_trained)
 
 
 def _copy_activation(act: Any) -> Any:

@@ -471,3 +471,19 @@ def test_fit_refuses_a_learning_rate_its_optimizer_would_ignore():
         model.fit(X, y, epochs=1, learning_rate=5.0, optimizer=opt)
     assert len(model.fit(X, y, epochs=1, learning_rate=0.1, optimizer=opt)) == 1
     assert len(model.fit(X, y, epochs=1, optimizer=opt)) == 1
+
+
+def test_twins_made_after_training_shuffle_and_count_epochs_like_their_source():
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((40, 3)), rng.integers(0, 2, 40)
+    manual = nn.manual.MLP([3, 5, 2], ["tanh", "softmax"], seed=0)
+    manual.fit(X, y, epochs=2, learning_rate=0.1, batch_size=8)
+    twin = nn.MLP.from_manual(manual)
+    assert twin.epochs_trained == manual.epochs_trained == 2
+    h_manual = manual.fit(X, y, epochs=2, learning_rate=0.1, batch_size=8)
+    h_twin = twin.fit(X, y, epochs=2, learning_rate=0.1, batch_size=8, optimizer="sgd")
+    np.testing.assert_allclose(h_twin, h_manual, rtol=1e-10)         # same batches, same steps
+    back = twin.to_manual()
+    assert back.epochs_trained == 4
+    assert back.rng.bit_generator.state == twin.rng.bit_generator.state
+    assert back.rng is not twin.rng
