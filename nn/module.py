@@ -163,6 +163,14 @@ class Sequential(Module):
                 what = f"the class {name}" if is_class else f"a {name}"
                 raise TypeError(f"Sequential: item {i} is {what}, not a Module{hint}")
             setattr(self, str(i), m)
+        # Children that share a label ("Linear", "ReLU") get numbers, as nn.MLP's layers do,
+        # so that pictures and gradient reports tell the layers apart ("Linear 1", "Linear 2").
+        labels = [m.label for m in modules]
+        seen: dict = {}
+        for m, label in zip(modules, labels):
+            if labels.count(label) > 1:
+                seen[label] = seen.get(label, 0) + 1
+                m.label = f"{label} {seen[label]}"
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())

@@ -74,6 +74,7 @@ def run_demo(dataset: str = "digits", data_dir: str | None = None,
 
     # Pictures: a small batch keeps the labels readable; the structure is the same.
     pic_X, pic_y = Xte[:8], yte[:8]
+    model.zero_grad()                 # fit leaves the last batch's .grad: show this batch's only
     loss = model.loss(pic_X, pic_y)
     fwd = viz.forward_graph(loss, show_values=True, title="forward graph: one batch of 8")
     before = viz.backward_graph(loss, title="backward graph, before backward")

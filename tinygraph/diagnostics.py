@@ -134,9 +134,11 @@ def _named(params: Any, loss: Tensor | None) -> list[tuple[str, Tensor]]:
     return items
 
 
-def _relu_alive(node: Function) -> np.ndarray | None:
+def _relu_alive(node: Function, shared: frozenset = frozenset()) -> np.ndarray | None:
     """For a ReLU node, a boolean array 'unit passes gradient' (its output shape), if the
-    arrays it saved are still there; None for other nodes or when unknown."""
+    arrays it saved are still there; None for other nodes or when unknown. ``shared``: ids of
+    activation objects that serve several nodes of the graph (their last cache is not this
+    node's once the graph is released)."""
     if getattr(type(node), "op_name", None) == "relu":
         saved = node.saved_tensors
         if saved and isinstance(saved[0], np.ndarray):
@@ -146,7 +148,9 @@ def _relu_alive(node: Function) -> np.ndarray | None:
     if act is None or getattr(act, "name", None) != "relu":
         return None
     cache = getattr(node, "cache", None)             # the node's own call (nn keeps it there)
-    if cache is None:                                # released: the object keeps its last one
+    if cache is None:                                # released: the object keeps its last one,
+        if id(act) in shared:                        # which is another node's if it serves two
+            return None
         cache = getattr(act, "cache", None)
     shape = node.input_shape(0) if getattr(node, "input_shapes", None) else None
     if not isinstance(cache, np.ndarray) or (shape is not None and cache.shape != shape):
@@ -252,8 +256,14 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
 
     # ReLUs dead on the whole batch block every path through them
     dead = {}
+    served: dict = {}
     for node in nodes.values():
-        alive = _relu_alive(node)
+        act = getattr(node, "activation", None)
+        if act is not None:
+            served[id(act)] = served.get(id(act), 0) + 1
+    shared = frozenset(k for k, count in served.items() if count > 1)
+    for node in nodes.values():
+        alive = _relu_alive(node, shared)
         if alive is not None and not alive.any():
             dead[id(node)] = node
     live_leaves, _ = _walk(roots, set(dead)) if dead else (reached, nodes)
@@ -261,11 +271,13 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
 
     entries = []
     unconnected = []
+    by_entry: dict = {}                 # id(entry) -> its parameter (names may repeat: "W")
     for name, p in named:
         shape = tuple(p.shape)
         if id(p) not in reached:
             entries.append(GradEntry(name, shape, "none"))
             unconnected.append(entries[-1])
+            by_entry[id(entries[-1])] = p
             if id(p.data) in constants:
                 entries[-1].reason = ("[cut off] the loss uses its values as a constant (through "
                                       "detach() or .data), so no gradient flows back to it; use "
@@ -296,7 +308,8 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
                 reason += ("; the graph has ReLUs dead on this batch, and a layer fed only by a "
                            "dead ReLU gets a zero weight gradient: " +
                            "; ".join(_describe_node(n) for n in list(dead.values())[:3]))
-            elif fn is None and any(getattr(type(n), "op_name", None) == "relu" and n._released
+            elif fn is None and any(n._released and (getattr(type(n), "op_name", None) == "relu"
+                                                     or id(getattr(n, "activation", None)) in shared)
                                     for n in nodes.values()):
                 reason += ("; dead ReLUs cannot be checked after backward released the graph: "
                            "pass a function, or call backward(retain_graph=True)")
@@ -306,7 +319,7 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
     for e in unconnected:
         if e.reason is not None:
             continue
-        p = dict(named)[e.name]
+        p = by_entry[id(e)]
         if fn is None:
             e.reason = ("[not connected] the loss does not depend on it through the graph: it "
                         "is not used, or only through detach(), .data or no_grad() (pass a "

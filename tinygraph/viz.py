@@ -88,8 +88,10 @@ class _Ids:
 
 
 def _esc(text: Any) -> str:
-    """User text (tensor names, titles) made safe inside a DOT label."""
-    return str(text).replace("\\", "\\\\").replace("\r", "").replace("\n", "\\n")
+    """User text (tensor names, titles) made safe inside a DOT label. A label the graphviz
+    package would take for an HTML label ("<lambda>", "<b>x</b>") stays plain text."""
+    escaped = str(text).replace("\\", "\\\\").replace("\r", "").replace("\n", "\\n")
+    return graphviz.nohtml(escaped)
 
 
 def _shape(shape) -> str:

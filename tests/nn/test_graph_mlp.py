@@ -430,7 +430,7 @@ def test_sequential_runs_each_child_under_its_own_label_as_calling_it_would():
     net.label = "outer"
     y = net(tg.Tensor(np.ones((1, 2))))
     labels = [n.module for n in tg.graph.nodes(y)]
-    assert labels == ["_Doubler", "_Scaler", "_Scaler", "Linear"]
+    assert labels == ["_Doubler", "_Scaler 2", "_Scaler 1", "Linear"]   # repeats numbered
     assert doubler.calls == 1                       # a child's own __call__ is kept
     with tg.scope("step"):                          # and the label in force is put back,
         with pytest.raises(tg.ShapeError):          # also when a child raises
@@ -487,3 +487,17 @@ def test_twins_made_after_training_shuffle_and_count_epochs_like_their_source():
     assert back.epochs_trained == 4
     assert back.rng.bit_generator.state == twin.rng.bit_generator.state
     assert back.rng is not twin.rng
+
+
+def test_sequential_numbers_repeated_layer_labels_so_pictures_tell_them_apart():
+    from tinygraph import viz
+    net = nn.Sequential(nn.Linear(2, 3, rng=0), nn.ActivationLayer("relu"), nn.Linear(3, 3, rng=1),
+                        nn.ActivationLayer("relu"), nn.Linear(3, 1, rng=2))
+    assert [m.label for m in net] == ["Linear 1", "ReLU 1", "Linear 2", "ReLU 2", "Linear 3"]
+    y = net(tg.Tensor(np.ones((1, 2)))).sum()
+    source = viz.forward_graph(y).source
+    for label in ("Linear 1", "Linear 2", "Linear 3", "ReLU 1", "ReLU 2"):
+        assert f"label={label!r}".replace("'", '"') in source or f'label="{label}"' in source
+    single = nn.Sequential(nn.Linear(2, 2), nn.ActivationLayer("tanh"))
+    assert [m.label for m in single] == ["Linear", "Tanh"]                 # no repeats: as is
+

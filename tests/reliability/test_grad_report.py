@@ -137,3 +137,35 @@ def test_module_grad_report_argument_checks():
         seq.grad_report(np.ones((2, 2)), np.ones(2))
     report = seq.grad_report(lambda: seq(tg.Tensor(np.ones((2, 2)))).sum())
     assert report.ok and [e.name for e in report.entries] == ["0.W", "0.b"]
+
+
+def test_shared_relu_object_after_a_plain_backward_is_not_misreported():
+    # one ActivationLayer serves two layers; after backward the object's cache is the first
+    # layer's, so the second layer's ReLU cannot be judged from it: no wrong "dead relu"
+    relu = nn.ActivationLayer("relu")
+    first, second, head = nn.Linear(2, 3, rng=0), nn.Linear(3, 3, rng=1), nn.Linear(3, 1, rng=2)
+    first.b.data[...] = 100.0                     # first ReLU alive
+    second.b.data[...] = -1e4                     # second ReLU dead on the whole batch
+    x = tg.Tensor(np.ones((4, 2)))
+    loss = head(relu(second(relu(first(x))))).sum()
+    loss.backward()
+    report = tg.grad_report(loss, {"first.W": first.W, "second.W": second.W})
+    for name in ("first.W", "second.W"):
+        entry = report[name]
+        assert entry.status == "zero"
+        assert "dead ReLUs cannot be checked after backward" in entry.reason, entry.reason
+
+
+def test_parameters_that_share_a_name_get_their_own_reasons():
+    Wa = tg.Tensor(np.ones((3, 1)), requires_grad=True, name="W")     # not used
+    Wb = tg.Tensor(np.ones((3, 1)), requires_grad=True, name="W")     # used through detach()
+    V = tg.Tensor(np.ones((3, 1)), requires_grad=True, name="V")
+
+    def fn():
+        return (Wb.detach() * V).sum()
+
+    for order in ([Wa, Wb, V], [Wb, Wa, V]):
+        report = tg.grad_report(fn, order)
+        reasons = {id(p): e.reason for p, e in zip(order, report.entries)}
+        assert reasons[id(Wa)].startswith("[not connected]"), reasons[id(Wa)]
+        assert reasons[id(Wb)].startswith("[cut off]"), reasons[id(Wb)]

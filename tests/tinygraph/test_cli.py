@@ -262,3 +262,9 @@ def test_each_subcommand_has_help(sub, capsys):
 def test_console_script_is_declared():
     cfg = (ROOT / "setup.cfg").read_text()
     assert "tinygraph = tinygraph.cli:main" in cfg
+
+
+def test_demo_pictures_show_the_picture_batch_gradients_only(demo_run):
+    code, out = demo_run
+    before = (out / "backward_before_graph.svg").read_text()
+    assert "before backward" in before and "leaves have .grad" not in before

@@ -472,3 +472,28 @@ def test_viz_is_reachable_as_an_attribute_of_the_package():
     assert done.returncode == 0, done.stderr
     with pytest.raises(AttributeError, match="has no attribute 'vizz'"):
         tg.vizz
+
+
+def test_labels_shaped_like_html_stay_plain_text(tmp_path):
+    from tinygraph import viz
+
+    class Odd(tg.Function):
+        op_name = "<<odd>"
+
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    with tg.scope("<lambda>"):
+        y = Odd.apply(x).sum()
+    g = viz.forward_graph(y, title="<b>hi</b>")
+    source = g.source
+    assert 'label="<<odd>"' in source and 'label="<b>hi</b>"' in source
+    assert 'label="<lambda>"' in source
+    path = viz.render(g, tmp_path / "odd.svg")      # graphviz-pure parses it
+    assert "&lt;&lt;odd&gt;" in path.read_text()
