@@ -9,6 +9,8 @@ import numpy as np
 
 import tinygraph as tg
 
+from .data._validation import check_int, check_real
+
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The spec's elementwise criterion |a - b| / (|a| + |b| + 1e-8); NaN or Inf counts as an
@@ -152,19 +154,10 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
 
 
 def _check_options(tol: Any, n_numerical: Any, numerical_tol: Any, eps: Any) -> None:
-    def positive(name: str, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-            raise TypeError(f"crosscheck: {name} must be a positive number, got {value!r}")
-        if not (value > 0 and np.isfinite(value)):
-            raise ValueError(f"crosscheck: {name} must be a positive number, got {value!r}")
-    if tol is not None:
-        positive("tol", tol)
-    positive("numerical_tol", numerical_tol)
-    positive("eps", eps)
-    if isinstance(n_numerical, bool) or not isinstance(n_numerical, (int, np.integer)):
-        raise TypeError(f"crosscheck: n_numerical must be an integer >= 0, got {n_numerical!r}")
-    if n_numerical < 0:
-        raise ValueError(f"crosscheck: n_numerical must be an integer >= 0, got {n_numerical!r}")
+    for name, value in (("tol", tol), ("numerical_tol", numerical_tol), ("eps", eps)):
+        if value is not None or name != "tol":
+            check_real(f"crosscheck: {name}", value, low=0, low_inclusive=False)
+    check_int("crosscheck: n_numerical", n_numerical, 0)
 
 
 def _float64_copy(manual_mlp: Any) -> Any:

@@ -9,6 +9,7 @@ import tinygraph as tg
 
 from .data.preprocessing import onehot_rows
 from .data._validation import check_class_labels
+from .manual import _check_eps
 from .module import Module
 
 
@@ -80,9 +81,8 @@ class _SoftmaxCrossEntropyNode(tg.Function):
         s = p.sum(axis=1, keepdims=True)
         p /= s                                       # softmax(z), in place
         shifted -= np.log(s)                         # log softmax(z), in place
-        # a private copy: the caller's targets may change before backward (astype copies)
-        onehot = ctx.onehot = (onehot.astype(z.dtype) if onehot.dtype != z.dtype
-                               else onehot.copy())
+        # a private copy (astype always copies): the caller's targets may change before backward
+        onehot = ctx.onehot = onehot.astype(z.dtype)
         ctx.save_for_backward(z, p)
         return -(onehot * shifted).sum() / z.shape[0]
 
@@ -241,11 +241,7 @@ class BCELoss(Module):
 
     def __init__(self, eps: float = 1e-12) -> None:
         super().__init__()
-        if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)):
-            raise TypeError(f"BCELoss: eps must be a number in (0, 0.5), got {eps!r}")
-        if not 0 < eps < 0.5:
-            raise ValueError(f"BCELoss: eps must be a number in (0, 0.5), got {eps!r}")
-        self.eps = float(eps)
+        self.eps = _check_eps("BCELoss", eps)      # the manual MLP's rule for the same eps
 
     def forward(self, pred: tg.Tensor, target: Any) -> tg.Tensor:
         t = _as_target(pred, target, "BCELoss")

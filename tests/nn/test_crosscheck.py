@@ -174,9 +174,10 @@ def test_crosscheck_of_the_autodiff_model_says_to_pass_its_manual_twin():
 @pytest.mark.parametrize("options, error, message", [
     ({"n_numerical": -1}, ValueError, "n_numerical must be an integer >= 0, got -1"),
     ({"n_numerical": 2.5}, TypeError, "n_numerical must be an integer >= 0, got 2.5"),
-    ({"eps": 0}, ValueError, "eps must be a positive number, got 0"),
-    ({"tol": "a"}, TypeError, "tol must be a positive number, got 'a'"),
-    ({"numerical_tol": float("nan")}, ValueError, "numerical_tol must be a positive number"),
+    ({"eps": 0}, ValueError, r"crosscheck: eps must be a finite number > 0, got 0\.0"),
+    ({"tol": "a"}, TypeError, r"crosscheck: tol must be a finite number > 0, got 'a'"),
+    ({"numerical_tol": float("nan")}, ValueError,
+     r"crosscheck: numerical_tol must be a finite number > 0, got nan"),
 ])
 def test_crosscheck_options_are_checked(options, error, message):
     manual = nn.manual.MLP([2, 3], ["softmax"], seed=0)
