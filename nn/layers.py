@@ -18,6 +18,11 @@ class Linear(Module):
 
     One ``tinygraph.linear`` node: dL/dx = δW, dL/dW = δᵀx, dL/db = Σ_rows δ.
     ``init`` is "he" (N(0, 2/n_in)) or "xavier" (N(0, 2/(n_in+n_out))); biases start at 0.
+
+    The layer computes in the dtype of ``W``: an input of another dtype (float64 data into
+    a float32 layer, integers) is converted first, as ``MLP`` does with ``X``, rather than
+    promoted by numpy to a float64 product. A converted Tensor that needs a gradient goes
+    through a ``cast`` node, so its gradient comes back in its own dtype.
     """
 
     def __init__(self, n_in: int, n_out: int, init: str = "he", bias: bool = True,
@@ -35,6 +40,9 @@ class Linear(Module):
     def forward(self, x: Any) -> tg.Tensor:
         if not isinstance(x, tg.Tensor):
             x = tg.Tensor(x)
+        dtype = self.W.dtype
+        if x.dtype != dtype:
+            x = tg.cast(x, dtype)
         try:
             return tg.linear(x, self.W, self.b)
         except tg.ShapeError:      # (the node checks the shapes; the layer names itself)

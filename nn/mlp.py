@@ -102,15 +102,14 @@ class MLP(Module, SpecMLP):
 
     def _inference(self, X: ArrayLike, where: str) -> np.ndarray:
         X = self._check_X(X, where)
-        with tg.no_grad():
-            out = self(tg.Tensor(X)).data
         kind = self.output_kind
-        if kind == "softmax":
-            e = np.exp(out - out.max(axis=1, keepdims=True))
-            out = e / e.sum(axis=1, keepdims=True)
-        elif kind == "sigmoid":
-            out = (np.tanh(out * 0.5) + 1) * 0.5          # σ(z), without overflow
-        return out
+        with tg.no_grad():
+            out = self(tg.Tensor(X))
+            if kind == "softmax":
+                out = tg.softmax(out, axis=1)
+            elif kind == "sigmoid":          # (tinygraph's: e^z/(1+e^z) for z < 0, so tiny
+                out = tg.sigmoid(out)        # probabilities keep their digits, as the manual's)
+        return out.data
 
     # -- the graph -------------------------------------------------------------------
     def forward(self, x: Any) -> tg.Tensor:

@@ -169,7 +169,13 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam: m ← β1 m + (1-β1) g, v ← β2 v + (1-β2) g², θ ← θ - α m̂ / (√v̂ + ε)."""
+    """Adam: m ← β1 m + (1-β1) g, v ← β2 v + (1-β2) g², θ ← θ - α m̂ / (√v̂ + ε).
+
+    The bias corrections m̂ = m/(1-β1ᵗ), v̂ = v/(1-β2ᵗ) use each parameter's own count of
+    updates t, as PyTorch does: a parameter without a gradient in a step is not updated and
+    its count does not advance, so its first real update is a full one (~lr) however late
+    it comes. ``t`` counts the calls of ``step()``, ``steps[i]`` the updates of parameter i.
+    """
 
     def __init__(self, params: Iterable[tg.Tensor], lr: float = 1e-3,
                  betas: tuple = (0.9, 0.999), eps: float = 1e-8) -> None:
@@ -187,6 +193,7 @@ class Adam(Optimizer):
                              f"expected e.g. eps=1e-8")
         self.betas, self.eps = (b1, b2), float(eps)
         self.t = 0
+        self.steps = [0] * len(self.params)
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
 
@@ -194,10 +201,11 @@ class Adam(Optimizer):
         todo = self._check_step()
         self.t += 1
         b1, b2 = self.betas
-        correction1 = 1 - b1 ** self.t
-        correction2 = 1 - b2 ** self.t
-        step_size = self.lr * math.sqrt(correction2) / correction1
         for i in todo:
+            t = self.steps[i] = self.steps[i] + 1
+            correction1 = 1 - b1 ** t
+            correction2 = 1 - b2 ** t
+            step_size = self.lr * math.sqrt(correction2) / correction1
             p, m, v = self.params[i], self.m[i], self.v[i]
             data = p.data
             g = p.grad
@@ -211,17 +219,28 @@ class Adam(Optimizer):
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps}
 
     def state_dict(self) -> dict:
-        return {"t": self.t, "m": [a.copy() for a in self.m], "v": [a.copy() for a in self.v]}
+        return {"t": self.t, "steps": list(self.steps), "m": [a.copy() for a in self.m],
+                "v": [a.copy() for a in self.v]}
 
     def load_state_dict(self, state: dict) -> None:
         if not isinstance(state, dict) or not {"t", "m", "v"} <= set(state):
-            raise ValueError(f"Adam.load_state_dict: expected a dict with keys 't', 'm', 'v', got "
+            raise ValueError(f"Adam.load_state_dict: expected a dict with keys 't', 'm', 'v' "
+                             f"(and optionally 'steps'), got "
                              f"{type(state).__name__} with keys "
                              f"{sorted(state) if isinstance(state, dict) else None}")
         t = state["t"]
         if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Integral) or t < 0:
             raise ValueError(f"Adam.load_state_dict: t (the step count) must be an integer >= 0, "
                              f"got {t!r}")
+        n = len(self.params)
+        # (a state without "steps", from before per-parameter counts: every parameter was
+        # updated at every step, which is what the old single count assumed)
+        steps = state.get("steps", [t] * n)
+        if (not isinstance(steps, (list, tuple)) or len(steps) != n
+                or not all(isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
+                           and 0 <= s <= t for s in steps)):
+            raise ValueError(f"Adam.load_state_dict: steps (each parameter's update count) must "
+                             f"be a list of {n} integers from 0 to t={t}, got {steps!r}")
         m = self._check_state_arrays("m", state["m"])
         v = self._check_state_arrays("v", state["v"])
-        self.t, self.m, self.v = int(t), m, v
+        self.t, self.steps, self.m, self.v = int(t), [int(s) for s in steps], m, v

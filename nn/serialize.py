@@ -163,6 +163,8 @@ def _optimizer_entry(opt: Any, params: list) -> tuple[dict, dict]:
     if isinstance(opt, Adam):
         state = opt.state_dict()
         entry = {"class": "Adam", **opt.config(), "t": int(state["t"])}
+        if any(s != state["t"] for s in state["steps"]):   # (only then: such files stay
+            entry["steps"] = [int(s) for s in state["steps"]]   # readable by older versions)
         for i, (m, v) in enumerate(zip(state["m"], state["v"])):
             arrays[f"optimizer/m{i}"] = m
             arrays[f"optimizer/v{i}"] = v
@@ -189,9 +191,12 @@ def _optimizer_from_entry(entry: Any, params: list, data: dict, where: str) -> A
     n = len(params)
     try:
         if entry["class"] == "Adam":
-            _check_keys(entry, {"class", "lr", "betas", "eps", "t"}, where, "optimizer")
+            keys = {"class", "lr", "betas", "eps", "t"}
+            if "steps" in entry:       # (files saved before per-parameter counts have none)
+                keys.add("steps")
+            _check_keys(entry, keys, where, "optimizer")
             opt = Adam(params, lr=entry["lr"], betas=tuple(entry["betas"]), eps=entry["eps"])
-            state = {"t": entry["t"],
+            state = {"t": entry["t"], "steps": entry.get("steps", [entry["t"]] * n),
                      "m": [_take(data, f"optimizer/m{i}", where) for i in range(n)],
                      "v": [_take(data, f"optimizer/v{i}", where) for i in range(n)]}
         else:

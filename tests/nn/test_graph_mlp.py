@@ -120,6 +120,18 @@ def test_compute_gradients_zeroes_first_and_returns_loss():
 # ---------------------------------------------------------------------------
 
 
+def test_sigmoid_probabilities_keep_their_digits_far_below_zero():
+    """σ(z) for very negative z is about e^z, not 0 (the manual MLP's value)."""
+    manual = nn.manual.MLP([1, 1], ["sigmoid"], seed=0)
+    manual.layers[0].W[...] = 1.0
+    graph = nn.MLP.from_manual(manual)
+    X = np.array([[-30.0], [-40.0], [-100.0], [-700.0], [40.0]])
+    p = graph.predict_proba(X)
+    np.testing.assert_allclose(p, manual.predict_proba(X), rtol=1e-13)
+    np.testing.assert_allclose(p[:4, 0], np.exp(X[:4, 0]), rtol=1e-12)
+    assert p.flags.writeable
+
+
 @pytest.mark.parametrize("sizes,acts", ARCHS)
 def test_from_manual_and_to_manual_give_same_predictions(sizes, acts):
     rng = np.random.default_rng(3)

@@ -636,6 +636,29 @@ def test_linear_shapes_init_and_forward():
     assert result.ok, str(result)
 
 
+@pytest.mark.parametrize("given", [np.float64, np.int64, np.float16])
+def test_linear_computes_in_its_own_dtype(given):
+    """A float32 layer fed float64 (or integer) data computes in float32, as nn.MLP does with
+    X, instead of numpy promoting the product to float64; a Tensor input that needs a
+    gradient gets it back in its own dtype through one cast node."""
+    lin = nn.Linear(4, 3, rng=0, dtype=np.float32)
+    X = np.arange(8).reshape(2, 4).astype(given)
+    out = lin(X)
+    assert out.dtype == np.float32
+    expected = X.astype(np.float32) @ lin.W.data.T + lin.b.data
+    np.testing.assert_array_equal(out.data, expected)
+    if given is np.int64:
+        return                          # (integer tensors cannot require a gradient)
+    x = tg.Tensor(X, requires_grad=True)
+    y = lin(x)
+    assert y.dtype == np.float32 and y.grad_fn.parents[0].name == "CastBackward"
+    y.sum().backward()
+    assert x.grad.dtype == given and lin.W.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad, np.tile(lin.W.data.sum(axis=0), (2, 1)), rtol=1e-3)
+    same = tg.Tensor(X.astype(np.float32), requires_grad=True)     # same dtype: no cast node
+    assert lin(same).grad_fn.parents[0] is same
+
+
 def test_sequential_applies_in_order_and_indexes():
     seq = nn.Sequential(nn.Linear(2, 3, rng=0), nn.ActivationLayer("relu"), nn.Linear(3, 1, rng=1))
     assert len(seq) == 3

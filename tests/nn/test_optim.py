@@ -69,6 +69,45 @@ def test_adam_matches_textbook_reference():
     np.testing.assert_allclose(q.data, [-0.01, 0.01, 0.0], rtol=1e-4)
 
 
+def test_adam_bias_correction_counts_each_parameters_own_updates():
+    """A parameter whose first gradient comes at step 5 gets the full first Adam update
+    (~lr), exactly as an Adam that only ever saw it would give (PyTorch's per-parameter
+    step); with one global count that first update would be ~0.54·lr."""
+    p, q, alone = _param([1.0, 2.0, 3.0]), _param([1.0, 2.0, 3.0]), _param([1.0, 2.0, 3.0])
+    both, solo = nn.Adam([p, q], lr=0.01), nn.Adam([alone], lr=0.01)
+    for step in range(8):
+        p.grad = GRADS[step % 3].copy()
+        q.grad = GRADS[(step + 1) % 3].copy() if step >= 4 else None
+        both.step()
+        if step >= 4:
+            alone.grad = q.grad.copy()
+            solo.step()
+        np.testing.assert_array_equal(q.data, alone.data)
+        if step == 4:                    # its first update: lr per coordinate with a gradient
+            np.testing.assert_allclose(q.data, [0.99, 2.0, 3.01], rtol=1e-6)
+    assert both.t == 8 and both.steps == [8, 4] and solo.steps == [4]
+
+
+def test_adam_state_with_steps_round_trips_and_old_states_load():
+    p, q = _param([1.0, 2.0, 3.0]), _param([0.0, 0.0, 0.0])
+    a = nn.Adam([p, q], lr=0.01)
+    p.grad = GRADS[0].copy()
+    a.step()
+    p.grad, q.grad = GRADS[1].copy(), GRADS[2].copy()
+    a.step()
+    state = a.state_dict()
+    assert state["t"] == 2 and state["steps"] == [2, 1]
+    b = nn.Adam([_param([1.0, 2.0, 3.0]), _param([0.0, 0.0, 0.0])], lr=0.01)
+    b.load_state_dict(state)
+    assert b.steps == [2, 1] and b.steps is not state["steps"]
+    old = {k: v for k, v in state.items() if k != "steps"}   # saved before per-parameter counts
+    b.load_state_dict(old)
+    assert b.steps == [2, 2]
+    for bad in ([2], [3, 1], [2, -1], [2, True], "21"):
+        with pytest.raises(ValueError, match="steps .* must be a list of 2 integers from 0 to t=2"):
+            b.load_state_dict(dict(state, steps=bad))
+
+
 @pytest.mark.parametrize("make", [lambda ps: nn.SGD(ps, lr=0.1),
                                   lambda ps: nn.SGD(ps, lr=0.1, momentum=0.5),
                                   lambda ps: nn.Adam(ps, lr=0.1)],

@@ -143,6 +143,21 @@ def test_module_called_twice_in_one_graph():
         np.testing.assert_allclose(p.grad, r1[name] + r2[name], rtol=1e-10, err_msg=name)
 
 
+@pytest.mark.parametrize("shape", [(4, 8), (2, 3, 8)])
+def test_float32_block_computes_in_float32_for_float64_data(shape):
+    m = nn.SwiGLU(8, 12, rng=0, dtype=np.float32)
+    X = np.random.default_rng(9).standard_normal(shape)               # float64 data
+    x = tg.Tensor(X, requires_grad=True)
+    y = m(x)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y.data, m(X.astype(np.float32)).data)
+    y.sum().backward()
+    assert x.grad.dtype == np.float64                    # back in the input's own dtype
+    assert all(p.grad.dtype == np.float32 for p in m.parameters())
+    y = m(x)                                             # x is cast once for both branches
+    assert [n.name for n in tg.graph.nodes(y)].count("CastBackward") == 1
+
+
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("shape", [(4, 8), (2, 3, 8)])
 def test_float32_stays_float32(shape, bias):

@@ -77,6 +77,26 @@ def test_optimizer_state_only_when_asked(tmp_path):
         _trained("manual").save(tmp_path / "m.npz", optimizer=nn.SGD(model.parameters()))
 
 
+def test_adam_per_parameter_counts_are_saved_only_when_they_differ(tmp_path):
+    model = _trained("graph", "adam")
+    opt = model.optimizer
+    with np.load(model.save(tmp_path / "same.npz", optimizer=True)) as f:
+        header = json.loads(bytes(f["header"]).decode())
+    assert "steps" not in header["optimizer"]      # (readable by versions before the counts)
+    params = model.parameters()
+    model.compute_gradients(*_data())
+    params[0].grad = None                          # one parameter misses a step
+    opt.step()
+    assert opt.steps[0] == opt.t - 1 and opt.steps[1] == opt.t
+    path = model.save(tmp_path / "lag.npz", optimizer=True)
+    loaded = nn.load(path)
+    assert loaded.optimizer.steps == opt.steps and loaded.optimizer.t == opt.t
+    bad = _rewrite(path, tmp_path / "bad.npz",
+                   header_change=lambda h: h["optimizer"].update(steps=[1] * 5))
+    with pytest.raises(ModelFileError, match="invalid optimizer state: .*steps"):
+        nn.load(bad)
+
+
 def test_save_refuses_nan_weights_and_non_json_extra(tmp_path):
     model = nn.MLP([2, 2], ["softmax"], seed=0)
     with pytest.raises(TypeError, match="JSON-able"):
