@@ -19,10 +19,11 @@ class Linear(Module):
     One ``tinygraph.linear`` node: dL/dx = δW, dL/dW = δᵀx, dL/db = Σ_rows δ.
     ``init`` is "he" (N(0, 2/n_in)) or "xavier" (N(0, 2/(n_in+n_out))); biases start at 0.
 
-    The layer computes in the dtype of ``W``: an input of another dtype (float64 data into
-    a float32 layer, integers) is converted first, as ``MLP`` does with ``X``, rather than
-    promoted by numpy to a float64 product. A converted Tensor that needs a gradient goes
-    through a ``cast`` node, so its gradient comes back in its own dtype.
+    The layer computes in the (floating) dtype of ``W``: an input that numpy would promote
+    past it (float64 or int64 data into a float32 layer) is converted first, as ``MLP``
+    does with ``X``, instead of making the product float64; through a ``cast`` node when it
+    needs a gradient. Narrower inputs (uint8 pixels, float16) are left to numpy, which
+    already computes them in ``W``'s dtype without a converted copy.
     """
 
     def __init__(self, n_in: int, n_out: int, init: str = "he", bias: bool = True,
@@ -41,7 +42,7 @@ class Linear(Module):
         if not isinstance(x, tg.Tensor):
             x = tg.Tensor(x)
         dtype = self.W.dtype
-        if x.dtype != dtype:
+        if x.dtype != dtype and _widens(x.dtype, dtype):
             x = tg.cast(x, dtype)
         try:
             return tg.linear(x, self.W, self.b)
@@ -55,6 +56,11 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"n_in={self.n_in}, n_out={self.n_out}, bias={self.b is not None}"
+
+
+def _widens(given: np.dtype, dtype: np.dtype) -> bool:
+    """Whether numpy would compute ``given`` with a floating ``dtype`` in a wider dtype."""
+    return dtype.kind == "f" and np.promote_types(given, dtype) != dtype
 
 
 class _ActivationNode(tg.Function):

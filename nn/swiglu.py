@@ -13,7 +13,7 @@ import activations as acts
 import tinygraph as tg
 
 from .init import make_rng
-from .layers import ActivationLayer, Linear
+from .layers import ActivationLayer, Linear, _widens
 from .module import Module
 
 
@@ -48,9 +48,9 @@ class SwiGLU(Module):
 
     ``init`` ("xavier" or "he") is passed to each Linear; all three draw from one generator
     (``rng``: None, a seed or a ``numpy.random.Generator``) in the order w1, w3, w2.
-    ``dtype`` is the parameters' dtype, and the block computes in it: an input of another
-    dtype is converted first (one ``cast`` node when it needs a gradient), so float32
-    parameters give float32 outputs and gradients for float64 data too. A wrong feature count raises ``tinygraph.ShapeError`` (the one
+    ``dtype`` is the parameters' dtype, and the block computes in it: an input numpy would
+    promote past it (float64 data into float32 parameters) is converted first, once (a
+    ``cast`` node when it needs a gradient), as ``Linear`` does. A wrong feature count raises ``tinygraph.ShapeError`` (the one
     ``Linear`` raises, prefixed with this block's shape).
     """
 
@@ -72,8 +72,9 @@ class SwiGLU(Module):
     def forward(self, x: Any) -> tg.Tensor:
         if not isinstance(x, tg.Tensor):
             x = tg.Tensor(x)             # once, so both branches read the same leaf
-        if x.dtype != self.w1.W.dtype:   # (once here, not in both w1 and w3: one cast node)
-            x = tg.cast(x, self.w1.W.dtype)
+        dtype = self.w1.W.dtype
+        if x.dtype != dtype and _widens(x.dtype, dtype):     # (once here for w1 and w3:
+            x = tg.cast(x, dtype)                              # one cast node, one copy)
         lead = x.shape[:-1]
         if x.ndim > 2 and x.shape[-1] == self.d_model:
             # numpy runs (b, s, d) @ (d, h) as b separate matmuls; one (b·s, d) matmul is

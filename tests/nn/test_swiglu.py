@@ -163,6 +163,9 @@ def test_float32_block_computes_in_float32_for_float64_data(shape):
 def test_float32_stays_float32(shape, bias):
     m = nn.SwiGLU(8, 12, bias=bias, rng=0, dtype=np.float32)
     assert all(p.dtype == np.float32 for p in m.parameters())
+    if bias:                                   # (they start at 0: make them count)
+        for k, lin in enumerate((m.w1, m.w3, m.w2)):
+            lin.b.data[...] = np.linspace(-0.5, 0.5, lin.b.shape[0]) * (k + 1)
     x = tg.Tensor(np.random.default_rng(9).standard_normal(shape).astype(np.float32),
                   requires_grad=True)
     y = m(x)
@@ -173,10 +176,10 @@ def test_float32_stays_float32(shape, bias):
         assert p.grad is not None and p.grad.dtype == np.float32, name
         assert p.grad.shape == p.shape, name
     # and close to the float64 computation on the same (float32-rounded) numbers
-    ref = _ref_forward(x.data.astype(np.float64), *(p.data.astype(np.float64) for p in
-                                                   (m.w1.W, m.w3.W, m.w2.W)))
-    if not bias:
-        np.testing.assert_allclose(y.data, ref, rtol=1e-4, atol=1e-5)
+    f64 = lambda t: None if t is None else t.data.astype(np.float64)  # noqa: E731
+    ref = _ref_forward(f64(x), *(f64(lin.W) for lin in (m.w1, m.w3, m.w2)),
+                       *(f64(lin.b) for lin in (m.w1, m.w3, m.w2)))
+    np.testing.assert_allclose(y.data, ref, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(4, 5), (2, 3, 5), (5,)])

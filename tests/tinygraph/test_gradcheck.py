@@ -160,6 +160,20 @@ def test_no_kink_warning_for_smooth_functions():
     assert res and not res.kinks
 
 
+def test_warns_when_fn_computes_in_float32_and_names_no_kinks():
+    """A float32 parameter closed over by fn makes the output float32: the finite differences
+    are rounding noise, and gradcheck says so instead of blaming kinks."""
+    W = np.random.default_rng(0).standard_normal((3, 2)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    with pytest.warns(RuntimeWarning, match=r"fn returned float32 from float64 inputs") as got:
+        result = tg.gradcheck(lambda t: tg.tanh(tg.cast(t, np.float32) @ W), [x])
+    assert not any("kink" in str(w.message) for w in got)
+    assert result.kinks == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # the float64 version: checked without a word
+        assert tg.gradcheck(lambda t: tg.tanh(t @ W.astype(np.float64)), [x]).ok
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError):
         tg.gradcheck(tg.exp, [np.ones(2)], mode="nope")
