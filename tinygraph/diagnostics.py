@@ -267,6 +267,7 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
         if alive is not None and not alive.any():
             dead[id(node)] = node
     live_leaves, _ = _walk(roots, set(dead)) if dead else (reached, nodes)
+    behind: dict = {}                   # id(dead node) -> the leaves behind it, walked once
     constants = _saved_constants(nodes.values())
 
     entries = []
@@ -295,7 +296,10 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
             entries.append(GradEntry(name, shape, "ok", None, norm))
             continue
         if id(p) not in live_leaves:
-            blockers = [n for n in dead.values() if id(p) in _ancestors_leaves(n)]
+            for k, n in dead.items():
+                if k not in behind:
+                    behind[k] = _ancestors_leaves(n)
+            blockers = [n for k, n in dead.items() if id(p) in behind[k]]
             where = "; ".join(_describe_node(n) for n in blockers[:3]) or "a ReLU"
             reason = (f"[dead relu] every path from it to the loss goes through a ReLU whose "
                       f"units are all dead on this batch (output 0 for every sample): {where}. "

@@ -83,6 +83,24 @@ def test_dead_relu_layer_and_the_layer_after_it():
     model.fit(X, y, epochs=1, learning_rate=0.1)
 
 
+def test_each_dead_relu_is_walked_back_once_however_many_parameters_it_blocks(monkeypatch):
+    """Four parameters behind two dead ReLUs: the leaves behind each ReLU are found once,
+    not once per parameter (a big graph with many dead units stayed slow)."""
+    import tinygraph.diagnostics as diag
+    walks = []
+    real = diag._ancestors_leaves
+    monkeypatch.setattr(diag, "_ancestors_leaves", lambda n: walks.append(n) or real(n))
+    rng = np.random.default_rng(1)
+    model = nn.MLP([2, 4, 4, 3], ["relu", "relu", "softmax"], seed=0)
+    model.linears[0].b.data[...] = -100.0          # ReLU 1 dead
+    model.linears[1].b.data[...] = -100.0          # ReLU 2 dead
+    report = model.grad_report(rng.normal(size=(8, 2)), rng.integers(0, 3, size=8))
+    blocked = [k for k in ("layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b")
+               if report[k].key == "dead relu"]
+    assert len(blocked) >= 3, str(report)
+    assert len(walks) == len(set(map(id, walks))) == 2
+
+
 def test_dead_relu_found_in_the_nodes_own_call_when_one_object_serves_two_layers():
     # The object's cache is the last call's (layer 2, alive); layer 1's node keeps its own
     # (all dead), and that is the one the report must read.
