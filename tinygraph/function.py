@@ -59,9 +59,12 @@ _counts_guard = threading.RLock()
 _deferred: list = []
 
 
-def _lock_shared(a: np.ndarray, locked: list) -> None:
-    """Make ``a`` read-only until every node holding it is released (counted)."""
+def _lock_shared(a: np.ndarray, locked: list) -> bool:
+    """Make ``a`` read-only until every node holding it is released (counted). False when
+    ``a`` was read-only before we came: not ours to lock or unlock, and its owner may make
+    it writable again unseen, so the caller saves a copy instead."""
     key = id(a)
+    ours = True
     with _counts_guard:
         count = _lock_counts.get(key)
         if count is None:
@@ -69,12 +72,14 @@ def _lock_shared(a: np.ndarray, locked: list) -> None:
                 a.setflags(write=False)     # (setflags: ~0.1 us cheaper than flags.writeable)
                 _lock_counts[key] = 1
                 locked.append(a)
-            # else: read-only before we came, not ours to unlock
+            else:
+                ours = False
         else:
             _lock_counts[key] = count + 1
             locked.append(a)
         while _deferred:
             _decrement(_deferred.pop())
+    return ours
 
 
 class _Locks(list):
@@ -125,7 +130,8 @@ def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tu
     - a leaf's or a constant's array (parameters, the user's data) is made read-only,
       counted per array, until the last node holding it is released;
     - a view (a slice of a dataset, a transpose of a weight) could still be written through
-      the array that owns its memory, so a private copy is saved instead.
+      the array that owns its memory, and an array that was read-only already (frozen by
+      its owner) could be made writable again unseen: a private copy is saved instead.
     Returns (the arrays to keep, their sources, the locks or None).
     """
     locks = None
@@ -155,7 +161,10 @@ def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tu
             continue
         if locks is None:
             locks = _Locks()
-        _lock_shared(a, locks)
+        if not _lock_shared(a, locks):
+            if kept is None:
+                kept = list(saved)
+            kept[i] = np.array(a, copy=True)
     return (saved if kept is None else tuple(kept)), tuple(sources), locks
 
 

@@ -294,6 +294,35 @@ def test_writing_a_parameter_saved_through_a_view_cannot_corrupt_the_gradient():
     x.data[0, 0] = 2.0
 
 
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_an_array_read_only_before_the_forward_pass_is_saved_as_a_copy(create_graph):
+    """Frozen by its owner, not by the graph: the owner may make it writable again and
+    change it (the graph could not see that), so the node keeps its own copy; the owner's
+    flag is left as it was."""
+    frozen = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    frozen.setflags(write=False)
+    W = tg.Tensor(np.ones((2, 2)), requires_grad=True)
+    y = ((tg.Tensor(frozen) @ W) ** 2).sum()
+    saved = [a for _, a in tg.graph.saved_arrays(y)]
+    assert not any(a is frozen for a in saved)
+    assert sum(np.array_equal(a, frozen) for a in saved) == 1      # its copy
+    frozen.setflags(write=True)
+    frozen[...] = 100.0
+    if create_graph:
+        (g,) = tg.grad(y, W, create_graph=True)
+        g = g.data
+    else:
+        y.backward()
+        g = W.grad
+    x = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    np.testing.assert_allclose(g, 2 * x.T @ (x @ np.ones((2, 2))))
+    assert frozen.flags.writeable
+    still = np.zeros(3)
+    still.setflags(write=False)
+    (tg.Tensor(still) * W[0, 0]).sum().backward()
+    assert not still.flags.writeable               # not ours: left read-only
+
+
 def test_leaves_that_are_views_of_one_buffer():
     # two leaves viewing the same parameter buffer, each saved by its own node
     big = np.arange(1.0, 7.0)
