@@ -42,7 +42,7 @@ class Linear(Module):
         if not isinstance(x, tg.Tensor):
             x = tg.Tensor(x)
         dtype = self.W.dtype
-        if x.dtype != dtype and _widens(x.dtype, dtype):
+        if x.dtype is not dtype and _widens(x.dtype, dtype):
             x = tg.cast(x, dtype)
         try:
             return tg.linear(x, self.W, self.b)

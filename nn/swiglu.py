@@ -73,7 +73,7 @@ class SwiGLU(Module):
         if not isinstance(x, tg.Tensor):
             x = tg.Tensor(x)             # once, so both branches read the same leaf
         dtype = self.w1.W.dtype
-        if x.dtype != dtype and _widens(x.dtype, dtype):     # (once here for w1 and w3:
+        if x.dtype is not dtype and _widens(x.dtype, dtype):     # (once here for w1 and w3:
             x = tg.cast(x, dtype)                              # one cast node, one copy)
         lead = x.shape[:-1]
         if x.ndim > 2 and x.shape[-1] == self.d_model:
