@@ -2,6 +2,7 @@
 that turns any object of the ``activations`` package into a node."""
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,13 @@ def _widens(given: np.dtype, dtype: np.dtype) -> bool:
     return dtype.kind == "f" and np.promote_types(given, dtype) != dtype
 
 
+# An activations object keeps one cache, set by its forward and read by its backward; when
+# threads share a model (and so its activation objects), each pair runs under this lock, or
+# another thread's call could come in between and leave its cache there. Re-entrant: a
+# plug-in may itself call an ActivationLayer.
+_cache_guard = threading.RLock()
+
+
 class _ActivationNode(tg.Function):
     """a = f(z) through an ``activations`` object: its forward, and its own backward.
 
@@ -84,17 +92,20 @@ class _ActivationNode(tg.Function):
     @staticmethod
     def forward(ctx, z, activation=None):
         if not ctx.needs_input_grad[0]:
-            kept = activation.cache
-            a = activation.forward(z)
-            activation.cache = kept
+            with _cache_guard:
+                kept = activation.cache
+                a = activation.forward(z)
+                activation.cache = kept
             if getattr(activation, "caches_output", False) and a.base is None:
                 a.setflags(write=True)      # no cache holds it any more: it is the caller's
             return a
-        a = activation.forward(z)
+        with _cache_guard:
+            a = activation.forward(z)
+            cache = activation.cache
         if a is z:                 # a plug-in that gives back its input (an identity): the
             a = a.view()           # engine's promise (check_backward = False) is a new array
         ctx.activation = activation
-        ctx.save_for_backward(*_saved_cache(activation.cache))
+        ctx.save_for_backward(*_saved_cache(cache))
         return a
 
     @staticmethod
@@ -108,8 +119,9 @@ class _ActivationNode(tg.Function):
         cache = ctx.saved_tensors[0]
         if isinstance(cache, tg.Tensor):     # a recorded backward (create_graph) wraps it
             cache = cache.data
-        activation.cache = cache
-        grad = activation.backward(grad_output)
+        with _cache_guard:
+            activation.cache = cache
+            grad = activation.backward(grad_output)
         if type(grad) is not np.ndarray or grad.shape != ctx.input_shapes[0]:
             grad = _checked_gradient(activation, grad, ctx.input_shapes[0])
         return grad

@@ -24,7 +24,8 @@ Nothing a node saved can change before backward reads it: the data of a tensor m
 a recorded op is only ever shown read-only, and a leaf's array (a parameter, the user's
 data) is made read-only while a graph holds it, so ``x.data[0] = 5`` between forward
 and backward fails at once instead of silently corrupting a gradient; it becomes
-writable again when backward releases the graph or the graph is dropped. A saved view is
+writable again when backward releases the graph or the graph is dropped (unless it was
+read-only before: then it is watched the same way and left read-only). A saved view is
 copied, since it could change through the array that owns its memory.
 
 Backward code written with numpy operators and functions (``*``, ``@``, ``np.exp``,
@@ -57,29 +58,30 @@ _lock_counts: dict[int, int] = {}
 # interrupted unlocks them before it lets go of the lock.
 _counts_guard = threading.RLock()
 _deferred: list = []
+# ids (in _lock_counts) of arrays that were read-only before the first node took them:
+# frozen by their owner. Counted and checked like the others, but left read-only at the end.
+_frozen_before: set = set()
 
 
-def _lock_shared(a: np.ndarray, locked: list) -> bool:
-    """Make ``a`` read-only until every node holding it is released (counted). False when
-    ``a`` was read-only before we came: not ours to lock or unlock, and its owner may make
-    it writable again unseen, so the caller saves a copy instead."""
+def _lock_shared(a: np.ndarray, locked: list) -> None:
+    """Make ``a`` read-only until every node holding it is released (counted). An array
+    that was read-only already (frozen by its owner) is counted too, so that backward sees
+    it if the owner makes it writable again meanwhile, and is left read-only at the end."""
     key = id(a)
-    ours = True
     with _counts_guard:
         count = _lock_counts.get(key)
         if count is None:
             if a.flags.writeable:
                 a.setflags(write=False)     # (setflags: ~0.1 us cheaper than flags.writeable)
-                _lock_counts[key] = 1
-                locked.append(a)
             else:
-                ours = False
+                _frozen_before.add(key)
+            _lock_counts[key] = 1
+            locked.append(a)
         else:
             _lock_counts[key] = count + 1
             locked.append(a)
         while _deferred:
             _decrement(_deferred.pop())
-    return ours
 
 
 class _Locks(list):
@@ -116,7 +118,10 @@ def _decrement(a: np.ndarray) -> None:
         _lock_counts[key] = count
     else:
         _lock_counts.pop(key, None)
-        a.setflags(write=True)
+        if _frozen_before and key in _frozen_before:
+            _frozen_before.discard(key)     # not ours to make writable
+        else:
+            a.setflags(write=True)
 
 
 def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tuple:
@@ -128,10 +133,10 @@ def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tu
     - an op's output, or an intermediate tensor's array: users only ever see it read-only
       (``Tensor.data`` of a non-leaf is a read-only view): nothing to do;
     - a leaf's or a constant's array (parameters, the user's data) is made read-only,
-      counted per array, until the last node holding it is released;
+      counted per array, until the last node holding it is released (one that was
+      read-only already stays so; backward still checks that nobody made it writable);
     - a view (a slice of a dataset, a transpose of a weight) could still be written through
-      the array that owns its memory, and an array that was read-only already (frozen by
-      its owner) could be made writable again unseen: a private copy is saved instead.
+      the array that owns its memory, so a private copy is saved instead.
     Returns (the arrays to keep, their sources, the locks or None).
     """
     locks = None
@@ -161,10 +166,7 @@ def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tu
             continue
         if locks is None:
             locks = _Locks()
-        if not _lock_shared(a, locks):
-            if kept is None:
-                kept = list(saved)
-            kept[i] = np.array(a, copy=True)
+        _lock_shared(a, locks)
     return (saved if kept is None else tuple(kept)), tuple(sources), locks
 
 

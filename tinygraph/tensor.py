@@ -10,7 +10,7 @@ from . import autograd
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
-        data = data._data
+        data = data.data    # (a recorded result's is a read-only view: the graph may need it)
     try:
         arr = np.asarray(data, dtype=dtype)
     except (TypeError, ValueError) as exc:

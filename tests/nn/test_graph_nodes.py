@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -108,6 +110,42 @@ def test_one_activation_object_at_two_places_matches_manual_mlp(name):
     for layer, lin in zip(manual.layers, linears):
         np.testing.assert_allclose(lin.W.grad, layer.dW, rtol=1e-10, atol=1e-15)
         np.testing.assert_allclose(lin.b.grad, layer.db, rtol=1e-10, atol=1e-15)
+
+
+class _SlowSquare:
+    """An activation whose forward lets other threads run between setting its cache and
+    returning (a real one can be interrupted there too, only less often)."""
+
+    def __init__(self):
+        self.cache = None
+
+    def forward(self, x):
+        self.cache = x
+        time.sleep(0.001)
+        return x * x
+
+    def backward(self, grad_output):
+        return 2 * self.cache * grad_output
+
+
+def test_threads_sharing_an_activation_object_each_get_their_own_gradient():
+    layer = nn.ActivationLayer(_SlowSquare())
+    wrong = []
+
+    def work(k):
+        x0 = np.full(3, float(k + 1))
+        for _ in range(15):
+            x = tg.Tensor(x0, requires_grad=True)
+            (g,) = tg.grad(layer(x).sum(), x)
+            if not np.array_equal(g, 2 * x0):
+                wrong.append(g)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
 
 
 def test_activation_layer_under_no_grad_leaves_the_objects_cache_alone():

@@ -294,33 +294,54 @@ def test_writing_a_parameter_saved_through_a_view_cannot_corrupt_the_gradient():
     x.data[0, 0] = 2.0
 
 
+@pytest.mark.parametrize("leaf", [False, True])
 @pytest.mark.parametrize("create_graph", [False, True])
-def test_an_array_read_only_before_the_forward_pass_is_saved_as_a_copy(create_graph):
-    """Frozen by its owner, not by the graph: the owner may make it writable again and
-    change it (the graph could not see that), so the node keeps its own copy; the owner's
-    flag is left as it was."""
-    frozen = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
-    frozen.setflags(write=False)
-    W = tg.Tensor(np.ones((2, 2)), requires_grad=True)
-    y = ((tg.Tensor(frozen) @ W) ** 2).sum()
-    saved = [a for _, a in tg.graph.saved_arrays(y)]
-    assert not any(a is frozen for a in saved)
-    assert sum(np.array_equal(a, frozen) for a in saved) == 1      # its copy
-    frozen.setflags(write=True)
-    frozen[...] = 100.0
-    if create_graph:
-        (g,) = tg.grad(y, W, create_graph=True)
-        g = g.data
-    else:
+def test_an_array_read_only_before_the_forward_pass_is_watched_and_left_read_only(
+        create_graph, leaf):
+    """Frozen by its owner, not by the graph: saved as it is (no copy) and counted like
+    the graph's own locks, so backward refuses it if the owner made it writable and changed
+    it meanwhile; its flag is left as the owner set it."""
+    def frozen_array():
+        a = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+        a.setflags(write=False)
+        return a
+
+    def loss(a):
+        W = tg.Tensor(np.ones((2, 2)), requires_grad=True)
+        x = tg.Tensor(a, requires_grad=leaf)
+        return W, x, ((x @ W) ** 2).sum()
+
+    def run(y, W):
+        if create_graph:
+            return tg.grad(y, W, create_graph=True)[0].data
         y.backward()
-        g = W.grad
-    x = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
-    np.testing.assert_allclose(g, 2 * x.T @ (x @ np.ones((2, 2))))
-    assert frozen.flags.writeable
-    still = np.zeros(3)
-    still.setflags(write=False)
-    (tg.Tensor(still) * W[0, 0]).sum().backward()
-    assert not still.flags.writeable               # not ours: left read-only
+        return W.grad
+
+    a = frozen_array()
+    W, x, y = loss(a)
+    assert sum(s is a for _, s in tg.graph.saved_arrays(y)) == 1     # itself, not a copy
+    a.setflags(write=True)
+    a[...] = 100.0
+    with pytest.raises(tg.InPlaceModificationError, match=r"shape \(3, 2\) .* made writable"):
+        run(y, W)
+    a = frozen_array()                             # left alone: the right gradient, and
+    W, x, y = loss(a)                              # the owner's flag as it was
+    np.testing.assert_allclose(run(y, W), 2 * a.T @ (a @ np.ones((2, 2))))
+    del y, x
+    assert not a.flags.writeable
+
+
+def test_a_frozen_array_shared_by_graphs_stays_read_only_after_the_last():
+    a = np.ones(3)
+    a.setflags(write=False)
+    w = tg.Tensor(np.ones(3), requires_grad=True)
+    y1, y2 = (w * a).sum(), (w * a * 2).sum()
+    y1.backward()
+    y2.backward()
+    assert not a.flags.writeable and w.grad.tolist() == [3.0, 3.0, 3.0]
+    b = np.ones(3)                                  # a writable one: writable again after
+    (w * b).sum().backward()
+    assert b.flags.writeable
 
 
 def test_leaves_that_are_views_of_one_buffer():

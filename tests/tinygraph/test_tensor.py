@@ -92,6 +92,23 @@ def test_tensor_wraps_and_tensor_function_copies():
     assert c.data[0] == 1.0
 
 
+def test_wrapping_a_recorded_result_cannot_change_what_its_graph_saved():
+    """Tensor(y) of a recorded result shares its values read-only, like y.detach(): writing
+    through it must not change the output exp saved for its backward."""
+    x = tg.Tensor([0.0, 1.0], requires_grad=True)
+    y = tg.exp(x)
+    wrapped = tg.Tensor(y)
+    with pytest.raises(ValueError, match="read-only"):
+        wrapped.data[...] = 100.0
+    leaf = tg.Tensor([0.0])
+    leaf.data = y                                  # (the .data setter takes the same way)
+    with pytest.raises(ValueError, match="read-only"):
+        leaf.data[0] = 100.0
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, np.exp([0.0, 1.0]))
+    assert tg.Tensor(x).data is x.data             # a leaf's array is still wrapped as it is
+
+
 def test_item_and_numpy():
     assert tg.Tensor(2.5).item() == 2.5
     assert isinstance(tg.Tensor(2.5).item(), float)
