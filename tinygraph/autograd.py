@@ -243,9 +243,16 @@ def _note_grad(node: Function, g, wanted_nodes: dict, found: dict, retained,
     (for retain_grad, in ``retained_grads``, stored in ``.grad`` when the pass has run)."""
     if node in wanted_nodes:
         t = wanted_nodes[node]
-        found[id(t)] = (t, g)
+        found[id(t)] = (t, _in_dtype_of(t, g))
     if retained is not None and id(node) in retained:
-        retained_grads.append((retained[id(node)], _stored_copy(g)))
+        t = retained[id(node)]
+        retained_grads.append((t, _stored_copy(_in_dtype_of(t, g))))
+
+
+def _in_dtype_of(t, g):
+    """A gradient has its tensor's dtype (a float32 result in float64 math gets float32)."""
+    dtype = t._data.dtype
+    return g if g.dtype == dtype else g.astype(dtype)
 
 
 def _abandon(counts: dict, failed, exc: Exception, retain_graph: bool) -> None:

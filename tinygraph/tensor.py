@@ -114,6 +114,13 @@ class Tensor:
             raise TypeError("len() of a 0-d Tensor")
         return len(self._data)
 
+    def __iter__(self):
+        # (without it Python would iterate by t[0], t[1], ... until an IndexError, and a
+        # 0-d Tensor would silently look empty: list(Tensor(5.0)) == [])
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d Tensor; use .item() for its value")
+        return (self[i] for i in range(len(self._data)))
+
     # -- conversions -----------------------------------------------------------
     def item(self) -> float:
         """The value of a one-element tensor as a Python number."""

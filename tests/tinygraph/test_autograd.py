@@ -204,6 +204,24 @@ def test_chain_of_a_million_nodes_has_no_recursion_error():
 
 # -- accumulation, retain_graph, released graphs ---------------------------------------------
 
+@pytest.mark.parametrize("how", ["retain_grad", "grad", "grad create_graph"])
+def test_a_non_leaf_gradient_has_its_tensors_dtype(how):
+    """y is float32, the loss mixes in a float64 weight: y's gradient is float32, as a
+    leaf's is (docs/architecture.md)."""
+    x = tg.Tensor(np.ones(3, np.float32), requires_grad=True)
+    y = tg.exp(x)
+    loss = (y * np.full(3, 2.0)).sum()
+    if how == "retain_grad":
+        y.retain_grad()
+        loss.backward()
+        g = y.grad
+    else:
+        (g,) = tg.grad(loss, y, create_graph=how.endswith("create_graph"))
+        g = g.data if isinstance(g, tg.Tensor) else g
+    assert g.dtype == np.float32
+    np.testing.assert_array_equal(g, np.full(3, 2.0, np.float32))
+
+
 def test_leaf_gradients_accumulate_across_backward_calls():
     x = leaf([1.0, 2.0])
     (x * x).sum().backward()

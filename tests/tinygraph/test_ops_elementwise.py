@@ -379,6 +379,26 @@ def test_pow_with_an_array_exponent_holding_zeros_has_a_zero_gradient_there_at_z
     assert x32.grad.dtype == np.float32
 
 
+@pytest.mark.parametrize("base", [-2.0, 0.0, 0, np.array([0.0, -2.0, 0.0])])
+def test_exponent_gradient_of_a_base_at_or_below_zero(base):
+    """d(c^x)/dx = c^x log c: NaN for c < 0 (no real value) and 0 for c = 0 at x >= 0 (0^x is
+    flat there), as PyTorch gives; a Python-number base used to stop backward with a bare
+    'math domain error'."""
+    x = tg.Tensor(np.array([2.0, 3.0, 0.0]), requires_grad=True)
+    y = tg.pow(base, x)
+    y.sum().backward()
+    c = np.broadcast_to(np.asarray(base, dtype=float), (3,))
+    expected = np.where(c == 0, 0.0, np.nan)
+    np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_where_refuses_none_as_a_value_instead_of_an_object_array():
+    x = tg.Tensor(np.array([0.5, 2.0]), requires_grad=True)
+    for args in ((x, None), (None, x)):
+        with pytest.raises(TypeError, match=r"where: the values to pick from .* got [ab]=None"):
+            tg.where(x > 1, *args)
+
+
 def test_errors_of_clip_cast_and_pow_name_the_op_and_the_cause():
     t = tg.Tensor(np.ones(3), requires_grad=True)
     with pytest.raises(tg.ShapeError, match=r"clip: bound lo of shape \(2,\) does not broadcast "

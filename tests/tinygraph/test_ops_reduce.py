@@ -213,3 +213,25 @@ def test_the_softmax_family_over_an_empty_axis_is_a_named_error(op, axis):
         op(t, axis=axis)
     # over the other axis there is nothing to refuse: an empty result
     assert op(t, axis=1).shape == ((0,) if op is tg.logsumexp else (0, 3))
+
+
+@pytest.mark.parametrize("name", ["max", "min", "mean"])
+def test_max_min_mean_refuse_an_empty_axis_and_reduce_around_one(name):
+    """(0, 3) over axis 1 is three-wide rows of which there are none: an empty result, as
+    numpy and PyTorch give (these three used to refuse every empty input)."""
+    t = tg.Tensor(np.zeros((0, 3)), requires_grad=True)
+    reduce = getattr(t, name)
+    y = reduce(axis=1)
+    assert y.shape == (0,)
+    y.sum().backward()
+    assert t.grad.shape == (0, 3)
+    for axis in (0, None):
+        with pytest.raises(ValueError, match=rf"{name}: cannot reduce over an axis of length 0"):
+            reduce(axis=axis)
+
+
+def test_an_axis_that_is_not_an_int_is_a_named_error():
+    t = tg.Tensor(np.ones((2, 3)), requires_grad=True)
+    for bad in (0.0, "0", (0, 1.5)):
+        with pytest.raises(TypeError, match=r"sum: axis must be an int or a tuple of ints"):
+            t.sum(axis=bad)

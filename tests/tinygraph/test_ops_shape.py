@@ -324,3 +324,11 @@ def test_getitem_with_an_empty_list_index_has_a_zero_gradient():
     x.grad = None
     x[([],)].sum().backward()
     np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])
+
+
+def test_broadcast_to_takes_an_int_shape_like_numpy():
+    x = tg.Tensor(np.array([2.0]), requires_grad=True)
+    y = tg.broadcast_to(x, 4)
+    assert y.shape == (4,) == np.broadcast_to(np.array([2.0]), 4).shape
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [4.0])

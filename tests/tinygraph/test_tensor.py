@@ -109,6 +109,18 @@ def test_wrapping_a_recorded_result_cannot_change_what_its_graph_saved():
     assert tg.Tensor(x).data is x.data             # a leaf's array is still wrapped as it is
 
 
+def test_iteration_goes_over_the_first_axis_and_refuses_0d():
+    x = tg.Tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    rows = list(x)
+    assert len(rows) == 3 and all(r.shape == (2,) for r in rows)
+    sum(r.sum() for r in rows).backward()                    # each row is a recorded getitem
+    np.testing.assert_array_equal(x.grad, np.ones((3, 2)))
+    with pytest.raises(TypeError, match="iteration over a 0-d Tensor"):
+        list(tg.Tensor(5.0))
+    with pytest.raises(TypeError, match="iteration over a 0-d Tensor"):
+        sum(tg.Tensor(5.0))
+
+
 def test_item_and_numpy():
     assert tg.Tensor(2.5).item() == 2.5
     assert isinstance(tg.Tensor(2.5).item(), float)

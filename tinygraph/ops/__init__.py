@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from .elementwise import (Abs, Add, Cast, Clip, Div, Exp, Log, Maximum, Minimum, Mul, Neg,
                           Pow, ReLU, Sigmoid, Sqrt, Sub, Tanh, Where)
 from .linalg import Linear, MatMul
@@ -167,7 +169,8 @@ def squeeze(x, axis=None):
 
 
 def broadcast_to(x, shape):
-    return BroadcastTo.apply(x, shape=tuple(shape))
+    return BroadcastTo.apply(x, shape=(shape,) if isinstance(shape, (int, np.integer))
+                             else tuple(shape))
 
 
 def getitem(x, index):

@@ -40,7 +40,7 @@ def normalize_axis(axis, ndim: int, op: str):
     """
     if axis is None:
         return None
-    single = isinstance(axis, (int, np.integer))
+    single = not isinstance(axis, (tuple, list))     # (a float is caught just below)
     axes = (axis,) if single else tuple(axis)
     out = []
     for a in axes:

@@ -124,9 +124,20 @@ class Pow(Function):
             else:
                 ga = unbroadcast(g * p * a ** (p - 1), ctx.input_shapes[0])
         if n[1]:
-            # math.log keeps a Python-number base a weak scalar (no float64 upcast)
-            log_a = math.log(a) if isinstance(a, (int, float)) else np.log(a)
-            gp = unbroadcast(g * out * log_a, ctx.input_shapes[1])
+            if isinstance(a, (int, float)):
+                # math.log keeps a Python-number base a weak scalar (no float64 upcast); it
+                # raises for a <= 0, where the slope a^p·log(a) has no real value
+                log_a = math.log(a) if a > 0 else (-math.inf if a == 0 else math.nan)
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    log_a = np.log(a)
+            with np.errstate(invalid="ignore"):
+                gp = g * out * log_a
+            if type(gp) is np.ndarray and np.any(np.equal(a, 0)):
+                # 0^p is 0 for every p > 0 (and 1 at p = 0): slope 0 there, not 0·(-inf),
+                # as PyTorch gives
+                gp = np.where(np.equal(a, 0) & np.greater_equal(p, 0), 0, gp)
+            gp = unbroadcast(gp, ctx.input_shapes[1])
         return ga, gp
 
 
@@ -337,6 +348,9 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, cond, a, b):
+        if a is None or b is None:       # (np.where would make an object array of it)
+            raise TypeError(f"where: the values to pick from must be numbers, arrays or "
+                            f"Tensors, got {'a' if a is None else 'b'}=None")
         cond = np.asarray(cond, dtype=bool)
         ctx.save_for_backward(cond)
         try:

@@ -61,10 +61,9 @@ class Mean(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.axis = normalize_axis(axis, x.ndim, "mean")
-        if x.size == 0:
-            raise ValueError(f"mean: the array of shape {x.shape} is empty")
+        _check_reducible(x, ctx.axis, "mean")     # (an empty axis left over is fine: (0,))
         out = np.mean(x, axis=ctx.axis, keepdims=keepdims)
-        ctx.count = x.size // np.size(out)
+        ctx.count = _reduced_count(x.shape, ctx.axis)
         return out
 
     @staticmethod
@@ -79,8 +78,7 @@ class _Extreme(Function):
     @classmethod
     def _forward(cls, ctx, x, axis, keepdims):
         ctx.axis = normalize_axis(axis, x.ndim, cls.op_name)
-        if x.size == 0:
-            raise ValueError(f"{cls.op_name}: the array of shape {x.shape} is empty")
+        _check_reducible(x, ctx.axis, cls.op_name)
         kept = cls.reducer(x, axis=ctx.axis, keepdims=True)
         winners = x == kept
         weights = winners / np.sum(winners, axis=ctx.axis, keepdims=True)
@@ -111,6 +109,15 @@ class Min(_Extreme):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         return Min._forward(ctx, x, axis, keepdims)
+
+
+def _reduced_count(shape: tuple, axis) -> int:
+    """How many elements each output of a reduction over ``axis`` averages."""
+    axes = range(len(shape)) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+    count = 1
+    for a in axes:
+        count *= shape[a]
+    return count
 
 
 def _check_reducible(x: np.ndarray, axis, op: str) -> None:
