@@ -14,7 +14,6 @@ ends with exactly (bit for bit) the weights of an uninterrupted 10-epoch run.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from ._spec_mlp import _check_int
@@ -37,13 +36,11 @@ class Checkpointer:
             if not isinstance(path, (str, os.PathLike)) or not str(path):
                 raise TypeError(f"{where}: checkpoint must be a file path (str or os.PathLike), "
                                 f"got {path!r} of type {type(path).__name__}")
-            self.path = Path(path)
-            if self.path.exists() and self.path.is_dir():
-                raise ValueError(f"{where}: checkpoint={str(path)!r} is a directory; expected "
-                                 f"the path of a .npz file, e.g. {str(self.path / 'model.npz')!r}")
+            from .serialize import check_savable_model, writable_path
+            # before training, not after its first epoch
+            self.path = writable_path(path, f"{where}: checkpoint")
             self.every = 1 if every is None else _check_int(f"{where}: checkpoint_every", every, 1)
-            from .serialize import check_savable_model
-            check_savable_model(model, f"{where}: checkpoint")     # before training, not after
+            check_savable_model(model, f"{where}: checkpoint")
         self.model = model
 
     def check_optimizer(self, optimizer: Any, where: str) -> None:

@@ -72,12 +72,23 @@ def check_savable_model(model: Any, where: str) -> None:
     """Refuse, before anything is written (or trained, for a checkpoint), a model whose file
     could not be loaded back: a dtype other than float32/float64, or an activation that is
     not one of the ``activations`` package's (files store activations by name)."""
-    _, _, act_list = _model_parts(model)
+    _, weights, act_list = _model_parts(model)
     dtype = np.dtype(model.dtype)
     if dtype.name not in ("float32", "float64"):
         raise ValueError(f"{where}: a model of dtype {dtype.name} cannot be saved (model files "
                          f"hold float32 or float64, which load on every machine); build the "
                          f"model with dtype=np.float32 or np.float64")
+    sizes = list(model.layer_sizes)
+    for i, (W, b) in enumerate(weights):       # (weights can be replaced by hand)
+        for name, arr, shape in ((f"W{i}", W, (sizes[i + 1], sizes[i])),
+                                 (f"b{i}", b, (sizes[i + 1],))):
+            got = np.asarray(arr)
+            if got.shape != shape or got.dtype != dtype:
+                raise ValueError(
+                    f"{where}: layer {i + 1}'s {name[0]} has shape {got.shape} and dtype "
+                    f"{got.dtype}, but a {dtype.name} model of layer_sizes {sizes} needs "
+                    f"{shape} and {dtype.name}, so the file could not be loaded back; "
+                    f"assign weights of that shape, converted with .astype(np.{dtype.name})")
     for i, act in enumerate(act_list):
         if act is None or isinstance(act, str):
             continue
@@ -319,18 +330,35 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
     return path
 
 
-def _npz_path(path: Any) -> Path:
+def _npz_path(path: Any, where: str = "save") -> Path:
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"save: path must be a str or os.PathLike, got {type(path).__name__}")
+        raise TypeError(f"{where}: path must be a str or os.PathLike, got {type(path).__name__}")
     raw = os.fspath(path)
     path = Path(path)
     if (path.name in ("", ".", "..") or path.is_dir()
             or raw.endswith((os.sep, os.altsep or os.sep))):     # "runs/": meant as a folder
-        raise ValueError(f"save: {str(path)!r} is a folder; give a file name in it, e.g. "
+        raise ValueError(f"{where}: {str(path)!r} is a folder; give a file name in it, e.g. "
                          f"{str(path / 'model.npz')!r}")
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
     return path
+
+
+def writable_path(path: Any, where: str) -> Path:
+    """The file ``save(model, path)`` would write, refused before any training or work when
+    it cannot be written: a folder, a file where a folder is needed on the way, or a folder
+    this user may not write in (the folders still missing are created by ``save``)."""
+    target = _npz_path(path, where)
+    existing = target.parent
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{where}: cannot write {str(target)!r}: {str(existing)!r} is a file, "
+                         f"not a folder; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{where}: cannot write {str(target)!r}: no permission to write in "
+                         f"{str(existing)!r}; choose another path")
+    return target
 
 
 def _atomic_write(path: Path, write) -> None:

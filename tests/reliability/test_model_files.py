@@ -97,6 +97,18 @@ def test_adam_per_parameter_counts_are_saved_only_when_they_differ(tmp_path):
         nn.load(bad)
 
 
+def test_save_refuses_weights_that_load_would_refuse_and_writes_nothing(tmp_path):
+    model = _trained("manual", dtype=np.float32)
+    model.layers[0].W = model.layers[0].W.astype(np.float64)      # replaced by hand
+    with pytest.raises(ValueError, match=r"save: layer 1's W has shape \(5, 3\) and dtype "
+                                         r"float64, but a float32 model"):
+        nn.save(model, tmp_path / "m.npz")
+    model.layers[0].W = np.ones((3, 5), np.float32)                # transposed
+    with pytest.raises(ValueError, match=r"layer 1's W has shape \(3, 5\) .* needs \(5, 3\)"):
+        nn.save(model, tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+
+
 def test_save_refuses_nan_weights_and_non_json_extra(tmp_path):
     model = nn.MLP([2, 2], ["softmax"], seed=0)
     with pytest.raises(TypeError, match="JSON-able"):

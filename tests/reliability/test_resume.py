@@ -111,13 +111,30 @@ def test_checkpoint_every_k_epochs_and_resume_after_a_crash(tmp_path, monkeypatc
     assert_same_model(reference, model)
 
 
+def test_checkpoint_of_weights_replaced_by_hand_is_refused_before_training(tmp_path):
+    model = _new("graph")
+    X, y = _data()
+    model.linears[0].W.data = np.ones(model.linears[0].W.shape, np.float32)
+    with pytest.raises(ValueError, match=r"layer 1's W has shape \(\d+, \d+\) and dtype "
+                                         r"float32, but a float64 model"):
+        model.fit(X, y, epochs=1, checkpoint=tmp_path / "c.npz")
+    assert model.epochs_trained == 0
+
+
 def test_checkpoint_argument_checks(tmp_path):
     model = _new("graph")
     X, y = _data()
     with pytest.raises(TypeError, match="checkpoint must be a file path"):
         model.fit(X, y, epochs=1, checkpoint=3)
-    with pytest.raises(ValueError, match="is a directory"):
+    with pytest.raises(ValueError, match="is a folder; give a file name in it"):
         model.fit(X, y, epochs=1, checkpoint=tmp_path)
+    with pytest.raises(ValueError, match="is a folder; give a file name in it"):
+        model.fit(X, y, epochs=1, checkpoint="runs/")       # (was written as runs.npz)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ValueError, match=r"cannot write .*run.npz': .*afile' is a file, not a "
+                                         r"folder"):
+        model.fit(X, y, epochs=2, checkpoint=tmp_path / "afile" / "run.npz")
+    assert model.epochs_trained == 0                    # refused before training, not after
     with pytest.raises(ValueError, match="checkpoint_every must be an integer >= 1, got 0"):
         model.fit(X, y, epochs=1, checkpoint=tmp_path / "c.npz", checkpoint_every=0)
     class Custom(nn.SGD):
