@@ -5,12 +5,14 @@
     tinygraph crosscheck  compare hand-derived backprop with autodiff; non-zero exit on disagreement
     tinygraph train       train on a dataset and save the model
 
-Bad arguments get a usage message and exit status 2; missing data or a failed check get a
+Bad arguments get a usage message and exit status 2; missing data, a failed check or a
+refusal from ``nn`` (a diverging fit, a corrupt data file, a path it cannot write) get a
 one-line message and a non-zero status, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -55,10 +57,20 @@ def _positive(kind):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not value > 0:
+        if not (value > 0 and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
         return value
     return parse
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}")
+    return value
 
 
 def _check_arch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -74,6 +86,9 @@ def _check_arch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a file; the demo writes a folder of pictures "
+                        f"and report.html: give a folder name")
     run_demo(dataset=args.dataset, data_dir=args.data, out_dir=Path(args.out), epochs=args.epochs,
              seed=args.seed, quiet=args.quiet)
     return 0
@@ -144,12 +159,20 @@ def _cmd_crosscheck(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import nn
+    from nn.serialize import writable_path
+
     from .demo import load_dataset
     out = Path(args.out)
     if (out.name in ("", ".", "..") or out.is_dir()    # checked before a long training run
             or args.out.endswith(("/", os.sep))):
         raise UserError(f"--out {args.out} is a folder; give a file name, e.g. "
                         f"{out / 'model.npz'}")
+    try:                                # a file on the way, a folder it may not write in
+        writable_path(args.out, f"--out {args.out}")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.activations and "softmax" in args.activations[:-1]:
+        raise UserError("softmax can only be the last activation (the output layer)")
     Xtr, ytr, Xte, yte, name = load_dataset(args.dataset, args.data, args.limit)
     classes = int(max(ytr.max(), yte.max())) + 1
     layers = args.layers or ([Xtr.shape[1], 256, 128, classes])
@@ -163,9 +186,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"{name} has {classes} classes: the last layer must be softmax (or "
                         f"sigmoid) with {classes} units (--layers ...,{classes}; --activations "
                         f"...,softmax); got {layers[-1]} units, {acts[-1] or 'linear'}")
+    batch_size = args.batch_size
+    if batch_size > len(Xtr):           # (the default 64 with a small --limit)
+        print(f"note: --batch-size {batch_size} is more than the {len(Xtr)} training samples; "
+              f"using {len(Xtr)}", file=sys.stderr)
+        batch_size = len(Xtr)
     model = nn.MLP(layers, acts, seed=args.seed)
     history = model.fit(Xtr, ytr, epochs=args.epochs, learning_rate=args.lr,
-                        batch_size=args.batch_size, optimizer=args.optimizer,
+                        batch_size=batch_size, optimizer=args.optimizer,
                         verbose=not args.quiet)
     acc = model.score(Xte, yte)
     path = model.save(args.out, extra={"dataset": name, "epochs": args.epochs,
@@ -200,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="output directory (default: %(default)s)")
     demo.add_argument("--epochs", type=_positive(int), default=None,
                       help="training epochs (default: 30 for digits, 3 for the MNIST formats)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.add_argument("--seed", type=_seed, default=0, help="random seed (default: %(default)s)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_cmd_demo)
 
@@ -216,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output format (default: from --out's suffix); pdf needs the "
                             "system Graphviz, svg and png also work with graphviz-pure")
     graph.add_argument("--batch", type=_positive(int), default=2, help="batch size (default: 2)")
-    graph.add_argument("--seed", type=int, default=0)
+    graph.add_argument("--seed", type=_seed, default=0)
     graph.set_defaults(func=_cmd_graph, check_arch=True, subparser=graph)
 
     cc = sub.add_parser("crosscheck", help="compare manual backprop with autodiff",
@@ -228,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="one per layer, e.g. relu,relu,softmax")
     cc.add_argument("--batch", type=_positive(int), default=64, help="batch size (default: 64)")
     cc.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    cc.add_argument("--seed", type=int, default=0)
+    cc.add_argument("--seed", type=_seed, default=0)
     cc.set_defaults(func=_cmd_crosscheck, check_arch=True, subparser=cc)
 
     train = sub.add_parser("train", help="train on a dataset and save the model",
@@ -245,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     train.add_argument("--limit", type=_positive(int), help="use at most this many training samples")
     train.add_argument("--out", default="model.npz", help="where to save (default: %(default)s)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_cmd_train)
     return parser
@@ -261,6 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, FileNotFoundError) as exc:
         print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
         return 2
+    except (ValueError, TypeError, FloatingPointError, OSError) as exc:
+        # nn's refusals (a diverging fit, a corrupt data file, a path it cannot write) name
+        # the problem and what to do: their message, not a traceback
+        print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

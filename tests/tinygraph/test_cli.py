@@ -232,13 +232,59 @@ def test_graph_command_without_a_renderer_for_the_format_is_a_message(tmp_path, 
     (["--layers", "64,8,10", "--activations", "relu,linear"], "got 10 units, linear"),
     (["--out", "."], "--out . is a folder"),
     (["--out", "runs/"], "--out runs/ is a folder"),
+    (["--out", "afile/model.npz"], "'afile' is a file, not a folder"),
+    (["--layers", "64,8,10", "--activations", "softmax,softmax"], "softmax can only be the last"),
 ])
 def test_train_command_refuses_what_would_fail_before_training(args, fragment, monkeypatch,
-                                                               capsys):
+                                                               capsys, tmp_path):
     monkeypatch.setattr(nn.MLP, "fit", lambda *a, **k: pytest.fail("trained before checking"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
     assert main(["train", "--quiet", "--limit", "100", *args]) == 2
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", [["train", "--lr", "inf"], ["train", "--lr", "nan"],
+                                  ["train", "--seed", "-1"], ["demo", "--seed", "x"],
+                                  ["graph", "--layers", "4,3", "--activations", "softmax",
+                                   "--seed", "-2"]])
+def test_arguments_nn_would_refuse_are_usage_errors(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "expected a" in err and "Traceback" not in err
+
+
+def test_train_with_fewer_samples_than_the_batch_size_uses_them_all(tmp_path, capsys):
+    assert main(["train", "--quiet", "--limit", "10", "--epochs", "1",
+                 "--out", str(tmp_path / "m.npz")]) == 0
+    err = capsys.readouterr().err
+    assert "--batch-size 64 is more than the 10 training samples; using 10" in err
+    assert nn.load(tmp_path / "m.npz").epochs_trained == 1
+
+
+def test_refusals_from_nn_are_one_line_messages(tmp_path, capsys):
+    # a diverging fit: nn.MLP.fit's own message, exit 1, no traceback
+    assert main(["train", "--quiet", "--limit", "100", "--epochs", "2", "--lr", "1e9",
+                 "--out", str(tmp_path / "m.npz")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tinygraph train: nn.MLP.fit: the loss exploded") and "Traceback" not in err
+    # a data folder whose IDX file is corrupt: nn.data's message
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (data / name).write_bytes(b"\x00\x00\x08\x03garbage")
+    code = main(["train", "--quiet", "--dataset", "fashion-mnist", "--data", str(data),
+                 "--out", str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and err.startswith("tinygraph train: ") and "Traceback" not in err
+    # the demo's --out names an existing file
+    (tmp_path / "afile").write_text("")
+    assert main(["demo", "--quiet", "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("module", [["-m", "tinygraph"], ["-m", "tinygraph.cli"]])
