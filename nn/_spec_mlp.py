@@ -142,10 +142,12 @@ def _as_numeric(where: str, name: str, value: ArrayLike) -> np.ndarray:
     return arr
 
 
-def _one_class_per_row(targets: np.ndarray) -> bool:
-    """Targets of a multi-unit sigmoid that are one-hot class labels (one 1 per row)."""
-    return targets.shape[1] > 1 and bool(np.all((targets == 0) | (targets == 1))) and \
-        bool(np.all(targets.sum(axis=1) == 1))
+def _scored_by_class(kind: str, n_outputs: int, y: Any) -> bool:
+    """Whether accuracy asks for the most probable class: always for softmax; for a sigmoid
+    per class when ``y`` came as class labels (1-D). A 0/1 matrix ``y`` for several sigmoid
+    units is multi-label: each unit is scored. (Decided by how ``y`` is given, never by its
+    values, so one model's scores stay comparable across batches.)"""
+    return kind == "softmax" or (kind == "sigmoid" and n_outputs > 1 and np.ndim(y) == 1)
 
 
 def _check_finite(where: str, name: str, arr: np.ndarray) -> None:
@@ -507,7 +509,9 @@ class SpecMLP:
         """Classification accuracy in ``[0, 1]`` (fraction of correct predictions).
 
         ``y`` is given as for :meth:`fit` (integer labels or one-hot for
-        softmax; 0/1 labels for sigmoid).
+        softmax; 0/1 labels for sigmoid). For several sigmoid units, class labels
+        (1-D ``y``) score the most probable class per sample; a 0/1 matrix scores every
+        unit (multi-label accuracy).
 
         Raises:
             ValueError: the model is a regressor (linear or other non-probability output).
@@ -524,7 +528,7 @@ class SpecMLP:
         targets = self._prepare_targets(y, f"{self._where}.score", Xc.shape[0])
         if Xc.shape[0] == 0:
             raise ValueError(f"{self._where}.score: X has 0 samples")
-        if kind == "sigmoid" and _one_class_per_row(targets):
+        if kind == "sigmoid" and _scored_by_class(kind, self.n_outputs, y):
             # class labels for a sigmoid per class: a sample is right when its most probable
             # class is its label (not when most of its units are right)
             proba = self.predict_proba(Xc)

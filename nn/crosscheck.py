@@ -10,6 +10,7 @@ import numpy as np
 import tinygraph as tg
 
 from .data._validation import check_int, check_real
+from .init import make_rng
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -101,6 +102,10 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
         raise TypeError(f"crosscheck: expected the hand-written MLP, an nn.manual.MLP, got a "
                         f"{type(manual_mlp).__module__}.{type(manual_mlp).__name__}{hint}")
     _check_options(tol, n_numerical, numerical_tol, eps)
+    try:
+        rng = make_rng(seed)           # (it picks the elements of the numerical check)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"crosscheck: {exc}") from None
     dtype = np.dtype(manual_mlp.dtype)
     if tol is None:
         tol = 1e-10 if dtype == np.float64 else 1e-4
@@ -122,7 +127,6 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
         graph64 = _float64_copy(manual_mlp)
         graph64.compute_gradients(X64, T64)
     T64_checked = graph64._loss_targets(T64)
-    rng = np.random.default_rng(seed)
 
     def loss64() -> float:
         with tg.no_grad():

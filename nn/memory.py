@@ -13,6 +13,8 @@ import numpy as np
 
 import tinygraph as tg
 
+from .data._validation import check_int
+
 
 @dataclass
 class MemoryTable:
@@ -57,13 +59,16 @@ def memory_table(layer_sizes: Sequence[int], batch_size: int) -> MemoryTable:
     784·256 + 256·128 + 128·10 = 234,752), 394 biases, 75,392 cached activations,
     25,216 cached pre-activations, 235,146 gradients.
     """
-    sizes = [int(n) for n in layer_sizes]
-    if len(sizes) < 2 or any(n < 1 for n in sizes):
-        raise ValueError(f"memory_table: layer_sizes must hold at least two positive widths, "
-                         f"got {list(layer_sizes)}")
-    if int(batch_size) < 1:
-        raise ValueError(f"memory_table: batch_size must be >= 1, got {batch_size}")
-    B = int(batch_size)
+    try:
+        raw = None if isinstance(layer_sizes, (str, bytes)) else list(layer_sizes)
+    except TypeError:
+        raw = None
+    if raw is None or len(raw) < 2:
+        raise (TypeError if raw is None else ValueError)(
+            f"memory_table: layer_sizes must be a list of at least two positive widths, e.g. "
+            f"[784, 256, 128, 10], got {layer_sizes!r}")
+    sizes = [check_int(f"memory_table: layer_sizes[{i}]", n, 1) for i, n in enumerate(raw)]
+    B = check_int("memory_table: batch_size", batch_size, 1)
     weights = sum(a * b for a, b in zip(sizes[1:], sizes[:-1]))
     biases = sum(sizes[1:])
     return MemoryTable(layer_sizes=sizes, batch_size=B, weights=weights, biases=biases,
@@ -89,6 +94,12 @@ class MeasuredMemory:
 
 def measure_memory(model: Any, X: Any, y: Any) -> MeasuredMemory:
     """Measure what the graph MLP ``model`` saves for backward on the batch (X, y)."""
+    from .mlp import MLP
+    if not isinstance(model, MLP):
+        hint = (" (the hand-written MLP has no graph: measure nn.MLP.from_manual(model))"
+                if hasattr(model, "layers") and hasattr(model, "backward") else "")
+        raise TypeError(f"measure_memory: expected a graph MLP, an nn.MLP, got a "
+                        f"{type(model).__name__}{hint}")
     X = np.asarray(X)
     loss = model.loss(X, y)
     training = tg.graph.saved_bytes(loss)

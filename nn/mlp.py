@@ -18,8 +18,7 @@ import tinygraph as tg
 
 from ._spec_mlp import (SOFTMAX, SpecMLP, _activation_name, _check_float_dtype,
                         _check_on_nonfinite, _first_nonfinite, _is_sigmoid, _loss_trouble,
-                        _one_class_per_row,
-                        resolve_architecture)
+                        _scored_by_class, resolve_architecture)
 from .checkpoint import Checkpointer
 from .init import check_init_method, make_rng
 from .layers import ActivationLayer, Linear
@@ -216,6 +215,9 @@ class MLP(Module, SpecMLP):
                 raise TypeError(f"{where}: validation_data must be a pair (X_val, y_val), got "
                                 f"{got}")
             Xv = self._check_X(validation_data[0], f"{where}: validation_data")
+            if Xv.shape[0] == 0:            # (its loss and accuracy would be NaN)
+                raise ValueError(f"{where}: validation_data has 0 samples; pass some, or "
+                                 f"leave validation_data out")
             val = (Xv, self._loss_targets(self._prepare_targets(
                 validation_data[1], f"{where}: validation_data", Xv.shape[0])))
         opt = self._make_optimizer(optimizer, opt_kind, lr)
@@ -272,12 +274,13 @@ class MLP(Module, SpecMLP):
                     history.append(total / n)
                     object.__setattr__(self, "epochs_trained", self.epochs_trained + 1)
                     if classify and val is not None:     # an extra pass: only when asked
-                        history.train_accuracy.append(self._accuracy(X, targets))
+                        history.train_accuracy.append(self._accuracy(X, targets, y))
                     if val is not None:
                         with tg.no_grad():
                             history.val_loss.append(float(self._loss(*val).item()))
                         if classify:
-                            history.val_accuracy.append(self._accuracy(*val))
+                            history.val_accuracy.append(
+                                self._accuracy(*val, validation_data[1]))
                     if bar is not None:
                         post = {"epoch": epoch, "loss": f"{history[-1]:.4f}"}
                         if history.val_accuracy:
@@ -322,9 +325,10 @@ class MLP(Module, SpecMLP):
             opt = kind(own, lr=lr)
         return opt
 
-    def _accuracy(self, X: np.ndarray, targets: np.ndarray) -> float:
+    def _accuracy(self, X: np.ndarray, targets: np.ndarray, y: Any) -> float:
+        """``score``'s accuracy; ``y`` as the caller gave it decides how (see score)."""
         p = self._inference(X, f"{self._where}.fit")
-        if self.output_kind == "softmax" or _one_class_per_row(targets):   # class labels
+        if _scored_by_class(self.output_kind, self.layer_sizes[-1], y):
             return float(np.mean(np.argmax(p, axis=1) == np.argmax(targets, axis=1)))
         return float(np.mean((p > 0.5) == (targets > 0.5)))
 

@@ -153,7 +153,7 @@ def _rng_from_entry(entry: Any, where: str) -> np.random.Generator:
     try:
         bit_generator = getattr(np.random, entry["bit_generator"])()
         bit_generator.state = _from_jsonable(entry)
-    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         raise ModelFileError(f"{where}: rng holds an invalid {entry['bit_generator']} state "
                              f"({type(exc).__name__}: {exc})") from None
     return np.random.Generator(bit_generator)

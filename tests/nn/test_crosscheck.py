@@ -178,6 +178,8 @@ def test_crosscheck_of_the_autodiff_model_says_to_pass_its_manual_twin():
     ({"tol": "a"}, TypeError, r"crosscheck: tol must be a finite number > 0, got 'a'"),
     ({"numerical_tol": float("nan")}, ValueError,
      r"crosscheck: numerical_tol must be a finite number > 0, got nan"),
+    ({"seed": -1}, ValueError, r"crosscheck: seed must be None, a non-negative integer"),
+    ({"seed": "a"}, TypeError, r"crosscheck: seed must be None, a non-negative integer"),
 ])
 def test_crosscheck_options_are_checked(options, error, message):
     manual = nn.manual.MLP([2, 3], ["softmax"], seed=0)

@@ -120,6 +120,14 @@ def test_compute_gradients_zeroes_first_and_returns_loss():
 # ---------------------------------------------------------------------------
 
 
+def test_fit_refuses_an_empty_validation_set_before_training():
+    X, y = blobs(n_samples=30, n_classes=3, seed=1)
+    model = nn.MLP([2, 4, 3], ["relu", "softmax"], seed=0)
+    with pytest.raises(ValueError, match="validation_data has 0 samples"):
+        model.fit(X, y, epochs=1, learning_rate=0.1, validation_data=(X[:0], y[:0]))
+    assert model.epochs_trained == 0
+
+
 def test_sigmoid_probabilities_keep_their_digits_far_below_zero():
     """σ(z) for very negative z is about e^z, not 0 (the manual MLP's value)."""
     manual = nn.manual.MLP([1, 1], ["sigmoid"], seed=0)

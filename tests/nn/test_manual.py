@@ -908,6 +908,27 @@ def test_score_of_a_multi_unit_sigmoid_with_class_labels_counts_samples():
         assert model.score(X, y) == pytest.approx(np.mean(y == 0))
 
 
+def test_multi_unit_sigmoid_accuracy_follows_how_y_is_given_not_its_values():
+    """A 0/1 matrix is multi-label: every unit is scored, also when each row happens to hold
+    one 1 (that once switched to per-sample accuracy, so adding one row with two 1s moved
+    the score from 1.0 to 0.73 for a model that always answers [1, 1, 0])."""
+    X = np.random.default_rng(3).standard_normal((4, 2))
+    for model in (MLP([2, 3], ["sigmoid"], seed=0), nn.MLP([2, 3], ["sigmoid"], seed=0)):
+        W, b = ((model.layers[0].W, model.layers[0].b) if isinstance(model, MLP)
+                else (model.linears[0].W.data, model.linears[0].b.data))
+        W[...] = 0.0
+        b[...] = [50.0, 50.0, -50.0]                     # always [1, 1, 0]
+        one_hot = np.tile([1.0, 0.0, 0.0], (4, 1))
+        assert model.score(X, one_hot) == pytest.approx(2 / 3)          # per unit
+        assert model.score(X, np.zeros(4, int)) == 1.0                   # labels: argmax
+        more = np.vstack([one_hot, [1.0, 1.0, 0.0]])
+        assert model.score(np.vstack([X, X[:1]]), more) == pytest.approx(11 / 15)
+    graph = nn.MLP([2, 3], ["sigmoid"], seed=0)
+    h = graph.fit(X, one_hot, epochs=1, learning_rate=1e-9, validation_data=(X, np.zeros(4, int)))
+    assert h.train_accuracy[0] == pytest.approx(graph.score(X, one_hot))
+    assert h.val_accuracy[0] == pytest.approx(graph.score(X, np.zeros(4, int)))
+
+
 @pytest.mark.parametrize("kind", ["manual", "graph"])
 def test_values_that_overflow_the_model_dtype_are_refused_after_the_cast(kind):
     make = {"manual": MLP, "graph": nn.MLP}[kind]

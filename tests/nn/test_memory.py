@@ -50,6 +50,23 @@ def test_memory_table_rejects_bad_arguments():
         nn.memory_table([784, 0, 10], 64)
     with pytest.raises(ValueError):
         nn.memory_table(SPEC_SIZES, 0)
+    # values int() would have bent into a wrong table: "784" -> [7, 8, 4], 2.7 -> 2
+    for sizes, batch, message in (("784", 64, "layer_sizes must be a list"),
+                                  ([784.9, 10.5], 64, r"layer_sizes\[0\] must be an integer"),
+                                  (SPEC_SIZES, 2.7, "batch_size must be an integer"),
+                                  (SPEC_SIZES, True, "batch_size must be an integer"),
+                                  (None, 64, "layer_sizes must be a list")):
+        with pytest.raises(TypeError, match=f"memory_table: {message}"):
+            nn.memory_table(sizes, batch)
+    assert nn.memory_table(np.array(SPEC_SIZES), np.int64(64)) == nn.memory_table(SPEC_SIZES, 64)
+
+
+def test_measure_memory_of_the_manual_mlp_points_to_its_graph_twin():
+    manual = nn.manual.MLP([2, 3], ["softmax"], seed=0)
+    with pytest.raises(TypeError, match=r"measure_memory: expected a graph MLP.*"
+                                        r"nn\.MLP\.from_manual\(model\)"):
+        nn.measure_memory(manual, np.ones((2, 2)), [0, 1])
+    assert nn.measure_memory(nn.MLP.from_manual(manual), np.ones((2, 2)), [0, 1]).itemsize == 8
 
 
 def _targets(output, n, k, rng):

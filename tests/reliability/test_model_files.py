@@ -155,6 +155,8 @@ def _rewrite(path: Path, out: Path, header_change=None, arrays_change=None) -> P
     (lambda h: h.update(dtype="float16"), "dtype is 'float16'"),
     (lambda h: h["rng"].update(bit_generator="Evil"), "bit generator 'Evil'"),
     (lambda h: h["rng"]["state"].update(state="x"), "invalid PCG64 state"),
+    (lambda h: h.update(rng={"bit_generator": "MT19937", "state": {
+        "key": {"ndarray": "uint32", "values": [1, 2]}, "pos": 0}}), "invalid MT19937 state"),
     (lambda h: h.update(training={"epochs_trained": -1}), "training is"),
     (lambda h: h["optimizer"].update({"class": "RMSprop"}), "optimizer class 'RMSprop'"),
     (lambda h: h["optimizer"].update(betas=[0.9, 2.0]), "invalid optimizer state"),
