@@ -365,9 +365,9 @@ def _atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same directory, fsync, then os.replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = os.stat(path).st_mode & 0o777
+        mode = os.stat(path).st_mode & 0o777       # an existing file keeps its mode
     except FileNotFoundError:
-        mode = 0o644
+        mode = _new_file_mode()
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -383,6 +383,20 @@ def _atomic_write(path: Path, write) -> None:
             pass
         raise
     _fsync_dir(path.parent)
+
+
+def _new_file_mode() -> int:
+    """The mode open() would give a new file: 0o666 masked by the process umask, read from
+    /proc without changing it (os.umask would, for a moment, for every thread); 0o644 where
+    that cannot be read."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o644
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -435,8 +449,10 @@ def _read_npy(member: Any, name: str, where: str) -> np.ndarray:
         raise ModelFileError(f"{where}: array {name!r} should hold {nbytes} bytes for shape "
                              f"{shape} and dtype {dtype}, the file has {len(body)}: truncated "
                              f"or corrupted")
-    arr = np.frombuffer(body, dtype=dtype, count=count)
-    return arr.reshape(shape, order="F" if fortran else "C").copy()
+    arr = np.frombuffer(body, dtype=dtype, count=count).reshape(
+        shape, order="F" if fortran else "C")
+    # a file written on a machine of the other byte order: the same values, in this one's
+    return arr.astype(dtype.newbyteorder("="), order="K", copy=True)
 
 
 def _read_arrays(path: Path, where: str) -> dict[str, np.ndarray]:

@@ -262,12 +262,16 @@ def load_mnist(
         FileNotFoundError: the directory or any of the four files is missing
             (or ``kind="mnist"`` without ``directory``); the message lists the
             missing files and how to get them.
+        NotADirectoryError: ``directory`` is a file.
         ValueError: bad ``kind``, a malformed file, or images and labels that
             do not match in count.
     """
     if kind not in _PROJECT_PAGES:
         raise ValueError(f"kind must be 'fashion-mnist' or 'mnist', got {kind!r}")
     dtype = check_float_dtype("dtype", dtype) if scale else check_dtype("dtype", dtype)
+    if not scale and dtype.kind == "b":
+        raise ValueError("dtype: bool cannot hold pixel values (every nonzero pixel would be "
+                         "True); use np.uint8, a wider integer type or a float type")
     if not scale and dtype.kind in "iu" and np.iinfo(dtype).max < 255:
         raise ValueError(f"dtype: {dtype.name} cannot hold pixel values up to 255 (with "
                          f"scale=False); use np.uint8, a wider integer type or a float type")
@@ -285,6 +289,9 @@ def load_mnist(
         folder = Path(directory)
 
     label = "Fashion-MNIST" if kind == "fashion-mnist" else "MNIST"
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{label} directory {folder} is a file; pass the folder that "
+                                 f"holds " + ", ".join(f"{n}[.gz]" for n in names))
     if not folder.is_dir():
         raise FileNotFoundError(
             f"{label} directory {folder} does not exist, so these files are missing: "

@@ -582,6 +582,16 @@ def test_load_mnist_refuses_an_integer_dtype_too_small_for_pixels_before_reading
         nn.data.load_mnist(tmp_path, scale=False, dtype=np.int8)    # no files needed to refuse
 
 
+def test_load_mnist_refuses_bool_pixels_and_a_file_given_as_its_folder(tmp_path):
+    import nn.data
+    with pytest.raises(ValueError, match=r"dtype: bool cannot hold pixel values"):
+        nn.data.load_mnist(tmp_path, scale=False, dtype=bool)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(NotADirectoryError, match=r"directory .*afile is a file; pass the folder"):
+        nn.data.load_mnist(afile)
+
+
 def test_load_idx_with_a_header_whose_sizes_overflow_int64_says_truncated(tmp_path):
     import struct
     path = tmp_path / "huge.idx"

@@ -109,6 +109,35 @@ def test_save_refuses_weights_that_load_would_refuse_and_writes_nothing(tmp_path
     assert not list(tmp_path.iterdir())
 
 
+def test_a_file_from_a_big_endian_machine_loads_with_the_same_values(tmp_path):
+    model = _trained("graph", "adam")
+    path = model.save(tmp_path / "m.npz", optimizer=True)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    for k in arrays:
+        if k != "header":
+            arrays[k] = arrays[k].astype(arrays[k].dtype.newbyteorder(">"))
+    with open(tmp_path / "big.npz", "wb") as f:
+        np.savez(f, **arrays)
+    loaded = nn.load(tmp_path / "big.npz")
+    assert_same_model(model, loaded)
+    assert all(p.data.dtype.isnative for p in loaded.parameters())
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the umask from /proc")
+def test_a_new_file_follows_the_umask_and_an_old_one_keeps_its_mode(tmp_path):
+    model = _trained("graph", "adam")
+    old = os.umask(0o077)
+    try:
+        private = model.save(tmp_path / "private.npz")
+    finally:
+        os.umask(old)
+    assert os.stat(private).st_mode & 0o777 == 0o600
+    os.chmod(private, 0o640)
+    model.save(private)                                  # rewritten: keeps its mode
+    assert os.stat(private).st_mode & 0o777 == 0o640
+
+
 def test_save_refuses_nan_weights_and_non_json_extra(tmp_path):
     model = nn.MLP([2, 2], ["softmax"], seed=0)
     with pytest.raises(TypeError, match="JSON-able"):
