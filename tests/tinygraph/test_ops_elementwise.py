@@ -399,6 +399,16 @@ def test_where_refuses_none_as_a_value_instead_of_an_object_array():
             tg.where(x > 1, *args)
 
 
+def test_clip_takes_tensor_bounds_as_constants_like_np_clip():
+    x = tg.Tensor(np.array([-2.0, 0.5, 3.0]), requires_grad=True)
+    lo = tg.Tensor(np.array(0.0), requires_grad=True)
+    y = x.clip(lo, 1.0)
+    np.testing.assert_array_equal(y.data, np.clip(x, lo, 1.0).data)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0])
+    assert lo.grad is None                        # a bound is a constant
+
+
 def test_errors_of_clip_cast_and_pow_name_the_op_and_the_cause():
     t = tg.Tensor(np.ones(3), requires_grad=True)
     with pytest.raises(tg.ShapeError, match=r"clip: bound lo of shape \(2,\) does not broadcast "

@@ -85,7 +85,10 @@ def minimum(a, b):
 
 
 def clip(x, lo=None, hi=None):
-    """Clamp to [lo, hi] (constants); the gradient passes where lo <= x <= hi."""
+    """Clamp to [lo, hi] (constants: a Tensor bound gives its values, as np.clip does); the
+    gradient passes where lo <= x <= hi."""
+    from ..tensor import Tensor
+    lo, hi = (b.data if isinstance(b, Tensor) else b for b in (lo, hi))
     return Clip.apply(x, lo=lo, hi=hi)
 
 
