@@ -70,8 +70,9 @@ def _activation_entry(act: Any) -> Any:
 
 def check_savable_model(model: Any, where: str) -> None:
     """Refuse, before anything is written (or trained, for a checkpoint), a model whose file
-    could not be loaded back: a dtype other than float32/float64, or an activation that is
-    not one of the ``activations`` package's (files store activations by name)."""
+    could not be loaded back: a dtype other than float32/float64, a weight replaced by hand
+    with another shape or dtype, or an activation that is not one of the ``activations``
+    package's (files store activations by name)."""
     _, weights, act_list = _model_parts(model)
     dtype = np.dtype(model.dtype)
     if dtype.name not in ("float32", "float64"):
@@ -341,6 +342,8 @@ def _npz_path(path: Any, where: str = "save") -> Path:
                          f"{str(path / 'model.npz')!r}")
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
+        if path.is_dir():                       # "run" where a folder run.npz exists
+            raise ValueError(f"{where}: {str(path)!r} is a folder; give another file name")
     return path
 
 
@@ -350,11 +353,11 @@ def writable_path(path: Any, where: str) -> Path:
     this user may not write in (the folders still missing are created by ``save``)."""
     target = _npz_path(path, where)
     existing = target.parent
-    while not existing.exists() and existing.parent != existing:
+    while not os.path.lexists(existing) and existing.parent != existing:
         existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"{where}: cannot write {str(target)!r}: {str(existing)!r} is a file, "
-                         f"not a folder; choose another path")
+    if not existing.is_dir():          # a file, or a link to nothing
+        raise ValueError(f"{where}: cannot write {str(target)!r}: {str(existing)!r} is not a "
+                         f"folder; choose another path")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{where}: cannot write {str(target)!r}: no permission to write in "
                          f"{str(existing)!r}; choose another path")

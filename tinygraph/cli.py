@@ -5,9 +5,10 @@
     tinygraph crosscheck  compare hand-derived backprop with autodiff; non-zero exit on disagreement
     tinygraph train       train on a dataset and save the model
 
-Bad arguments get a usage message and exit status 2; missing data, a failed check or a
-refusal from ``nn`` (a diverging fit, a corrupt data file, a path it cannot write) get a
-one-line message and a non-zero status, never a traceback.
+Bad arguments get a usage message and exit status 2; missing data or a refusal from ``nn``
+(a diverging fit, a corrupt data file, a path it cannot write) get a one-line message and
+exit status 2, never a traceback (``TINYGRAPH_DEBUG=1`` shows it); status 1 is a failed
+cross-check or picture.
 """
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ def _positive(kind):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        if not value > 0 or (kind is float and not math.isfinite(value)):
+            what = "positive finite float" if kind is float else f"positive {kind.__name__}"
+            raise argparse.ArgumentTypeError(f"expected a {what}, got {text!r}")
         return value
     return parse
 
@@ -291,9 +293,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (ValueError, TypeError, FloatingPointError, OSError) as exc:
         # nn's refusals (a diverging fit, a corrupt data file, a path it cannot write) name
-        # the problem and what to do: their message, not a traceback
+        # the problem and what to do: their message, not a traceback. TINYGRAPH_DEBUG=1
+        # shows the traceback (a bug inside would otherwise look like a refusal).
+        if os.environ.get("TINYGRAPH_DEBUG"):
+            raise
         print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
-        return 1
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -261,8 +261,7 @@ def load_mnist(
     Raises:
         FileNotFoundError: the directory or any of the four files is missing
             (or ``kind="mnist"`` without ``directory``); the message lists the
-            missing files and how to get them.
-        NotADirectoryError: ``directory`` is a file.
+            missing files and how to get them. Also when ``directory`` is a file.
         ValueError: bad ``kind``, a malformed file, or images and labels that
             do not match in count.
     """
@@ -290,8 +289,8 @@ def load_mnist(
 
     label = "Fashion-MNIST" if kind == "fashion-mnist" else "MNIST"
     if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"{label} directory {folder} is a file; pass the folder that "
-                                 f"holds " + ", ".join(f"{n}[.gz]" for n in names))
+        raise FileNotFoundError(f"{label} directory {folder} is a file; pass the folder that "
+                                f"holds " + ", ".join(f"{n}[.gz]" for n in names))
     if not folder.is_dir():
         raise FileNotFoundError(
             f"{label} directory {folder} does not exist, so these files are missing: "

@@ -588,7 +588,7 @@ def test_load_mnist_refuses_bool_pixels_and_a_file_given_as_its_folder(tmp_path)
         nn.data.load_mnist(tmp_path, scale=False, dtype=bool)
     afile = tmp_path / "afile"
     afile.write_text("")
-    with pytest.raises(NotADirectoryError, match=r"directory .*afile is a file; pass the folder"):
+    with pytest.raises(FileNotFoundError, match=r"directory .*afile is a file; pass the folder"):
         nn.data.load_mnist(afile)
 
 

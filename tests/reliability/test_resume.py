@@ -3,6 +3,7 @@ bit for bit (weights, optimizer state, shuffling random state, loss history)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -121,19 +122,27 @@ def test_checkpoint_of_weights_replaced_by_hand_is_refused_before_training(tmp_p
     assert model.epochs_trained == 0
 
 
-def test_checkpoint_argument_checks(tmp_path):
+def test_checkpoint_argument_checks(tmp_path, monkeypatch):
     model = _new("graph")
     X, y = _data()
     with pytest.raises(TypeError, match="checkpoint must be a file path"):
         model.fit(X, y, epochs=1, checkpoint=3)
     with pytest.raises(ValueError, match="is a folder; give a file name in it"):
         model.fit(X, y, epochs=1, checkpoint=tmp_path)
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="is a folder; give a file name in it"):
         model.fit(X, y, epochs=1, checkpoint="runs/")       # (was written as runs.npz)
     (tmp_path / "afile").write_text("")
-    with pytest.raises(ValueError, match=r"cannot write .*run.npz': .*afile' is a file, not a "
-                                         r"folder"):
+    with pytest.raises(ValueError, match=r"cannot write .*run.npz': .*afile' is not a folder"):
         model.fit(X, y, epochs=2, checkpoint=tmp_path / "afile" / "run.npz")
+    (tmp_path / "ckpt.npz").mkdir()
+    with pytest.raises(ValueError, match=r"'ckpt.npz' is a folder; give another file name"):
+        model.fit(X, y, epochs=2, checkpoint="ckpt")
+    if hasattr(os, "symlink"):
+        os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+        with pytest.raises(ValueError, match=r"dangling' is not a folder"):
+            model.fit(X, y, epochs=2, checkpoint=tmp_path / "dangling" / "c.npz")
+    assert not list(tmp_path.glob("*.npz.*"))
     assert model.epochs_trained == 0                    # refused before training, not after
     with pytest.raises(ValueError, match="checkpoint_every must be an integer >= 1, got 0"):
         model.fit(X, y, epochs=1, checkpoint=tmp_path / "c.npz", checkpoint_every=0)

@@ -232,7 +232,8 @@ def test_graph_command_without_a_renderer_for_the_format_is_a_message(tmp_path, 
     (["--layers", "64,8,10", "--activations", "relu,linear"], "got 10 units, linear"),
     (["--out", "."], "--out . is a folder"),
     (["--out", "runs/"], "--out runs/ is a folder"),
-    (["--out", "afile/model.npz"], "'afile' is a file, not a folder"),
+    (["--out", "afile/model.npz"], "'afile' is not a folder"),
+    (["--out", "run"], "'run.npz' is a folder; give another file name"),
     (["--layers", "64,8,10", "--activations", "softmax,softmax"], "softmax can only be the last"),
 ])
 def test_train_command_refuses_what_would_fail_before_training(args, fragment, monkeypatch,
@@ -240,6 +241,7 @@ def test_train_command_refuses_what_would_fail_before_training(args, fragment, m
     monkeypatch.setattr(nn.MLP, "fit", lambda *a, **k: pytest.fail("trained before checking"))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("")
+    (tmp_path / "run.npz").mkdir()
     assert main(["train", "--quiet", "--limit", "100", *args]) == 2
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err
@@ -268,9 +270,9 @@ def test_train_with_fewer_samples_than_the_batch_size_uses_them_all(tmp_path, ca
 def test_refusals_from_nn_are_one_line_messages(tmp_path, capsys):
     # a diverging fit: nn.MLP.fit's own message, exit 1, no traceback
     assert main(["train", "--quiet", "--limit", "100", "--epochs", "2", "--lr", "1e9",
-                 "--out", str(tmp_path / "m.npz")]) == 1
+                 "--out", str(tmp_path / "m.npz")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("tinygraph train: nn.MLP.fit: the loss exploded") and "Traceback" not in err
+    assert err.startswith("tinygraph train: nn.MLP.fit: the loss exploded")
     # a data folder whose IDX file is corrupt: nn.data's message
     data = tmp_path / "data"
     data.mkdir()
@@ -280,11 +282,28 @@ def test_refusals_from_nn_are_one_line_messages(tmp_path, capsys):
     code = main(["train", "--quiet", "--dataset", "fashion-mnist", "--data", str(data),
                  "--out", str(tmp_path / "m.npz")])
     err = capsys.readouterr().err
-    assert code in (1, 2) and err.startswith("tinygraph train: ") and "Traceback" not in err
+    assert code == 2 and err.startswith("tinygraph train: ") and "truncated file?" in err
     # the demo's --out names an existing file
     (tmp_path / "afile").write_text("")
     assert main(["demo", "--quiet", "--out", str(tmp_path / "afile")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_tinygraph_debug_shows_the_traceback_of_a_refusal(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYGRAPH_DEBUG", "1")
+    with pytest.raises(FloatingPointError, match="the loss exploded"):
+        main(["train", "--quiet", "--limit", "100", "--epochs", "2", "--lr", "1e9",
+              "--out", str(tmp_path / "m.npz")])
+
+
+def test_huge_numbers_in_arguments(capsys):
+    from tinygraph.cli import build_parser
+    args = build_parser().parse_args(["train", "--batch-size", "1" + "0" * 400])
+    assert args.batch_size == 10 ** 400                 # an int: no float conversion on the way
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--lr", "1e400"])                # inf
+    assert exc.value.code == 2
+    assert "expected a positive finite float, got '1e400'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("module", [["-m", "tinygraph"], ["-m", "tinygraph.cli"]])

@@ -390,6 +390,13 @@ def test_exponent_gradient_of_a_base_at_or_below_zero(base):
     c = np.broadcast_to(np.asarray(base, dtype=float), (3,))
     expected = np.where(c == 0, 0.0, np.nan)
     np.testing.assert_array_equal(x.grad, expected)
+    for k in range(3):                               # 0-d: numpy gives scalars there
+        x0 = tg.Tensor(np.array([2.0, 3.0, 0.0][k]), requires_grad=True)
+        tg.pow(base if np.ndim(base) == 0 else base[k], x0).backward()
+        np.testing.assert_array_equal(x0.grad, expected[k])
+    x2 = tg.Tensor(np.array([2.0, 3.0, 0.0]), requires_grad=True)   # a recorded backward
+    (g,) = tg.grad(tg.pow(base, x2).sum(), x2, create_graph=True)
+    np.testing.assert_array_equal(g.data, expected)
 
 
 def test_where_refuses_none_as_a_value_instead_of_an_object_array():

@@ -235,3 +235,5 @@ def test_an_axis_that_is_not_an_int_is_a_named_error():
     for bad in (0.0, "0", (0, 1.5)):
         with pytest.raises(TypeError, match=r"sum: axis must be an int or a tuple of ints"):
             t.sum(axis=bad)
+    for axes in (np.array([0, 1]), range(2), [0, 1]):   # sequences of ints still work
+        assert t.sum(axis=axes).item() == 6.0

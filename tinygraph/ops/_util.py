@@ -40,7 +40,7 @@ def normalize_axis(axis, ndim: int, op: str):
     """
     if axis is None:
         return None
-    single = not isinstance(axis, (tuple, list))     # (a float is caught just below)
+    single = np.ndim(axis) == 0               # (a float or a string is caught just below)
     axes = (axis,) if single else tuple(axis)
     out = []
     for a in axes:

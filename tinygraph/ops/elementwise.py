@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .. import function as _function
 from ..errors import ShapeError
 from ..function import Function
 from ._util import broadcast_error, shape_of, unbroadcast
@@ -133,12 +134,19 @@ class Pow(Function):
                     log_a = np.log(a)
             with np.errstate(invalid="ignore"):
                 gp = g * out * log_a
-            if type(gp) is np.ndarray and np.any(np.equal(a, 0)):
+            zero_base = np.equal(_values(a), 0)
+            if np.any(zero_base):
                 # 0^p is 0 for every p > 0 (and 1 at p = 0): slope 0 there, not 0·(-inf),
-                # as PyTorch gives
-                gp = np.where(np.equal(a, 0) & np.greater_equal(p, 0), 0, gp)
+                # as PyTorch gives (np.where records a where node when gp is a Tensor)
+                gp = np.where(zero_base & np.greater_equal(_values(p), 0), 0, gp)
             gp = unbroadcast(gp, ctx.input_shapes[1])
         return ga, gp
+
+
+def _values(v):
+    """The numbers of a saved input: a Tensor's array under create_graph (masks built from
+    it are constants), anything else as it is."""
+    return v.data if isinstance(v, _function.Tensor) else v
 
 
 class Neg(Function):
