@@ -455,7 +455,7 @@ def _read_npy(member: Any, name: str, where: str) -> np.ndarray:
     arr = np.frombuffer(body, dtype=dtype, count=count).reshape(
         shape, order="F" if fortran else "C")
     # a file written on a machine of the other byte order: the same values, in this one's
-    return arr.astype(dtype.newbyteorder("="), order="K", copy=True)
+    return arr.astype(dtype.newbyteorder("="), order="C", copy=True)
 
 
 def _read_arrays(path: Path, where: str) -> dict[str, np.ndarray]:

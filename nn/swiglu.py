@@ -50,8 +50,9 @@ class SwiGLU(Module):
     (``rng``: None, a seed or a ``numpy.random.Generator``) in the order w1, w3, w2.
     ``dtype`` is the parameters' dtype, and the block computes in it: an input numpy would
     promote past it (float64 data into float32 parameters) is converted first, once (a
-    ``cast`` node when it needs a gradient), as ``Linear`` does. A wrong feature count raises ``tinygraph.ShapeError`` (the one
-    ``Linear`` raises, prefixed with this block's shape).
+    ``cast`` node when it needs a gradient), as ``Linear`` does. A wrong feature count
+    raises ``tinygraph.ShapeError`` (the one ``Linear`` raises, prefixed with this block's
+    shape).
     """
 
     def __init__(self, d_model: int, d_hidden: int, bias: bool = False, init: str = "xavier",
