@@ -7,8 +7,9 @@
 
 Bad arguments get a usage message and exit status 2; missing data or a refusal from ``nn``
 (a diverging fit, a corrupt data file, a path it cannot write) get a one-line message and
-exit status 2, never a traceback (``TINYGRAPH_DEBUG=1`` shows it); status 1 is a failed
-cross-check or picture.
+exit status 2, never a traceback (``TINYGRAPH_DEBUG=1`` shows the traceback of what ``nn``
+raised); status 1 is a cross-check that disagreed (``crosscheck``, ``demo``) or a picture
+that could not be rendered.
 """
 from __future__ import annotations
 
@@ -91,9 +92,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a file; the demo writes a folder of pictures "
                         f"and report.html: give a folder name")
-    run_demo(dataset=args.dataset, data_dir=args.data, out_dir=Path(args.out), epochs=args.epochs,
-             seed=args.seed, quiet=args.quiet)
-    return 0
+    summary = run_demo(dataset=args.dataset, data_dir=args.data, out_dir=Path(args.out),
+                       epochs=args.epochs, seed=args.seed, quiet=args.quiet)
+    return 0 if summary["crosscheck_ok"] else 1
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
@@ -291,6 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, FileNotFoundError) as exc:
         print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:         # a picture that could not be rendered (its message
+        if os.environ.get("TINYGRAPH_DEBUG"):   # says what to install)
+            raise
+        print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, FloatingPointError, OSError) as exc:
         # nn's refusals (a diverging fit, a corrupt data file, a path it cannot write) name
         # the problem and what to do: their message, not a traceback. TINYGRAPH_DEBUG=1

@@ -190,9 +190,9 @@ class Function:
     #: Whether ``forward`` may keep arrays as attributes of ``ctx`` (``ctx.cache = ...``)
     #: besides ``save_for_backward``: backward without ``retain_graph`` deletes them (and
     #: tuples or lists holding arrays) to free their memory. Ops that keep every array in
-    #: ``saved_tensors`` (tinygraph's own but getitem's index, nn's activation node) set this
-    #: to False, and their nodes are freed without looking (~1-2 us less per node inside a
-    #: training step). Arrays kept this way are not protected like saved ones: keep a private
+    #: ``saved_tensors`` (tinygraph's own but getitem's and index_add's indices, nn's
+    #: activation node) set this to False, and their nodes are freed without looking (~1-2
+    #: us less per node inside a training step). Arrays kept this way are not protected like saved ones: keep a private
     #: copy of anything the caller could still change (an index, targets).
     keeps_arrays_on_ctx: bool = True
 

@@ -30,7 +30,7 @@ NON_DIFFERENTIABLE_UFUNCS = {
 }
 
 SUGGESTIONS = {
-    "sin": "there is no sin op yet; write it as a tinygraph.Function",
+    "sin": "a tinygraph.Function of your own (there is no sin op yet)",
     "divide": "tinygraph.div (the / operator)",
     "square": "t ** 2 or t * t",
     "reciprocal": "1 / t",

@@ -289,6 +289,24 @@ def test_refusals_from_nn_are_one_line_messages(tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
 
 
+def test_demo_exits_1_when_the_crosscheck_disagrees_and_names_a_render_failure(
+        tmp_path, monkeypatch, capsys):
+    from tinygraph import viz
+    real = nn.crosscheck
+
+    def disagreeing(*args, **kwargs):
+        report = real(*args, **kwargs)
+        report.rows[0].max_rel_diff = 1.0          # as if manual and autodiff disagreed
+        return report
+    monkeypatch.setattr(nn, "crosscheck", disagreeing)
+    assert main(["demo", "--epochs", "1", "--quiet", "--out", str(tmp_path / "a")]) == 1
+    assert "DISAGREE" in capsys.readouterr().out
+    monkeypatch.setattr(nn, "crosscheck", real)
+    monkeypatch.setattr(viz, "find_dot", lambda: None)          # no Graphviz at all
+    assert main(["demo", "--epochs", "1", "--quiet", "--out", str(tmp_path / "b")]) == 1
+    assert "render: no Graphviz renderer found" in capsys.readouterr().err
+
+
 def test_tinygraph_debug_shows_the_traceback_of_a_refusal(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAPH_DEBUG", "1")
     with pytest.raises(FloatingPointError, match="the loss exploded"):
