@@ -81,8 +81,7 @@ def check_savable_model(model: Any, where: str) -> None:
                          f"model with dtype=np.float32 or np.float64")
     sizes = list(model.layer_sizes)
     for i, (W, b) in enumerate(weights):       # (weights can be replaced by hand)
-        for name, arr, shape in ((f"W{i}", W, (sizes[i + 1], sizes[i])),
-                                 (f"b{i}", b, (sizes[i + 1],))):
+        for (name, shape), arr in zip(_layer_arrays(sizes, i), (W, b)):
             got = np.asarray(arr)
             if got.shape != shape or got.dtype != dtype:
                 raise ValueError(
@@ -105,6 +104,11 @@ def check_savable_model(model: Any, where: str) -> None:
                              f"one of the activations package's ({', '.join(sorted(acts.NAMES))}); "
                              f"model files store activations by name, so this model could not be "
                              f"loaded back. Save its weights yourself (np.savez) instead")
+
+
+def _layer_arrays(sizes: list, i: int) -> tuple:
+    """The file's names and shapes of layer i's weight and bias: (("W0", (n1, n0)), ...)."""
+    return (f"W{i}", (sizes[i + 1], sizes[i])), (f"b{i}", (sizes[i + 1],))
 
 
 def _activation_from_entry(entry: Any, where: str, i: int) -> Any:
@@ -582,7 +586,7 @@ def load_with_extra(path: str | os.PathLike, kind: str | None = None) -> tuple[A
 
     weights = {}
     for i in range(len(sizes) - 1):
-        for name, shape in ((f"W{i}", (sizes[i + 1], sizes[i])), (f"b{i}", (sizes[i + 1],))):
+        for name, shape in _layer_arrays(sizes, i):
             arr = _take(data, name, where)
             if arr.shape != shape:
                 raise ModelFileError(f"{where}: {name} has shape {arr.shape}; expected {shape} "

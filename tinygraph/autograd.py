@@ -250,7 +250,8 @@ def _note_grad(node: Function, g, wanted_nodes: dict, found: dict, retained,
 
 
 def _in_dtype_of(t, g):
-    """A gradient has its tensor's dtype (a float32 result in float64 math gets float32)."""
+    """A gradient has its tensor's dtype (a float32 result in float64 math gets float32),
+    leaf or not."""
     dtype = t._data.dtype
     return g if g.dtype == dtype else g.astype(dtype)
 
@@ -386,8 +387,7 @@ class _LeafGrads:
         key = id(leaf)
         if self.wanted is not None and key not in self.wanted:
             return
-        if ig.dtype != leaf._data.dtype:     # a gradient has its leaf's dtype (a Tensor from a
-            ig = ig.astype(leaf._data.dtype)   # recorded backward too: a cast node)
+        ig = _in_dtype_of(leaf, ig)      # (a Tensor from a recorded backward: a cast node)
         entry = self.sums.get(key)
         if entry is None:
             self.sums[key] = [leaf, ig, False]

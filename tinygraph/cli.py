@@ -165,13 +165,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from nn.serialize import writable_path
 
     from .demo import load_dataset
-    out = Path(args.out)
-    if (out.name in ("", ".", "..") or out.is_dir()    # checked before a long training run
-            or args.out.endswith(("/", os.sep))):
-        raise UserError(f"--out {args.out} is a folder; give a file name, e.g. "
-                        f"{out / 'model.npz'}")
-    try:                                # a file on the way, a folder it may not write in
-        writable_path(args.out, f"--out {args.out}")
+    try:            # before a long training run: a folder, a file on the way, no permission
+        writable_path(args.out, "--out")
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.activations and "softmax" in args.activations[:-1]:
@@ -292,19 +287,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, FileNotFoundError) as exc:
         print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:         # a picture that could not be rendered (its message
-        if os.environ.get("TINYGRAPH_DEBUG"):   # says what to install)
-            raise
-        print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except (ValueError, TypeError, FloatingPointError, OSError) as exc:
-        # nn's refusals (a diverging fit, a corrupt data file, a path it cannot write) name
-        # the problem and what to do: their message, not a traceback. TINYGRAPH_DEBUG=1
-        # shows the traceback (a bug inside would otherwise look like a refusal).
+    except (RuntimeError, ValueError, TypeError, FloatingPointError, OSError) as exc:
+        # nn's refusals (a diverging fit, a corrupt data file, a path it cannot write) and a
+        # picture that could not be rendered name the problem and what to do: their message,
+        # not a traceback. TINYGRAPH_DEBUG=1 shows the traceback (a bug inside would
+        # otherwise look like a refusal).
         if os.environ.get("TINYGRAPH_DEBUG"):
             raise
         print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, RuntimeError) else 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -192,8 +192,9 @@ class Function:
     #: tuples or lists holding arrays) to free their memory. Ops that keep every array in
     #: ``saved_tensors`` (tinygraph's own but getitem's and index_add's indices, nn's
     #: activation node) set this to False, and their nodes are freed without looking (~1-2
-    #: us less per node inside a training step). Arrays kept this way are not protected like saved ones: keep a private
-    #: copy of anything the caller could still change (an index, targets).
+    #: us less per node inside a training step). Arrays kept this way are not protected
+    #: like saved ones: keep a private copy of anything the caller could still change (an
+    #: index, targets).
     keeps_arrays_on_ctx: bool = True
 
     # -- used inside forward -------------------------------------------------
