@@ -273,6 +273,51 @@ def paired_ratio(fa: Callable[[], object], fb: Callable[[], object], pairs: int 
     return Paired(q2, q1, q3, statistics.median(times_a), statistics.median(times_b))
 
 
+# -- the machine's BLAS phase ------------------------------------------------------------
+
+#: Below this multi-thread speedup of the probe matmul, a row is flagged as run in a slow
+#: BLAS phase. On the 2-core VM of docs/performance.md the probe reads 1.8-1.9x in the fast
+#: 2-thread phase and 1.3-1.4x in the slow one; another machine may need another value.
+SLOW_PHASE_SPEEDUP = 1.6
+
+
+def blas_speedup(samples: int = 5, number: int = 50) -> float | None:
+    """How much faster numpy's BLAS computes a (64, 784) @ (784, 256) float32 product (the
+    first layer of a batch-64 step) with its current threads than with one: the median of
+    ``samples`` loops of ``number`` products each way. None when numpy's BLAS has one
+    thread, or without threadpoolctl to switch it to one.
+
+    It tells which phase a 2-thread run was measured in (docs/performance.md, *Measuring on
+    this machine*): in the slow phase the batch-64 step takes twice as long and ratios
+    against it mean something else."""
+    if threadpoolctl is None or numpy_blas_threads() < 2:
+        return None
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((64, 784)).astype(np.float32)
+    b = rng.standard_normal((784, 256)).astype(np.float32)
+
+    def product():
+        a @ b
+
+    def seconds():
+        return statistics.median(_loop(product, number) for _ in range(samples))
+
+    product()
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        product()
+        one = seconds()
+    return one / seconds()
+
+
+def slow_phase(speedups) -> float | None:
+    """The lowest of the probe's ``speedups`` (None entries ignored) when it is below
+    ``SLOW_PHASE_SPEEDUP``, else None."""
+    known = [s for s in speedups if s is not None]
+    if known and min(known) < SLOW_PHASE_SPEEDUP:
+        return min(known)
+    return None
+
+
 def median(xs) -> float:
     return statistics.median(xs)
 

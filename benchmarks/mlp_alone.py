@@ -10,7 +10,10 @@ the tables give, per contender, the median over processes and every process's va
 that a machine phase that lasts a whole process shows up as an outlier, not as noise).
 
 Ratios are of the medians over processes; they compare processes, not interleaved steps,
-so the spread of each contender's column says how far to trust them.
+so the spread of each contender's column says how far to trust them. The MLP processes also
+probe the machine's BLAS phase before and after each row (``_common.blas_speedup``, with
+threadpoolctl): a process whose probe reads below 1.6x ran in a slow phase. PyTorch's
+processes are not probed, so that numpy's BLAS threads never start in them.
 
 Run:  python benchmarks/mlp_alone.py [--processes 5] [--batches 1,64] [--dtypes float32]
                                      [--repeat 5] [--min-time 0.1] [--threads N]
@@ -31,20 +34,26 @@ NAMES = ("graph", "manual", "torch")
 
 
 def child(name: str, batches: list[int], dtypes: list, repeat: int, min_time: float) -> None:
-    """Time one contender; print {"dtype,batch": seconds per step} as one JSON line."""
+    """Time one contender; print {"times": {"dtype,batch": seconds per step}, "speedups":
+    {"dtype,batch": lowest BLAS speedup probed before and after, or None}} as one JSON line."""
     import mlp_step                       # imported here: it imports nn, numpy, maybe torch
 
-    out = {}
+    times, speedups = {}, {}
     for dt in dtypes:
         for b in batches:
             fns, _ = mlp_step.build(b, dt)
             fn = fns[name]
+            probe = name != "torch"       # (numpy's BLAS threads stay asleep in PyTorch's)
+            before = C.blas_speedup() if probe else None
             for _ in range(3):
                 fn()
             number = C.calibrate(fn, min_time)
             samples = [C._loop(fn, number) / number for _ in range(repeat)]
-            out[f"{np.dtype(dt).name},{b}"] = statistics.median(samples)
-    print(json.dumps(out))
+            key = f"{np.dtype(dt).name},{b}"
+            times[key] = statistics.median(samples)
+            probes = [s for s in (before, C.blas_speedup() if probe else None) if s is not None]
+            speedups[key] = min(probes) if probes else None
+    print(json.dumps({"times": times, "speedups": speedups}))
 
 
 def run_child(name: str, args) -> dict:
@@ -87,9 +96,12 @@ def main() -> None:
                    "(benchmarks/mlp_alone.py)", args.threads)
     names = [n for n in NAMES if n != "torch" or C.torch is not None]
     per = {n: [] for n in names}
+    probed = {n: [] for n in names}
     for r in range(args.processes):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            per[name].append(run_child(name, args))
+            result = run_child(name, args)
+            per[name].append(result["times"])
+            probed[name].append(result["speedups"])
     keys = list(per[names[0]][0])
 
     def med(name, key):
@@ -108,7 +120,32 @@ def main() -> None:
                       title=f"{n}: ms per step in each process")
     if C.torch is None:
         print(f"torch: {C.TORCH_SKIPPED}\n")
+    print_phases(probed, keys, args.processes)
     C.load_warning()
+
+
+def print_phases(probed: dict, keys: list, processes: int) -> None:
+    """The BLAS speedup each MLP process probed, and which processes ran in a slow phase."""
+    mlps = [n for n in probed if n != "torch"]
+    if all(s is None for n in mlps for run in probed[n] for s in run.values()):
+        why = ("numpy's BLAS has one thread" if C.threadpoolctl is not None
+               else "install threadpoolctl to probe it")
+        print(f"BLAS speedup: not probed ({why})\n")
+        return
+    for n in mlps:
+        rows = [[k.replace(",", " B=")] + [C.fmt_ratio(run[k]) for run in probed[n]]
+                for k in keys]
+        C.print_table(["dtype, batch"] + [f"p{i + 1}" for i in range(processes)], rows,
+                      title=f"{n}: BLAS speedup in each process (the lower of the probes before "
+                            f"and after the row)")
+    slow = [f"{n} p{i + 1} {k.replace(',', ' B=')}" for n in mlps
+            for i, run in enumerate(probed[n]) for k in keys
+            if C.slow_phase([run[k]]) is not None]
+    print(f"BLAS speedup: a (64, 784) @ (784, 256) float32 product with numpy's "
+          f"{C.numpy_blas_threads()} threads against 1; below {C.SLOW_PHASE_SPEEDUP}x a slow "
+          f"phase of the machine's BLAS (docs/performance.md). "
+          + (f"Slow phase: {', '.join(slow)}: read those times with care."
+             if slow else "No process ran in a slow phase.") + "\n")
 
 
 if __name__ == "__main__":

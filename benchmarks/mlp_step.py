@@ -17,7 +17,9 @@ samples; each sample a loop of steps lasting >= --min-time seconds). The targets
 on paired ratios: graph/manual (and graph/torch) from --pairs pairs of blocks of steps
 (>= 5 ms each) run back to back, so that both sides of a ratio see the same state of the
 machine (with 2 BLAS threads this VM switches between a fast and a slow mode; see
-docs/performance.md).
+docs/performance.md). Before and after each row a probe times a batch-64-sized matmul with
+numpy's threads and with one (``_common.blas_speedup``; needs threadpoolctl): a speedup
+below 1.6x marks the row's 2-thread verdicts as taken in the slow phase.
 
 %peak is the step's useful FLOPs per second over the machine's peak matmul throughput in
 that dtype (the faster of numpy and PyTorch on a large square matmul, measured in this run).
@@ -219,15 +221,18 @@ def main() -> None:
 
     results = {}
     paired = {}
+    phase = {}           # multi-thread BLAS speedup probed before and after each row
     for dt in dtypes:
         for b in batches:
             diff = check_same_gradients(b, dt)
             tol = 1e-4 if dt == np.float32 else 1e-9
             assert diff < tol, f"gradients differ ({diff:.2e}) for batch {b} {np.dtype(dt).name}"
             fns, objs = build(b, dt)
+            before = C.blas_speedup()
             results[(dt, b)] = C.compare(fns, repeat=args.repeat, min_time=args.min_time)
             paired[(dt, b)] = {other: C.paired_ratio(fns["graph"], fns[other], pairs=args.pairs)
                                for other in ("manual", "torch") if other in fns}
+            phase[(dt, b)] = (before, C.blas_speedup())
             check_dtypes(objs, dt)
     print(f"graph and manual gradients agree on the first step (max relative difference below "
           f"1e-4 in float32, 1e-9 in float64{', PyTorch included' if torch is not None else ''}); "
@@ -293,13 +298,26 @@ def main() -> None:
     def ms(p, side):
         return "-" if p is None else f"{getattr(p, side) * 1e3:.3f}"
 
+    def fmt_phase(k):
+        return "/".join("-" if s is None else f"{s:.2f}x" for s in phase[k])
+
     rows = [[label[k], fmt_paired(pr.get("manual")), ms(pr.get("manual"), "a"),
-             ms(pr.get("manual"), "b"), fmt_paired(pr.get("torch")), ms(pr.get("torch"), "b")]
+             ms(pr.get("manual"), "b"), fmt_paired(pr.get("torch")), ms(pr.get("torch"), "b"),
+             fmt_phase(k)]
             for k, pr in paired.items()]
     C.print_table(["dtype, batch", "graph/manual", "graph ms", "manual ms", "graph/torch",
-                   "torch ms"], rows,
+                   "torch ms", "BLAS speedup"], rows,
                   title=f"paired ratios: median [quartiles] of {args.pairs} ratios of blocks "
                         f"timed back to back; ms per step: median inside those blocks")
+    if all(s is None for k in phase for s in phase[k]):
+        print("BLAS speedup: not probed ("
+              + ("numpy's BLAS has one thread" if C.threadpoolctl is not None
+                 else "install threadpoolctl to probe it") + ")\n")
+    else:
+        print(f"BLAS speedup: a (64, 784) @ (784, 256) float32 product with numpy's "
+              f"{C.numpy_blas_threads()} threads against 1, before/after the row; below "
+              f"{C.SLOW_PHASE_SPEEDUP}x the row ran in a slow phase of the machine's BLAS "
+              f"(docs/performance.md)\n")
 
     print("targets (paired ratio [quartiles]; ratio of the medians of the samples above, and "
           "of the best samples, in brackets). The verdict reads the paired ratio: with 2 BLAS "
@@ -309,10 +327,11 @@ def main() -> None:
 
     def add(text, key, a, b, limit):
         if key not in results or b not in results[key]:
-            checks.append((text, None, None, None, None))
+            checks.append((text, None, None, None, None, None))
             return
         t = results[key]
-        checks.append((text, paired[key][b], r(t, a, b, "median"), r(t, a, b, "min"), limit))
+        checks.append((text, paired[key][b], r(t, a, b, "median"), r(t, a, b, "min"), limit,
+                       C.slow_phase(phase[key])))
 
     f32 = np.float32
     add("float32 B=64: graph <= 1.10x manual", (f32, 64), "graph", "manual", 1.10)
@@ -320,7 +339,7 @@ def main() -> None:
     add("float32 B=1000: graph <= 1.05x manual", (f32, 1000), "graph", "manual", 1.05)
     for dt in dtypes:
         add(f"{np.dtype(dt).name} B=1: graph <= 0.5x PyTorch eager", (dt, 1), "graph", "torch", 0.5)
-    for text, pair, med, best, limit in checks:
+    for text, pair, med, best, limit, slow in checks:
         if med is None:
             why = C.TORCH_SKIPPED if torch is None and "PyTorch" in text else "not in this run"
             print(f"  {text:<50} not measured ({why})")
@@ -329,6 +348,9 @@ def main() -> None:
             f"NOT met (by {100 * (pair.median / limit - 1):.0f}%)"
         if pair.q1 <= limit < pair.q3:
             status += ", within the quartiles"
+        if slow is not None:
+            status += (f"; measured in a slow BLAS phase (speedup {slow:.2f}x): not "
+                       f"representative, rerun")
         print(f"  {text:<50} {fmt_paired(pair)}  ({med:4.2f}x, {best:4.2f}x)  {status}")
     kept = " and ".join(f"{np.dtype(d).name} stays {np.dtype(d).name}" for d in dtypes)
     print(f"  {kept + ' (params, grads, loss, caches)':<50} asserted  met")
