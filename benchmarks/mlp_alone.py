@@ -39,11 +39,11 @@ def child(name: str, batches: list[int], dtypes: list, repeat: int, min_time: fl
     import mlp_step                       # imported here: it imports nn, numpy, maybe torch
 
     times, speedups = {}, {}
+    probe = name != "torch"               # (numpy's BLAS threads stay asleep in PyTorch's)
     for dt in dtypes:
         for b in batches:
             fns, _ = mlp_step.build(b, dt)
             fn = fns[name]
-            probe = name != "torch"       # (numpy's BLAS threads stay asleep in PyTorch's)
             before = C.blas_speedup() if probe else None
             for _ in range(3):
                 fn()
