@@ -19,6 +19,7 @@ Contenders (float32, 1 BLAS thread, the network and step of mlp_step.py):
   graph, no locks     saved arrays not made read-only (what the locks cost; unsafe, measuring only)
 
 Run:  python benchmarks/instructions.py [--batch 1] [--steps 20,120] [--only graph,manual]
+      (a name with a comma goes in an --only of its own: --only graph --only "graph, no locks")
 Needs valgrind (Debian package valgrind); without it the script says so and stops.
 """
 from __future__ import annotations
@@ -66,6 +67,18 @@ def child(variant: str, batch: int, steps: int) -> None:
         step()
 
 
+def contenders(only: list[str]) -> tuple[str, ...]:
+    """The contenders of the --only options, in the order given. Names hold commas ("graph,
+    no locks"), so a value that is a whole name is taken as it is; any other value is a
+    comma-separated list of names ("graph,manual")."""
+    chosen: list[str] = []
+    for value in only:
+        names = [value.strip()] if value.strip() in VARIANTS else [
+            v.strip() for v in value.split(",")]
+        chosen += [v for v in names if v not in chosen]
+    return tuple(chosen)
+
+
 def parse_instructions(valgrind_output: str) -> int:
     """The 'I refs' total of a cachegrind run's summary."""
     found = re.search(r"I\s+refs:\s+([\d,]+)", valgrind_output)
@@ -95,7 +108,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--steps", default="20,120", help="N1,N2: steps of the two runs")
-    ap.add_argument("--only", default=None, help="comma-separated contenders (default: all)")
+    ap.add_argument("--only", action="append", default=None,
+                    help="contenders to count, comma-separated (graph,manual), or one whole "
+                         "name per --only (--only 'graph, no locks'); default: all")
     ap.add_argument("--valgrind", default="valgrind", help="the valgrind command")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -108,7 +123,7 @@ def main() -> None:
         n1 = n2 = 0
     if not n2 > n1 >= 1:
         ap.error(f"--steps N1,N2 needs two numbers with N2 > N1 >= 1, got {args.steps!r}")
-    variants = VARIANTS if args.only is None else tuple(v.strip() for v in args.only.split(","))
+    variants = VARIANTS if args.only is None else contenders(args.only)
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown contender(s) {unknown}; choose from {list(VARIANTS)}")

@@ -136,6 +136,22 @@ def test_instructions_py_children_run_every_variant_and_the_parent_needs_valgrin
     assert done.returncode == 2 and "--steps N1,N2 needs two numbers" in done.stderr
 
 
+def test_instructions_py_only_takes_names_that_hold_commas():
+    # "graph, no locks" must not be split into "graph" and "no locks"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "instructions.py"),
+                           "--only", "graph", "--only", "graph, no locks", "--valgrind",
+                           "no-such-valgrind-here"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "not found; install valgrind" in done.stdout, done.stderr
+    picked = subprocess.run(
+        [sys.executable, "-c", "import instructions as i; print(i.contenders("
+         "['manual,graph', 'graph, direct', 'graph']))"],
+        cwd=os.path.join(ROOT, "benchmarks"), capture_output=True, text=True, check=True)
+    assert picked.stdout.strip() == "('manual', 'graph', 'graph, direct')"
+    bad = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "instructions.py"),
+                          "--only", "graph,nope"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "unknown contender(s) ['nope']" in bad.stderr
+
+
 def test_memory_has_help_instead_of_running():
     out = run("memory.py", "--help")
     assert out.startswith("usage: memory.py") and "KiB" not in out
