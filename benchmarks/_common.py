@@ -8,6 +8,7 @@ timer's resolution; the median sample is reported.
 """
 from __future__ import annotations
 
+import argparse
 import gc
 import os
 import platform
@@ -102,8 +103,43 @@ def set_threads(n: int | None) -> None:
         torch.set_num_threads(n if n is not None else numpy_blas_threads())
 
 
+# -- command-line values: checked by argparse, so a bad one is a one-line usage error ------
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def positive_ints(text: str) -> list[int]:
+    """argparse type: comma-separated whole numbers of at least 1 ("1,64,1000")."""
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers >= 1, got "
+                                         f"{text!r}")
+    return [positive_int(t) for t in items]
+
+
+FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def float_dtypes(text: str) -> list:
+    """argparse type: comma-separated dtype names out of FLOAT_DTYPES ("float32,float64")."""
+    names = [t.strip() for t in text.split(",")]
+    unknown = [n for n in names if n not in FLOAT_DTYPES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown dtype(s) {unknown}; choose from "
+                                         f"{', '.join(FLOAT_DTYPES)}")
+    return [FLOAT_DTYPES[n] for n in names]
+
+
 def add_thread_arg(ap) -> None:
-    ap.add_argument("--threads", type=int, default=None,
+    ap.add_argument("--threads", type=positive_int, default=None,
                     help="threads for numpy's BLAS and PyTorch (default: numpy's default, "
                          "i.e. all cores; PyTorch gets the same)")
 

@@ -11,7 +11,7 @@ plus timings of single engine pieces (best of many runs, so a busy machine barel
 cProfile adds a fixed cost to every Python call, so it inflates small functions: read its
 tables for *where* the time goes and the micro-timings for *how much* a piece costs.
 
-Run:  python benchmarks/hotspots.py [--top 15]
+Run:  python benchmarks/hotspots.py [--top 15] [--threads T]
 """
 from __future__ import annotations
 
@@ -209,8 +209,9 @@ def step_breakdown(batch: int) -> list:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--top", type=int, default=15)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    ap.add_argument("--top", type=C.positive_int, default=15,
+                    help="rows of each cProfile table (default 15)")
     C.add_thread_arg(ap)
     args = ap.parse_args()
     C.machine_info("hot spots (benchmarks/hotspots.py)", args.threads)
@@ -227,8 +228,9 @@ def main() -> None:
         C.print_table(["variant", "us (median)"], step_breakdown(b),
                       title=f"graph vs manual MLP step, float32, batch {b}: timed variants")
     rows = [[name, f"{us:.2f}"] for name, us in micro()]
-    C.print_table(["piece", "us (best of 9)"], rows, title="micro-timings of engine pieces")
-    print("(the _check_saved and _release rows include ~0.1 us of lambda + next() per call)\n")
+    C.print_table(["piece", "us (best sample)"], rows, title="micro-timings of engine pieces")
+    print("(best of 9 samples; the _check_saved and _release rows best of 5, and they include "
+          "~0.1 us of lambda + next() per call)\n")
     C.load_warning()
 
 

@@ -19,6 +19,7 @@ Contenders (float32, 1 BLAS thread, the network and step of mlp_step.py):
   graph, no locks     saved arrays not made read-only (what the locks cost; unsafe, measuring only)
 
 Run:  python benchmarks/instructions.py [--batch 1] [--steps 20,120] [--only graph,manual]
+                                         [--valgrind valgrind]
       (a name with a comma goes in an --only of its own: --only graph --only "graph, no locks")
 Needs valgrind (Debian package valgrind); without it the script says so and stops.
 """
@@ -34,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 # One BLAS thread here and in the child processes (they inherit it): the counts are of this
 # process's own instructions, and BLAS threads would only add their spinning.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
 os.environ["TINYGRAPH_BENCH_NO_TORCH"] = "1"       # the contenders are the two MLPs
 
 import _common as C  # noqa: E402
@@ -106,7 +107,7 @@ def per_step(valgrind: str, variant: str, batch: int, n1: int, n2: int) -> float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--batch", type=C.positive_int, default=1, help="batch size (default 1)")
     ap.add_argument("--steps", default="20,120", help="N1,N2: steps of the two runs")
     ap.add_argument("--only", action="append", default=None,
                     help="contenders to count, comma-separated (graph,manual), or one whole "
@@ -129,9 +130,8 @@ def main() -> None:
         ap.error(f"unknown contender(s) {unknown}; choose from {list(VARIANTS)}")
     valgrind = shutil.which(args.valgrind)
     if valgrind is None:
-        print(f"instructions.py: {args.valgrind!r} not found; install valgrind "
-              f"(Debian: apt-get install valgrind) to count instructions")
-        return
+        sys.exit(f"instructions.py: {args.valgrind!r} not found; install valgrind "
+                 f"(Debian: apt-get install valgrind) to count instructions")
     C.TORCH_SKIPPED = "not used (the contenders are the two MLPs)"
     C.machine_info("instructions per training step, counted by valgrind (benchmarks/"
                    "instructions.py)")

@@ -60,9 +60,10 @@ def run_child(name: str, args) -> dict:
     env = dict(os.environ)
     if name != "torch":
         env["TINYGRAPH_BENCH_NO_TORCH"] = "1"
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--batches", args.batches,
-           "--dtypes", args.dtypes, "--repeat", str(args.repeat), "--min-time",
-           str(args.min_time)]
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", name,
+           "--batches", ",".join(map(str, args.batches)),
+           "--dtypes", ",".join(np.dtype(d).name for d in args.dtypes),
+           "--repeat", str(args.repeat), "--min-time", str(args.min_time)]
     if args.threads is not None:
         cmd += ["--threads", str(args.threads)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -73,20 +74,17 @@ def run_child(name: str, args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--processes", type=int, default=5,
+    ap.add_argument("--processes", type=C.positive_int, default=5,
                     help="fresh processes per contender (default 5)")
-    ap.add_argument("--batches", default="1,64", help="batch sizes (default 1,64)")
-    ap.add_argument("--dtypes", default="float32", help="dtypes (default float32)")
-    ap.add_argument("--repeat", type=int, default=5, help="samples per process (default 5)")
+    ap.add_argument("--batches", type=C.positive_ints, default="1,64", help="batch sizes (default 1,64)")
+    ap.add_argument("--dtypes", type=C.float_dtypes, default="float32", help="dtypes (default float32)")
+    ap.add_argument("--repeat", type=C.positive_int, default=5, help="samples per process (default 5)")
     ap.add_argument("--min-time", type=float, default=0.1,
                     help="seconds per sample, at least (default 0.1)")
     ap.add_argument("--child", choices=NAMES, help=argparse.SUPPRESS)
     C.add_thread_arg(ap)
     args = ap.parse_args()
-    if args.processes < 1 or args.repeat < 1:
-        ap.error("--processes and --repeat must be at least 1")
-    batches = [int(b) for b in args.batches.split(",")]
-    dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
+    batches, dtypes = args.batches, args.dtypes
     if args.child:
         C.set_threads(args.threads)
         child(args.child, batches, dtypes, args.repeat, args.min_time)

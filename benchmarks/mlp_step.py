@@ -185,16 +185,16 @@ def check_dtypes(objs: dict, dtype) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeat", type=int, default=7, help="samples per contender (default 7)")
+    ap.add_argument("--repeat", type=C.positive_int, default=7, help="samples per contender (default 7)")
     ap.add_argument("--min-time", type=float, default=0.1,
                     help="seconds per sample, at least (default 0.1)")
-    ap.add_argument("--peak-size", type=int, default=PEAK_N,
+    ap.add_argument("--peak-size", type=C.positive_int, default=PEAK_N,
                     help=f"side of the square matmul that measures peak FLOP/s (default {PEAK_N}; "
                          f"smaller sizes understate the peak)")
     ap.add_argument("--pairs", type=int, default=30,
                     help="back-to-back block pairs per paired ratio (default 30)")
-    ap.add_argument("--batches", default="1,64,1000", help="batch sizes (default 1,64,1000)")
-    ap.add_argument("--dtypes", default="float32,float64",
+    ap.add_argument("--batches", type=C.positive_ints, default="1,64,1000", help="batch sizes (default 1,64,1000)")
+    ap.add_argument("--dtypes", type=C.float_dtypes, default="float32,float64",
                     help="dtypes (default float32,float64)")
     ap.add_argument("--no-torch", action="store_true",
                     help="leave PyTorch out even when installed (so that its threads cannot "
@@ -207,8 +207,7 @@ def main() -> None:
         global torch
         C.leave_out_torch()
         torch = None
-    batches = [int(b) for b in args.batches.split(",")]
-    dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
+    batches, dtypes = args.batches, args.dtypes
 
     C.machine_info("one training step of [784, 256, 128, 10] (benchmarks/mlp_step.py)",
                    args.threads)
@@ -234,8 +233,10 @@ def main() -> None:
                                for other in ("manual", "torch") if other in fns}
             phase[(dt, b)] = (before, C.blas_speedup())
             check_dtypes(objs, dt)
+    tolerances = ", ".join(f"{1e-4 if dt == np.float32 else 1e-9:g} in {np.dtype(dt).name}"
+                           for dt in dtypes)
     print(f"graph and manual gradients agree on the first step (max relative difference below "
-          f"1e-4 in float32, 1e-9 in float64{', PyTorch included' if torch is not None else ''}); "
+          f"{tolerances}{', PyTorch included' if torch is not None else ''}); "
           f"dtypes asserted after the timed steps\n")
 
     peaks = {}

@@ -139,8 +139,8 @@ def measure(n: int, repeat: int, gc_enabled: bool = True) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--nodes", type=int, default=1000, help="nodes per chain (default 1000)")
-    ap.add_argument("--repeat", type=int, default=25, help="samples per column (default 25)")
+    ap.add_argument("--nodes", type=C.positive_int, default=1000, help="nodes per chain (default 1000)")
+    ap.add_argument("--repeat", type=C.positive_int, default=25, help="samples per column (default 25)")
     args = ap.parse_args()
 
     C.machine_info("tinygraph per-node overhead (benchmarks/overhead.py)")
@@ -166,11 +166,13 @@ def main() -> None:
         print(f"torch columns: {C.TORCH_SKIPPED}\n")
 
     # The same chains with the garbage collector off: how much of the cost is GC passes.
-    res_nogc = measure(args.nodes, max(5, args.repeat // 3), gc_enabled=False)
+    nogc_repeat = max(5, args.repeat // 3)       # (a check, not the main table: fewer samples)
+    res_nogc = measure(args.nodes, nogc_repeat, gc_enabled=False)
     rows = [[k, f(res_nogc[k]["tot"]), f(res_nogc[k]["fwd"]), f(res_nogc[k]["bwd"]),
              f(res_nogc[k]["bare"]), f(res_nogc[k]["t_tot"])] for k in KINDS]
     C.print_table(["op", "fwd+bwd", "fwd", "bwd", "bare f+b", "torch f+b"], rows,
-                  title="the same with gc.disable() during each sample (us per node)")
+                  title=f"the same with gc.disable() during each sample (us per node, median of "
+                        f"{nogc_repeat} samples)")
 
     print(f"target: fwd+bwd <= {TARGET_US:.1f} us per node (median; best sample in brackets)")
     for k in KINDS:

@@ -124,8 +124,11 @@ def test_instructions_py_children_run_every_variant_and_the_parent_needs_valgrin
     # run, the summary line must parse, and a missing valgrind must be said, not crash.
     for variant in ("manual", "graph", "graph, direct", "graph, tg.relu", "graph, no locks"):
         run("instructions.py", "--child", variant, "--batch", "2", "--steps", "2")
-    out = run("instructions.py", "--valgrind", "no-such-valgrind-here")
-    assert "'no-such-valgrind-here' not found; install valgrind" in out
+    missing = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "instructions.py"),
+                              "--valgrind", "no-such-valgrind-here"],
+                             capture_output=True, text=True, check=False)
+    assert missing.returncode == 1        # counted nothing: not a success for a wrapper script
+    assert "'no-such-valgrind-here' not found; install valgrind" in missing.stderr
     parsed = subprocess.run(
         [sys.executable, "-c", "import instructions as i; print(i.parse_instructions("
          "'==7== Command: python\\n==7== I   refs:      3,260,424\\n'))"],
@@ -141,7 +144,7 @@ def test_instructions_py_only_takes_names_that_hold_commas():
     done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "instructions.py"),
                            "--only", "graph", "--only", "graph, no locks", "--valgrind",
                            "no-such-valgrind-here"], capture_output=True, text=True, check=False)
-    assert done.returncode == 0 and "not found; install valgrind" in done.stdout, done.stderr
+    assert done.returncode == 1 and "not found; install valgrind" in done.stderr, done.stderr
     picked = subprocess.run(
         [sys.executable, "-c", "import instructions as i; print(i.contenders("
          "['manual,graph', 'graph, direct', 'graph']))"],
@@ -150,6 +153,43 @@ def test_instructions_py_only_takes_names_that_hold_commas():
     bad = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "instructions.py"),
                           "--only", "graph,nope"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "unknown contender(s) ['nope']" in bad.stderr
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("mlp_step.py", ["--threads", "0"], "argument --threads: expected a whole number >= 1, got 0"),
+    ("mlp_step.py", ["--repeat", "0"], "argument --repeat: expected a whole number >= 1"),
+    ("mlp_step.py", ["--peak-size", "-3"], "argument --peak-size: expected a whole number >= 1"),
+    ("mlp_step.py", ["--batches", "1,"], "argument --batches: expected comma-separated whole"),
+    ("mlp_step.py", ["--batches", "abc"], "argument --batches: expected a whole number >= 1, "
+                                          "got 'abc'"),
+    ("mlp_step.py", ["--dtypes", "float16"], "argument --dtypes: unknown dtype(s) ['float16']; "
+                                             "choose from float32, float64"),
+    ("mlp_alone.py", ["--batches", "0"], "argument --batches: expected a whole number >= 1, got 0"),
+    ("mlp_alone.py", ["--dtypes", "int32"], "argument --dtypes: unknown dtype(s) ['int32']"),
+    ("mlp_alone.py", ["--threads", "-1"], "argument --threads: expected a whole number >= 1"),
+    ("swiglu.py", ["--rows", "0"], "argument --rows: expected a whole number >= 1, got 0"),
+    ("swiglu.py", ["--repeat", "0"], "argument --repeat: expected a whole number >= 1"),
+    ("overhead.py", ["--nodes", "0"], "argument --nodes: expected a whole number >= 1, got 0"),
+    ("overhead.py", ["--repeat", "-2"], "argument --repeat: expected a whole number >= 1"),
+    ("hotspots.py", ["--top", "0"], "argument --top: expected a whole number >= 1, got 0"),
+    ("hotspots.py", ["--threads", "0"], "argument --threads: expected a whole number >= 1"),
+    ("scaling.py", ["--max-nodes", "999"], "--max-nodes must be at least 1000"),
+    ("instructions.py", ["--batch", "0"], "argument --batch: expected a whole number >= 1"),
+])
+def test_bad_option_values_are_usage_errors_that_name_the_option(script, args, message):
+    # before: tracebacks from deep inside (StatisticsError, ZeroDivisionError, torch's
+    # set_num_threads, a float16 model against a float64 PyTorch one), or a run with a
+    # false verdict (overhead.py --nodes -5: "met" at -19 us; scaling.py: "flat" from no rows)
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_scaling_with_one_graph_size_does_not_judge_flatness():
+    out = run("scaling.py", "--max-nodes", "1000")
+    assert "one graph size only" in out and "flatness not judged" in out
+    assert "flat (linear)" not in out
 
 
 def test_memory_has_help_instead_of_running():
