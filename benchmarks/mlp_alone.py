@@ -76,9 +76,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--processes", type=C.positive_int, default=5,
                     help="fresh processes per contender (default 5)")
-    ap.add_argument("--batches", type=C.positive_ints, default="1,64", help="batch sizes (default 1,64)")
-    ap.add_argument("--dtypes", type=C.float_dtypes, default="float32", help="dtypes (default float32)")
-    ap.add_argument("--repeat", type=C.positive_int, default=5, help="samples per process (default 5)")
+    ap.add_argument("--batches", type=C.positive_ints, default="1,64",
+                    help="batch sizes (default 1,64)")
+    ap.add_argument("--dtypes", type=C.float_dtypes, default="float32",
+                    help="dtypes: float32, float64 (default float32)")
+    ap.add_argument("--repeat", type=C.positive_int, default=5,
+                    help="samples per process (default 5)")
     ap.add_argument("--min-time", type=float, default=0.1,
                     help="seconds per sample, at least (default 0.1)")
     ap.add_argument("--child", choices=NAMES, help=argparse.SUPPRESS)

@@ -193,9 +193,10 @@ def main() -> None:
                          f"smaller sizes understate the peak)")
     ap.add_argument("--pairs", type=int, default=30,
                     help="back-to-back block pairs per paired ratio (default 30)")
-    ap.add_argument("--batches", type=C.positive_ints, default="1,64,1000", help="batch sizes (default 1,64,1000)")
+    ap.add_argument("--batches", type=C.positive_ints, default="1,64,1000",
+                    help="batch sizes (default 1,64,1000)")
     ap.add_argument("--dtypes", type=C.float_dtypes, default="float32,float64",
-                    help="dtypes (default float32,float64)")
+                    help="dtypes: float32, float64 (default both)")
     ap.add_argument("--no-torch", action="store_true",
                     help="leave PyTorch out even when installed (so that its threads cannot "
                          "slow the other contenders)")
