@@ -5,7 +5,9 @@ hides a change of a microsecond or two in a 0.2–1 ms step. valgrind's cachegri
 instructions a process executes instead. Each contender runs in two processes under it, one
 doing --steps N1 training steps and one N2; the difference divided by N2 - N1 is one step,
 with start-up and set-up cancelled out. With PYTHONHASHSEED fixed the count repeats to about
-0.1 % of the graph's overhead.
+0.1 % of the graph's overhead for the same code; between commits it also moves by a few
+thousand instructions with code the step does not run, so count a change on one tree with
+and without it.
 
 The count says how much work the code does, not how long it takes: the cache misses that make
 Python code slower right after a BLAS call (docs/performance.md, section 6) are not in it.

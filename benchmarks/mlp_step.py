@@ -234,7 +234,7 @@ def main() -> None:
                                for other in ("manual", "torch") if other in fns}
             phase[(dt, b)] = (before, C.blas_speedup())
             check_dtypes(objs, dt)
-    tolerances = ", ".join(f"{1e-4 if dt == np.float32 else 1e-9:g} in {np.dtype(dt).name}"
+    tolerances = ", ".join(f"{'1e-4' if dt == np.float32 else '1e-9'} in {np.dtype(dt).name}"
                            for dt in dtypes)
     print(f"graph and manual gradients agree on the first step (max relative difference below "
           f"{tolerances}{', PyTorch included' if torch is not None else ''}); "

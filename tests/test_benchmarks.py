@@ -181,7 +181,8 @@ def test_bad_option_values_are_usage_errors_that_name_the_option(script, args, m
     # set_num_threads, a float16 model against a float64 PyTorch one), or a run with a
     # false verdict (overhead.py --nodes -5: "met" at -19 us; scaling.py: "flat" from no rows)
     done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "TINYGRAPH_BENCH_NO_TORCH": "1"})   # (no import)
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert message in done.stderr and "Traceback" not in done.stderr
 

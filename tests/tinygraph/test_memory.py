@@ -256,6 +256,46 @@ def test_a_node_freed_inside_a_lock_update_unlocks_its_arrays_when_the_update_en
     assert other.flags.writeable and id(other) not in function._lock_counts
 
 
+class _Interrupt(Exception):
+    """Stands for a KeyboardInterrupt delivered between two bytecodes."""
+
+
+@pytest.mark.parametrize("update", ["lock", "unlock"])
+def test_an_interrupt_right_after_the_count_guard_is_taken_does_not_leave_it_held(update):
+    # Python delivers Ctrl-C right after a C call returns. Taken by acquire() before a
+    # try/finally, the guard would stay held if the interrupt came between the two: other
+    # threads would then wait for ever and this thread's freed nodes never unlock. A with
+    # block has no such gap. The profile hook raises on the return of any C call that takes
+    # the guard, at the moment the guard has just been taken.
+    import sys
+
+    from tinygraph import function
+
+    a = np.ones(3)
+    locks = function._Locks()
+    if update == "unlock":
+        function._lock_shared(a, locks)
+
+    def interrupt(frame, event, arg):
+        if event == "c_return" and getattr(arg, "__self__", None) is function._counts_guard:
+            raise _Interrupt
+
+    sys.setprofile(interrupt)
+    try:
+        if update == "lock":
+            function._lock_shared(a, locks)
+        else:
+            locks.release()
+    except _Interrupt:
+        pass
+    finally:
+        sys.setprofile(None)
+    assert not function._counts_guard._is_owned()
+    locks.release()
+    assert a.flags.writeable and id(a) not in function._lock_counts
+    assert function._deferred == []
+
+
 def test_thousands_of_deferred_unlocks_are_all_drained():
     # A big graph freed by the GC inside one count update defers every node's arrays; the
     # next update must unlock them all (a flat loop: no recursion depth, nothing lost).
