@@ -15,11 +15,23 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def run_script(script: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    """A benchmark script's run, whatever its exit status."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+                          capture_output=True, text=True, timeout=600, check=False, **kwargs)
+
+
 def run(script: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
-                          capture_output=True, text=True, timeout=600, check=False)
+    """The output of a benchmark script's run, which must succeed."""
+    done = run_script(script, *args)
     assert done.returncode == 0, f"{script} {' '.join(args)} failed:\n{done.stderr[-3000:]}"
     return done.stdout
+
+
+def in_benchmarks(code: str) -> str:
+    """What ``python -c code`` prints, run in benchmarks/ (the scripts import as modules)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=os.path.join(ROOT, "benchmarks"),
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_overhead_prints_the_target_for_every_kind():
@@ -74,8 +86,7 @@ def test_a_slow_blas_phase_marks_the_verdicts_as_not_representative(monkeypatch,
 
 
 def test_mlp_step_refuses_too_few_pairs():
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "mlp_step.py"),
-                           "--pairs", "1"], capture_output=True, text=True, check=False)
+    done = run_script("mlp_step.py", "--pairs", "1")
     assert done.returncode == 2 and "--pairs must be at least 2" in done.stderr
 
 
@@ -124,34 +135,25 @@ def test_instructions_py_children_run_every_variant_and_the_parent_needs_valgrin
     # run, the summary line must parse, and a missing valgrind must be said, not crash.
     for variant in ("manual", "graph", "graph, direct", "graph, tg.relu", "graph, no locks"):
         run("instructions.py", "--child", variant, "--batch", "2", "--steps", "2")
-    missing = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "instructions.py"),
-                              "--valgrind", "no-such-valgrind-here"],
-                             capture_output=True, text=True, check=False)
+    missing = run_script("instructions.py", "--valgrind", "no-such-valgrind-here")
     assert missing.returncode == 1        # counted nothing: not a success for a wrapper script
     assert "'no-such-valgrind-here' not found; install valgrind" in missing.stderr
-    parsed = subprocess.run(
-        [sys.executable, "-c", "import instructions as i; print(i.parse_instructions("
-         "'==7== Command: python\\n==7== I   refs:      3,260,424\\n'))"],
-        cwd=os.path.join(ROOT, "benchmarks"), capture_output=True, text=True, check=True)
-    assert parsed.stdout.strip() == "3260424"
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "instructions.py"),
-                           "--steps", "5"], capture_output=True, text=True, check=False)
+    parsed = in_benchmarks("import instructions as i; print(i.parse_instructions("
+                           "'==7== Command: python\\n==7== I   refs:      3,260,424\\n'))")
+    assert parsed == "3260424"
+    done = run_script("instructions.py", "--steps", "5")
     assert done.returncode == 2 and "--steps N1,N2 needs two numbers" in done.stderr
 
 
 def test_instructions_py_only_takes_names_that_hold_commas():
     # "graph, no locks" must not be split into "graph" and "no locks"
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "instructions.py"),
-                           "--only", "graph", "--only", "graph, no locks", "--valgrind",
-                           "no-such-valgrind-here"], capture_output=True, text=True, check=False)
+    done = run_script("instructions.py", "--only", "graph", "--only", "graph, no locks",
+                      "--valgrind", "no-such-valgrind-here")
     assert done.returncode == 1 and "not found; install valgrind" in done.stderr, done.stderr
-    picked = subprocess.run(
-        [sys.executable, "-c", "import instructions as i; print(i.contenders("
-         "['manual,graph', 'graph, direct', 'graph']))"],
-        cwd=os.path.join(ROOT, "benchmarks"), capture_output=True, text=True, check=True)
-    assert picked.stdout.strip() == "('manual', 'graph', 'graph, direct')"
-    bad = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "instructions.py"),
-                          "--only", "graph,nope"], capture_output=True, text=True, check=False)
+    picked = in_benchmarks("import instructions as i; print(i.contenders("
+                           "['manual,graph', 'graph, direct', 'graph']))")
+    assert picked == "('manual', 'graph', 'graph, direct')"
+    bad = run_script("instructions.py", "--only", "graph,nope")
     assert bad.returncode == 2 and "unknown contender(s) ['nope']" in bad.stderr
 
 
@@ -180,9 +182,8 @@ def test_bad_option_values_are_usage_errors_that_name_the_option(script, args, m
     # before: tracebacks from deep inside (StatisticsError, ZeroDivisionError, torch's
     # set_num_threads, a float16 model against a float64 PyTorch one), or a run with a
     # false verdict (overhead.py --nodes -5: "met" at -19 us; scaling.py: "flat" from no rows)
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
-                          capture_output=True, text=True, timeout=60, check=False,
-                          env={**os.environ, "TINYGRAPH_BENCH_NO_TORCH": "1"})   # (no import)
+    done = run_script(script, *args,
+                      env={**os.environ, "TINYGRAPH_BENCH_NO_TORCH": "1"})   # (no torch import)
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert message in done.stderr and "Traceback" not in done.stderr
 
