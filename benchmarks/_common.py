@@ -345,6 +345,19 @@ def blas_speedup(samples: int = 5, number: int = 50) -> float | None:
     return one / seconds()
 
 
+def probe_legend(probed: bool, when: str = "") -> str:
+    """The line under a table of probed speedups: what the probe measures (``when``: at which
+    moments), or why nothing was probed."""
+    if not probed:
+        why = ("numpy's BLAS has one thread" if threadpoolctl is not None
+               else "install threadpoolctl to probe it")
+        return f"BLAS speedup: not probed ({why})"
+    return (f"BLAS speedup: a (64, 784) @ (784, 256) float32 product with numpy's "
+            f"{numpy_blas_threads()} threads against 1{when}; below {SLOW_PHASE_SPEEDUP}x "
+            f"{'the row ran in ' if when else ''}a slow phase of the machine's BLAS "
+            f"(docs/performance.md)")
+
+
 def slow_phase(speedups) -> float | None:
     """The lowest of the probe's ``speedups`` (None entries ignored) when it is below
     ``SLOW_PHASE_SPEEDUP``, else None."""

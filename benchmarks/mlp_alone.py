@@ -129,9 +129,7 @@ def print_phases(probed: dict, keys: list, processes: int) -> None:
     """The BLAS speedup each MLP process probed, and which processes ran in a slow phase."""
     mlps = [n for n in probed if n != "torch"]
     if all(s is None for n in mlps for run in probed[n] for s in run.values()):
-        why = ("numpy's BLAS has one thread" if C.threadpoolctl is not None
-               else "install threadpoolctl to probe it")
-        print(f"BLAS speedup: not probed ({why})\n")
+        print(C.probe_legend(False) + "\n")
         return
     for n in mlps:
         rows = [[k.replace(",", " B=")] + [C.fmt_ratio(run[k]) for run in probed[n]]
@@ -142,9 +140,7 @@ def print_phases(probed: dict, keys: list, processes: int) -> None:
     slow = [f"{n} p{i + 1} {k.replace(',', ' B=')}" for n in mlps
             for i, run in enumerate(probed[n]) for k in keys
             if C.slow_phase([run[k]]) is not None]
-    print(f"BLAS speedup: a (64, 784) @ (784, 256) float32 product with numpy's "
-          f"{C.numpy_blas_threads()} threads against 1; below {C.SLOW_PHASE_SPEEDUP}x a slow "
-          f"phase of the machine's BLAS (docs/performance.md). "
+    print(C.probe_legend(True) + ". "
           + (f"Slow phase: {', '.join(slow)}: read those times with care."
              if slow else "No process ran in a slow phase.") + "\n")
 

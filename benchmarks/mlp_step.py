@@ -311,15 +311,8 @@ def main() -> None:
                    "torch ms", "BLAS speedup"], rows,
                   title=f"paired ratios: median [quartiles] of {args.pairs} ratios of blocks "
                         f"timed back to back; ms per step: median inside those blocks")
-    if all(s is None for k in phase for s in phase[k]):
-        print("BLAS speedup: not probed ("
-              + ("numpy's BLAS has one thread" if C.threadpoolctl is not None
-                 else "install threadpoolctl to probe it") + ")\n")
-    else:
-        print(f"BLAS speedup: a (64, 784) @ (784, 256) float32 product with numpy's "
-              f"{C.numpy_blas_threads()} threads against 1, before/after the row; below "
-              f"{C.SLOW_PHASE_SPEEDUP}x the row ran in a slow phase of the machine's BLAS "
-              f"(docs/performance.md)\n")
+    probed = any(s is not None for k in phase for s in phase[k])
+    print(C.probe_legend(probed, ", before/after the row") + "\n")
 
     print("targets (paired ratio [quartiles]; ratio of the medians of the samples above, and "
           "of the best samples, in brackets). The verdict reads the paired ratio: with 2 BLAS "
