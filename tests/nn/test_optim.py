@@ -51,6 +51,23 @@ def test_sgd_momentum_matches_reference():
         np.testing.assert_allclose(got, theta, rtol=1e-15)
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_step_leaves_the_gradient_alone_and_float32_in_float32(momentum):
+    # The update is θ -= α g through a temporary: .grad must read the same afterwards (an
+    # update that scaled g in place would save a pass and silently change it), and a float32
+    # parameter must not be promoted by the Python-float learning rate.
+    p = tg.Tensor(np.array([1.0, 2.0, 3.0], dtype=np.float32), requires_grad=True)
+    opt = nn.SGD([p], lr=0.1, momentum=momentum)
+    for g in GRADS:
+        p.grad = g.astype(np.float32)
+        kept = p.grad.copy()
+        before = p.data.copy()
+        opt.step()
+        np.testing.assert_array_equal(p.grad, kept)
+        assert p.data.dtype == np.float32
+        assert not np.array_equal(p.data, before)
+
+
 def test_adam_matches_textbook_reference():
     p = _param([1.0, 2.0, 3.0])
     lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
