@@ -264,6 +264,8 @@ class Function:
             record = needs[0] or needs[1] or needs[2]
         else:
             arrays, parents, needs, shapes, record = _unpack(inputs)
+            if n_inputs == 1 and arrays[0] is None:     # (None is a constant only beside
+                reject_none(cls._op_label(), None)     # other inputs: linear's b=None)
 
         state = _state
         recording = record and state.grad_enabled
@@ -420,6 +422,16 @@ def _constant(x: Any) -> Any:
         raise TypeError(f"tinygraph op: operand {x!r} has dtype {arr.dtype}; expected a number, "
                         f"a numeric array or a Tensor")
     return arr
+
+
+def reject_none(op: str, *operands) -> None:
+    """Raise a TypeError naming ``op`` if an operand is None (a variable that was never
+    set, a layer without a bias...), where numpy's own message would name a float and
+    NoneType, or a shape (). Ops call it once numpy has failed: nothing on the hot path.
+    (It does not say which operand: ``None + x`` reaches ``add`` as ``(x, None)``.)"""
+    if any(x is None for x in operands):
+        raise TypeError(f"{op}: got None as an operand; expected a number, a numeric array or "
+                        f"a Tensor (was a variable that should hold one never set?)")
 
 
 def _unpack(inputs: tuple) -> tuple:

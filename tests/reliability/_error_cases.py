@@ -66,6 +66,8 @@ CASES: list[Case] = [
          "tg.ShapeError", ("(2, 3) @ (2, 3)", "inner dimensions 3 and 2")),
     Case("tinygraph ops", "shapes that do not broadcast", "A + tg.Tensor(np.ones(4))",
          "tg.ShapeError", ("(2, 3) and (4,)", "broadcast", "trailing dimensions")),
+    Case("tinygraph ops", "None as an operand (a variable never set)", "x + None", "TypeError",
+         ("add:", "got None as an operand", "expected a number, a numeric array or a Tensor")),
     Case("tinygraph ops", "reshape to a different size", "A.reshape(4, 2)", "tg.ShapeError",
          ("shape (2, 3) (6 elements)", "(4, 2)")),
     Case("tinygraph ops", "an axis out of range", "A.sum(axis=3)", "tg.ShapeError",

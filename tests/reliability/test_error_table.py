@@ -3,6 +3,8 @@ names, with a message that names the argument, what it got and what is expected;
 table in docs/errors.md is exactly the one generated from the current messages."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import _error_cases as table
@@ -39,3 +41,13 @@ def test_docs_errors_md_table_is_up_to_date():
     assert documented == generated, (
         "docs/errors.md is out of date with the messages; regenerate it with\n"
         "    python tests/reliability/_error_cases.py --write")
+
+
+@pytest.mark.parametrize("doc, pattern", [("README.md", r"lists (\d+) cases, checked by a test"),
+                                          ("docs/reliability.md", r"the table of (\d+) bad inputs")])
+def test_the_docs_quote_the_tables_number_of_rows(doc, pattern):
+    text = " ".join((table.ROOT / doc).read_text(encoding="utf-8").split())
+    found = re.search(pattern, text)
+    assert found, f"{doc} no longer says how many rows docs/errors.md has ({pattern!r})"
+    assert int(found.group(1)) == len(table.CASES), (
+        f"{doc} says {found.group(1)} rows; docs/errors.md has {len(table.CASES)}")

@@ -141,3 +141,35 @@ def test_non_numeric_operands_get_a_tinygraph_type_error(operand):
     x = tg.Tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(TypeError, match="tinygraph op: operand"):
         x + operand
+
+
+_X = tg.Tensor([1.0, 2.0], requires_grad=True)
+
+
+@pytest.mark.parametrize("op, call", [
+    ("add", lambda: _X + None), ("add", lambda: None + _X), ("sub", lambda: _X - None),
+    ("sub", lambda: None - _X), ("mul", lambda: _X * None), ("mul", lambda: None * _X),
+    ("div", lambda: _X / None), ("div", lambda: None / _X), ("pow", lambda: _X ** None),
+    ("pow", lambda: None ** _X), ("maximum", lambda: tg.maximum(_X, None)),
+    ("minimum", lambda: tg.minimum(None, _X)), ("matmul", lambda: _X @ None),
+    ("matmul", lambda: None @ _X), ("exp", lambda: tg.exp(None)), ("sum", lambda: tg.sum(None)),
+    ("relu", lambda: tg.relu(None)), ("tanh", lambda: tg.tanh(None)),
+])
+def test_a_none_operand_gets_a_type_error_naming_the_op(op, call):
+    # numpy's own words were "unsupported operand type(s) for +: 'float' and 'NoneType'",
+    # "(...) @ (2,)" with shape () for None, or an AttributeError about .ndim
+    with pytest.raises(TypeError, match=f"^{op}: got None as an operand; expected a number"):
+        call()
+    (_X * 2.0).sum().backward()          # nothing was left locked or half-recorded
+    _X.grad = None
+
+
+def test_other_type_errors_of_an_op_keep_numpy_words():
+    # only a None operand is renamed: numpy's own TypeError for a boolean subtract stays
+    with pytest.raises(TypeError, match="boolean subtract"):
+        tg.Tensor([True, False]) - tg.Tensor([True, True])
+
+
+def test_none_stays_a_valid_optional_input_of_an_op():
+    z = tg.linear(tg.Tensor(np.ones((1, 3))), tg.Tensor(np.ones((2, 3)), requires_grad=True), None)
+    np.testing.assert_array_equal(z.data, [[3.0, 3.0]])

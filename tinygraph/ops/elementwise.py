@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import function as _function
 from ..errors import ShapeError
-from ..function import Function
+from ..function import Function, reject_none
 from ._util import broadcast_error, shape_of, unbroadcast
 
 
@@ -24,6 +24,9 @@ class Add(Function):
             return a + b
         except ValueError:
             raise broadcast_error("add", shape_of(a), shape_of(b)) from None
+        except TypeError:
+            reject_none("add", a, b)
+            raise
 
     @staticmethod
     def backward(ctx, g):
@@ -42,6 +45,9 @@ class Sub(Function):
             return a - b
         except ValueError:
             raise broadcast_error("sub", shape_of(a), shape_of(b)) from None
+        except TypeError:
+            reject_none("sub", a, b)
+            raise
 
     @staticmethod
     def backward(ctx, g):
@@ -62,6 +68,9 @@ class Mul(Function):
             return a * b
         except ValueError:
             raise broadcast_error("mul", shape_of(a), shape_of(b)) from None
+        except TypeError:
+            reject_none("mul", a, b)
+            raise
 
     @staticmethod
     def backward(ctx, g):
@@ -82,6 +91,9 @@ class Div(Function):
             return a / b
         except ValueError:
             raise broadcast_error("div", shape_of(a), shape_of(b)) from None
+        except TypeError:
+            reject_none("div", a, b)
+            raise
 
     @staticmethod
     def backward(ctx, g):
@@ -99,6 +111,9 @@ class Pow(Function):
     def forward(ctx, a, p):
         try:
             out = a ** p
+        except TypeError:
+            reject_none("pow", a, p)
+            raise
         except ValueError as exc:
             try:
                 np.broadcast_shapes(shape_of(a), shape_of(p))
@@ -245,6 +260,9 @@ class Maximum(_Extremum):
             out = np.maximum(a, b)
         except ValueError:
             raise broadcast_error("maximum", shape_of(a), shape_of(b)) from None
+        except TypeError:
+            reject_none("maximum", a, b)
+            raise
         ctx.save_for_backward(((a > b) + (a == b) * 0.5).astype(out.dtype))
         return out
 
@@ -259,6 +277,9 @@ class Minimum(_Extremum):
             out = np.minimum(a, b)
         except ValueError:
             raise broadcast_error("minimum", shape_of(a), shape_of(b)) from None
+        except TypeError:
+            reject_none("minimum", a, b)
+            raise
         ctx.save_for_backward(((a < b) + (a == b) * 0.5).astype(out.dtype))
         return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..function import Function
+from ..function import Function, reject_none
 from ._util import unbroadcast
 
 
@@ -64,6 +64,8 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         a_shape, b_shape = np.shape(a), np.shape(b)
+        if not a_shape or not b_shape:     # (np.shape(None) is (): name a None operand)
+            reject_none("matmul", a, b)
         _check_matmul(a_shape, b_shape)
         n = ctx.needs_input_grad
         ctx.save_for_backward(a if n[1] else None, b if n[0] else None)
