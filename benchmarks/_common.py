@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import platform
 import statistics
@@ -123,6 +124,17 @@ def positive_ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers >= 1, got "
                                          f"{text!r}")
     return [positive_int(t) for t in items]
+
+
+def seconds(text: str) -> float:
+    """argparse type: a finite number of seconds, 0 or more (0: one loop per sample)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:      # inf would calibrate forever
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {text}")
+    return value
 
 
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}

@@ -82,7 +82,7 @@ def main() -> None:
                     help="dtypes: float32, float64 (default float32)")
     ap.add_argument("--repeat", type=C.positive_int, default=5,
                     help="samples per process (default 5)")
-    ap.add_argument("--min-time", type=float, default=0.1,
+    ap.add_argument("--min-time", type=C.seconds, default=0.1,
                     help="seconds per sample, at least (default 0.1)")
     ap.add_argument("--child", choices=NAMES, help=argparse.SUPPRESS)
     C.add_thread_arg(ap)

@@ -186,7 +186,7 @@ def check_dtypes(objs: dict, dtype) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=C.positive_int, default=7, help="samples per contender (default 7)")
-    ap.add_argument("--min-time", type=float, default=0.1,
+    ap.add_argument("--min-time", type=C.seconds, default=0.1,
                     help="seconds per sample, at least (default 0.1)")
     ap.add_argument("--peak-size", type=C.positive_int, default=PEAK_N,
                     help=f"side of the square matmul that measures peak FLOP/s (default {PEAK_N}; "

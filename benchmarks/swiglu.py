@@ -116,7 +116,7 @@ def check(fns: dict, o: dict) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=C.positive_int, default=7, help="samples per contender (default 7)")
-    ap.add_argument("--min-time", type=float, default=0.1,
+    ap.add_argument("--min-time", type=C.seconds, default=0.1,
                     help="seconds per sample, at least (default 0.1)")
     ap.add_argument("--rows", type=C.positive_ints, default="64,1024", help="batch×seq values (default 64,1024)")
     C.add_thread_arg(ap)

@@ -177,6 +177,11 @@ def test_instructions_py_only_takes_names_that_hold_commas():
     ("hotspots.py", ["--threads", "0"], "argument --threads: expected a whole number >= 1"),
     ("scaling.py", ["--max-nodes", "999"], "--max-nodes must be at least 1000"),
     ("instructions.py", ["--batch", "0"], "argument --batch: expected a whole number >= 1"),
+    ("mlp_step.py", ["--min-time", "-1"], "argument --min-time: expected a finite number of "
+                                          "seconds >= 0, got -1"),
+    ("mlp_alone.py", ["--min-time", "inf"], "argument --min-time: expected a finite number"),
+    ("swiglu.py", ["--min-time", "soon"], "argument --min-time: expected a number of seconds "
+                                          ">= 0, got 'soon'"),
 ])
 def test_bad_option_values_are_usage_errors_that_name_the_option(script, args, message):
     # before: tracebacks from deep inside (StatisticsError, ZeroDivisionError, torch's
