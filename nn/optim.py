@@ -135,6 +135,7 @@ class SGD(Optimizer):
         self.velocity = [None] * len(self.params)
 
     def step(self) -> None:
+        lr = float(self.lr)     # (a numpy float64 set by hand would make α g float64)
         for i in self._check_step():
             p = self.params[i]
             data = p.data
@@ -150,7 +151,7 @@ class SGD(Optimizer):
             # α g in a temporary: a scratch buffer kept per parameter was measured slower
             # inside a step (~6 us at batch 1; docs/performance.md, section 7) and held a
             # second copy of the parameters' size between steps
-            data -= self.lr * g
+            data -= lr * g
 
     def config(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum}

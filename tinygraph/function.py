@@ -198,6 +198,9 @@ class Function:
     #: like saved ones: keep a private copy of anything the caller could still change (an
     #: index, targets).
     keeps_arrays_on_ctx: bool = True
+    #: Whether a None input is an error (named by ``apply``) rather than a constant that
+    #: ``forward`` handles (an optional input). tinygraph's ops but ``linear`` set it True.
+    rejects_none: bool = False
 
     # -- used inside forward -------------------------------------------------
     def save_for_backward(self, *arrays: Any) -> None:
@@ -264,8 +267,8 @@ class Function:
             record = needs[0] or needs[1] or needs[2]
         else:
             arrays, parents, needs, shapes, record = _unpack(inputs)
-            if n_inputs == 1 and arrays[0] is None:     # (None is a constant only beside
-                reject_none(cls._op_label(), None)     # other inputs: linear's b=None)
+            if cls.rejects_none:                        # (not on the fast paths above)
+                reject_none(cls._op_label(), *arrays)
 
         state = _state
         recording = record and state.grad_enabled
@@ -427,7 +430,8 @@ def _constant(x: Any) -> Any:
 def reject_none(op: str, *operands) -> None:
     """Raise a TypeError naming ``op`` if an operand is None (a variable that was never
     set, a layer without a bias...), where numpy's own message would name a float and
-    NoneType, or a shape (). Ops call it once numpy has failed: nothing on the hot path.
+    NoneType, or a shape (). Binary ops call it once numpy has failed, ``apply`` on its
+    generic path (one constant input, three or more inputs): not on the fast paths.
     (It does not say which operand: ``None + x`` reaches ``add`` as ``(x, None)``.)"""
     if any(x is None for x in operands):
         raise TypeError(f"{op}: got None as an operand; expected a number, a numeric array or "

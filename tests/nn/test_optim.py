@@ -51,21 +51,27 @@ def test_sgd_momentum_matches_reference():
         np.testing.assert_allclose(got, theta, rtol=1e-15)
 
 
+@pytest.mark.parametrize("lr", [0.1, np.float64(0.1)])
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_sgd_step_leaves_the_gradient_alone_and_float32_in_float32(momentum):
-    # The update is θ -= α g through a temporary: .grad must read the same afterwards (an
-    # update that scaled g in place would save a pass and silently change it), and a float32
-    # parameter must not be promoted by the Python-float learning rate.
+def test_sgd_step_leaves_the_gradient_alone_and_float32_in_float32(momentum, lr):
+    # The update is θ -= α g through a temporary: .grad must read the same afterwards and
+    # the velocity must not be scaled (an update that scaled g or v in place would save a
+    # pass and silently change them), and a float32 parameter is updated in float32 math,
+    # also with a numpy float64 learning rate set by hand.
     p = tg.Tensor(np.array([1.0, 2.0, 3.0], dtype=np.float32), requires_grad=True)
     opt = nn.SGD([p], lr=0.1, momentum=momentum)
+    opt.lr = lr
+    buffer = p.data
+    theta, v = p.data.copy(), np.zeros(3, np.float32)
     for g in GRADS:
         p.grad = g.astype(np.float32)
         kept = p.grad.copy()
-        before = p.data.copy()
         opt.step()
         np.testing.assert_array_equal(p.grad, kept)
-        assert p.data.dtype == np.float32
-        assert not np.array_equal(p.data, before)
+        v = np.float32(momentum) * v + kept if momentum else kept
+        theta = theta - np.float32(0.1) * v
+        assert p.data is buffer and p.data.dtype == np.float32
+        np.testing.assert_array_equal(p.data, theta)
 
 
 def test_adam_matches_textbook_reference():
@@ -247,3 +253,21 @@ def test_optimizer_state_dict_round_trip():
         t.grad = GRADS[1].copy()
         opt.step()
     np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_sgd_temporary_is_in_the_parameters_dtype_whatever_the_lr_type():
+    # α g is one temporary of the parameter's size and dtype: a numpy float64 lr set by
+    # hand must not make it float64 (twice the memory of a float32 model's largest weight)
+    import tracemalloc
+    p = tg.Tensor(np.zeros(1_000_000, dtype=np.float32), requires_grad=True)
+    p.grad = np.ones(1_000_000, dtype=np.float32)
+    opt = nn.SGD([p], lr=0.1)
+    opt.lr = np.float64(0.01)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        opt.step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert p.data.nbytes <= peak < 1.5 * p.data.nbytes, f"peak {peak} bytes during step()"

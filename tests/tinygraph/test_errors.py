@@ -154,6 +154,10 @@ _X = tg.Tensor([1.0, 2.0], requires_grad=True)
     ("minimum", lambda: tg.minimum(None, _X)), ("matmul", lambda: _X @ None),
     ("matmul", lambda: None @ _X), ("exp", lambda: tg.exp(None)), ("sum", lambda: tg.sum(None)),
     ("relu", lambda: tg.relu(None)), ("tanh", lambda: tg.tanh(None)),
+    ("linear", lambda: tg.linear(None, _X.reshape(1, 2))),
+    ("linear", lambda: tg.linear(_X.reshape(1, 2), None)),
+    ("stack", lambda: tg.stack([None, None])), ("stack", lambda: tg.stack([_X, None, _X])),
+    ("concatenate", lambda: tg.concatenate([_X, None])),
 ])
 def test_a_none_operand_gets_a_type_error_naming_the_op(op, call):
     # numpy's own words were "unsupported operand type(s) for +: 'float' and 'NoneType'",
@@ -164,12 +168,41 @@ def test_a_none_operand_gets_a_type_error_naming_the_op(op, call):
     _X.grad = None
 
 
+def test_where_with_a_none_condition_is_refused():
+    with pytest.raises(TypeError, match="^where: cond must be a boolean array or Tensor, got "
+                                        "cond=None"):
+        tg.where(None, _X, _X)               # it gave b, silently
+
+
 def test_other_type_errors_of_an_op_keep_numpy_words():
     # only a None operand is renamed: numpy's own TypeError for a boolean subtract stays
     with pytest.raises(TypeError, match="boolean subtract"):
         tg.Tensor([True, False]) - tg.Tensor([True, True])
 
 
+class _Optional(tg.Function):
+    """A user op whose one input may be None (then a default)."""
+
+    @staticmethod
+    def forward(ctx, x, scale=1.0):
+        return np.zeros(2) if x is None else x * scale
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 1.0
+
+
 def test_none_stays_a_valid_optional_input_of_an_op():
     z = tg.linear(tg.Tensor(np.ones((1, 3))), tg.Tensor(np.ones((2, 3)), requires_grad=True), None)
     np.testing.assert_array_equal(z.data, [[3.0, 3.0]])
+    # user ops take None as a constant, alone or beside other inputs, unless they opt in
+    np.testing.assert_array_equal(_Optional.apply(None).data, [0.0, 0.0])
+    np.testing.assert_array_equal(_Optional.apply(None, scale=2.0).data, [0.0, 0.0])
+    assert _Optional.rejects_none is False
+
+
+def test_a_user_op_can_ask_for_none_to_be_rejected():
+    class Strict(_Optional):
+        rejects_none = True
+    with pytest.raises(TypeError, match="^strict: got None as an operand"):
+        Strict.apply(None)

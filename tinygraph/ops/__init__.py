@@ -200,3 +200,6 @@ for _f in ALL_FUNCTIONS:
     # every array they keep is in saved_tensors, except the index of getitem/index_add
     _f.keeps_arrays_on_ctx = _f in (GetItem, IndexAdd)
     _f.check_backward = False      # every op's gradients are checked by the test suite
+    # a None input is a TypeError naming the op; linear's b=None is no bias, and where
+    # names the argument that is None itself
+    _f.rejects_none = _f not in (Linear, Where)

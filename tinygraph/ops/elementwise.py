@@ -377,6 +377,8 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, cond, a, b):
+        if cond is None:                 # (np.asarray(None, bool) is False: b, silently)
+            raise TypeError("where: cond must be a boolean array or Tensor, got cond=None")
         if a is None or b is None:       # (np.where would make an object array of it)
             raise TypeError(f"where: the values to pick from must be numbers, arrays or "
                             f"Tensors, got {'a' if a is None else 'b'}=None")
