@@ -199,7 +199,8 @@ class Function:
     #: index, targets).
     keeps_arrays_on_ctx: bool = True
     #: Whether a None input is an error (named by ``apply``) rather than a constant that
-    #: ``forward`` handles (an optional input). tinygraph's ops but ``linear`` set it True.
+    #: ``forward`` handles (an optional input). tinygraph's ops set it True, but ``linear``
+    #: (``b=None``: no bias) and ``where`` (which names the None argument itself).
     rejects_none: bool = False
 
     # -- used inside forward -------------------------------------------------
@@ -429,10 +430,11 @@ def _constant(x: Any) -> Any:
 
 def reject_none(op: str, *operands) -> None:
     """Raise a TypeError naming ``op`` if an operand is None (a variable that was never
-    set, a layer without a bias...), where numpy's own message would name a float and
-    NoneType, or a shape (). Binary ops call it once numpy has failed, ``apply`` on its
-    generic path (one constant input, three or more inputs): not on the fast paths.
-    (It does not say which operand: ``None + x`` reaches ``add`` as ``(x, None)``.)"""
+    set, a layer without a bias...), where numpy would name a float and NoneType, a shape
+    () or make an object array. Called off the fast paths: by ops once numpy has failed
+    (and by ``stack``/``concatenate``), and by ``apply`` for ops with ``rejects_none``
+    given one constant input or three or more inputs. It does not say which operand:
+    ``None + x`` reaches ``add`` as ``(x, None)``."""
     if any(x is None for x in operands):
         raise TypeError(f"{op}: got None as an operand; expected a number, a numeric array or "
                         f"a Tensor (was a variable that should hold one never set?)")
