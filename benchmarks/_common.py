@@ -347,14 +347,14 @@ def blas_speedup(samples: int = 5, number: int = 50) -> float | None:
     def product():
         a @ b
 
-    def seconds():
+    def median_loop():
         return statistics.median(_loop(product, number) for _ in range(samples))
 
     product()
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         product()
-        one = seconds()
-    return one / seconds()
+        one = median_loop()
+    return one / median_loop()
 
 
 def probe_legend(probed: bool, when: str = "") -> str:

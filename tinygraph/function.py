@@ -198,9 +198,10 @@ class Function:
     #: like saved ones: keep a private copy of anything the caller could still change (an
     #: index, targets).
     keeps_arrays_on_ctx: bool = True
-    #: Whether a None input is an error (named by ``apply``) rather than a constant that
-    #: ``forward`` handles (an optional input). tinygraph's ops set it True, but ``linear``
-    #: (``b=None``: no bias) and ``where`` (which names the None argument itself).
+    #: Whether a None input is an error, named by ``apply`` before ``forward`` runs, rather
+    #: than a constant that ``forward`` handles (an optional input). tinygraph's ops set it
+    #: True, but ``linear`` (``b=None``: no bias) and ``where`` (which names the None
+    #: argument itself).
     rejects_none: bool = False
 
     # -- used inside forward -------------------------------------------------
@@ -242,13 +243,13 @@ class Function:
                 da, ra = a._data, a.requires_grad
                 pa = (a if a.grad_fn is None else a.grad_fn) if ra else None
             else:
-                da = a if type(a) in _PLAIN else _constant(a)
+                da = a if type(a) in _PLAIN else _constant(a, cls)
                 ra, pa = False, None
             if isinstance(b, Tensor):
                 db, rb = b._data, b.requires_grad
                 pb = (b if b.grad_fn is None else b.grad_fn) if rb else None
             else:
-                db = b if type(b) in _PLAIN else _constant(b)
+                db = b if type(b) in _PLAIN else _constant(b, cls)
                 rb, pb = False, None
             arrays = (da, db)
             shapes = (da.shape if type(da) is np.ndarray else (),
@@ -267,9 +268,7 @@ class Function:
                        (c if c.grad_fn is None else c.grad_fn) if needs[2] else None)
             record = needs[0] or needs[1] or needs[2]
         else:
-            arrays, parents, needs, shapes, record = _unpack(inputs)
-            if cls.rejects_none:                        # (not on the fast paths above)
-                reject_none(cls._op_label(), *arrays)
+            arrays, parents, needs, shapes, record = _unpack(inputs, cls)
 
         state = _state
         recording = record and state.grad_enabled
@@ -405,16 +404,21 @@ def _check_anomaly(ctx: "Function", arrays, out: np.ndarray) -> None:
     check_forward(ctx, arrays, out)
 
 
-# What an op takes as it is (arrays, Python numbers, None); apply checks it inline before
-# calling _constant, to save the call on the hot path.
-_PLAIN = frozenset((np.ndarray, float, int, bool, type(None)))
+# What an op takes as it is (arrays, Python numbers); apply checks it inline before calling
+# _constant, to save the call on the hot path. (None goes through _constant: rejects_none.)
+_PLAIN = frozenset((np.ndarray, float, int, bool))
 _new = object.__new__
 
 
-def _constant(x: Any) -> Any:
-    """A non-Tensor input as forward gets it: arrays and Python numbers as they are, anything
-    else (lists, numpy scalars) as an array."""
+def _constant(x: Any, op: type) -> Any:
+    """A non-Tensor input of ``op`` as forward gets it: arrays and Python numbers as they
+    are, None as it is unless ``op.rejects_none``, anything else (lists, numpy scalars) as
+    an array."""
     if type(x) in _PLAIN:
+        return x
+    if x is None:
+        if op.rejects_none:
+            reject_none(op._op_label(), x)
         return x
     try:
         arr = np.asarray(x)
@@ -431,17 +435,16 @@ def _constant(x: Any) -> Any:
 def reject_none(op: str, *operands) -> None:
     """Raise a TypeError naming ``op`` if an operand is None (a variable that was never
     set, a layer without a bias...), where numpy would name a float and NoneType, a shape
-    () or make an object array. Called off the fast paths: by ops once numpy has failed
-    (and by ``stack``/``concatenate``), and by ``apply`` for ops with ``rejects_none``
-    given one constant input or three or more inputs. It does not say which operand:
+    () or make an object array. ``apply`` calls it for ops with ``rejects_none`` (off the
+    fast paths: only a non-Tensor input is looked at). It does not say which operand:
     ``None + x`` reaches ``add`` as ``(x, None)``."""
     if any(x is None for x in operands):
         raise TypeError(f"{op}: got None as an operand; expected a number, a numeric array or "
                         f"a Tensor (was a variable that should hold one never set?)")
 
 
-def _unpack(inputs: tuple) -> tuple:
-    """(arrays, parents, needs_input_grad, shapes, record) for an op's inputs."""
+def _unpack(inputs: tuple, op: type) -> tuple:
+    """(arrays, parents, needs_input_grad, shapes, record) for the inputs of ``op``."""
     arrays = []
     parents = []
     needs = []
@@ -458,7 +461,7 @@ def _unpack(inputs: tuple) -> tuple:
                 parents.append(x if x.grad_fn is None else x.grad_fn)
                 continue
         else:
-            x = _constant(x)
+            x = _constant(x, op)
             arrays.append(x)
             shapes.append(x.shape if type(x) is np.ndarray else ())
         needs.append(False)

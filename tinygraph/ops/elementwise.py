@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import function as _function
 from ..errors import ShapeError
-from ..function import Function, reject_none
+from ..function import Function
 from ._util import broadcast_error, shape_of, unbroadcast
 
 
@@ -24,9 +24,6 @@ class Add(Function):
             return a + b
         except ValueError:
             raise broadcast_error("add", shape_of(a), shape_of(b)) from None
-        except TypeError:
-            reject_none("add", a, b)
-            raise
 
     @staticmethod
     def backward(ctx, g):
@@ -45,9 +42,6 @@ class Sub(Function):
             return a - b
         except ValueError:
             raise broadcast_error("sub", shape_of(a), shape_of(b)) from None
-        except TypeError:
-            reject_none("sub", a, b)
-            raise
 
     @staticmethod
     def backward(ctx, g):
@@ -68,9 +62,6 @@ class Mul(Function):
             return a * b
         except ValueError:
             raise broadcast_error("mul", shape_of(a), shape_of(b)) from None
-        except TypeError:
-            reject_none("mul", a, b)
-            raise
 
     @staticmethod
     def backward(ctx, g):
@@ -91,9 +82,6 @@ class Div(Function):
             return a / b
         except ValueError:
             raise broadcast_error("div", shape_of(a), shape_of(b)) from None
-        except TypeError:
-            reject_none("div", a, b)
-            raise
 
     @staticmethod
     def backward(ctx, g):
@@ -111,9 +99,6 @@ class Pow(Function):
     def forward(ctx, a, p):
         try:
             out = a ** p
-        except TypeError:
-            reject_none("pow", a, p)
-            raise
         except ValueError as exc:
             try:
                 np.broadcast_shapes(shape_of(a), shape_of(p))
@@ -260,9 +245,6 @@ class Maximum(_Extremum):
             out = np.maximum(a, b)
         except ValueError:
             raise broadcast_error("maximum", shape_of(a), shape_of(b)) from None
-        except TypeError:
-            reject_none("maximum", a, b)
-            raise
         ctx.save_for_backward(((a > b) + (a == b) * 0.5).astype(out.dtype))
         return out
 
@@ -277,9 +259,6 @@ class Minimum(_Extremum):
             out = np.minimum(a, b)
         except ValueError:
             raise broadcast_error("minimum", shape_of(a), shape_of(b)) from None
-        except TypeError:
-            reject_none("minimum", a, b)
-            raise
         ctx.save_for_backward(((a < b) + (a == b) * 0.5).astype(out.dtype))
         return out
 

@@ -8,9 +8,8 @@ from ..function import Function, reject_none
 from ._util import unbroadcast
 
 
-def _check_matmul(a, b, a_shape: tuple, b_shape: tuple) -> None:
+def _check_matmul(a_shape: tuple, b_shape: tuple) -> None:
     if len(a_shape) == 0 or len(b_shape) == 0:
-        reject_none("matmul", a, b)        # (np.shape(None) is (): name a None operand)
         raise ShapeError(f"matmul: {a_shape} @ {b_shape}: operands must have at least one "
                          f"dimension; use * to multiply by a scalar")
     k_a = a_shape[-1]
@@ -65,7 +64,7 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         a_shape, b_shape = np.shape(a), np.shape(b)
-        _check_matmul(a, b, a_shape, b_shape)
+        _check_matmul(a_shape, b_shape)
         n = ctx.needs_input_grad
         ctx.save_for_backward(a if n[1] else None, b if n[0] else None)
         try:
@@ -132,7 +131,7 @@ class Linear(Function):
         except AttributeError:
             ok = False
         if not ok:
-            reject_none("linear", x, W)    # (b=None is no bias)
+            reject_none("linear", x, W)    # (rejects_none is off for b=None, no bias)
             _raise_linear_shape_error(np.shape(x), np.shape(W), b)
         n = ctx.needs_input_grad
         ctx.save_for_backward(x if n[1] else None, W if n[0] else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..function import Function, reject_none
+from ..function import Function
 from ._util import normalize_axis, unbroadcast
 
 
@@ -200,7 +200,6 @@ class Concatenate(Function):
     def forward(ctx, *arrays, axis=0):
         if not arrays:
             raise ValueError("concatenate: needs at least one tensor")
-        reject_none("concatenate", *arrays)    # (numpy: an object array of None)
         shapes = [np.shape(a) for a in arrays]
         ndim = len(shapes[0])
         if ndim == 0:
@@ -230,7 +229,6 @@ class Stack(Function):
     def forward(ctx, *arrays, axis=0):
         if not arrays:
             raise ValueError("stack: needs at least one tensor")
-        reject_none("stack", *arrays)          # (numpy: an object array of None)
         shapes = [np.shape(a) for a in arrays]
         if any(s != shapes[0] for s in shapes):
             raise ShapeError(f"stack: all tensors must have the same shape, got {shapes}")
