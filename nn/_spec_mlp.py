@@ -12,6 +12,7 @@ import math
 import numbers
 import sys
 import warnings
+import weakref
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -220,12 +221,30 @@ def _is_sigmoid(act: Any) -> bool:
     return getattr(act, "name", None) == "sigmoid" and not isinstance(act, str)
 
 
+# Activation objects already serving a layer of some MLP, manual or graph. An object keeps
+# one cache from its forward to its backward, so a layer given an object that another layer
+# or model already uses (one list reused for two models) gets a deep copy instead.
+_IN_USE: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _own(act: Any) -> Any:
+    """``act`` for a new layer, or a deep copy if a layer of any MLP already uses it."""
+    try:
+        if act in _IN_USE:
+            act = copy.deepcopy(act)
+        _IN_USE.add(act)
+    except TypeError:          # cannot be weakly referenced: only the check within one list
+        pass
+    return act
+
+
 def resolve_architecture(layer_sizes: Any, activations: Any, seed: Any, rng: Any,
                          where: str) -> tuple[list[int], list[Any]]:
     """Check the spec's constructor arguments; return the sizes and resolved activations.
 
-    An activation instance listed twice is deep-copied for the later layers, because each
-    layer's activation caches its own input.
+    Each layer gets an activation object of its own, because the object caches its input
+    (or output) for backward: an instance listed twice, or already used by a layer of
+    another MLP (manual or graph), is deep-copied.
     """
     if isinstance(layer_sizes, (str, bytes)) or not isinstance(
         layer_sizes, (Sequence, np.ndarray)
@@ -267,6 +286,7 @@ def resolve_architecture(layer_sizes: Any, activations: Any, seed: Any, rng: Any
         if r is not None and not isinstance(r, str):
             if id(r) in seen:
                 r = copy.deepcopy(r)
+            r = _own(r)
             seen.add(id(r))
         resolved.append(r)
     if seed is not None and rng is not None:
@@ -328,6 +348,14 @@ class SpecMLP:
         with np.errstate(over="ignore", invalid="ignore"):   # checked right below
             arr = arr.astype(self.dtype, copy=False)
         _check_finite(where, "X", arr)      # after the cast: 1e39 is inf in float32
+        return arr
+
+    def _check_batch(self, X: ArrayLike, where: str) -> np.ndarray:
+        """``_check_X`` for a batch a loss is computed on: a mean over 0 rows is 0/0."""
+        arr = self._check_X(X, where)
+        if arr.shape[0] == 0:
+            raise ValueError(f"{where}: X has 0 samples (shape {arr.shape}); expected at least "
+                             f"one row (the loss is a mean over the batch)")
         return arr
 
     def _class_labels_to_onehot(self, arr: np.ndarray, where: str) -> np.ndarray:
@@ -425,11 +453,8 @@ class SpecMLP:
                        batch_size: Any) -> tuple[np.ndarray, np.ndarray, int, float, int | None]:
         """Check fit's arguments; return X, targets (n, K), epochs, lr, batch_size."""
         where = f"{self._where}.fit"
-        X = self._check_X(X, where)
+        X = self._check_batch(X, where)
         n = X.shape[0]
-        if n == 0:
-            raise ValueError(f"{where}: X has 0 samples (shape {X.shape}); expected at least "
-                             f"one row to train on")
         targets = self._prepare_targets(y, where, n)
         _check_finite(where, "y", targets)
         epochs = _check_int(f"{where}: epochs", epochs, 1)

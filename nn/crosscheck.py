@@ -2,6 +2,7 @@
 against finite differences, on the same weights and the same batch."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +92,8 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
     ``manual_mlp.backward`` and ``nn.MLP.from_manual(manual_mlp)``'s autodiff, and a
     central-difference check (in float64, ε = ``eps``) of ``n_numerical`` random elements
     of each W and b against the autodiff gradient. ``tol`` defaults to 1e-10 in float64 and
-    1e-4 in float32. The manual MLP's weights are not changed.
+    1e-4 in float32. The manual MLP is left as it was: its weights, and also the gradients
+    and caches of an earlier ``forward``/``backward``, which are put back afterwards.
     """
     from .manual import MLP as ManualMLP
     from .mlp import MLP
@@ -110,12 +112,13 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
     if tol is None:
         tol = 1e-10 if dtype == np.float64 else 1e-4
     graph = MLP.from_manual(manual_mlp)
-    X = manual_mlp._check_X(X, "crosscheck")
+    X = manual_mlp._check_batch(X, "crosscheck")
     targets = manual_mlp._prepare_targets(y, "crosscheck", X.shape[0])
 
-    manual_mlp.forward(X)
-    manual_loss = float(manual_mlp.backward(targets))
-    manual_grads = [(layer.dW, layer.db) for layer in manual_mlp.layers]
+    with _left_as_it_was(manual_mlp):  # (its dW, db may be about to be applied)
+        manual_mlp.forward(X)
+        manual_loss = float(manual_mlp.backward(targets))
+        manual_grads = [(layer.dW, layer.db) for layer in manual_mlp.layers]
     auto_loss = graph.compute_gradients(X, targets)
 
     # Numerical check in float64 (finite differences need the precision): against the
@@ -155,6 +158,29 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
     return CrosscheckReport(rows=rows, manual_loss=manual_loss, autodiff_loss=auto_loss, tol=tol,
                             numerical_tol=numerical_tol, dtype=str(dtype),
                             batch_size=int(X.shape[0]), param_errors=param_errors)
+
+
+# What the manual MLP's forward and backward replace on each layer (they assign new arrays)
+_LAYER_STATE = ("a_prev", "z", "a", "dW", "db")
+
+
+@contextlib.contextmanager
+def _left_as_it_was(manual_mlp: Any) -> Any:
+    """Put back the layers' caches and gradients, the activation objects' caches and the
+    model's cache state. On the model itself, not a copy: a learner's patched
+    ``layer.backward`` (examples/crosscheck.py) must be what runs."""
+    layers = [(layer, [getattr(layer, k) for k in _LAYER_STATE],
+               getattr(layer.activation, "cache", None)) for layer in manual_mlp.layers]
+    cache_state = manual_mlp._cache_state
+    try:
+        yield
+    finally:
+        for layer, values, cache in layers:
+            for k, v in zip(_LAYER_STATE, values):
+                setattr(layer, k, v)
+            if hasattr(layer.activation, "cache"):
+                layer.activation.cache = cache
+        manual_mlp._cache_state = cache_state
 
 
 def _check_options(tol: Any, n_numerical: Any, numerical_tol: Any, eps: Any) -> None:

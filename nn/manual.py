@@ -42,9 +42,7 @@ Gradient descent: ``W^(l) <- W^(l) - alpha dL/dW^(l)``, same for ``b^(l)``.
 
 from __future__ import annotations
 
-import copy
 import numbers
-import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -199,24 +197,6 @@ def binary_cross_entropy_loss(
     log_p = np.log(np.clip(p, eps, 1.0))
     log_1mp = np.log(np.clip(1.0 - p, eps, 1.0))
     return float(-np.sum(t * log_p + (1.0 - t) * log_1mp) / n)
-
-
-# Activation objects already serving a layer of some manual MLP: the object keeps one cache,
-# so a second model given the same object (one list reused for two models) gets a copy.
-_OWNED_ACTIVATIONS: "weakref.WeakSet[Any]" = weakref.WeakSet()
-
-
-def _own(activation: Any) -> Any:
-    """``activation`` for a new layer, or a deep copy if another layer already uses it."""
-    if activation is None or isinstance(activation, str):
-        return activation
-    try:
-        if activation in _OWNED_ACTIVATIONS:
-            activation = copy.deepcopy(activation)
-        _OWNED_ACTIVATIONS.add(activation)
-    except TypeError:                   # an object that cannot be weakly referenced
-        pass
-    return activation
 
 
 # ---------------------------------------------------------------------------
@@ -455,7 +435,6 @@ class MLP(SpecMLP):
         dtype: DTypeLike = np.float64,
     ) -> None:
         sizes, resolved = resolve_architecture(layer_sizes, activations, seed, rng, "MLP")
-        resolved = [_own(r) for r in resolved]
         self.init_method = check_init_method(init_method, "MLP: init_method")
         self.dtype = _check_float_dtype("MLP", dtype)
         self.rng = make_rng(rng if rng is not None else seed)

@@ -100,12 +100,12 @@ def measure_memory(model: Any, X: Any, y: Any) -> MeasuredMemory:
                 if hasattr(model, "layers") and hasattr(model, "backward") else "")
         raise TypeError(f"measure_memory: expected a graph MLP, an nn.MLP, got a "
                         f"{type(model).__name__}{hint}")
-    X = np.asarray(X)
+    X = model._check_batch(X, "measure_memory")
     loss = model.loss(X, y)
     training = tg.graph.saved_bytes(loss)
     activations_only = tg.graph.saved_bytes(loss, include_parameters=False)
     with tg.no_grad():
-        out = model(tg.Tensor(model._check_X(X, "measure_memory")))
+        out = model(tg.Tensor(X))
     inference = tg.graph.saved_bytes(out)
     table = memory_table(model.layer_sizes, X.shape[0])
     itemsize = np.dtype(model.dtype).itemsize

@@ -120,7 +120,7 @@ class MLP(Module, SpecMLP):
 
     def loss(self, X: ArrayLike, y: ArrayLike) -> tg.Tensor:
         """The scalar loss node of a batch (cross-entropy, BCE or MSE, as the output says)."""
-        Xc = self._check_X(X, f"{self._where}.loss")
+        Xc = self._check_batch(X, f"{self._where}.loss")
         targets = self._prepare_targets(y, f"{self._where}.loss", Xc.shape[0])
         return self._loss(Xc, self._loss_targets(targets))
 
@@ -143,6 +143,7 @@ class MLP(Module, SpecMLP):
         """Forward, loss, backward on one batch: fills every parameter's ``.grad`` (after
         clearing it) and returns the loss. The autodiff twin of the manual MLP's
         ``forward(X)`` followed by ``backward(y)``."""
+        X = self._check_batch(X, f"{self._where}.compute_gradients")
         self.zero_grad()
         loss = self.loss(X, y)
         loss.backward()

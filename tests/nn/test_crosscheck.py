@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -185,3 +187,35 @@ def test_crosscheck_options_are_checked(options, error, message):
     manual = nn.manual.MLP([2, 3], ["softmax"], seed=0)
     with pytest.raises(error, match=message):
         nn.crosscheck(manual, np.ones((2, 2)), [0, 1], **options)
+
+
+def test_crosscheck_between_backward_and_update_leaves_the_model_as_it_was():
+    # A learner's loop: forward, backward, crosscheck on another batch, update. The update
+    # must apply the gradients of the learner's own batch.
+    model, X, y = _problem([5, 4, 3], "tanh", "softmax", n=6, seed=2)
+    model.forward(X)
+    model.backward(y)
+    reference = copy.deepcopy(model)
+    other_X, other_y = 2.0 * X[::-1], y[::-1]
+    assert nn.crosscheck(model, other_X, other_y).ok
+    for layer, ref in zip(model.layers, reference.layers):
+        for name in ("a_prev", "z", "a", "dW", "db", "W", "b"):
+            np.testing.assert_array_equal(getattr(layer, name), getattr(ref, name), err_msg=name)
+        if hasattr(layer.activation, "cache"):          # (not the "softmax" output)
+            np.testing.assert_array_equal(layer.activation.cache, ref.activation.cache)
+    model.backward(y)                                   # still the learner's forward pass
+    model.update(0.1)
+    reference.update(0.1)
+    for layer, ref in zip(model.layers, reference.layers):
+        np.testing.assert_array_equal(layer.W, ref.W)
+    fresh = nn.manual.MLP([5, 4, 3], ["tanh", "softmax"], seed=0)
+    nn.crosscheck(fresh, X, y)                          # no forward before: none after either
+    with pytest.raises(RuntimeError, match="called before forward"):
+        fresh.backward(y)
+
+
+def test_crosscheck_of_an_empty_batch_names_crosscheck():
+    manual = nn.manual.MLP([2, 3], ["softmax"], seed=0)
+    with pytest.raises(ValueError, match=r"^crosscheck: X has 0 samples \(shape \(0, 2\)\); "
+                                         r"expected at least one row"):
+        nn.crosscheck(manual, np.zeros((0, 2)), np.zeros(0, int))

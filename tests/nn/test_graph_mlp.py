@@ -520,3 +520,15 @@ def test_sequential_numbers_repeated_layer_labels_so_pictures_tell_them_apart():
     single = nn.Sequential(nn.Linear(2, 2), nn.ActivationLayer("tanh"))
     assert [m.label for m in single] == ["Linear", "Tanh"]                 # no repeats: as is
 
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", None])
+def test_a_loss_on_an_empty_batch_is_refused_by_name_for_every_output(output):
+    # a mean over 0 rows is 0/0: the softmax loss gave NaN and a numpy warning
+    model = nn.MLP([3, 4, 2], ["tanh", output], seed=0)
+    X, y = np.zeros((0, 3)), np.zeros(0, int)
+    for call, where in ((model.loss, "nn.MLP.loss"),
+                        (model.compute_gradients, "nn.MLP.compute_gradients")):
+        with pytest.raises(ValueError, match=rf"^{where}: X has 0 samples \(shape \(0, 3\)\); "
+                                             rf"expected at least one row"):
+            call(X, y)

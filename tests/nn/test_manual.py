@@ -891,6 +891,32 @@ def test_one_activation_object_given_to_two_models_is_not_shared():
     np.testing.assert_array_equal(m1.layers[0].dW, expected)
 
 
+@pytest.mark.parametrize("graph_first", [False, True])
+def test_one_activation_object_given_to_a_manual_and_a_graph_mlp_is_not_shared(graph_first):
+    # One list for both models (the cross-check set-up): the graph model's forward must not
+    # leave its cache in the object the manual model's backward reads.
+    act = ReLU()
+    rng = np.random.default_rng(0)
+    X1, X2 = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    y = np.array([0, 1, 2, 0, 1])
+    acts_ = [act, "softmax"]
+    if graph_first:
+        g = nn.MLP([3, 4, 3], acts_, seed=0)
+        m = MLP([3, 4, 3], acts_, seed=0)
+    else:
+        m = MLP([3, 4, 3], acts_, seed=0)
+        g = nn.MLP([3, 4, 3], acts_, seed=0)
+    first, second = (g.layers[1], m.layers[0]) if graph_first else (m.layers[0], g.layers[1])
+    assert first.activation is act and second.activation is not act
+    m.forward(X1)
+    m.backward(y)
+    expected = m.layers[0].dW.copy()
+    m.forward(X1)
+    g.loss(X2, y).backward()                            # would overwrite a shared cache
+    m.backward(y)
+    np.testing.assert_array_equal(m.layers[0].dW, expected)
+
+
 def test_score_of_a_multi_unit_sigmoid_with_class_labels_counts_samples():
     rng = np.random.default_rng(2)
     X, y = rng.standard_normal((30, 4)), rng.integers(0, 3, 30)

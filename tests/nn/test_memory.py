@@ -132,3 +132,9 @@ def test_relu_network_keeps_one_array_per_layer(dtype):
     assert m.activation_saved_bytes == B * (784 + 256 + 128 + 10 + 10) * itemsize
     assert m.activation_saved_bytes == (75_392 + 64 * 10) * itemsize
     assert m.activation_saved_bytes < 0.76 * m.formula_bytes
+
+
+def test_measure_memory_of_an_empty_batch_names_measure_memory():
+    model = nn.MLP([3, 4, 2], ["relu", "softmax"], seed=0)
+    with pytest.raises(ValueError, match=r"^measure_memory: X has 0 samples"):
+        nn.measure_memory(model, np.zeros((0, 3)), np.zeros(0, int))

@@ -223,6 +223,8 @@ CASES: list[Case] = [
          ("validation_data must be a pair (X_val, y_val)", "a tuple of length 1")),
     Case("Module.grad_report", "X without y", "model.grad_report(X)", "TypeError",
          ("a single ndarray", "model.grad_report(X, y)")),
+    Case("nn.MLP.loss", "an empty batch (0 rows)", "model.loss(np.zeros((0, 2)), np.zeros(0, int))",
+         "ValueError", ("nn.MLP.loss: X has 0 samples", "(0, 2)", "at least one row")),
 
     # -- nn layers, losses, optimizers ------------------------------------------------------
     Case("nn.Linear", "a layer of width 0", "nn.Linear(0, 3)", "ValueError",
