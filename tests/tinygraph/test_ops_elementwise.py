@@ -379,6 +379,34 @@ def test_pow_with_an_array_exponent_holding_zeros_has_a_zero_gradient_there_at_z
     assert x32.grad.dtype == np.float32
 
 
+def test_pow_at_a_zero_base_and_exponent_has_no_nan_in_a_recorded_backward():
+    # under create_graph the saved exponent is a Tensor: the zero case used to be skipped
+    # and 0 * 0^(-1) gave NaN in the first derivative
+    x = tg.Tensor(np.array([0.0, 1.0, 2.0, 0.0]), requires_grad=True)
+    p_values = np.array([0.0, 2.0, 0.0, 2.0])
+    for p in (p_values, tg.Tensor(p_values, requires_grad=True)):
+        (gx,) = tg.grad((x ** p).sum(), x, create_graph=True)
+        np.testing.assert_array_equal(gx.data, [0.0, 2.0, 0.0, 0.0])
+        wrt = [x, p] if isinstance(p, tg.Tensor) else [x]
+        second = tg.grad(gx.sum(), wrt)
+        np.testing.assert_array_equal(second[0], [0.0, 2.0, 0.0, 2.0])   # p (p-1) x^(p-2)
+        if isinstance(p, tg.Tensor):
+            # d/dp of p x^(p-1) = x^(p-1) (1 + p log x): 0.5 at x = 2, p = 0 (only where
+            # x is 0 too is the slope set to 0)
+            np.testing.assert_array_equal(second[1], [0.0, 1.0, 0.5, 0.0])
+
+
+def test_div_gradient_of_the_denominator_does_not_overflow_through_b_squared():
+    # float32: b*b = 1e-46 underflows to 0 although -a/b^2 = -1e26 is finite (and the
+    # other way round for large b)
+    for a_val, b_val, expected in ((1e-20, 1e-23, -1e26), (1e30, 1e20, -1e-10)):
+        a = tg.Tensor(np.array([a_val], np.float32), requires_grad=True)
+        b = tg.Tensor(np.array([b_val], np.float32), requires_grad=True)
+        (a / b).sum().backward()
+        np.testing.assert_allclose(b.grad, [expected], rtol=1e-5)
+        np.testing.assert_allclose(a.grad, [1 / np.float32(b_val)], rtol=1e-6)
+
+
 @pytest.mark.parametrize("base", [-2.0, 0.0, 0, np.array([0.0, -2.0, 0.0])])
 def test_exponent_gradient_of_a_base_at_or_below_zero(base):
     """d(c^x)/dx = c^x log c: NaN for c < 0 (no real value) and 0 for c = 0 at x >= 0 (0^x is

@@ -105,6 +105,33 @@ def test_squeeze_gradcheck(case, seed):
     assert_gradcheck(lambda t: t.squeeze(axis), [x])
 
 
+NO_OP_SHAPE_CALLS = {
+    "squeeze, no axis of length 1": lambda t: tg.squeeze(t),
+    "squeeze, axis=()": lambda t: tg.squeeze(t, axis=()),
+    "reshape to its shape": lambda t: tg.reshape(t, (2, 3)),
+    "transpose by the identity": lambda t: tg.transpose(t, (0, 1)),
+    "broadcast_to its shape": lambda t: tg.broadcast_to(t, (2, 3)),
+    "cast to its dtype": lambda t: tg.cast(t, np.float64),
+    "t[...]": lambda t: t[...],
+    "concatenate of one": lambda t: tg.concatenate([t]),
+    "sum over axis=()": lambda t: tg.sum(t, axis=()),
+}
+
+
+@pytest.mark.parametrize("call", NO_OP_SHAPE_CALLS.values(), ids=NO_OP_SHAPE_CALLS.keys())
+def test_an_op_that_changes_nothing_still_gives_a_new_array(call):
+    # np.squeeze gives back its input itself when nothing is squeezed: the leaf's own array
+    # then reached the next node unprotected, and writing the leaf changed its gradient
+    x = tg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    w = tg.Tensor(np.full((2, 3), 2.0), requires_grad=True)
+    y = call(x)
+    assert y.data is not x.data and y._data is not x._data
+    loss = (y * w).sum()                      # mul saves y for w's gradient
+    x.data[0, 0] = 100.0                      # after the forward pass
+    loss.backward()
+    np.testing.assert_array_equal(w.grad, np.arange(6.0).reshape(2, 3))
+
+
 @st.composite
 def broadcast_to_case(draw):
     target = draw(nonscalar_shapes)

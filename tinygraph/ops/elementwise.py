@@ -72,7 +72,8 @@ class Mul(Function):
 
 
 class Div(Function):
-    """z = a / b;  dz/da = 1/b, dz/db = -a/b²."""
+    """z = a / b;  dz/da = 1/b, dz/db = -a/b² (as -(g/b)·a/b: b² alone can overflow or
+    underflow where the gradient itself is finite)."""
     op_name = "div"
 
     @staticmethod
@@ -87,8 +88,9 @@ class Div(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         n = ctx.needs_input_grad
-        return (unbroadcast(g / b, ctx.input_shapes[0]) if n[0] else None,
-                unbroadcast(-g * a / (b * b), ctx.input_shapes[1]) if n[1] else None)
+        g_over_b = g / b
+        return (unbroadcast(g_over_b, ctx.input_shapes[0]) if n[0] else None,
+                unbroadcast(-g_over_b * a / b, ctx.input_shapes[1]) if n[1] else None)
 
 
 class Pow(Function):
@@ -116,11 +118,15 @@ class Pow(Function):
         n = ctx.needs_input_grad
         ga = gp = None
         if n[0]:
+            p_values = _values(p)
             if isinstance(p, (int, float)) and p == 0:
                 ga = g * 0                                   # d(a^0)/da = 0, also at a = 0
-            elif type(p) is np.ndarray and (p == 0).any():   # the same where p is 0: not
-                with np.errstate(divide="ignore", invalid="ignore"):   # 0 * 0^(-1) = NaN
-                    slope = np.where(p == 0, 0, p * a ** (p - 1))
+            elif type(p_values) is np.ndarray and (p_values == 0).any():
+                # the same where p and a are 0: not 0 * 0^(-1) = NaN. Also under create_graph
+                # (p a Tensor): a is swapped for 1 there, so that no NaN flows back either
+                zero = (p_values == 0) & np.equal(_values(a), 0)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    slope = np.where(zero, 0, p * np.where(zero, 1, a) ** (p - 1))
                 ga = unbroadcast(g * slope, ctx.input_shapes[0])
             else:
                 ga = unbroadcast(g * p * a ** (p - 1), ctx.input_shapes[0])

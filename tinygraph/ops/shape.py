@@ -55,7 +55,11 @@ class Squeeze(Reshape):
             if bad:
                 raise ShapeError(f"squeeze: axis {bad[0]} of shape {x.shape} has length "
                                  f"{x.shape[bad[0]]}, not 1")
-        return np.squeeze(x, axis=axis)
+        out = np.squeeze(x, axis=axis)
+        # numpy gives back x itself when there is nothing to squeeze: the engine's promise
+        # (check_backward = False) is a new array, or a leaf's array saved by the next node
+        # would go unprotected
+        return out if out is not x else x.view()
 
 
 class Transpose(Function):
