@@ -49,14 +49,17 @@ def _retained_now() -> dict:
                 continue
 
 
-def _topological_counts(roots: list) -> dict:
-    """Number of consumers of every node reachable from ``roots`` (leaves excluded)."""
+def _topological_counts(roots: list, expand: set | None = None) -> dict:
+    """Number of consumers of every node reachable from ``roots`` (leaves excluded); only
+    through the nodes in ``expand`` when given (the others' backward will not run)."""
     counts: dict = {}
     stack = list(roots)
     for r in roots:
         counts.setdefault(r, 0)
     while stack:
         node = stack.pop()
+        if expand is not None and node not in expand:
+            continue
         for p in node.parents:
             if p is None or not isinstance(p, Function):
                 continue
@@ -67,6 +70,30 @@ def _topological_counts(roots: list) -> dict:
             else:
                 counts[p] = c + 1
     return counts
+
+
+def _needed(roots: list, wanted: dict, wanted_nodes: dict) -> set:
+    """For ``grad()``: the nodes whose backward must run, those with a requested tensor (a
+    leaf, or a non-leaf's node) somewhere below them. The rest of the graph is neither run
+    nor freed, as in PyTorch's ``autograd.grad``."""
+    counts = _topological_counts(roots)
+    order, ready = [], [r for r in roots if counts[r] == 0]
+    while ready:                        # consumers before the nodes they read from
+        node = ready.pop()
+        order.append(node)
+        for p in node.parents:
+            if isinstance(p, Function):
+                counts[p] -= 1
+                if counts[p] == 0:
+                    ready.append(p)
+    needed: set = set()
+    for node in reversed(order):        # inputs first: what lies below is known
+        for p in node.parents:
+            if (p in needed or p in wanted_nodes) if isinstance(p, Function) else \
+                    (p is not None and id(p) in wanted):
+                needed.add(node)
+                break
+    return needed
 
 
 def _root_grad(out, grad):
@@ -135,7 +162,8 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
             node_grads[node] = g
             roots.append(node)
 
-    counts = _topological_counts(roots)
+    needed = _needed(roots, wanted, wanted_nodes) if wanted is not None else None
+    counts = _topological_counts(roots, needed)
     ready = [n for n in roots if counts[n] == 0]
     previous_create = _state.create_graph
     _state.create_graph = create_graph
@@ -145,6 +173,10 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
         while ready:
             node = ready.pop()
             g = node_grads.pop(node, None)
+            if needed is not None and node not in needed:
+                if g is not None:                       # a requested non-leaf's node
+                    _note_grad(node, g, wanted_nodes, leaf_grads, retained, retained_grads)
+                continue
             if g is None:
                 input_grads = None
             else:
@@ -200,7 +232,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                 if c == 0:
                     ready.append(p)
     except Exception as exc:
-        _abandon(counts, node, exc, retain_graph)
+        _abandon(counts if needed is None else needed, node, exc, retain_graph)
         raise
     finally:
         _state.create_graph = previous_create
@@ -256,13 +288,14 @@ def _in_dtype_of(t, g):
     return g if g.dtype == dtype else g.astype(dtype)
 
 
-def _abandon(counts: dict, failed, exc: Exception, retain_graph: bool) -> None:
-    """A backward pass raised half way: free the graph (unless retained) and say so."""
+def _abandon(nodes, failed, exc: Exception, retain_graph: bool) -> None:
+    """A backward pass raised half way: free the graph's ``nodes`` (unless retained) and
+    say so."""
     where = failed.name if failed is not None else "the start"
     message = (f"backward failed at {where} ({type(exc).__name__}: {exc}); no .grad was changed: "
                f"run the forward pass again")
     if not retain_graph:
-        for n in counts:
+        for n in nodes:
             if n._saved_src is not None:
                 n._release()
             n.__dict__["_failed"] = message

@@ -503,6 +503,55 @@ def test_grad_releases_graph_unless_retained():
         tg.grad(y, [x])
 
 
+class _CountedExp(tg.Function):
+    """exp, counting its backward calls."""
+    calls = 0
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        _CountedExp.calls += 1
+        (y,) = ctx.saved_tensors
+        return g * y
+
+
+def test_grad_runs_only_the_part_of_the_graph_below_the_requested_tensors():
+    # grad() with respect to a non-leaf ran (and freed) the graph above it too: a later
+    # backward through that part failed, and a user op there had its backward called
+    _CountedExp.calls = 0
+    x = leaf([1.0, 2.0])
+    y = _CountedExp.apply(x)
+    (gy,) = tg.grad((y * y).sum(), [y])
+    np.testing.assert_allclose(gy, 2 * np.exp([1.0, 2.0]))
+    assert _CountedExp.calls == 0
+    (y * 3).sum().backward()                       # exp's saved array is still there
+    np.testing.assert_allclose(x.grad, 3 * np.exp([1.0, 2.0]))
+    assert _CountedExp.calls == 1
+    # a branch that leads to no requested tensor is not run either
+    w, v = leaf([3.0, 4.0]), leaf([0.5, 0.25])
+    _CountedExp.calls = 0
+    e = _CountedExp.apply(v)
+    out = (w * w).sum() + e.sum()
+    (gw,) = tg.grad(out, [w])
+    np.testing.assert_allclose(gw, [6.0, 8.0])
+    assert _CountedExp.calls == 0
+    (2 * e).sum().backward()                       # that branch was not freed
+    np.testing.assert_allclose(v.grad, 2 * np.exp([0.5, 0.25]))
+    with pytest.raises(tg.BackwardError, match="a second time"):
+        out.backward()                             # the path to w was run, and freed
+    # a requested leaf below a requested non-leaf: the path between them runs
+    x = leaf([1.0, 2.0])
+    h = _CountedExp.apply(x)
+    gh, gx = tg.grad((h * h).sum(), [h, x])
+    np.testing.assert_allclose(gh, 2 * h.data)
+    np.testing.assert_allclose(gx, 2 * h.data * h.data)
+
+
 # -- custom Function API -----------------------------------------------------------------------
 
 class Cube(tg.Function):
