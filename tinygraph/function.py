@@ -286,14 +286,22 @@ class Function:
             out = cls.forward(ctx, *arrays)
         if not recording:
             if type(out) is not np.ndarray:
-                out = np.asarray(out)
+                raw, out = out, np.asarray(out)
+                if out.dtype.kind not in "biuf":
+                    raise _non_numeric_output(cls, raw, out)
+            elif cls.check_backward and out.dtype.kind not in "biuf":    # (a user op)
+                raise _non_numeric_output(cls, out, out)
             if state.anomaly:
                 _check_anomaly(ctx, arrays, out)
             return Tensor._from_op(out, None)
 
         if type(out) is not np.ndarray:
-            out = _output_array(ctx, out)
+            raw, out = out, _output_array(ctx, out)
+        else:
+            raw = out
         if out.dtype.kind != "f":    # integer/bool results are not differentiable
+            if out.dtype.kind not in "biu":
+                raise _non_numeric_output(cls, raw, out)
             if state.anomaly:
                 _check_anomaly(ctx, arrays, out)
             return Tensor._from_op(out, None)
@@ -404,32 +412,46 @@ def _check_anomaly(ctx: "Function", arrays, out: np.ndarray) -> None:
     check_forward(ctx, arrays, out)
 
 
-# What an op takes as it is (arrays, Python numbers); apply checks it inline before calling
-# _constant, to save the call on the hot path. (None goes through _constant: rejects_none.)
-_PLAIN = frozenset((np.ndarray, float, int, bool))
+# What an op takes as it is (Python numbers); apply checks it inline before calling
+# _constant, to save the call on the hot path. (None goes through _constant: rejects_none;
+# arrays too, for their dtype: a complex or object array would give a result that silently
+# drops out of the graph.)
+_PLAIN = frozenset((float, int, bool))
 _new = object.__new__
 
 
 def _constant(x: Any, op: type) -> Any:
-    """A non-Tensor input of ``op`` as forward gets it: arrays and Python numbers as they
-    are, None as it is unless ``op.rejects_none``, anything else (lists, numpy scalars) as
-    an array."""
+    """A non-Tensor input of ``op`` as forward gets it: Python numbers and numeric arrays as
+    they are, None as it is unless ``op.rejects_none``, anything else (lists, numpy scalars)
+    as an array; an array of another dtype (complex, object, str) is refused."""
     if type(x) in _PLAIN:
         return x
     if x is None:
         if op.rejects_none:
             reject_none(op._op_label(), x)
         return x
-    try:
-        arr = np.asarray(x)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"tinygraph op: operand {x!r} cannot be made a numeric array "
-                        f"({str(exc).split('. ')[0]}); expected a number, a numeric array or "
-                        f"a Tensor") from None
+    if type(x) is np.ndarray:
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{op._op_label()}: operand {x!r} cannot be made a numeric array "
+                            f"({str(exc).split('. ')[0]}); expected a number, a numeric array "
+                            f"or a Tensor") from None
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"tinygraph op: operand {x!r} has dtype {arr.dtype}; expected a number, "
-                        f"a numeric array or a Tensor")
+        raise TypeError(f"{op._op_label()}: an operand has dtype {arr.dtype} (shape "
+                        f"{arr.shape}); expected a number, a bool, integer or float array, "
+                        f"or a Tensor")
     return arr
+
+
+def _non_numeric_output(op: type, raw: Any, out: np.ndarray) -> TypeError:
+    """A user op's forward gave back something that is no bool, integer or float array."""
+    what = (f"an array of dtype {out.dtype}" if type(raw) is np.ndarray else
+            f"{raw!r:.40} (a {type(raw).__name__}, dtype {out.dtype} as an array)")
+    return TypeError(f"{op._op_label()}: forward returned {what}; expected a bool, integer or "
+                     f"float array (or a number)")
 
 
 def reject_none(op: str, *operands) -> None:

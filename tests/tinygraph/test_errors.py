@@ -1,6 +1,8 @@
 """Shape errors: tinygraph.ShapeError (a ValueError) naming the op and the shapes."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -136,11 +138,50 @@ def test_failed_op_leaves_operands_usable():
     np.testing.assert_array_equal(a.grad, np.full((2, 3), 2.0))
 
 
-@pytest.mark.parametrize("operand", ["a", [[1, 2], [3]], {"x": 1}])
-def test_non_numeric_operands_get_a_tinygraph_type_error(operand):
+@pytest.mark.parametrize("operand", [
+    "a", [[1, 2], [3]], {"x": 1},
+    # arrays of other dtypes gave a complex, object or timedelta result that silently left
+    # the graph (requires_grad False), or numpy's own error from inside the op
+    np.array([1j, 1.0]), np.array([1.0, 2.0], dtype=object), np.array([1, 2], dtype="m8[s]"),
+    np.array(["a", "b"])])
+def test_non_numeric_operands_get_a_type_error_naming_the_op(operand):
     x = tg.Tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(TypeError, match="tinygraph op: operand"):
-        x + operand
+    for call in (lambda: x + operand, lambda: operand * x, lambda: tg.exp(operand)):
+        with pytest.raises(TypeError, match=r"^(add|mul|exp): (an )?operand"):
+            call()
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, object, "U3", "m8[s]"])
+def test_cast_to_a_dtype_tinygraph_does_not_compute_with_is_refused(dtype):
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"^cast: dtype .* is not a bool, integer or float "
+                                        r"dtype"):
+        tg.cast(x, dtype)
+
+
+class _ReturnsThis(tg.Function):
+    result = None
+
+    @staticmethod
+    def forward(ctx, x):
+        return _ReturnsThis.result(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+@pytest.mark.parametrize("result, shown", [
+    (lambda x: None, "None (a NoneType"), (lambda x: "hello", "'hello' (a str"),
+    (lambda x: x.astype(complex), "an array of dtype complex128")])
+@pytest.mark.parametrize("recording", [True, False])
+def test_a_user_forward_returning_no_numeric_array_is_named(result, shown, recording):
+    # it made an object Tensor that needed no grad: backward then blamed detach/no_grad
+    _ReturnsThis.result = staticmethod(result)
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"^_returnsthis: forward returned " + re.escape(shown)):
+        with tg.enable_grad() if recording else tg.no_grad():
+            _ReturnsThis.apply(x)
 
 
 _X = tg.Tensor([1.0, 2.0], requires_grad=True)

@@ -394,6 +394,9 @@ class Cast(Function):
         except TypeError:
             raise TypeError(f"cast: {dtype!r} is not a numpy dtype; expected e.g. np.float32, "
                             f"np.float64 or 'float32'") from None
+        if dtype.kind not in "biuf":
+            raise TypeError(f"cast: dtype {dtype} is not a bool, integer or float dtype, which "
+                            f"are all that tinygraph computes with; expected e.g. np.float32")
         ctx.input_dtype = x.dtype
         return x.astype(dtype)
 
