@@ -26,7 +26,8 @@ import numpy as np
 from .errors import TinygraphError
 from .grad_mode import _outer, _state
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# (with the separator: a sibling directory such as tinygraph_examples/ is not the package)
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 #: Top-level packages whose frames are library code, not the user's.
 LIBRARY_PACKAGES: set = {"tinygraph", "nn", "activations"}

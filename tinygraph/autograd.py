@@ -114,7 +114,12 @@ def _root_grad(out, grad):
         if isinstance(grad, Tensor) and not _state.create_graph:
             grad = grad._data
         if not isinstance(grad, Tensor):
-            grad = np.asarray(grad, dtype=out.dtype)
+            try:
+                grad = np.asarray(grad, dtype=out.dtype)
+            except (TypeError, ValueError):
+                raise BackwardError(f"backward: grad {grad!r:.40} is not an array of numbers; "
+                                    f"expected one of shape {out.shape} (the gradient of the final "
+                                    f"loss with respect to this output)") from None
     if grad.shape != out.shape:
         raise BackwardError(f"backward: grad has shape {grad.shape} but the output has shape "
                             f"{out.shape}; they must match")

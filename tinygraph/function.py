@@ -484,6 +484,8 @@ def _unpack(inputs: tuple, op: type) -> tuple:
                 continue
         else:
             x = _constant(x, op)
+            if len(inputs) == 1 and type(x) in _PLAIN:
+                x = np.asarray(x)     # a one-input op (sum, reshape) reads .ndim or .shape
             arrays.append(x)
             shapes.append(x.shape if type(x) is np.ndarray else ())
         needs.append(False)

@@ -231,6 +231,7 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str 
 # -- operators and methods: each calls the one op defined in tinygraph.ops ---------------
 from . import function as _function  # noqa: E402
 from . import ops as _ops  # noqa: E402  (ops needs Tensor defined first)
+from .ops._util import broadcast_error  # noqa: E402
 
 _function.Tensor = Tensor
 
@@ -242,9 +243,18 @@ def _reflected(fn):
     return method
 
 
-def _comparison(ufunc):
+def _comparison(ufunc, symbol: str):
     def method(self, other):
-        return Tensor._from_op(ufunc(self._data, other._data if isinstance(other, Tensor) else other), None)
+        b = other._data if isinstance(other, Tensor) else other
+        try:
+            return Tensor._from_op(ufunc(self._data, b), None)
+        except ValueError:
+            raise broadcast_error(f"comparison {symbol}", self._data.shape, np.shape(b)) from None
+        except TypeError:
+            raise TypeError(f"comparison {symbol}: cannot compare a Tensor of dtype "
+                            f"{self._data.dtype} with {b!r:.40} (a {type(b).__name__}); "
+                            f"expected a number, a numeric array or a Tensor") from None
+    method.__name__ = ufunc.__name__
     return method
 
 
@@ -262,12 +272,12 @@ Tensor.__neg__ = _ops.neg
 Tensor.__pos__ = lambda self: self
 Tensor.__abs__ = _ops.abs
 Tensor.__getitem__ = _ops.getitem
-Tensor.__gt__ = _comparison(np.greater)
-Tensor.__ge__ = _comparison(np.greater_equal)
-Tensor.__lt__ = _comparison(np.less)
-Tensor.__le__ = _comparison(np.less_equal)
-Tensor.__eq__ = _comparison(np.equal)
-Tensor.__ne__ = _comparison(np.not_equal)
+Tensor.__gt__ = _comparison(np.greater, ">")
+Tensor.__ge__ = _comparison(np.greater_equal, ">=")
+Tensor.__lt__ = _comparison(np.less, "<")
+Tensor.__le__ = _comparison(np.less_equal, "<=")
+Tensor.__eq__ = _comparison(np.equal, "==")
+Tensor.__ne__ = _comparison(np.not_equal, "!=")
 
 for _name in ("exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "sum", "mean", "max",
               "min", "logsumexp", "softmax", "log_softmax", "swapaxes", "expand_dims",

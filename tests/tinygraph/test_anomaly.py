@@ -87,3 +87,16 @@ def test_detect_anomaly_is_scoped_and_clean_runs_pass():
     with np.errstate(invalid="ignore"):
         y = tg.log(tg.Tensor([-1.0], requires_grad=True))   # outside: no error
     assert np.isnan(y.data[0])
+
+
+def test_a_user_file_in_a_directory_named_like_the_package_is_the_users_line(tmp_path):
+    # the package test was a bare prefix: .../tinygraph_examples/script.py counted as
+    # tinygraph's own code, and the error named the caller's exec line instead
+    import os
+    package_dir = os.path.dirname(os.path.abspath(tg.__file__))
+    script = package_dir + "_examples_user" + os.sep + "user_script.py"
+    source = "x = Tensor([0.0], requires_grad=True)\ny = tg.log(x)\n"
+    with pytest.raises(tg.AnomalyError, match=r"user_script\.py:2"):
+        with np.errstate(divide="ignore"), tg.detect_anomaly():
+            exec(compile(source, script, "exec"),
+                 {"__name__": "__main__", "tg": tg, "Tensor": tg.Tensor})

@@ -247,3 +247,55 @@ def test_a_user_op_can_ask_for_none_to_be_rejected():
         rejects_none = True
     with pytest.raises(TypeError, match="^strict: got None as an operand"):
         Strict.apply(None)
+
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda: tg.sum(2.0), 2.0), (lambda: tg.mean(3), 3.0), (lambda: tg.max(2.0), 2.0),
+    (lambda: tg.logsumexp(2.0), 2.0), (lambda: tg.squeeze(2.0), 2.0),
+    (lambda: tg.reshape(2.0, (1,)), [2.0]), (lambda: tg.clip(2.0, 0, 1), 1.0),
+    (lambda: tg.cast(2.0, "float32"), 2.0), (lambda: tg.exp(0.0), 1.0)])
+def test_a_python_number_is_a_0d_constant_for_one_input_ops(call, expected):
+    # sum(2.0) and the like used to stop with "'float' object has no attribute 'ndim'"
+    out = call()
+    assert isinstance(out, tg.Tensor) and not out.requires_grad
+    np.testing.assert_array_equal(out.data, expected)
+
+
+def test_a_python_number_keeps_its_weak_type_in_two_input_ops():
+    x32 = tg.Tensor(np.ones(2, np.float32), requires_grad=True)
+    assert (x32 * 2.0).dtype == np.float32 and (3 - x32).dtype == np.float32
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda x: x > tg.Tensor(np.ones(2)), tg.ShapeError,
+     r"^comparison >: shapes \(2, 3\) and \(2,\) cannot be broadcast"),
+    (lambda x: x <= "a", TypeError,
+     r"^comparison <=: cannot compare a Tensor of dtype float64 with 'a' \(a str\)"),
+    (lambda x: tg.concatenate([x, x], axis=None), TypeError,
+     r"^concatenate: axis must be an int, got None; to join flattened tensors"),
+    (lambda x: tg.stack([x, x], axis=None), TypeError, r"^stack: axis must be an int, got None"),
+    (lambda x: tg.expand_dims(x, 1.0), TypeError,
+     r"^expand_dims: axis must be an int or a tuple of ints, got 1\.0"),
+    (lambda x: tg.broadcast_to(x, (2.0, 3)), TypeError,
+     r"^broadcast_to: shape must be a tuple of ints, got \(2\.0, 3\)"),
+    (lambda x: tg.clip(x, "a", 1), TypeError, r"^clip: bound lo='a' is not a number"),
+    (lambda x: (x * 2).backward("abc"), tg.BackwardError,
+     r"^backward: grad 'abc' is not an array of numbers; expected one of shape \(2, 3\)"),
+    (lambda x: x.sum(keepdims="yes"), TypeError, r"^sum: keepdims must be True or False"),
+    # max's own reshape took any truthy value as True: "no" kept the dimensions silently
+    (lambda x: tg.max(x, axis=0, keepdims="no"), TypeError,
+     r"^max: keepdims must be True or False, got 'no'"),
+    (lambda x: tg.softmax(tg.Tensor(1.0)), tg.ShapeError,
+     r"^softmax: axis -1 is out of range for an array with 0 dimension\(s\); a 0-d array "
+     r"\(a scalar\) has no axes"),
+])
+def test_bad_arguments_are_named_instead_of_numpys_own_errors(call, error, message):
+    x = tg.Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(error, match=message):
+        call(x)
+
+
+def test_keepdims_takes_a_numpy_bool():
+    x = tg.Tensor(np.ones((2, 3)), requires_grad=True)
+    assert tg.sum(x, axis=1, keepdims=np.True_).shape == (2, 1)
+    assert tg.max(x, axis=1, keepdims=np.False_).shape == (2,)

@@ -359,3 +359,15 @@ def test_broadcast_to_takes_an_int_shape_like_numpy():
     assert y.shape == (4,) == np.broadcast_to(np.array([2.0]), 4).shape
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [4.0])
+
+
+def test_concatenate_keeps_no_array_on_its_node():
+    # it declares keeps_arrays_on_ctx = False: the slice bounds are ints, nothing to free
+    x = tg.Tensor(np.ones((2, 3)), requires_grad=True)
+    y = tg.concatenate([x, 2 * x], axis=1)
+    node = y.grad_fn
+    assert type(node).keeps_arrays_on_ctx is False
+    assert node.bounds == (0, 3, 6) and all(type(b) is int for b in node.bounds)
+    assert not any(isinstance(v, np.ndarray) for v in vars(node).values())
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.full((2, 3), 3.0))

@@ -47,8 +47,11 @@ def normalize_axis(axis, ndim: int, op: str):
         if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
             raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
         if not -ndim <= a < ndim:
+            valid = (f"valid axes are {-ndim}..{ndim - 1}" if ndim else
+                     "a 0-d array (a scalar) has no axes: give it at least one dimension, "
+                     "e.g. reshape(1)")
             raise ShapeError(f"{op}: axis {a} is out of range for an array with {ndim} "
-                             f"dimension(s); valid axes are {-ndim}..{ndim - 1}")
+                             f"dimension(s); {valid}")
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):
         raise ShapeError(f"{op}: repeated axis in {axis!r}")

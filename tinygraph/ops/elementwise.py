@@ -278,6 +278,9 @@ class Clip(Function):
         if lo is None and hi is None:
             raise ValueError("clip: give at least one of lo and hi")
         for name, bound in (("lo", lo), ("hi", hi)):
+            if bound is not None and np.asarray(bound).dtype.kind not in "biuf":
+                raise TypeError(f"clip: bound {name}={bound!r:.40} is not a number; expected a "
+                                f"number or a numeric array")
             if bound is not None and np.ndim(bound):
                 try:
                     fits = np.broadcast_shapes(np.shape(bound), x.shape) == x.shape

@@ -40,6 +40,15 @@ def _expand(g, shape: tuple, axis):
     return np.broadcast_to(g, shape)
 
 
+def _keepdims(keepdims, op: str) -> bool:
+    """``keepdims`` as a bool: numpy would take any truthy value, such as "no", as True."""
+    if keepdims is True or keepdims is False:
+        return keepdims
+    if isinstance(keepdims, np.bool_):
+        return bool(keepdims)
+    raise TypeError(f"{op}: keepdims must be True or False, got {keepdims!r}")
+
+
 class Sum(Function):
     """y = Σ x over ``axis``;  dy/dx = 1 (the gradient is broadcast back)."""
     op_name = "sum"
@@ -47,6 +56,7 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.axis = normalize_axis(axis, x.ndim, "sum")
+        keepdims = _keepdims(keepdims, "sum")
         return np.sum(x, axis=ctx.axis, keepdims=keepdims)
 
     @staticmethod
@@ -61,6 +71,7 @@ class Mean(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.axis = normalize_axis(axis, x.ndim, "mean")
+        keepdims = _keepdims(keepdims, "mean")
         _check_reducible(x, ctx.axis, "mean")     # (an empty axis left over is fine: (0,))
         out = np.mean(x, axis=ctx.axis, keepdims=keepdims)
         ctx.count = _reduced_count(x.shape, ctx.axis)
@@ -78,6 +89,7 @@ class _Extreme(Function):
     @classmethod
     def _forward(cls, ctx, x, axis, keepdims):
         ctx.axis = normalize_axis(axis, x.ndim, cls.op_name)
+        keepdims = _keepdims(keepdims, cls.op_name)
         _check_reducible(x, ctx.axis, cls.op_name)
         kept = cls.reducer(x, axis=ctx.axis, keepdims=True)
         winners = x == kept
@@ -146,6 +158,7 @@ class LogSumExp(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.axis = normalize_axis(axis, x.ndim, "logsumexp")
+        keepdims = _keepdims(keepdims, "logsumexp")
         out = _logsumexp(x, ctx.axis, keepdims)
         ctx.save_for_backward(x, out)
         return out

@@ -40,6 +40,9 @@ class ExpandDims(Reshape):
         except (ValueError, IndexError):
             raise ShapeError(f"expand_dims: axis {axis} is out of range for an array of shape "
                              f"{x.shape}") from None
+        except TypeError:
+            raise TypeError(f"expand_dims: axis must be an int or a tuple of ints, got "
+                            f"{axis!r}") from None
 
 
 class Squeeze(Reshape):
@@ -109,6 +112,8 @@ class BroadcastTo(Function):
             return np.broadcast_to(x, shape)
         except ValueError:
             raise ShapeError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
+        except TypeError:
+            raise TypeError(f"broadcast_to: shape must be a tuple of ints, got {shape!r}") from None
 
     @staticmethod
     def backward(ctx, g):
@@ -196,6 +201,15 @@ def index_add(g, index, shape):
     return IndexAdd.forward(IndexAdd.__new__(IndexAdd), np.asarray(g), index=index, shape=shape)
 
 
+def _one_axis(axis, ndim: int, op: str) -> int:
+    """One axis, given as an int (numpy's axis=None, flattening first, is not supported)."""
+    if axis is None or isinstance(axis, (tuple, list)):
+        hint = ("; to join flattened tensors, reshape(-1) each of them first"
+                if op == "concatenate" else ", e.g. axis=0")
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}{hint}")
+    return normalize_axis(axis, ndim, op)
+
+
 class Concatenate(Function):
     """y = the inputs joined along ``axis``; each input's gradient is its slice of g."""
     op_name = "concatenate"
@@ -209,19 +223,22 @@ class Concatenate(Function):
         if ndim == 0:
             raise ShapeError("concatenate: zero-dimensional tensors cannot be concatenated; "
                              "use stack")
-        ax = normalize_axis(axis, ndim, "concatenate")
+        ax = _one_axis(axis, ndim, "concatenate")
         for s in shapes[1:]:
             if len(s) != ndim or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != ax):
                 raise ShapeError(f"concatenate: shapes {shapes} differ outside axis {ax}")
         ctx.axis = ax
-        ctx.bounds = np.cumsum([0] + [s[ax] for s in shapes])
+        bounds = [0]                  # ints, not an array: nothing on ctx to free (see Function)
+        for s in shapes:
+            bounds.append(bounds[-1] + s[ax])
+        ctx.bounds = tuple(bounds)
         return np.concatenate(arrays, axis=ax)
 
     @staticmethod
     def backward(ctx, g):
         ax, bounds = ctx.axis, ctx.bounds
         lead = (slice(None),) * ax
-        return tuple(g[lead + (slice(int(bounds[i]), int(bounds[i + 1])),)] if need else None
+        return tuple(g[lead + (slice(bounds[i], bounds[i + 1]),)] if need else None
                      for i, need in enumerate(ctx.needs_input_grad))
 
 
@@ -236,7 +253,7 @@ class Stack(Function):
         shapes = [np.shape(a) for a in arrays]
         if any(s != shapes[0] for s in shapes):
             raise ShapeError(f"stack: all tensors must have the same shape, got {shapes}")
-        ax = normalize_axis(axis, len(shapes[0]) + 1, "stack")
+        ax = _one_axis(axis, len(shapes[0]) + 1, "stack")
         ctx.axis = ax
         return np.stack(arrays, axis=ax)
 
