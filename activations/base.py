@@ -149,6 +149,12 @@ class Activation(ABC):
             )
         if type(grad_output) is not np.ndarray:
             grad_output = np.asarray(grad_output)
+        if grad_output.dtype.kind not in "biuf":
+            raise TypeError(
+                f"{type(self).__name__}.backward: grad_output has dtype {grad_output.dtype}; "
+                f"expected numbers (dL/d output, an array of the forward output's shape "
+                f"{cache.shape})"
+            )
         if grad_output.shape != cache.shape:
             raise ValueError(
                 f"{type(self).__name__}.backward: grad_output shape {grad_output.shape} does not "

@@ -153,6 +153,17 @@ def test_shape_mismatch_message():
         act.backward(np.ones((3, 4)))
 
 
+@pytest.mark.parametrize("grad_output", [["a", "b"], np.array([1j, 2.0]), [None, 1.0]])
+def test_non_numeric_grad_output_is_named(make_activation, grad_output):
+    # strings gave numpy's "could not convert string to float" from inside backward
+    act = make_activation()
+    act.forward(np.ones(2))
+    name = type(act).__name__
+    with pytest.raises(TypeError, match=rf"^{name}\.backward: grad_output has dtype .*; "
+                                        rf"expected numbers"):
+        act.backward(grad_output)
+
+
 @pytest.mark.parametrize("grad_shape", [(3, 4), (5,), (1, 5), (3, 5, 1), (15,), ()])
 def test_shape_mismatch_is_rejected_even_if_broadcastable(make_activation, grad_shape):
     act = make_activation()
