@@ -237,3 +237,13 @@ def test_an_axis_that_is_not_an_int_is_a_named_error():
             t.sum(axis=bad)
     for axes in (np.array([0, 1]), range(2), [0, 1]):   # sequences of ints still work
         assert t.sum(axis=axes).item() == 6.0
+
+
+def test_an_axis_may_be_a_0d_integer_array_as_in_numpy():
+    x = tg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    np.testing.assert_array_equal(tg.sum(x, axis=np.array(1)).data, [3.0, 12.0])
+    tg.mean(x, axis=(np.array(0), -1)).backward()
+    np.testing.assert_array_equal(x.grad, np.full((2, 3), 1 / 6))
+    for bad in (np.array(1.0), np.array(True)):
+        with pytest.raises(TypeError, match=r"^sum: axis must be an int or a tuple of ints"):
+            tg.sum(x, axis=bad)

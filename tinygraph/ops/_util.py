@@ -45,7 +45,9 @@ def normalize_axis(axis, ndim: int, op: str):
     out = []
     for a in axes:
         if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
-            raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
+            if not (type(a) is np.ndarray and a.ndim == 0 and a.dtype.kind in "iu"):
+                raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
+            a = int(a)                    # a 0-d integer array, as numpy takes it
         if not -ndim <= a < ndim:
             valid = (f"valid axes are {-ndim}..{ndim - 1}" if ndim else
                      "a 0-d array (a scalar) has no axes: give it at least one dimension, "
