@@ -10,6 +10,7 @@
 Every op records one node (a ``Function``); ``backward()`` walks the nodes in reverse
 topological order and accumulates gradients into the leaves' ``.grad``.
 """
+from . import _requirements  # noqa: F401  (first: numpy 1 is refused, with the reason)
 from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
 from .errors import BackwardError, InPlaceModificationError, ShapeError, TinygraphError

@@ -205,3 +205,12 @@ def test_len_float_and_comparisons_are_not_differentiable():
     assert m.dtype == np.bool_ and m.grad_fn is None and not m.requires_grad
     np.testing.assert_array_equal(m.data, [False, True, True])
     assert float(tg.Tensor(2.0)) == 2.0
+
+
+def test_numpy_1_is_refused_with_the_reason():
+    from tinygraph._requirements import require_numpy2
+    with pytest.raises(ImportError, match=r"needs numpy 2\.0 or newer, found numpy 1\.26\.4"):
+        require_numpy2("1.26.4")
+    require_numpy2("2.0.0")
+    require_numpy2("2.4.6")
+    require_numpy2(np.__version__)
