@@ -269,8 +269,9 @@ def _raise_released(node: Function) -> None:
     if failed:
         raise BackwardError(f"backward through {node.name}: an earlier {failed}")
     raise BackwardError(
-        f"backward through {node.name} a second time: its saved arrays were released by the "
-        f"first backward; pass retain_graph=True to the first backward() if you need to run "
+        f"backward through {node.name} a second time: the first backward released this "
+        f"graph and its saved arrays (a second pass would also add the same gradients into "
+        f".grad again); pass retain_graph=True to the first backward() if you need to run "
         f"backward twice")
 
 
