@@ -371,3 +371,15 @@ def test_concatenate_keeps_no_array_on_its_node():
     assert not any(isinstance(v, np.ndarray) for v in vars(node).values())
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, np.full((2, 3), 3.0))
+
+
+def test_tensors_inside_a_list_index_are_taken_as_their_values():
+    # x[[t0, t1]] stopped with the Tensor-to-array conversion error, naming no index
+    x = tg.Tensor(np.arange(5.0), requires_grad=True)
+    i, j = tg.Tensor(np.array(1)), tg.Tensor(np.array(3))
+    y = x[[i, j, j]]
+    np.testing.assert_array_equal(y.data, [1.0, 3.0, 3.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0, 2.0, 0.0])
+    m = tg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    np.testing.assert_array_equal(m[(i, [0, j - 1])].data, [3.0, 5.0])

@@ -125,8 +125,9 @@ def _plain_index(index):
     from ..tensor import Tensor
     if isinstance(index, Tensor):
         return index.data
-    if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, (tuple, list)):       # x[t0, t1], x[[t0, t1]]: at any depth
+        plain = [_plain_index(i) for i in index]
+        return tuple(plain) if isinstance(index, tuple) else plain
     return index
 
 
