@@ -221,21 +221,33 @@ def _is_sigmoid(act: Any) -> bool:
     return getattr(act, "name", None) == "sigmoid" and not isinstance(act, str)
 
 
-# Activation objects already serving a layer of some MLP, manual or graph. An object keeps
-# one cache from its forward to its backward, so a layer given an object that another layer
-# or model already uses (one list reused for two models) gets a deep copy instead.
-_IN_USE: "weakref.WeakSet[Any]" = weakref.WeakSet()
+# Activation objects already serving a layer of some MLP, manual or graph, by id (weakly:
+# an entry goes with its object; by id, so that an object without __hash__ is tracked too).
+# An object keeps one cache from its forward to its backward, so a layer given an object that
+# another layer or model already uses (one list reused for two models) gets a deep copy.
+_IN_USE: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
 
 
-def _own(act: Any) -> Any:
-    """``act`` for a new layer, or a deep copy if a layer of any MLP already uses it."""
+def _own(act: Any, where: str) -> Any:
+    """``act`` for a new layer, or a deep copy if a layer of any MLP already uses it. An
+    object that cannot be weakly referenced cannot be tracked: it is always copied."""
+    if _IN_USE.get(id(act)) is act:
+        act = _copy_for_layer(act, where, "is already used by a layer of another MLP")
     try:
-        if act in _IN_USE:
-            act = copy.deepcopy(act)
-        _IN_USE.add(act)
-    except TypeError:          # cannot be weakly referenced: only the check within one list
-        pass
+        _IN_USE[id(act)] = act
+    except TypeError:                  # no weak references: copy it, as nobody can know
+        act = _copy_for_layer(act, where, "cannot be tracked (no weak references)")
     return act
+
+
+def _copy_for_layer(act: Any, where: str, why: str) -> Any:
+    try:
+        return copy.deepcopy(act)
+    except Exception as exc:
+        raise TypeError(f"{where}: the activation object {act!r:.60} {why}, and a layer needs "
+                        f"one of its own (it caches what backward reads), but it cannot be "
+                        f"copied ({type(exc).__name__}: {exc}); give each layer and each "
+                        f"model a new instance") from None
 
 
 def resolve_architecture(layer_sizes: Any, activations: Any, seed: Any, rng: Any,
@@ -274,7 +286,6 @@ def resolve_architecture(layer_sizes: Any, activations: Any, seed: Any, rng: Any
             f"per layer"
         )
     resolved = []
-    seen: set[int] = set()
     for i, act in enumerate(activations):
         r = _resolve_activation(act, f"{where}: activations[{i}]")
         if isinstance(r, str) and i != n_layers - 1:
@@ -284,10 +295,7 @@ def resolve_architecture(layer_sizes: Any, activations: Any, seed: Any, rng: Any
                 f"activation such as 'relu' for hidden layers"
             )
         if r is not None and not isinstance(r, str):
-            if id(r) in seen:
-                r = copy.deepcopy(r)
-            r = _own(r)
-            seen.add(id(r))
+            r = _own(r, f"{where}: activations[{i}]")
         resolved.append(r)
     if seed is not None and rng is not None:
         raise ValueError(f"{where}: pass either seed or rng, not both; got seed={seed!r} and "

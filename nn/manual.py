@@ -407,9 +407,10 @@ class MLP(SpecMLP):
             ``Activation`` instance (e.g. ``ReLU()``), a name resolved with
             ``activations.get`` (``"relu"``, ``"leaky_relu"``, ``"sigmoid"``,
             ``"tanh"``, ``"gelu"``, ``"silu"``), ``None`` (linear) or
-            ``"softmax"`` (output layer only). An instance listed twice is
-            copied for the later layers, because each layer's activation
-            caches its own input.
+            ``"softmax"`` (output layer only). Each layer gets an instance of
+            its own, because the activation caches its input for backward: an
+            instance listed twice, or already used by a layer of another MLP
+            (manual or ``nn.MLP``, e.g. one list given to both), is deep-copied.
         init_method: ``"he"`` (default, ``N(0, 2/n_in)``) or ``"xavier"``
             (``N(0, 2/(n_in + n_out))``); biases start at zero.
         seed: Int seed for the weights and the mini-batch shuffling.

@@ -57,6 +57,8 @@ class MLP(Module, SpecMLP):
     Calling the model (``model(X)``) returns the graph's output Tensor: the logits for a
     softmax or sigmoid output (the probabilities come from ``predict_proba``), a^(L) otherwise.
     Parameters are named by their place: ``layers.0.W``, ``layers.0.b``, ``layers.2.W``, ...
+    Each layer gets an activation object of its own, as in the manual MLP: an instance listed
+    twice, or already used by a layer of another MLP (one list given to both), is deep-copied.
     """
 
     _where = "nn.MLP"
@@ -143,9 +145,11 @@ class MLP(Module, SpecMLP):
         """Forward, loss, backward on one batch: fills every parameter's ``.grad`` (after
         clearing it) and returns the loss. The autodiff twin of the manual MLP's
         ``forward(X)`` followed by ``backward(y)``."""
-        X = self._check_batch(X, f"{self._where}.compute_gradients")
+        where = f"{self._where}.compute_gradients"
+        X = self._check_batch(X, where)
+        targets = self._loss_targets(self._prepare_targets(y, where, X.shape[0]))
         self.zero_grad()
-        loss = self.loss(X, y)
+        loss = self._loss(X, targets)
         loss.backward()
         return float(loss.item())
 

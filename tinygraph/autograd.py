@@ -49,17 +49,14 @@ def _retained_now() -> dict:
                 continue
 
 
-def _topological_counts(roots: list, expand: set | None = None) -> dict:
-    """Number of consumers of every node reachable from ``roots`` (leaves excluded); only
-    through the nodes in ``expand`` when given (the others' backward will not run)."""
+def _topological_counts(roots: list) -> dict:
+    """Number of consumers of every node reachable from ``roots`` (leaves excluded)."""
     counts: dict = {}
     stack = list(roots)
     for r in roots:
         counts.setdefault(r, 0)
     while stack:
         node = stack.pop()
-        if expand is not None and node not in expand:
-            continue
         for p in node.parents:
             if p is None or not isinstance(p, Function):
                 continue
@@ -167,8 +164,16 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
             node_grads[node] = g
             roots.append(node)
 
-    needed = _needed(roots, wanted, wanted_nodes) if wanted is not None else None
-    counts = _topological_counts(roots, needed)
+    if wanted is None:
+        needed = None
+        counts = _topological_counts(roots)
+    else:
+        needed = _needed(roots, wanted, wanted_nodes)
+        counts = {r: 0 for r in roots}          # consumers among the nodes that will run
+        for n in needed:
+            for p in n.parents:
+                if isinstance(p, Function):
+                    counts[p] = counts.get(p, 0) + 1
     ready = [n for n in roots if counts[n] == 0]
     previous_create = _state.create_graph
     _state.create_graph = create_graph
@@ -180,6 +185,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
             g = node_grads.pop(node, None)
             if needed is not None and node not in needed:
                 if g is not None:                       # a requested non-leaf's node
+                    owned.discard(id(g))
                     _note_grad(node, g, wanted_nodes, leaf_grads, retained, retained_grads)
                 continue
             if g is None:

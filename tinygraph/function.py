@@ -243,13 +243,15 @@ class Function:
                 da, ra = a._data, a.requires_grad
                 pa = (a if a.grad_fn is None else a.grad_fn) if ra else None
             else:
-                da = a if type(a) in _PLAIN else _constant(a, cls)
+                da = a if type(a) in _PLAIN and (type(a) is not np.ndarray or
+                                                 a.dtype.kind in "biuf") else _constant(a, cls)
                 ra, pa = False, None
             if isinstance(b, Tensor):
                 db, rb = b._data, b.requires_grad
                 pb = (b if b.grad_fn is None else b.grad_fn) if rb else None
             else:
-                db = b if type(b) in _PLAIN else _constant(b, cls)
+                db = b if type(b) in _PLAIN and (type(b) is not np.ndarray or
+                                                 b.dtype.kind in "biuf") else _constant(b, cls)
                 rb, pb = False, None
             arrays = (da, db)
             shapes = (da.shape if type(da) is np.ndarray else (),
@@ -412,11 +414,11 @@ def _check_anomaly(ctx: "Function", arrays, out: np.ndarray) -> None:
     check_forward(ctx, arrays, out)
 
 
-# What an op takes as it is (Python numbers); apply checks it inline before calling
-# _constant, to save the call on the hot path. (None goes through _constant: rejects_none;
-# arrays too, for their dtype: a complex or object array would give a result that silently
-# drops out of the graph.)
-_PLAIN = frozenset((float, int, bool))
+# What an op takes as it is (Python numbers; arrays of a numeric dtype); apply checks it
+# inline before calling _constant, to save the call on the hot path. (None goes through
+# _constant: rejects_none. An array of another dtype too: a complex or object array would
+# give a result that silently drops out of the graph.)
+_PLAIN = frozenset((np.ndarray, float, int, bool))
 _new = object.__new__
 
 
@@ -424,14 +426,14 @@ def _constant(x: Any, op: type) -> Any:
     """A non-Tensor input of ``op`` as forward gets it: Python numbers and numeric arrays as
     they are, None as it is unless ``op.rejects_none``, anything else (lists, numpy scalars)
     as an array; an array of another dtype (complex, object, str) is refused."""
-    if type(x) in _PLAIN:
+    if type(x) is np.ndarray:
+        arr = x
+    elif type(x) in _PLAIN:
         return x
-    if x is None:
+    elif x is None:
         if op.rejects_none:
             reject_none(op._op_label(), x)
         return x
-    if type(x) is np.ndarray:
-        arr = x
     else:
         try:
             arr = np.asarray(x)
@@ -484,7 +486,7 @@ def _unpack(inputs: tuple, op: type) -> tuple:
                 continue
         else:
             x = _constant(x, op)
-            if len(inputs) == 1 and type(x) in _PLAIN:
+            if len(inputs) == 1 and type(x) in _PLAIN and type(x) is not np.ndarray:
                 x = np.asarray(x)     # a one-input op (sum, reshape) reads .ndim or .shape
             arrays.append(x)
             shapes.append(x.shape if type(x) is np.ndarray else ())

@@ -249,7 +249,14 @@ def _comparison(ufunc, symbol: str):
         try:
             return Tensor._from_op(ufunc(self._data, b), None)
         except ValueError:
-            raise broadcast_error(f"comparison {symbol}", self._data.shape, np.shape(b)) from None
+            try:
+                shape = np.shape(b)
+            except ValueError:             # a ragged list
+                shape = None
+            if shape is not None:
+                raise broadcast_error(f"comparison {symbol}", self._data.shape, shape) from None
+            raise TypeError(f"comparison {symbol}: cannot compare a Tensor with {b!r:.40}, "
+                            f"which is not a rectangular array of numbers") from None
         except TypeError:
             raise TypeError(f"comparison {symbol}: cannot compare a Tensor of dtype "
                             f"{self._data.dtype} with {b!r:.40} (a {type(b).__name__}); "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -915,6 +916,55 @@ def test_one_activation_object_given_to_a_manual_and_a_graph_mlp_is_not_shared(g
     g.loss(X2, y).backward()                            # would overwrite a shared cache
     m.backward(y)
     np.testing.assert_array_equal(m.layers[0].dW, expected)
+
+
+class _LockedReLU(ReLU):
+    """An activation that cannot be deep-copied (it holds a lock)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+
+
+class _EqualReLU(ReLU):
+    """An activation with __eq__ and so no __hash__ (a WeakSet could not hold it)."""
+
+    def __eq__(self, other):
+        return isinstance(other, _EqualReLU)
+
+
+class _SlottedReLU:
+    """A duck-typed activation that cannot be weakly referenced."""
+    __slots__ = ("cache",)
+    name = "slotted_relu"
+
+    def __init__(self):
+        self.cache = None
+
+    def forward(self, x):
+        self.cache = np.asarray(x)
+        return np.maximum(self.cache, 0.0)
+
+    def backward(self, grad_output):
+        return grad_output * (self.cache > 0)
+
+
+def test_activation_objects_that_are_hard_to_track_are_still_never_shared():
+    # these slipped through the ownership check silently (its except TypeError also caught
+    # the failed copy and the failed hash), and the two models shared one cache
+    for make in (_EqualReLU, _SlottedReLU):
+        act = make()
+        m = MLP([3, 4, 2], [act, "softmax"], seed=0)
+        g = nn.MLP([3, 4, 2], [act, "softmax"], seed=0)
+        assert m.layers[0].activation is not g.layers[1].activation
+        assert (m.layers[0].activation is act) == (make is _EqualReLU)   # untrackable: copied
+    act = _LockedReLU()
+    MLP([3, 4, 2], [act, "softmax"], seed=0)
+    with pytest.raises(TypeError, match=r"^nn\.MLP: activations\[0\]: the activation object "
+                                        r"_LockedReLU\(\) is already used by a layer of another "
+                                        r"MLP.*cannot be copied.*give each layer and each model "
+                                        r"a new instance"):
+        nn.MLP([3, 4, 2], [act, "softmax"], seed=0)
 
 
 def test_score_of_a_multi_unit_sigmoid_with_class_labels_counts_samples():

@@ -271,6 +271,8 @@ def test_a_python_number_keeps_its_weak_type_in_two_input_ops():
      r"^comparison >: shapes \(2, 3\) and \(2,\) cannot be broadcast"),
     (lambda x: x <= "a", TypeError,
      r"^comparison <=: cannot compare a Tensor of dtype float64 with 'a' \(a str\)"),
+    (lambda x: x > [1, [2, 3]], TypeError,
+     r"^comparison >: cannot compare a Tensor with \[1, \[2, 3\]\], which is not a rectangular"),
     (lambda x: tg.concatenate([x, x], axis=None), TypeError,
      r"^concatenate: axis must be an int, got None; to join flattened tensors"),
     (lambda x: tg.stack([x, x], axis=None), TypeError, r"^stack: axis must be an int, got None"),
@@ -295,7 +297,11 @@ def test_bad_arguments_are_named_instead_of_numpys_own_errors(call, error, messa
         call(x)
 
 
-def test_keepdims_takes_a_numpy_bool():
+def test_keepdims_takes_a_numpy_bool_and_0_or_1():
     x = tg.Tensor(np.ones((2, 3)), requires_grad=True)
     assert tg.sum(x, axis=1, keepdims=np.True_).shape == (2, 1)
     assert tg.max(x, axis=1, keepdims=np.False_).shape == (2,)
+    assert x.sum(keepdims=1).shape == (1, 1) and tg.mean(x, axis=0, keepdims=0).shape == (3,)
+    assert tg.logsumexp(x, axis=1, keepdims=np.int64(1)).shape == (2, 1)
+    with pytest.raises(TypeError, match=r"^min: keepdims must be True or False, got 2"):
+        tg.min(x, keepdims=2)

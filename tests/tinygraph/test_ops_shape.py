@@ -383,3 +383,13 @@ def test_tensors_inside_a_list_index_are_taken_as_their_values():
     np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0, 2.0, 0.0])
     m = tg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
     np.testing.assert_array_equal(m[(i, [0, j - 1])].data, [3.0, 5.0])
+
+
+def test_list_indices_mean_what_they_mean_to_numpy():
+    x = tg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    for index in ([1, 0, 1], [True, False], [[0], [1]], ([0, 1], [2, 2]), [], ([], [])):
+        np.testing.assert_array_equal(x[index].data, x.data[index], err_msg=repr(index))
+    x[[1, 1]].sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]])
+    with pytest.raises(ValueError, match=r"^getitem: index \[0, \[1, 2\]\] does not fit"):
+        x[[0, [1, 2]]]                            # ragged

@@ -41,10 +41,11 @@ def _expand(g, shape: tuple, axis):
 
 
 def _keepdims(keepdims, op: str) -> bool:
-    """``keepdims`` as a bool: numpy would take any truthy value, such as "no", as True."""
+    """``keepdims`` as a bool (or 0/1): numpy would take any truthy value, such as "no", as
+    True."""
     if keepdims is True or keepdims is False:
         return keepdims
-    if isinstance(keepdims, np.bool_):
+    if isinstance(keepdims, (np.bool_, int, np.integer)) and keepdims in (0, 1):
         return bool(keepdims)
     raise TypeError(f"{op}: keepdims must be True or False, got {keepdims!r}")
 

@@ -125,9 +125,15 @@ def _plain_index(index):
     from ..tensor import Tensor
     if isinstance(index, Tensor):
         return index.data
-    if isinstance(index, (tuple, list)):       # x[t0, t1], x[[t0, t1]]: at any depth
-        plain = [_plain_index(i) for i in index]
-        return tuple(plain) if isinstance(index, tuple) else plain
+    if isinstance(index, tuple):               # x[t0, 1:], x[[t0, t1], 0]
+        return tuple(_plain_index(i) for i in index)
+    if isinstance(index, list) and index:
+        try:
+            return np.asarray(index)           # (numpy reads a list index as this array)
+        except TypeError:                      # Tensors inside refuse the conversion
+            return [_plain_index(i) for i in index]
+        except ValueError:                     # ragged: numpy's own IndexError names it
+            return index
     return index
 
 
@@ -160,9 +166,9 @@ class GetItem(Function):
     def forward(ctx, x, index=None):
         try:
             out = x[index]
-        except IndexError as exc:
-            raise IndexError(f"getitem: index {index!r} does not fit an array of shape "
-                             f"{x.shape}: {exc}") from None
+        except (IndexError, ValueError) as exc:     # (ValueError: a ragged list index)
+            raise type(exc)(f"getitem: index {index!r} does not fit an array of shape "
+                            f"{x.shape}: {exc}") from None
         # the caller may change an index array after this: keep a private copy for backward
         ctx.index = _private_index(index) if ctx.needs_input_grad[0] else index
         return out if isinstance(out, np.ndarray) else np.asarray(out)
