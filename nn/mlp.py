@@ -205,9 +205,8 @@ class MLP(Module, SpecMLP):
                              f"has lr={optimizer.lr!r}, which it would train with; leave "
                              f"learning_rate out (or set the optimizer's lr)")
         if learning_rate is None:
-            current = self.optimizer
-            learning_rate = (current.lr if current is not None and opt_kind in (None, type(current))
-                             else optimizer.lr if isinstance(optimizer, Optimizer) else 0.01)
+            learning_rate = (optimizer.lr if isinstance(optimizer, Optimizer) else
+                             self.optimizer.lr if self._continues(opt_kind) else 0.01)
         X, targets, epochs, lr, batch_size = self._fit_arguments(X, y, epochs, learning_rate,
                                                                  batch_size)
         targets = self._loss_targets(targets)
@@ -315,13 +314,19 @@ class MLP(Module, SpecMLP):
         raise ValueError(f"{self._where}.fit: optimizer must be 'sgd', 'adam' or an "
                          f"nn.optim.Optimizer, got {optimizer!r}")
 
+    def _continues(self, kind: type | None) -> bool:
+        """Whether a fit asking for optimizer ``kind`` (None: any) continues the last one:
+        the same class, and for "sgd" (vanilla gradient descent) no momentum."""
+        current = self.optimizer
+        return (current is not None and kind in (None, type(current))
+                and not (kind is SGD and getattr(current, "momentum", 0)))
+
     def _make_optimizer(self, optimizer: Any, kind: type | None, lr: float) -> Optimizer:
         current = self.optimizer
         own = self.parameters()
         if isinstance(optimizer, Optimizer):
             opt = optimizer                    # used as given, with its own learning rate
-        elif (current is not None and kind in (None, type(current))
-              and len(current.params) == len(own)
+        elif (self._continues(kind) and len(current.params) == len(own)
               and all(a is b for a, b in zip(current.params, own))):
             opt = current                      # continue: keep its moments and step count
         elif kind is None or kind is SGD:

@@ -69,6 +69,13 @@ class Optimizer:
                 raise ValueError(f"{where}: parameter {i} ({p.name or tuple(p.shape)}) is the "
                                  f"result of an op, not a leaf; expected leaf tensors such as "
                                  f"a layer's W and b")
+        first = {}
+        for i, p in enumerate(self.params):     # a tensor listed twice would step twice
+            j = first.setdefault(id(p), i)
+            if j != i:
+                raise ValueError(f"{where}: parameter {p.name or tuple(p.shape)} is listed "
+                                 f"twice (positions {j} and {i}); each step would update it "
+                                 f"twice; expected each parameter once")
         self.lr = _check_lr(where, lr)
 
     def zero_grad(self) -> None:
@@ -105,7 +112,8 @@ class Optimizer:
     def load_state_dict(self, state: dict) -> None:
         pass
 
-    def _check_state_arrays(self, name: str, arrays: Any, allow_none: bool = False) -> list:
+    def _check_state_arrays(self, name: str, arrays: Any, allow_none: bool = False,
+                            nonnegative: bool = False) -> list:
         """One array per parameter, each of its parameter's shape and dtype (copied)."""
         where = f"{type(self).__name__}.load_state_dict"
         if not isinstance(arrays, (list, tuple)) or len(arrays) != len(self.params):
@@ -117,11 +125,21 @@ class Optimizer:
             if a is None and allow_none:
                 out.append(None)
                 continue
-            a = np.asarray(a)
+            try:
+                a = np.asarray(a)
+            except (TypeError, ValueError) as exc:        # ragged nested lists
+                raise ValueError(f"{where}: {name}[{i}] is not an array of numbers "
+                                 f"({str(exc).split('. ')[0]}); expected shape {p.shape} and "
+                                 f"dtype {p.dtype}") from None
             if a.shape != p.shape or a.dtype != p.dtype:
                 raise ValueError(f"{where}: {name}[{i}] has shape {a.shape} and dtype {a.dtype}; "
                                  f"expected shape {p.shape} and dtype {p.dtype} (parameter "
                                  f"{p.name or i})")
+            if not np.all(np.isfinite(a)) or (nonnegative and np.any(a < 0)):
+                what = "NaN or infinite values" if not np.all(np.isfinite(a)) else "negative values"
+                raise ValueError(f"{where}: {name}[{i}] holds {what}; expected the finite "
+                                 f"{'non-negative ' if nonnegative else ''}state of an optimizer "
+                                 f"(the next step would turn the weights into NaN)")
             out.append(np.array(a, copy=True))
         return out
 
@@ -241,5 +259,5 @@ class Adam(Optimizer):
             raise ValueError(f"Adam.load_state_dict: steps (each parameter's update count) must "
                              f"be a list of {n} integers from 0 to t={t}, got {steps!r}")
         m = self._check_state_arrays("m", state["m"])
-        v = self._check_state_arrays("v", state["v"])
+        v = self._check_state_arrays("v", state["v"], nonnegative=True)
         self.t, self.steps, self.m, self.v = int(t), [int(s) for s in steps], m, v

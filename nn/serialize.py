@@ -331,7 +331,10 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
                         f"dicts; no NaN), got {extra!r}: {exc}") from None
     payload = {"header": np.frombuffer(text.encode(), dtype=np.uint8), **payload}
     path = _npz_path(path)
-    _atomic_write(path, lambda f: np.savez(f, **payload))
+    try:
+        _atomic_write(path, lambda f: np.savez(f, **payload))
+    except OSError as exc:             # (the same type: a caller may tell them apart)
+        raise type(exc)(f"save: cannot write {str(path)!r}: {exc.strerror or exc}") from exc
     return path
 
 
@@ -365,6 +368,15 @@ def writable_path(path: Any, where: str) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{where}: cannot write {str(target)!r}: no permission to write in "
                          f"{str(existing)!r}; choose another path")
+    # os.access says yes to root everywhere (also in /proc, or on a read-only mount): try it
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tinygraph-probe-", dir=existing)
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot write {str(target)!r}: creating a file in "
+                         f"{str(existing)!r} failed ({exc.strerror or exc}); choose another "
+                         f"path") from None
+    os.close(fd)
+    os.unlink(probe)
     return target
 
 

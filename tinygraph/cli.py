@@ -42,6 +42,12 @@ def _layers(text: str) -> list[int]:
     return sizes
 
 
+def _path(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder name")
+    return text
+
+
 def _activations(text: str) -> list:
     import activations as acts
     names = [s.strip().lower() for s in text.split(",")]
@@ -220,9 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dataset", choices=DATASETS, default="digits",
                       help="digits (embedded, default) or fashion-mnist / mnist with the spec's "
                            "[784, 256, 128, 10] network")
-    demo.add_argument("--data", metavar="DIR", help="directory with the four IDX files "
+    demo.add_argument("--data", type=_path, metavar="DIR", help="directory with the four IDX files "
                       "(default for fashion-mnist: /usr/share/datasets/fashion-mnist)")
-    demo.add_argument("--out", metavar="DIR", default="tinygraph-report",
+    demo.add_argument("--out", type=_path, metavar="DIR", default="tinygraph-report",
                       help="output directory (default: %(default)s)")
     demo.add_argument("--epochs", type=_positive(int), default=None,
                       help="training epochs (default: 30 for digits, 3 for the MNIST formats)")
@@ -236,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--activations", type=_activations, required=True,
                        help="one per layer, e.g. relu,softmax")
     graph.add_argument("--backward", action="store_true", help="draw the backward graph")
-    graph.add_argument("--out", help="output file (default: graph.svg, or graph.FORMAT with "
+    graph.add_argument("--out", type=_path, help="output file (default: graph.svg, or graph.FORMAT with "
                                      "--format)")
     graph.add_argument("--format", choices=GRAPH_FORMATS,
                        help="output format (default: from --out's suffix); pdf needs the "
@@ -261,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train the graph MLP and save it as one .npz file "
                                        "(load it with nn.load).")
     train.add_argument("--dataset", choices=DATASETS, default="digits")
-    train.add_argument("--data", metavar="DIR")
+    train.add_argument("--data", type=_path, metavar="DIR")
     train.add_argument("--layers", type=_layers, help="widths (default: inputs,256,128,10)")
     train.add_argument("--activations", type=_activations,
                        help="one per layer (default: relu for hidden layers, softmax output)")
@@ -270,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive(int), default=64)
     train.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     train.add_argument("--limit", type=_positive(int), help="use at most this many training samples")
-    train.add_argument("--out", default="model.npz", help="where to save (default: %(default)s)")
+    train.add_argument("--out", type=_path, default="model.npz", help="where to save (default: %(default)s)")
     train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_cmd_train)
@@ -296,6 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, RuntimeError) else 2
+    except MemoryError as exc:
+        # a network or batch too large for this machine (--layers 64,1000000000,10)
+        if os.environ.get("TINYGRAPH_DEBUG"):
+            raise
+        print(f"tinygraph {args.command}: out of memory ({exc}); use smaller --layers widths "
+              f"or a smaller --batch", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

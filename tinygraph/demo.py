@@ -19,11 +19,18 @@ def load_dataset(dataset: str, data_dir: str | None = None, limit: int | None = 
     """(X_train, y_train, X_test, y_test, description) for a dataset name of the CLI."""
     import nn
     if dataset == "digits":
+        if data_dir is not None:       # the digits ship inside the package
+            raise ValueError(f"--data {data_dir} is for fashion-mnist or mnist; the digits "
+                             f"ship with tinygraph: leave --data out")
         Xtr, Xte, ytr, yte = nn.data.digits_split()
         name = "UCI handwritten digits (8x8, embedded)"
     elif dataset in ("fashion-mnist", "mnist"):
         Xtr, ytr, Xte, yte = nn.data.load_mnist(data_dir, kind=dataset)
         mean, std = Xtr.mean(), Xtr.std()
+        if not std > 0:
+            where = data_dir or "the default folder"
+            raise ValueError(f"the {dataset} training images in {where} all have the same "
+                             f"value ({mean:g}): nothing to learn from; check the image file")
         Xtr, Xte = (Xtr - mean) / std, (Xte - mean) / std
         name = "Fashion-MNIST" if dataset == "fashion-mnist" else "MNIST"
     else:

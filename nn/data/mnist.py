@@ -332,4 +332,10 @@ def load_mnist(
 
     X_train, y_train = split("train_images", "train_labels")
     X_test, y_test = split("test_images", "test_labels")
+    if X_train.shape[1:] != X_test.shape[1:]:
+        raise ValueError(
+            f"{found['test_images']}: test images of shape {X_test.shape[1:]} (per image) "
+            f"but the training images in {found['train_images']} are {X_train.shape[1:]}; "
+            f"expected the same image size in both"
+        )
     return X_train, y_train, X_test, y_test

@@ -40,8 +40,20 @@ def _stratified_test_counts(counts: np.ndarray, n_test: int) -> np.ndarray:
     if short > 0:
         order = np.argsort(-(quota - take), kind="stable")
         take[order[:short]] += 1
-    # Keep at least one training example per class where possible.
-    return np.minimum(take, counts - 1)
+    # Keep at least one training example per class; what that leaves out of the test set
+    # goes to the classes that still have room, largest remainder first (the total stays
+    # n_test whenever n_test <= n - number of classes).
+    room = counts - 1
+    over = take - np.minimum(take, room)
+    take = np.minimum(take, room)
+    missing = int(over.sum())
+    for c in np.argsort(-(quota - np.floor(quota)), kind="stable"):
+        if missing == 0:
+            break
+        extra = min(missing, int(room[c] - take[c]))
+        take[c] += extra
+        missing -= extra
+    return take
 
 
 def train_test_split(
@@ -108,6 +120,12 @@ def train_test_split(
                 "stratify=True needs at least 2 samples of every class, but "
                 f"class(es) {lonely.tolist()} have only 1"
             )
+        if n_test > n - len(classes):
+            raise ValueError(
+                f"train_test_split: test_size={test_size} asks for {n_test} test rows, but "
+                f"with stratify=True at most {n - len(classes)} fit (each of the "
+                f"{len(classes)} classes keeps one training example); use a smaller test_size"
+            )
         take = _stratified_test_counts(counts, n_test)
         test_parts, train_parts = [], []
         for c, k in enumerate(take):
@@ -117,6 +135,13 @@ def train_test_split(
         test_idx = rng.permutation(np.concatenate(test_parts))
         train_idx = rng.permutation(np.concatenate(train_parts))
     return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+def _numeric_array(X: ArrayLike, where: str, name: str) -> np.ndarray:
+    X = np.asarray(X)
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
+        raise TypeError(f"{where}: {name} must be numeric, got dtype {X.dtype}")
+    return X
 
 
 class Standardizer:
@@ -184,7 +209,7 @@ class Standardizer:
         """
         if self.mean_ is None or self.std_ is None:
             raise RuntimeError("Standardizer is not fitted yet: call fit(X_train) first")
-        X = np.asarray(X)
+        X = _numeric_array(X, "Standardizer.transform", "X")
         if X.shape[1:] != self.mean_.shape:
             raise ValueError(
                 f"X must have feature shape {self.mean_.shape} (as fitted), "
@@ -204,7 +229,7 @@ class Standardizer:
         """Undo :meth:`transform`: ``Z * std_ + mean_``."""
         if self.mean_ is None or self.std_ is None:
             raise RuntimeError("Standardizer is not fitted yet: call fit(X_train) first")
-        Z = np.asarray(Z)
+        Z = _numeric_array(Z, "Standardizer.inverse_transform", "Z")
         out_dtype = (Z.dtype if np.issubdtype(Z.dtype, np.floating) else np.dtype(np.float64)) \
             if dtype is None else check_float_dtype("dtype", dtype)
         return (Z * self.std_ + self.mean_).astype(out_dtype, copy=False)

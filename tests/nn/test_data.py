@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import hashlib
 import re
 import struct
@@ -600,3 +601,34 @@ def test_load_idx_with_a_header_whose_sizes_overflow_int64_says_truncated(tmp_pa
     with pytest.raises(ValueError, match=r"expected 39614081238685424725209907200 bytes .* "
                                          r"found 10 \(truncated file\?\)"):
         load_idx(path)
+
+
+def test_a_stratified_split_gives_the_documented_test_size_or_says_why_not():
+    # the per-class cap (one training example kept per class) quietly shrank the test set
+    y = np.array([0] * 2 + [1] * 20 + [2] * 3)
+    for test_size in (0.5, 0.8, 0.85):
+        _, _, y_train, y_test = train_test_split(np.arange(25), y, test_size=test_size,
+                                                 stratify=True, seed=0)
+        assert len(y_test) == math.ceil(test_size * 25)
+        assert set(y_train) == {0, 1, 2}
+    with pytest.raises(ValueError, match=r"test_size=0\.9 asks for 6 test rows, but with "
+                                         r"stratify=True at most 4 fit"):
+        train_test_split(np.arange(7), [0, 0, 1, 1, 2, 2, 2], test_size=0.9, stratify=True)
+
+
+def test_standardizer_names_non_numeric_input_in_transform():
+    s = Standardizer().fit(np.ones((3, 2)))
+    for call in (s.transform, s.inverse_transform):
+        with pytest.raises(TypeError, match=r"^Standardizer\.\w+: [XZ] must be numeric, got "
+                                            r"dtype <U1"):
+            call(np.array([["a", "b"]]))
+
+
+def test_mnist_test_images_of_another_size_are_named(tmp_path):
+    save_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((4, 28, 28), np.uint8))
+    save_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(4).astype(np.uint8))
+    save_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((2, 20, 20), np.uint8))
+    save_idx(tmp_path / "t10k-labels-idx1-ubyte", np.arange(2).astype(np.uint8))
+    with pytest.raises(ValueError, match=r"test images of shape \(400,\) \(per image\) but the "
+                                         r"training images .* are \(784,\)"):
+        load_mnist(tmp_path, kind="mnist")

@@ -532,3 +532,48 @@ def test_a_loss_on_an_empty_batch_is_refused_by_name_for_every_output(output):
         with pytest.raises(ValueError, match=rf"^{where}: X has 0 samples \(shape \(0, 3\)\); "
                                              rf"expected at least one row"):
             call(X, y)
+
+
+def test_fit_with_an_optimizer_object_names_its_learning_rate_when_it_diverges():
+    # the message named the rate of the model's previous optimizer (0.001), not the 1000
+    # the given optimizer trained with
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(16, 3)), rng.integers(0, 2, 16)
+    model = nn.MLP([3, 4, 2], ["relu", "softmax"], seed=0)
+    model.fit(X, y, epochs=1, learning_rate=0.001, optimizer="sgd", batch_size=8)
+    with pytest.raises(FloatingPointError, match=r"learning_rate=1000\.0"):
+        model.fit(X * 100, y, epochs=3, optimizer=nn.SGD(model.parameters(), lr=1e3),
+                  batch_size=4)
+
+
+def test_optimizer_sgd_means_plain_gradient_descent_after_a_momentum_fit():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(16, 3)), rng.integers(0, 2, 16)
+    model = nn.MLP([3, 4, 2], ["relu", "softmax"], seed=0)
+    momentum_sgd = nn.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    model.fit(X, y, epochs=1, optimizer=momentum_sgd)
+    model.fit(X, y, epochs=1, learning_rate=0.05, optimizer="sgd")
+    assert model.optimizer is not momentum_sgd and model.optimizer.momentum == 0.0
+    model.fit(X, y, epochs=1, optimizer=momentum_sgd)
+    model.fit(X, y, epochs=1)                           # None: continue, momentum and all
+    assert model.optimizer is momentum_sgd
+
+
+def test_a_checkpoint_path_that_cannot_be_created_is_refused_before_training(tmp_path,
+                                                                               monkeypatch):
+    # os.access says yes to root everywhere (/proc, read-only mounts): the first epoch
+    # trained, then the bare OSError of the temporary file named neither fit nor checkpoint
+    import nn.serialize as serialize
+
+    def refused(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr(serialize.tempfile, "mkstemp", refused)
+    model = nn.MLP([3, 4, 2], ["relu", "softmax"], seed=0)
+    monkeypatch.setattr(model, "_loss", lambda *a: pytest.fail("trained before checking"))
+    X, y = np.ones((4, 3)), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"^nn\.MLP\.fit: checkpoint: cannot write .*run\.npz': "
+                                         r"creating a file in .* failed \(Read-only file "
+                                         r"system\); choose another path"):
+        model.fit(X, y, epochs=1, learning_rate=0.1, checkpoint=tmp_path / "run.npz")
+    with pytest.raises(OSError, match=r"^save: cannot write .*m\.npz': Read-only file system"):
+        nn.save(model, tmp_path / "m.npz")

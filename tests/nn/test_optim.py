@@ -271,3 +271,26 @@ def test_sgd_temporary_is_in_the_parameters_dtype_whatever_the_lr_type():
     finally:
         tracemalloc.stop()
     assert p.data.nbytes <= peak < 1.5 * p.data.nbytes, f"peak {peak} bytes during step()"
+
+
+def test_a_parameter_listed_twice_is_refused():
+    # it was updated twice per step (and Adam kept two sets of moments for it)
+    W = tg.Tensor(np.ones(2), requires_grad=True, name="W")
+    b = tg.Tensor(np.zeros(2), requires_grad=True)
+    for make in (lambda ps: nn.SGD(ps, lr=0.1), lambda ps: nn.Adam(ps)):
+        with pytest.raises(ValueError, match=r"parameter W is listed twice \(positions 0 and 2\)"):
+            make([W, b, W])
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"t": 1, "m": [[[1.0, 2.0], [3.0]], [0.0, 0.0]], "v": [[0.0, 0.0]] * 2},
+     r"m\[0\] is not an array of numbers"),
+    ({"t": 1, "m": [[0.0, 0.0]] * 2, "v": [[0.0, np.nan], [0.0, 0.0]]},
+     r"v\[0\] holds NaN or infinite values"),
+    ({"t": 1, "m": [[0.0, 0.0]] * 2, "v": [[0.0, 0.0], [-1.0, 0.0]]},
+     r"v\[1\] holds negative values"),
+])
+def test_adam_state_that_would_poison_the_weights_is_refused(state, message):
+    params = [tg.Tensor(np.ones(2), requires_grad=True), tg.Tensor(np.ones(2), requires_grad=True)]
+    with pytest.raises(ValueError, match=r"^Adam\.load_state_dict: " + message):
+        nn.Adam(params).load_state_dict(state)

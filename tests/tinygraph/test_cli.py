@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import nn
@@ -351,3 +352,47 @@ def test_demo_pictures_show_the_picture_batch_gradients_only(demo_run):
     code, out = demo_run
     before = (out / "backward_before_graph.svg").read_text()
     assert "before backward" in before and "leaves have .grad" not in before
+
+
+def test_a_network_too_large_for_memory_is_a_message(monkeypatch, capsys):
+    # --layers 64,1000000000,10 ended in numpy's MemoryError traceback and exit 1
+    def too_large(*args, **kwargs):
+        raise MemoryError("Unable to allocate 477. GiB for an array with shape "
+                          "(1000000000, 64) and data type float64")
+    monkeypatch.setattr(nn.MLP, "__init__", too_large)
+    assert main(["train", "--quiet", "--limit", "10", "--layers", "64,1000000000,10"]) == 2
+    err = capsys.readouterr().err
+    assert "tinygraph train: out of memory (Unable to allocate 477. GiB" in err
+    assert "use smaller --layers widths" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["graph", "--layers", "4,3", "--activations", "softmax", "--out", ""], "an empty path"),
+    (["train", "--out", " "], "an empty path"),
+    (["demo", "--data", ""], "an empty path"),
+])
+def test_an_empty_path_is_a_usage_error(argv, fragment, capsys):
+    # graph --out "" quietly wrote graph.svg in the current folder
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and fragment in capsys.readouterr().err
+
+
+def test_data_for_the_embedded_digits_is_refused_not_ignored(capsys):
+    assert main(["train", "--quiet", "--dataset", "digits", "--data", "/nonexistent"]) == 2
+    assert "--data /nonexistent is for fashion-mnist or mnist" in capsys.readouterr().err
+
+
+def test_constant_images_are_named_before_training(tmp_path, capsys):
+    from nn.data import save_idx
+    data = tmp_path / "data"
+    data.mkdir()
+    save_idx(data / "train-images-idx3-ubyte", np.zeros((20, 28, 28), np.uint8))
+    save_idx(data / "train-labels-idx1-ubyte", (np.arange(20) % 10).astype(np.uint8))
+    save_idx(data / "t10k-images-idx3-ubyte", np.zeros((5, 28, 28), np.uint8))
+    save_idx(data / "t10k-labels-idx1-ubyte", np.arange(5).astype(np.uint8))
+    code = main(["train", "--quiet", "--dataset", "mnist", "--data", str(data),
+                 "--out", str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err
+    assert code == 2 and "all have the same value (0): nothing to learn from" in err
+    assert "Warning" not in err
