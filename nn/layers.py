@@ -3,6 +3,7 @@ that turns any object of the ``activations`` package into a node."""
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -84,7 +85,7 @@ class _ActivationNode(tg.Function):
     so the engine frees it with the rest after backward. A plug-in whose cache is not one
     array (a tuple, a dict) has the arrays inside saved after it, for memory accounting.
     """
-    __slots__ = ("activation",)    # (a slot, not the node's __dict__: cheaper per call)
+    __slots__ = ("activation", "cache_ref")    # (slots, not the node's __dict__: cheaper)
     op_name = "activation"
     check_backward = False     # backward checks the object's gradient itself (cheaper)
     keeps_arrays_on_ctx = False    # the cache is in saved_tensors: freed with them
@@ -105,6 +106,9 @@ class _ActivationNode(tg.Function):
         if a is z:                 # a plug-in that gives back its input (an identity): the
             a = a.view()           # engine's promise (check_backward = False) is a new array
         ctx.activation = activation
+        # after backward frees the node's arrays, grad_report may read the object's cache,
+        # but only while it is still this call's (a later forward replaces it)
+        ctx.cache_ref = weakref.ref(cache) if type(cache) is np.ndarray else None
         ctx.save_for_backward(*_saved_cache(cache))
         return a
 

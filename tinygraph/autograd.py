@@ -452,8 +452,16 @@ class _LeafGrads:
         with _grad_guard:       # another thread may be adding into the same .grad
             new = []
             for leaf, g, made in self.sums.values():
+                if not leaf.requires_grad:      # requires_grad_(False) since the forward
+                    continue                    # pass: no .grad, as PyTorch's AccumulateGrad
                 if not isinstance(g, np.ndarray):
                     g = g._data                 # a Tensor from a recorded backward
+                if g.shape != leaf._data.shape:
+                    raise BackwardError(
+                        f"backward: a leaf's data was replaced by an array of shape "
+                        f"{leaf._data.shape} after the forward pass, which computed with shape "
+                        f"{g.shape}: its gradient has no place to go. Run the forward pass "
+                        f"again. No .grad was changed")
                 current = leaf.grad
                 if current is not None:
                     if np.shape(current) != g.shape:

@@ -134,26 +134,30 @@ def _named(params: Any, loss: Tensor | None) -> list[tuple[str, Tensor]]:
     return items
 
 
-def _relu_alive(node: Function, shared: frozenset = frozenset()) -> np.ndarray | None:
-    """For a ReLU node, a boolean array 'unit passes gradient' (its output shape), if the
-    arrays it saved are still there; None for other nodes or when unknown. ``shared``: ids of
-    activation objects that serve several nodes of the graph (their last cache is not this
-    node's once the graph is released)."""
+def _is_relu(node: Function) -> bool:
+    """tinygraph's relu, or nn's activation node around a ReLU object."""
     if getattr(type(node), "op_name", None) == "relu":
-        saved = node.saved_tensors
-        if saved and isinstance(saved[0], np.ndarray):
-            return saved[0] > 0
+        return True
+    act = getattr(node, "activation", None)
+    return act is not None and getattr(act, "name", None) == "relu"
+
+
+def _relu_alive(node: Function) -> np.ndarray | None:
+    """For a ReLU node, a boolean array 'unit passes gradient' (its output shape), if the
+    arrays it saved are still there, or, for nn's activation node after backward released
+    them, if the activation object still holds this call's cache (``node.cache_ref``: a
+    later forward pass, an evaluation batch, replaces it); None otherwise."""
+    if not _is_relu(node):
         return None
-    act = getattr(node, "activation", None)          # nn.ActivationLayer's node
-    if act is None or getattr(act, "name", None) != "relu":
-        return None
-    cache = getattr(node, "cache", None)             # the node's own call (nn keeps it there)
-    if cache is None:                                # released: the object keeps its last one,
-        if id(act) in shared:                        # which is another node's if it serves two
+    saved = node.saved_tensors
+    cache = saved[0] if saved else None
+    if not isinstance(cache, np.ndarray):
+        ref = getattr(node, "cache_ref", None)
+        cache = ref() if ref is not None else None
+        if cache is None or getattr(node.activation, "cache", None) is not cache:
             return None
-        cache = getattr(act, "cache", None)
     shape = node.input_shape(0) if getattr(node, "input_shapes", None) else None
-    if not isinstance(cache, np.ndarray) or (shape is not None and cache.shape != shape):
+    if shape is not None and cache.shape != shape:
         return None
     return cache > 0
 
@@ -256,14 +260,8 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
 
     # ReLUs dead on the whole batch block every path through them
     dead = {}
-    served: dict = {}
     for node in nodes.values():
-        act = getattr(node, "activation", None)
-        if act is not None:
-            served[id(act)] = served.get(id(act), 0) + 1
-    shared = frozenset(k for k, count in served.items() if count > 1)
-    for node in nodes.values():
-        alive = _relu_alive(node, shared)
+        alive = _relu_alive(node)
         if alive is not None and not alive.any():
             dead[id(node)] = node
     live_leaves, _ = _walk(roots, set(dead)) if dead else (reached, nodes)
@@ -312,9 +310,7 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
                 reason += ("; the graph has ReLUs dead on this batch, and a layer fed only by a "
                            "dead ReLU gets a zero weight gradient: " +
                            "; ".join(_describe_node(n) for n in list(dead.values())[:3]))
-            elif fn is None and any(n._released and (getattr(type(n), "op_name", None) == "relu"
-                                                     or id(getattr(n, "activation", None)) in shared)
-                                    for n in nodes.values()):
+            elif fn is None and any(n._released and _is_relu(n) for n in nodes.values()):
                 reason += ("; dead ReLUs cannot be checked after backward released the graph: "
                            "pass a function, or call backward(retain_graph=True)")
         entries.append(GradEntry(name, shape, "zero", reason, 0.0))

@@ -69,23 +69,36 @@ class GradcheckResult:
     __repr__ = __str__
 
 
-def central_difference(loss: Callable[[], float], flat: np.ndarray, j: int,
+def central_difference(loss: Callable[[], float], array: np.ndarray, j: int,
                        eps: float) -> tuple[float, float, float]:
-    """(L(x + ε e_j), L(x - ε e_j), their central difference) for element ``j`` of ``flat``,
-    a writable flat view of the input that ``loss()`` reads; the element is restored.
+    """(L(x + ε e_j), L(x - ε e_j), their central difference) for element ``j`` (in C order)
+    of ``array``, the very numpy array that ``loss()`` reads, of any shape; the element is
+    restored afterwards, also when ``loss()`` raises.
 
     The one-element probe ``gradcheck`` is built on, for checking a hand-written gradient
     element by element::
 
-        flat = W.reshape(-1)                       # a view: writes perturb W
-        numeric = tg.central_difference(lambda: float(loss(W)), flat, 3, 1e-6)[2]
+        numeric = tg.central_difference(lambda: float(loss(W)), W, 3, 1e-6)[2]
+
+    (Pass the array itself: a reshaped copy, such as ``W.T.reshape(-1)``, would be
+    perturbed while ``loss()`` reads W, and every difference would be 0.)
     """
-    orig = flat[j]
-    flat[j] = orig + eps
-    plus = loss()
-    flat[j] = orig - eps
-    minus = loss()
-    flat[j] = orig
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"central_difference: array must be the numpy array that loss() "
+                        f"reads (for a Tensor, its .data), got {type(array).__name__}")
+    if not array.flags.writeable:
+        raise ValueError("central_difference: array is read-only (a node of a live graph "
+                         "may hold it for backward: drop the graph first); expected the "
+                         "writable array that loss() reads")
+    index = np.unravel_index(j, array.shape) if array.ndim != 1 else j
+    orig = array[index]
+    try:
+        array[index] = orig + eps
+        plus = loss()
+        array[index] = orig - eps
+        minus = loss()
+    finally:
+        array[index] = orig
     return plus, minus, (plus - minus) / (2 * eps)
 
 
@@ -123,6 +136,14 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
         raise ValueError(f"gradcheck: eps must be a positive number, got {eps!r}; expected e.g. 1e-5")
     if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not tol > 0:
         raise ValueError(f"gradcheck: tol must be a positive number, got {tol!r}; expected e.g. 1e-5")
+    for name, value, low in (("max_elements", max_elements, 0), ("n_directions", n_directions, 1),
+                             ("seed", seed, 0)):
+        if name == "seed" and value is None:
+            continue                           # (fresh randomness, as numpy takes it)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"gradcheck: {name} must be an integer >= {low}, got {value!r}"
+                             + ("; a check of 0 directions would pass anything"
+                                if name == "n_directions" else ""))
     rng = np.random.default_rng(seed)
     leaves = []
     for i, x in enumerate(inputs):
@@ -151,6 +172,9 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
         return o.sum() if projection is None else (o * projection).sum()
 
     analytic = _grad(scalar(out), leaves)
+    # drop the graph: grad() leaves the nodes it did not need alone, and one that saved an
+    # input (x.detach() * W) would keep that array read-only while it is perturbed below
+    del out
     analytic = [np.zeros_like(t.data) if a is None else np.asarray(a, dtype=np.float64)
                 for t, a in zip(leaves, analytic)]
 
@@ -166,9 +190,8 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     if mode == "elements":
         base = loss_value()
         for k, t in enumerate(leaves):
-            flat = t.data.reshape(-1)
-            for j in range(flat.size):
-                plus, minus, num = central_difference(loss_value, flat, j, eps)
+            for j in range(t.data.size):
+                plus, minus, num = central_difference(loss_value, t.data, j, eps)
                 ana = float(analytic[k].reshape(-1)[j])
                 err = float(_rel_error(np.float64(ana), np.float64(num)))
                 worst = max(worst, err)

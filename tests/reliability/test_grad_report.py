@@ -79,6 +79,13 @@ def test_dead_relu_layer_and_the_layer_after_it():
     loss = model.loss(X, y)
     loss.backward()
     assert model.grad_report(loss)["layers.0.W"].key == "dead relu"
+    # a later forward pass (an evaluation batch of the same size, with live units) replaces
+    # the object's cache: the report must not read that batch's ReLU as this one's
+    model.linears[0].b.data[...] = 100.0
+    model.loss(X, y)
+    model.linears[0].b.data[...] = -100.0
+    entry = model.grad_report(loss)["layers.0.W"]
+    assert entry.key == "zero" and "dead ReLUs cannot be checked after backward" in entry.reason
     # and the model still trains afterwards
     model.fit(X, y, epochs=1, learning_rate=0.1)
 

@@ -920,3 +920,25 @@ def test_grad_of_any_requested_tensors_matches_a_full_backward(case, create_grap
         else:
             np.testing.assert_allclose(g.data if create_graph else g, expected, rtol=1e-12,
                                        atol=1e-15)
+
+
+def test_a_leaf_that_stopped_requiring_grad_gets_no_grad():
+    # backward stored .grad into it anyway (PyTorch's AccumulateGrad skips it)
+    x, w = leaf([1.0, 2.0, 3.0]), leaf([1.0, 1.0, 1.0])
+    loss = (x * x * w).sum()
+    x.requires_grad_(False)
+    loss.backward()
+    assert x.grad is None
+    np.testing.assert_array_equal(w.grad, [1.0, 4.0, 9.0])
+
+
+def test_a_leaf_whose_data_changed_shape_since_the_forward_pass_is_named():
+    # .grad kept the forward's shape (3,) on a leaf of shape (5,), silently
+    x, w = leaf([1.0, 2.0, 3.0]), leaf([1.0, 1.0, 1.0])
+    loss = (x * w).sum()
+    x.data = np.zeros(5)
+    with pytest.raises(tg.BackwardError, match=r"a leaf's data was replaced by an array of "
+                                               r"shape \(5,\) after the forward pass, which "
+                                               r"computed with shape \(3,\)"):
+        loss.backward()
+    assert x.grad is None and w.grad is None              # no .grad was changed

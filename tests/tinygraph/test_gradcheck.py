@@ -207,3 +207,56 @@ def test_central_difference_is_public_probes_one_element_and_restores_it():
     assert plus == pytest.approx(3.0001 ** 3 + 1 + 8 + 64) and minus == pytest.approx(2.9999 ** 3 + 73)
     assert slope == pytest.approx(3 * 3.0 ** 2, rel=1e-7)      # d(w^3)/dw at w = 3
     np.testing.assert_array_equal(W, [[1.0, 2.0], [3.0, 4.0]])  # put back exactly
+
+
+def test_central_difference_takes_the_array_itself_of_any_layout():
+    # the old recipe, W.reshape(-1), is a copy for a transposed W: every difference was 0
+    W = np.arange(6.0).reshape(2, 3).T                          # not C-contiguous
+    for j in range(W.size):
+        slope = tg.central_difference(lambda: float((W ** 2).sum()), W, j, 1e-6)[2]
+        assert slope == pytest.approx(2 * W.reshape(-1)[j], abs=1e-6)
+    np.testing.assert_array_equal(W, np.arange(6.0).reshape(2, 3).T)
+
+    def failing():
+        raise RuntimeError("loss failed")
+    with pytest.raises(RuntimeError, match="loss failed"):
+        tg.central_difference(failing, W, 4, 0.5)
+    np.testing.assert_array_equal(W, np.arange(6.0).reshape(2, 3).T)   # restored anyway
+    with pytest.raises(TypeError, match=r"^central_difference: array must be the numpy array "
+                                        r"that loss\(\) reads \(for a Tensor, its \.data\)"):
+        tg.central_difference(lambda: 0.0, tg.Tensor(W), 0, 1e-6)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"mode": "directions", "n_directions": 0}, r"n_directions must be an integer >= 1, got 0; "
+                                                r"a check of 0 directions would pass anything"),
+    ({"mode": "directions", "n_directions": -3}, r"n_directions must be an integer >= 1"),
+    ({"max_elements": -1}, r"max_elements must be an integer >= 0, got -1"),
+    ({"seed": 1.5}, r"seed must be an integer >= 0, got 1\.5"),
+])
+def test_options_that_would_check_nothing_are_refused(options, message):
+    # n_directions=0 printed "PASSED: 0 directions checked" for a wrong gradient
+    class Triple(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 3 * x                                     # wrong: 2x
+
+    with pytest.raises(ValueError, match=r"^gradcheck: " + message):
+        tg.gradcheck(lambda t: Triple.apply(t).sum(), [np.ones(3)], **options)
+
+
+def test_a_node_that_saved_an_input_but_was_not_needed_does_not_block_the_check():
+    # grad() leaves such a node (x.detach() * W) alone; its read-only hold on x's array
+    # made the perturbation fail with numpy's "assignment destination is read-only"
+    W = tg.Tensor(np.array([0.5, -1.5, 2.0]), requires_grad=True)
+    for mode in ("elements", "directions"):
+        result = tg.gradcheck(lambda x: (x * W).sum() + (x.detach() * W).sum(),
+                              [np.array([0.3, -0.7, 1.2])], mode=mode)
+        assert not result.ok            # detach hides the second term from the gradient
+        assert result.max_rel_error == pytest.approx(1 / 3)
