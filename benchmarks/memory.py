@@ -152,9 +152,9 @@ def main() -> None:
                         "what stays allocated afterwards, above params + X (KiB)")
     print("saved-params vs spec a+z: the graph keeps X, each hidden activation a^(1..L-1) once "
           "(ReLU caches its output, which the next Linear keeps as its input anyway), the "
-          "softmax output a^(L) (the fused loss's backward is then (a^(L) - Y)/n) and the "
-          "logits z^(L) (for a recorded, create_graph backward); it keeps no z^(1..L-1): the "
-          "spec's a plus z^(L).")
+          "softmax output a^(L) (the fused loss's backward is then (a^(L) - Y)/n), the "
+          "logits z^(L) (for a recorded, create_graph backward) and the loss's own copy of "
+          "the one-hot targets Y; it keeps no z^(1..L-1): the spec's a plus z^(L) and Y.")
     print("peak infer: z and a of the widest layer are alive together while the activation "
           "runs (2 x spec infer); kept infer: nothing, the activation objects do not keep the "
           "inference batch.")

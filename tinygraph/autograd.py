@@ -446,6 +446,7 @@ class _LeafGrads:
         """Store the pass's sums: all of them, or none if one cannot be added to ``.grad``."""
         if self.wanted is not None:
             for key, (leaf, g, _) in self.sums.items():
+                _check_leaf_shape(leaf, g)
                 self.collected[key] = (leaf, g)
             return
         handed = self.handed
@@ -456,14 +457,15 @@ class _LeafGrads:
                     continue                    # pass: no .grad, as PyTorch's AccumulateGrad
                 if not isinstance(g, np.ndarray):
                     g = g._data                 # a Tensor from a recorded backward
-                if g.shape != leaf._data.shape:
-                    raise BackwardError(
-                        f"backward: a leaf's data was replaced by an array of shape "
-                        f"{leaf._data.shape} after the forward pass, which computed with shape "
-                        f"{g.shape}: its gradient has no place to go. Run the forward pass "
-                        f"again. No .grad was changed")
+                _check_leaf_shape(leaf, g)
                 current = leaf.grad
                 if current is not None:
+                    if type(current) is not np.ndarray:
+                        raise BackwardError(
+                            f"backward: a leaf of shape {leaf.shape} has a .grad that is a "
+                            f"{type(current).__name__}, set by hand; .grad must be a numpy "
+                            f"array (or None) for gradients to be added to it. No .grad was "
+                            f"changed")
                     if np.shape(current) != g.shape:
                         raise BackwardError(
                             f"backward: a leaf of shape {leaf.shape} has a .grad of shape "
@@ -477,6 +479,16 @@ class _LeafGrads:
                 new.append((leaf, g))
             for leaf, g in new:
                 leaf.grad = g
+
+
+def _check_leaf_shape(leaf, g) -> None:
+    """A leaf's gradient has the leaf's shape, or nothing is stored."""
+    if g.shape != leaf._data.shape:
+        raise BackwardError(
+            f"backward: a gradient of shape {g.shape} for a leaf of shape {leaf._data.shape}: "
+            f"the leaf's data was replaced by an array of another shape after the forward "
+            f"pass (run it again), or the backward of an op with check_backward = False "
+            f"returned a wrong shape. No .grad was changed")
 
 
 def backward(output, grad: Any = None, retain_graph: bool = False) -> None:

@@ -49,13 +49,27 @@ def leaves(outputs: Tensor | Iterable[Tensor]) -> list[Tensor]:
 
 
 def saved_arrays(outputs: Tensor | Iterable[Tensor]) -> Iterator[tuple[Function, np.ndarray]]:
-    """(node, array) for every array saved for backward; an array saved twice comes once."""
+    """(node, array) for every array a node holds for backward: saved with
+    ``save_for_backward``, or kept on ``ctx`` by an op that does so (``keeps_arrays_on_ctx``:
+    getitem's index, the fused losses' targets); an array held twice comes once."""
     seen: set[int] = set()
     for node in nodes(outputs):
-        for a in node.saved_tensors:
+        held = node.saved_tensors
+        if node.keeps_arrays_on_ctx and node.__dict__:
+            held = (*held, *_arrays_in(tuple(node.__dict__.values())))
+        for a in held:
             if isinstance(a, np.ndarray) and id(a) not in seen:
                 seen.add(id(a))
                 yield node, a
+
+
+def _arrays_in(values: tuple) -> Iterator[np.ndarray]:
+    """The arrays among ``values``, also inside tuples and lists (an index, a cache)."""
+    for v in values:
+        if isinstance(v, np.ndarray):
+            yield v
+        elif isinstance(v, (tuple, list)):
+            yield from _arrays_in(tuple(v))
 
 
 def saved_bytes(outputs: Tensor | Iterable[Tensor], include_parameters: bool = True) -> int:

@@ -14,7 +14,12 @@ def _data(x):
 
 def _no_grad_result(fn, args, kwargs):
     """Comparisons and tests give plain (non-differentiable) Tensors."""
-    return Tensor(fn(*[_data(a) for a in args], **kwargs))
+    try:
+        return Tensor(fn(*[_data(a) for a in args], **kwargs))
+    except (TypeError, ValueError) as exc:    # mismatched shapes, strings, None
+        kind = ValueError if isinstance(exc, ValueError) else TypeError   # (numpy's own
+        raise kind(f"numpy.{fn.__name__} on a Tensor: {exc}; expected numbers, or arrays "
+                   f"whose shapes broadcast with the Tensor's") from None    # types need more)
 
 
 UFUNCS = {

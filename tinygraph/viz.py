@@ -102,9 +102,14 @@ def _num(v: float) -> str:
     return f"{v:.4g}"
 
 
+def _plain(a):
+    """An array to read: a Tensor (a .grad set to one by hand) gives its data."""
+    return a.data if isinstance(a, Tensor) else a
+
+
 def _values(a) -> str:
     """Numbers of a small array, or norm/min/max of a large one."""
-    a = np.asarray(a)
+    a = np.asarray(_plain(a))
     if a.size == 0:
         return "empty"
     if a.size <= SMALL:
@@ -119,7 +124,7 @@ def _values(a) -> str:
 
 
 def _norm(a) -> float:
-    return float(np.linalg.norm(np.asarray(a, dtype=np.float64)))
+    return float(np.linalg.norm(np.asarray(_plain(a), dtype=np.float64)))
 
 
 def _bytes(n: int) -> str:
@@ -333,6 +338,8 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
             if isinstance(p, Tensor):
                 tail = leaf_entry(p, mod)
             elif p is None:
+                if j == 2 and type(nd)._op_label() == "linear" and nd.input_shapes[2] == ():
+                    continue                   # linear(x, W, None): no bias to draw
                 a = const_arrays.get((i, j))
                 key = ("array", id(a)) if a is not None else ("slot", i, j)
                 e = const_nodes.get(key)
@@ -580,7 +587,14 @@ def backward_state(outputs, nodes: list | None = None, leaves: list | None = Non
         leaves = _graph.leaves(outputs)
     total = len(nodes)
     if total == 0:
+        outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+        if any(isinstance(t, Tensor) and t.requires_grad for t in outs):
+            return "no backward graph (the outputs are leaves: their gradient is the one given)"
         return "no backward graph (the outputs do not depend on tensors requiring grad)"
+    failed = next((nd.__dict__["_failed"] for nd in nodes
+                   if "_failed" in getattr(nd, "__dict__", {})), None)
+    if failed:
+        return f"after a failed backward ({failed.split(';')[0]}; no .grad was changed)"
     released = sum(1 for nd in nodes if getattr(nd, "_released", False))
     with_grad = sum(1 for t in leaves if t.grad is not None)
     if released == total:
@@ -602,7 +616,11 @@ def _crosscheck_of(report):
         raise TypeError("backward_graph: crosscheck must have param_errors (a dict: parameter "
                         "name -> relative error) and tol (a float), like "
                         "nn.crosscheck's report")
-    return {str(k): float(v) for k, v in errors.items()}, float(tol)
+    try:
+        return {str(k): float(v) for k, v in errors.items()}, float(tol)
+    except (TypeError, ValueError):
+        raise TypeError(f"backward_graph: crosscheck's param_errors and tol must be numbers, "
+                        f"got tol={tol!r} and errors {dict(errors)!r:.80}") from None
 
 
 def _accumulator(t: Tensor, errors, tol, checked: dict, seen_names: set) -> dict:

@@ -468,3 +468,16 @@ def test_nodes_behind_a_none_gradient_are_released_too():
     assert len(h.grad_fn.saved_tensors) == 0    # released although no gradient reached it
     x.data[0] = 5.0                         # after backward: writable
     w.data -= 0.1 * w.grad
+
+
+def test_saved_bytes_counts_arrays_an_op_keeps_on_its_node():
+    # getitem keeps a private copy of its index on ctx (keeps_arrays_on_ctx): 800 KB that
+    # saved_bytes and the picture's legend left out
+    x = tg.Tensor(np.arange(10.0), requires_grad=True)
+    index = np.arange(100_000) % 10
+    y = x[index].sum()
+    assert tg.graph.saved_bytes(y) == index.nbytes
+    held = [a for _, a in tg.graph.saved_arrays(y)]
+    assert len(held) == 1 and np.array_equal(held[0], index) and held[0] is not index
+    y.backward()
+    assert tg.graph.saved_bytes(y) == 0                   # freed with the rest
