@@ -201,3 +201,14 @@ def test_numpy_options_tinygraph_cannot_honour_are_refused_not_ignored(call, mes
     assert np.reshape(t, (3, 2), order="C").shape == (3, 2)
     assert np.reshape(t, (3, 2), "C").shape == (3, 2)
     assert np.concatenate([t, t], axis=1).shape == (2, 6)
+
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda x: np.greater(x, [1.0, 2.0, 3.0]), ValueError, "could not be broadcast"),
+    (lambda x: np.greater(x, "a"), TypeError, "did not contain a loop"),
+    (lambda x: np.logical_and(x, None), TypeError, "dtype object"),
+])
+def test_numpy_comparisons_on_tensors_name_the_call(call, error, fragment):
+    x = tg.Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(error, match=r"^numpy\.\w+ on a Tensor: .*" + fragment):
+        call(x)

@@ -497,3 +497,49 @@ def test_labels_shaped_like_html_stay_plain_text(tmp_path):
     assert 'label="<lambda>"' in source
     path = viz.render(g, tmp_path / "odd.svg")      # graphviz-pure parses it
     assert "&lt;&lt;odd&gt;" in path.read_text()
+
+
+def test_legend_names_a_failed_backward_and_a_leaf_output():
+    # after a failing pass the legend read "after backward (saved arrays released)"
+    class Boom(tg.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 1.0
+
+        @staticmethod
+        def backward(ctx, g):
+            raise RuntimeError("boom")
+
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    y = (Boom.apply(x) * 2.0).sum()
+    with pytest.raises(RuntimeError, match="boom"):
+        y.backward()
+    state = viz.backward_state(y)
+    assert state.startswith("after a failed backward (backward failed at BoomBackward")
+    assert "no .grad was changed" in state
+    assert viz.backward_state(x) == ("no backward graph (the outputs are leaves: their "
+                                     "gradient is the one given)")
+    assert viz.backward_state(tg.Tensor(np.ones(2))).endswith("tensors requiring grad)")
+
+
+def test_a_linear_without_bias_draws_no_constant():
+    import nn
+    x = tg.Tensor(np.ones((2, 3)), requires_grad=True)
+    out = nn.Linear(3, 4, bias=False)(x).sum()
+    source = viz.forward_graph(out).source
+    assert "constant" not in source
+    with_bias = viz.forward_graph(nn.Linear(3, 4)(x).sum()).source
+    assert with_bias.count("linear") == source.count("linear")
+
+
+def test_bad_crosscheck_numbers_and_a_tensor_grad_are_named_or_drawn():
+    x = tg.Tensor(np.ones(2), requires_grad=True, name="x")
+    y = (x * x).sum()
+    with pytest.raises(TypeError, match=r"^backward_graph: crosscheck's param_errors and tol "
+                                        r"must be numbers"):
+        viz.backward_graph(y, crosscheck=SimpleNamespace(param_errors={"x": None}, tol=1e-6))
+    x.grad = tg.Tensor(np.full(2, 3.0))                  # set by hand: drawn from its data
+    assert "3" in viz.forward_graph(y, show_grads=True).source
+    assert "grad" in viz.backward_graph(y).source
+    with pytest.raises(tg.BackwardError, match=r"has a \.grad that is a Tensor, set by hand"):
+        y.backward()
