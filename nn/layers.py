@@ -72,6 +72,9 @@ def _widens(given: np.dtype, dtype: np.dtype) -> bool:
 _cache_guard = threading.RLock()
 
 
+_weak = weakref.ref
+
+
 class _ActivationNode(tg.Function):
     """a = f(z) through an ``activations`` object: its forward, and its own backward.
 
@@ -106,9 +109,10 @@ class _ActivationNode(tg.Function):
         if a is z:                 # a plug-in that gives back its input (an identity): the
             a = a.view()           # engine's promise (check_backward = False) is a new array
         ctx.activation = activation
-        # after backward frees the node's arrays, grad_report may read the object's cache,
-        # but only while it is still this call's (a later forward replaces it)
-        ctx.cache_ref = weakref.ref(cache) if type(cache) is np.ndarray else None
+        # after backward frees the node's arrays, grad_report may still read a ReLU's cache
+        # while the object holds it (a later forward replaces it): a weak reference
+        ctx.cache_ref = (_weak(cache) if type(cache) is np.ndarray
+                         and getattr(activation, "name", None) == "relu" else None)
         ctx.save_for_backward(*_saved_cache(cache))
         return a
 

@@ -87,7 +87,8 @@ class MeasuredMemory:
 
     def __str__(self) -> str:
         return (f"saved for backward by one training step: {self.activation_saved_bytes:,} bytes "
-                f"of activations (spec formula a + z: {self.formula_bytes:,} bytes), "
+                f"of activations and the loss's targets (spec formula a + z: "
+                f"{self.formula_bytes:,} bytes), "
                 f"{self.training_saved_bytes:,} bytes counting the weights it also keeps; "
                 f"inference under no_grad: {self.inference_saved_bytes:,} bytes")
 

@@ -333,8 +333,12 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
     path = _npz_path(path)
     try:
         _atomic_write(path, lambda f: np.savez(f, **payload))
-    except OSError as exc:             # (the same type: a caller may tell them apart)
-        raise type(exc)(f"save: cannot write {str(path)!r}: {exc.strerror or exc}") from exc
+    except OSError as exc:             # the same type and errno: a caller may tell them apart
+        message = f"save: cannot write {str(path)!r}: {exc.strerror or exc}"
+        error = type(exc)(exc.errno, message) if exc.errno is not None else type(exc)(message)
+        if exc.filename is not None:
+            error.filename = exc.filename
+        raise error from exc
     return path
 
 

@@ -446,7 +446,8 @@ class _LeafGrads:
         """Store the pass's sums: all of them, or none if one cannot be added to ``.grad``."""
         if self.wanted is not None:
             for key, (leaf, g, _) in self.sums.items():
-                _check_leaf_shape(leaf, g)
+                if g.shape != leaf._data.shape:
+                    _raise_leaf_shape(leaf, g, "grad")
                 self.collected[key] = (leaf, g)
             return
         handed = self.handed
@@ -457,7 +458,8 @@ class _LeafGrads:
                     continue                    # pass: no .grad, as PyTorch's AccumulateGrad
                 if not isinstance(g, np.ndarray):
                     g = g._data                 # a Tensor from a recorded backward
-                _check_leaf_shape(leaf, g)
+                if g.shape != leaf._data.shape:
+                    _raise_leaf_shape(leaf, g, "backward")
                 current = leaf.grad
                 if current is not None:
                     if type(current) is not np.ndarray:
@@ -481,14 +483,13 @@ class _LeafGrads:
                 leaf.grad = g
 
 
-def _check_leaf_shape(leaf, g) -> None:
-    """A leaf's gradient has the leaf's shape, or nothing is stored."""
-    if g.shape != leaf._data.shape:
-        raise BackwardError(
-            f"backward: a gradient of shape {g.shape} for a leaf of shape {leaf._data.shape}: "
-            f"the leaf's data was replaced by an array of another shape after the forward "
-            f"pass (run it again), or the backward of an op with check_backward = False "
-            f"returned a wrong shape. No .grad was changed")
+def _raise_leaf_shape(leaf, g, where: str) -> None:
+    """A leaf's gradient must have the leaf's shape: nothing is stored or returned."""
+    raise BackwardError(
+        f"{where}: a gradient of shape {g.shape} for a leaf of shape {leaf._data.shape}: the "
+        f"leaf's data was replaced by an array of another shape after the forward pass (run "
+        f"it again), or the backward of an op with check_backward = False returned a wrong "
+        f"shape." + (" No .grad was changed" if where == "backward" else ""))
 
 
 def backward(output, grad: Any = None, retain_graph: bool = False) -> None:

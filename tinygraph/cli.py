@@ -306,8 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a network or batch too large for this machine (--layers 64,1000000000,10)
         if os.environ.get("TINYGRAPH_DEBUG"):
             raise
-        print(f"tinygraph {args.command}: out of memory ({exc}); use smaller --layers widths "
-              f"or a smaller --batch", file=sys.stderr)
+        hint = {"train": "use smaller --layers widths or a smaller --batch-size",
+                "demo": "the demo's network and data do not fit in this machine's memory"
+                }.get(args.command, "use smaller --layers widths or a smaller --batch")
+        print(f"tinygraph {args.command}: out of memory ({exc}); {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -145,16 +145,17 @@ def _is_relu(node: Function) -> bool:
 def _relu_alive(node: Function) -> np.ndarray | None:
     """For a ReLU node, a boolean array 'unit passes gradient' (its output shape), if the
     arrays it saved are still there, or, for nn's activation node after backward released
-    them, if the activation object still holds this call's cache (``node.cache_ref``: a
-    later forward pass, an evaluation batch, replaces it); None otherwise."""
+    them, if this call's cache is still alive (``node.cache_ref``, a weak reference: the
+    activation object holds it until a later forward pass, an evaluation batch, replaces
+    it); None otherwise."""
     if not _is_relu(node):
         return None
     saved = node.saved_tensors
     cache = saved[0] if saved else None
     if not isinstance(cache, np.ndarray):
-        ref = getattr(node, "cache_ref", None)
+        ref = getattr(node, "cache_ref", None)  # alive: this call's array, still held
         cache = ref() if ref is not None else None
-        if cache is None or getattr(node.activation, "cache", None) is not cache:
+        if cache is None:
             return None
     shape = node.input_shape(0) if getattr(node, "input_shapes", None) else None
     if shape is not None and cache.shape != shape:
@@ -260,10 +261,13 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
 
     # ReLUs dead on the whole batch block every path through them
     dead = {}
+    unchecked = False                   # a ReLU whose saved arrays are gone (after backward)
     for node in nodes.values():
         alive = _relu_alive(node)
         if alive is not None and not alive.any():
             dead[id(node)] = node
+        elif alive is None and _is_relu(node):
+            unchecked = True
     live_leaves, _ = _walk(roots, set(dead)) if dead else (reached, nodes)
     behind: dict = {}                   # id(dead node) -> the leaves behind it, walked once
     constants = _saved_constants(nodes.values())
@@ -310,7 +314,7 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
                 reason += ("; the graph has ReLUs dead on this batch, and a layer fed only by a "
                            "dead ReLU gets a zero weight gradient: " +
                            "; ".join(_describe_node(n) for n in list(dead.values())[:3]))
-            elif fn is None and any(n._released and _is_relu(n) for n in nodes.values()):
+            elif fn is None and unchecked:
                 reason += ("; dead ReLUs cannot be checked after backward released the graph: "
                            "pass a function, or call backward(retain_graph=True)")
         entries.append(GradEntry(name, shape, "zero", reason, 0.0))

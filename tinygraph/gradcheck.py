@@ -90,7 +90,11 @@ def central_difference(loss: Callable[[], float], array: np.ndarray, j: int,
         raise ValueError("central_difference: array is read-only (a node of a live graph "
                          "may hold it for backward: drop the graph first); expected the "
                          "writable array that loss() reads")
-    index = np.unravel_index(j, array.shape) if array.ndim != 1 else j
+    size = array.size
+    if not -size <= j < size:
+        raise IndexError(f"central_difference: element {j} is out of range for an array of "
+                         f"{size} elements")
+    index = np.unravel_index(j % size, array.shape) if array.ndim != 1 else j
     orig = array[index]
     try:
         array[index] = orig + eps
@@ -136,15 +140,19 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
         raise ValueError(f"gradcheck: eps must be a positive number, got {eps!r}; expected e.g. 1e-5")
     if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not tol > 0:
         raise ValueError(f"gradcheck: tol must be a positive number, got {tol!r}; expected e.g. 1e-5")
-    for name, value, low in (("max_elements", max_elements, 0), ("n_directions", n_directions, 1),
-                             ("seed", seed, 0)):
-        if name == "seed" and value is None:
-            continue                           # (fresh randomness, as numpy takes it)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"gradcheck: {name} must be an integer >= {low}, got {value!r}"
-                             + ("; a check of 0 directions would pass anything"
-                                if name == "n_directions" else ""))
-    rng = np.random.default_rng(seed)
+    if isinstance(n_directions, bool) or not isinstance(n_directions, (int, np.integer)):
+        raise TypeError(f"gradcheck: n_directions must be an integer >= 1, got {n_directions!r}")
+    if n_directions < 1:
+        raise ValueError(f"gradcheck: n_directions must be an integer >= 1, got {n_directions!r}; "
+                         f"a check of 0 directions would pass anything")
+    if isinstance(max_elements, bool) or not isinstance(max_elements, (int, float, np.number)) \
+            or not max_elements >= 0:
+        raise ValueError(f"gradcheck: max_elements must be a number >= 0, got {max_elements!r}")
+    try:
+        rng = np.random.default_rng(seed)      # (an int, None, a Generator, a SeedSequence)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"gradcheck: seed {seed!r} is not a seed numpy takes ({exc}); "
+                        f"expected e.g. seed=0") from None
     leaves = []
     for i, x in enumerate(inputs):
         arr = np.asarray(x.data if isinstance(x, Tensor) else x)

@@ -100,8 +100,8 @@ def _memory_table(memory: Any, measured: Any) -> str:
         rows.append(f'<tr><td class="name">{_e(name)}</td><td>{count:,}</td><td>{8 * count:,}</td></tr>')
     rows.append("</table>")
     rows.append(f'<p>Measured on a real training step of the graph MLP (batch {memory.batch_size}): '
-                f'the graph holds <b>{measured.activation_saved_bytes:,}</b> bytes of activations for '
-                f'backward (spec formula a + z: {measured.formula_bytes:,} bytes), '
+                f'the graph holds <b>{measured.activation_saved_bytes:,}</b> bytes of activations and '
+                f'targets for backward (spec formula a + z: {measured.formula_bytes:,} bytes), '
                 f'{measured.training_saved_bytes:,} bytes counting the weights it also keeps; '
                 f'an inference pass under <code>no_grad</code> holds '
                 f'<b>{measured.inference_saved_bytes:,}</b> bytes.</p>')

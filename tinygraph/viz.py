@@ -591,10 +591,8 @@ def backward_state(outputs, nodes: list | None = None, leaves: list | None = Non
         if any(isinstance(t, Tensor) and t.requires_grad for t in outs):
             return "no backward graph (the outputs are leaves: their gradient is the one given)"
         return "no backward graph (the outputs do not depend on tensors requiring grad)"
-    failed = next((nd.__dict__["_failed"] for nd in nodes
-                   if "_failed" in getattr(nd, "__dict__", {})), None)
-    if failed:
-        return f"after a failed backward ({failed.split(';')[0]}; no .grad was changed)"
+    if any("_failed" in getattr(nd, "__dict__", {}) for nd in nodes):
+        return "after a failed backward (no .grad was changed; run the forward pass again)"
     released = sum(1 for nd in nodes if getattr(nd, "_released", False))
     with_grad = sum(1 for t in leaves if t.grad is not None)
     if released == total:

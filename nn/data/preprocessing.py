@@ -84,7 +84,8 @@ def train_test_split(
 
     Raises:
         ValueError: bad ``test_size``, mismatched lengths, fewer than 2 rows,
-            or (``stratify``) non-1-D ``y`` or a class with a single sample.
+            or (``stratify``) non-1-D ``y``, a class with a single sample, or a
+            ``test_size`` that would leave some class no training example.
     """
     X = np.asarray(X)
     y = np.asarray(y)

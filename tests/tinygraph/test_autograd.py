@@ -339,10 +339,13 @@ def test_builtin_ops_skip_the_gradient_check_and_user_ops_keep_it():
     x = leaf([1.0, 2.0])
     y = Trusted.apply(x)
     # the node's check is off; the leaf's own shape still stops it before .grad
-    with pytest.raises(tg.BackwardError, match=r"a gradient of shape \(7,\) for a leaf of "
-                                               r"shape \(2,\).*check_backward = False"):
+    with pytest.raises(tg.BackwardError, match=r"^backward: a gradient of shape \(7,\) for a "
+                                               r"leaf of shape \(2,\).*check_backward = False"):
         y.backward()
     assert x.grad is None
+    with pytest.raises(tg.BackwardError, match=r"^grad: a gradient of shape \(7,\) for a leaf "
+                                               r"of shape \(2,\)"):
+        tg.grad(Trusted.apply(x), [x])                 # grad() returns none of that shape
 
 
 @pytest.mark.parametrize("returned", [(), ("g", "g")], ids=["too few", "too many"])
