@@ -157,7 +157,11 @@ def test_no_kink_warning_for_smooth_functions():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         res = tg.gradcheck(lambda t: tg.sigmoid(t) * tg.relu(t), [np.array([0.7, -0.4, 1.3])])
+        # a strongly curved but smooth function: the one-sided slopes at step eps differ by
+        # curvature x eps (0.02 here), which shrinks with the step, unlike at a kink
+        curved = tg.gradcheck(lambda t: (1000 * t * t).sum(), [np.array([0.0, 0.3])])
     assert res and not res.kinks
+    assert curved and not curved.kinks
 
 
 def test_warns_when_fn_computes_in_float32_and_names_no_kinks():
