@@ -333,8 +333,10 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
                         "or an op run under no_grad(), so no gradient can flow back to it; "
                         "compute the loss from the tensor itself, outside no_grad()")
         else:
-            e.reason = ("[not connected] the loss does not depend on it at all (it is not used "
-                        "to compute the loss)")
+            e.reason = ("[not connected] the loss does not depend on it through the graph, and "
+                        "did not change when it was nudged: it is not used to compute the loss, "
+                        "or only through a comparison or threshold that a small change does not "
+                        "cross (t.data > 0), which has no gradient anyway")
     return entries, value, len(unconnected)
 
 

@@ -37,6 +37,7 @@ def test_function_mode_tells_every_reason_apart():
     assert isinstance(report, GradReport) and not report.ok
     assert report["W1"].status == "ok" and report["W2"].status == "ok"
     assert report["unused"].key == "not connected"
+    assert "or only through a comparison or threshold" in report["unused"].reason
     for name in ("detached", "nograd", "data"):
         assert report[name].status == "none" and report[name].key == "cut off", report[name]
     text = str(report)
