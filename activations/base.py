@@ -45,7 +45,15 @@ def _as_float_array(x: ArrayLike, owner: Any, method: str) -> np.ndarray:
     """Return ``x`` as a float ndarray: floats keep their dtype, integers become float64.
 
     ``owner`` and ``method`` name the caller in the error (``ReLU.forward``)."""
-    array = x if type(x) is np.ndarray else np.asarray(x)
+    if type(x) is np.ndarray:
+        array = x
+    else:
+        try:
+            array = np.asarray(x)
+        except (TypeError, ValueError) as exc:          # a ragged list
+            raise TypeError(f"{type(owner).__name__}.{method} expects an array of real "
+                            f"numbers, got a {type(x).__name__} numpy cannot convert "
+                            f"({str(exc).split('. ')[0]})") from None
     kind = array.dtype.kind
     if kind == "f":
         return array

@@ -94,4 +94,8 @@ def from_config(name: str, config: Mapping[str, Any]) -> Activation:
     same class and configuration as ``act`` (without its cache).  Used to save
     and load models as plain data.
     """
+    if not isinstance(config, Mapping):
+        raise TypeError(f"from_config: config must be a dict of the activation's parameters "
+                        f"(what config() returned, e.g. {{}} or {{'alpha': 0.01}}), got "
+                        f"{type(config).__name__}")
     return get(name, **dict(config))

@@ -97,7 +97,7 @@ class _ActivationNode(tg.Function):
     def forward(ctx, z, activation=None):
         if not ctx.needs_input_grad[0]:
             with _cache_guard:
-                kept = activation.cache
+                kept = getattr(activation, "cache", None)   # (a plug-in may make it in forward)
                 a = activation.forward(z)
                 activation.cache = kept
             if getattr(activation, "caches_output", False) and a.base is None:

@@ -14,6 +14,11 @@ from .module import Module
 
 
 def _numeric_target(target: Any, where: str) -> np.ndarray:
+    if isinstance(target, tg.Tensor) and target.requires_grad:
+        raise ValueError(f"{where}: the targets require grad, but a loss does not differentiate "
+                         f"its targets (they would get no gradient, silently); pass "
+                         f"target.detach(), or write the loss with tinygraph ops, e.g. "
+                         f"((a - b) ** 2).mean(), to differentiate both sides")
     try:
         t = np.asarray(target.data if isinstance(target, tg.Tensor) else target)
     except (TypeError, ValueError) as exc:
@@ -23,6 +28,13 @@ def _numeric_target(target: Any, where: str) -> np.ndarray:
         raise TypeError(f"{where}: targets must be numeric, got dtype {t.dtype}; expected integer "
                         f"labels or float targets")
     return t
+
+
+def _target_dtype(dtype: Any) -> np.dtype:
+    """Targets take the predictions' float dtype (float32 stays float32); integer
+    predictions or logits get float64 targets, not 0.5 truncated to 0."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
 def _labels_or_onehot(target: np.ndarray, n: int, k: int, where: str) -> np.ndarray:
@@ -84,7 +96,11 @@ class _SoftmaxCrossEntropyNode(tg.Function):
         # a private copy (astype always copies): the caller's targets may change before backward
         onehot = ctx.onehot = onehot.astype(z.dtype)
         ctx.save_for_backward(z, p)
-        return -(onehot * shifted).sum() / z.shape[0]
+        loss = -(onehot * shifted).sum() / z.shape[0]
+        if loss != loss:             # NaN: a -inf logit (a masked class) where Y is 0 gives
+            with np.errstate(invalid="ignore"):      # 0·(-inf); numpy has warned once above
+                loss = -np.where(onehot != 0, onehot * shifted, 0).sum() / z.shape[0]
+        return loss
 
     @staticmethod
     def backward(ctx, g):
@@ -122,7 +138,7 @@ class SoftmaxCrossEntropy(Module):
         n, k = shape
         onehot = _labels_or_onehot(_numeric_target(target, "SoftmaxCrossEntropy"),
                                    n, k, "SoftmaxCrossEntropy")
-        return onehot.astype(dtype, copy=False)       # (the node keeps its own copy)
+        return onehot.astype(_target_dtype(dtype), copy=False)   # (the node keeps its own copy)
 
     def node(self, logits: tg.Tensor, onehot: np.ndarray) -> tg.Tensor:
         """The loss node for targets that ``check_targets`` already returned."""
@@ -148,7 +164,7 @@ def _target_like(shape: tuple, dtype: Any, target: Any, where: str) -> np.ndarra
     if len(shape) == 0 or shape[0] == 0:
         raise ValueError(f"{where}: empty batch (predictions of shape {shape}); expected "
                          f"at least one sample")
-    t = t.astype(dtype, copy=False)
+    t = t.astype(_target_dtype(dtype), copy=False)
     if t.dtype.kind == "f" and not np.all(np.isfinite(t)):
         raise ValueError(f"{where}: targets contain {int(np.sum(~np.isfinite(t)))} NaN or "
                          f"infinite value(s); expected finite numbers")
@@ -248,6 +264,11 @@ class BCELoss(Module):
         if t.size and (t.min() < 0 or t.max() > 1):
             raise ValueError(f"BCELoss: targets must lie in [0, 1], got range "
                              f"[{t.min()}, {t.max()}]")
+        p_values = pred.data
+        if p_values.size and not (p_values.min() >= 0 and p_values.max() <= 1):
+            raise ValueError(f"BCELoss: predictions must be probabilities in [0, 1], got range "
+                             f"[{p_values.min()}, {p_values.max()}] (the clipping would hide it: "
+                             f"loss 0, gradient 0); for logits use BCEWithLogits")
         n = pred.shape[0]
         # p and 1 - p are clipped separately (as the manual MLP does): 1 - eps rounds to 1
         # in float32, so clipping p to [eps, 1 - eps] would still take log(0) there.

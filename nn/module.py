@@ -41,12 +41,27 @@ class Module:
             self._modules[name] = value
         object.__setattr__(self, name, value)
 
+    def __delattr__(self, name: str) -> None:
+        self._parameters.pop(name, None)      # (or it would still be saved and optimized)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
     # -- the tree --------------------------------------------------------------------
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, tg.Tensor]]:
+        """(name, parameter) for every parameter of the tree, each tensor once: a layer
+        used twice, or a weight tied to another, comes under its first name only (an
+        optimizer would otherwise step it twice)."""
+        seen: set = set()
+        for name, p in self._named_parameters(prefix):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
+
+    def _named_parameters(self, prefix: str) -> Iterator[tuple[str, tg.Tensor]]:
         for name, p in self._parameters.items():
             yield prefix + name, p
         for name, m in self._modules.items():
-            yield from m.named_parameters(prefix + name + ".")
+            yield from m._named_parameters(prefix + name + ".")
 
     def parameters(self) -> list[tg.Tensor]:
         return [p for _, p in self.named_parameters()]
@@ -122,16 +137,23 @@ class Module:
         if strict and (missing or unexpected):
             raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
                            f"unexpected keys {unexpected}")
+        checked = []                    # all checked first: a refusal changes no parameter
         for name, p in own.items():
             if name not in state:
                 continue
-            arr = np.asarray(state[name])
+            try:
+                arr = np.asarray(state[name])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"load_state_dict: {name} is not an array of numbers "
+                                 f"({str(exc).split('. ')[0]})") from None
             if arr.shape != p.shape:
                 raise ValueError(f"load_state_dict: {name} has shape {arr.shape} in the state "
                                  f"but {p.shape} in the model")
             if arr.dtype.kind != "f":
                 raise TypeError(f"load_state_dict: {name} has dtype {arr.dtype}; expected a "
                                 f"floating-point array")
+            checked.append((p, arr))
+        for p, arr in checked:
             p.data = arr.astype(p.dtype, copy=True)
             p.grad = None
 

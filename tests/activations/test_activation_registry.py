@@ -113,3 +113,15 @@ def test_from_config_accepts_a_plain_mapping_and_validates_it():
         from_config("leaky_relu", {"alpha": float("nan")})
     with pytest.raises(ValueError, match="unknown activation"):
         from_config("nope", {})
+
+
+def test_from_config_names_a_config_that_is_not_a_dict():
+    with pytest.raises(TypeError, match=r"^from_config: config must be a dict of the "
+                                        r"activation's parameters"):
+        activations.from_config("relu", None)
+
+
+def test_a_ragged_list_input_is_named():
+    with pytest.raises(TypeError, match=r"^Tanh\.forward expects an array of real numbers, got "
+                                        r"a list numpy cannot convert"):
+        activations.Tanh().forward([[1.0, 2.0], [3.0]])

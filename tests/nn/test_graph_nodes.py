@@ -775,3 +775,103 @@ def test_linear_names_its_init_argument():
     with pytest.raises(ValueError, match=r"Linear: init must be one of 'he', 'xavier', got 'foo'"):
         nn.Linear(2, 3, init="foo")
     assert nn.Linear(2, 3, init="Xavier", rng=0).W.shape == (3, 2)
+
+
+# ---------------------------------------------------------------------------
+# Found by an outside audit of the modules and losses
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make, pred, target, expected", [
+    (lambda: nn.MSELoss(), np.array([[1], [2]]), [[1.5], [2.5]], 0.125),
+    (lambda: nn.SoftmaxCrossEntropy(), np.array([[0, 0]]), [[0.5, 0.5]], np.log(2)),
+    (lambda: nn.BCEWithLogits(), np.array([[2, -1]]), [[0.5, 0.25]], 1.6901896985611953),
+    (lambda: nn.BCELoss(), np.array([[1]]), [[0.5]], 13.815510557964274),
+])
+def test_integer_predictions_do_not_truncate_float_targets(make, pred, target, expected):
+    # the targets took the predictions' integer dtype: 0.5 became 0, silently
+    with np.errstate(divide="ignore"):
+        loss = make()(tg.Tensor(pred), target)
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_bce_loss_refuses_predictions_outside_0_1():
+    # logits given by mistake were clipped: loss 0 and gradient 0, so training stalled
+    p = tg.Tensor(np.array([[1.5], [-0.3]]), requires_grad=True)
+    with pytest.raises(ValueError, match=r"^BCELoss: predictions must be probabilities in "
+                                         r"\[0, 1\], got range \[-0\.3, 1\.5\].*BCEWithLogits"):
+        nn.BCELoss()(p, [[1.0], [0.0]])
+
+
+def test_softmax_cross_entropy_with_a_masked_class_is_finite():
+    # a -inf logit where the target is 0 gave 0 * -inf = NaN
+    z = tg.Tensor(np.array([[-np.inf, 1.0, 2.0]]), requires_grad=True)
+    with warnings.catch_warnings():
+        # numpy's "invalid value" from the first, fast product (a check before it would
+        # cost every training step ~1 us); the loss is then recomputed without it
+        warnings.simplefilter("ignore", RuntimeWarning)
+        loss = nn.SoftmaxCrossEntropy()(z, [2])
+    assert loss.item() == pytest.approx(np.log1p(np.exp(-1.0)), rel=1e-12)
+    loss.backward()
+    p = np.exp(1.0) / (np.exp(1.0) + np.exp(2.0))
+    np.testing.assert_allclose(z.grad, [[0.0, p, -p]], rtol=1e-12)
+
+
+def test_a_loss_refuses_targets_that_require_grad():
+    a = tg.Tensor([[1.0]], requires_grad=True)
+    b = tg.Tensor([[0.0]], requires_grad=True)
+    for loss in (nn.MSELoss(), nn.BCEWithLogits()):
+        with pytest.raises(ValueError, match=r"the targets require grad, but a loss does not "
+                                             r"differentiate its targets"):
+            loss(a, b)
+    assert nn.MSELoss()(a, b.detach()).item() == pytest.approx(0.5)
+
+
+def test_a_shared_layer_or_tied_weight_is_one_parameter():
+    # listed twice, it was stepped twice; SGD now refuses duplicates
+    layer = nn.Linear(3, 3, rng=0)
+    model = nn.Sequential(layer, nn.ActivationLayer("tanh"), layer)
+    assert [name for name, _ in model.named_parameters()] == ["0.W", "0.b"]
+    assert list(model.state_dict()) == ["0.W", "0.b"]
+    nn.SGD(model.parameters(), lr=0.1)
+    decoder = nn.Linear(3, 3, rng=1)
+    decoder.W = layer.W                                   # a tied weight
+    tied = nn.Sequential(layer, decoder)
+    assert [name for name, _ in tied.named_parameters()] == ["0.W", "0.b", "1.b"]
+
+
+def test_load_state_dict_changes_nothing_when_it_refuses():
+    model = nn.Sequential(nn.Linear(2, 3, rng=0), nn.Linear(3, 1, rng=1))
+    before = model.state_dict()
+    bad = {k: v + 100 for k, v in before.items()}
+    bad["1.W"] = np.zeros((2, 2))
+    with pytest.raises(ValueError, match=r"1\.W has shape \(2, 2\)"):
+        model.load_state_dict(bad)
+    for name, array in model.state_dict().items():
+        np.testing.assert_array_equal(array, before[name], err_msg=name)
+
+
+def test_deleting_a_parameter_or_submodule_forgets_it():
+    lin = nn.Linear(2, 2, rng=0)
+    del lin.b
+    assert list(lin.state_dict()) == ["W"] and not hasattr(lin, "b")
+    seq = nn.Sequential(nn.Linear(2, 2, rng=0))
+    inner = nn.Module()
+    inner.layer = nn.Linear(2, 2, rng=1)
+    del inner.layer
+    assert list(inner.named_parameters()) == []
+
+
+def test_a_plug_in_without_a_cache_attribute_works_under_no_grad():
+    class Doubler:
+        name = "doubler"
+
+        def forward(self, x):
+            self.cache = np.asarray(x)        # made here, not in __init__
+            return 2 * self.cache
+
+        def backward(self, grad_output):
+            return 2 * grad_output
+
+    with tg.no_grad():
+        out = nn.ActivationLayer(Doubler())(tg.Tensor(np.ones(3)))
+    np.testing.assert_array_equal(out.data, [2.0, 2.0, 2.0])
