@@ -14,7 +14,7 @@ from .module import Module
 
 
 def _numeric_target(target: Any, where: str) -> np.ndarray:
-    if isinstance(target, tg.Tensor) and target.requires_grad:
+    if isinstance(target, tg.Tensor) and target.requires_grad and tg.is_grad_enabled():
         raise ValueError(f"{where}: the targets require grad, but a loss does not differentiate "
                          f"its targets (they would get no gradient, silently); pass "
                          f"target.detach(), or write the loss with tinygraph ops, e.g. "
@@ -265,10 +265,10 @@ class BCELoss(Module):
             raise ValueError(f"BCELoss: targets must lie in [0, 1], got range "
                              f"[{t.min()}, {t.max()}]")
         p_values = pred.data
-        if p_values.size and not (p_values.min() >= 0 and p_values.max() <= 1):
+        if np.any((p_values < 0) | (p_values > 1)):    # (NaN passes: the loss shows it)
             raise ValueError(f"BCELoss: predictions must be probabilities in [0, 1], got range "
-                             f"[{p_values.min()}, {p_values.max()}] (the clipping would hide it: "
-                             f"loss 0, gradient 0); for logits use BCEWithLogits")
+                             f"[{np.nanmin(p_values)}, {np.nanmax(p_values)}] (the clipping "
+                             f"would hide it: loss 0, gradient 0); for logits use BCEWithLogits")
         n = pred.shape[0]
         # p and 1 - p are clipped separately (as the manual MLP does): 1 - eps rounds to 1
         # in float32, so clipping p to [eps, 1 - eps] would still take log(0) there.

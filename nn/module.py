@@ -126,12 +126,14 @@ class Module:
 
     # -- saving ----------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Copies of every parameter's array, by name."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        """Copies of every parameter's array, by name: under every name, as in PyTorch (a
+        shared layer's or tied weight's values appear once per place it is used)."""
+        return OrderedDict((name, p.data.copy()) for name, p in self._named_parameters(""))
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Copy arrays into the parameters, checking names, shapes and dtypes."""
-        own = dict(self.named_parameters())
+        """Copy arrays into the parameters, checking names, shapes and dtypes; all are checked
+        before any is changed."""
+        own = dict(self._named_parameters(""))
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):

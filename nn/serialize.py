@@ -80,6 +80,16 @@ def check_savable_model(model: Any, where: str) -> None:
                          f"hold float32 or float64, which load on every machine); build the "
                          f"model with dtype=np.float32 or np.float64")
     sizes = list(model.layer_sizes)
+    first: dict = {}
+    for i, pair in enumerate(weights):         # tied weights (one array in two places)
+        for name, arr in zip("Wb", pair):
+            j = first.setdefault(id(arr), (i, name))
+            if j != (i, name):
+                raise ValueError(
+                    f"{where}: layer {i + 1}'s {name} is the same array as layer {j[0] + 1}'s "
+                    f"{j[1]} (tied weights); a model file stores each layer's arrays "
+                    f"separately and would load them untied; give each layer its own array "
+                    f"(e.g. a copy) before saving")
     for i, (W, b) in enumerate(weights):       # (weights can be replaced by hand)
         for (name, shape), arr in zip(_layer_arrays(sizes, i), (W, b)):
             got = np.asarray(arr)

@@ -794,6 +794,20 @@ def test_integer_predictions_do_not_truncate_float_targets(make, pred, target, e
     assert loss.item() == pytest.approx(expected, rel=1e-12)
 
 
+def test_bce_loss_lets_nan_predictions_through_and_takes_0_and_1():
+    p = tg.Tensor(np.array([[np.nan], [0.2], [0.9]]))
+    assert np.isnan(nn.BCELoss()(p, [[1.0], [0.0], [1.0]]).item())   # a diverged model
+    assert np.isfinite(nn.BCELoss()(tg.Tensor(np.array([[0.0], [1.0]])), [[0.0], [1.0]]).item())
+
+
+def test_load_state_dict_names_a_ragged_entry():
+    lin = nn.Linear(2, 2, rng=0)
+    state = lin.state_dict()
+    state["W"] = [[1.0, 2.0], [3.0]]
+    with pytest.raises(ValueError, match=r"^load_state_dict: W is not an array of numbers"):
+        lin.load_state_dict(state)
+
+
 def test_bce_loss_refuses_predictions_outside_0_1():
     # logits given by mistake were clipped: loss 0 and gradient 0, so training stalled
     p = tg.Tensor(np.array([[1.5], [-0.3]]), requires_grad=True)
@@ -824,19 +838,44 @@ def test_a_loss_refuses_targets_that_require_grad():
                                              r"differentiate its targets"):
             loss(a, b)
     assert nn.MSELoss()(a, b.detach()).item() == pytest.approx(0.5)
+    with tg.no_grad():                                  # nothing is differentiated there
+        assert nn.MSELoss()(a, b).item() == pytest.approx(0.5)
 
 
 def test_a_shared_layer_or_tied_weight_is_one_parameter():
-    # listed twice, it was stepped twice; SGD now refuses duplicates
+    # listed twice, an optimizer refused the model (it would have stepped them twice);
+    # state_dict keeps every name, as PyTorch's does, so older state dicts still load
     layer = nn.Linear(3, 3, rng=0)
     model = nn.Sequential(layer, nn.ActivationLayer("tanh"), layer)
     assert [name for name, _ in model.named_parameters()] == ["0.W", "0.b"]
-    assert list(model.state_dict()) == ["0.W", "0.b"]
+    assert list(model.state_dict()) == ["0.W", "0.b", "2.W", "2.b"]
+    model.load_state_dict(model.state_dict())
     nn.SGD(model.parameters(), lr=0.1)
     decoder = nn.Linear(3, 3, rng=1)
     decoder.W = layer.W                                   # a tied weight
     tied = nn.Sequential(layer, decoder)
     assert [name for name, _ in tied.named_parameters()] == ["0.W", "0.b", "1.b"]
+    untied = nn.Sequential(nn.Linear(3, 3, rng=2), nn.Linear(3, 3, rng=3))
+    untied.load_state_dict(tied.state_dict())
+    np.testing.assert_array_equal(untied.state_dict()["1.W"], layer.W.data)
+
+
+def test_a_model_with_tied_weights_is_refused_by_save_before_training(tmp_path):
+    # it trained, then wrote a checkpoint nn.load could not read (3 optimizer entries for
+    # 4 layer arrays); a plain save would have untied the weights silently
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(8, 3)), np.arange(8) % 3
+    model = nn.MLP([3, 3, 3], ["tanh", "softmax"], seed=0)
+    model.linears[1].W = model.linears[0].W
+    monkey = model._loss
+    model._loss = lambda *a: pytest.fail("trained before checking")
+    with pytest.raises(ValueError, match=r"checkpoint: layer 2's W is the same array as layer "
+                                         r"1's W \(tied weights\)"):
+        model.fit(X, y, epochs=1, learning_rate=0.1, checkpoint=tmp_path / "ck.npz")
+    model._loss = monkey
+    with pytest.raises(ValueError, match=r"^save: layer 2's W is the same array"):
+        nn.save(model, tmp_path / "m.npz")
+    model.fit(X, y, epochs=1, learning_rate=0.1)        # without a file it trains
 
 
 def test_load_state_dict_changes_nothing_when_it_refuses():
@@ -854,11 +893,11 @@ def test_deleting_a_parameter_or_submodule_forgets_it():
     lin = nn.Linear(2, 2, rng=0)
     del lin.b
     assert list(lin.state_dict()) == ["W"] and not hasattr(lin, "b")
-    seq = nn.Sequential(nn.Linear(2, 2, rng=0))
     inner = nn.Module()
     inner.layer = nn.Linear(2, 2, rng=1)
+    inner.other = nn.Linear(2, 2, rng=2)
     del inner.layer
-    assert list(inner.named_parameters()) == []
+    assert [name for name, _ in inner.named_parameters()] == ["other.W", "other.b"]
 
 
 def test_a_plug_in_without_a_cache_attribute_works_under_no_grad():
