@@ -528,15 +528,35 @@ class SpecMLP:
         * one sigmoid unit: ``(p > 0.5)`` as int64, shape ``(n,)``
           (several sigmoid units: shape ``(n, d)``);
         * otherwise (regression): the raw output ``a^(L)``, shape ``(n, d)``.
+
+        Raises ``FloatingPointError`` when a class output is NaN or infinite for finite X
+        (weights that are not finite), instead of calling those rows class 0.
         """
-        out = self._inference(X, f"{self._where}.predict")
+        return self._predict(X, f"{self._where}.predict")
+
+    def _predict(self, X: ArrayLike, where: str) -> np.ndarray:
+        out = self._inference(X, where)
         kind = self.output_kind
+        if kind in ("softmax", "sigmoid"):
+            self._refuse_nonfinite(out, where)
         if kind == "softmax":
             return np.argmax(out, axis=1)
         if kind == "sigmoid":
             labels = (out > 0.5).astype(np.int64)
             return labels[:, 0] if self.n_outputs == 1 else labels
         return out.copy()
+
+    def _refuse_nonfinite(self, out: np.ndarray, where: str) -> None:
+        """Probabilities with NaN or inf from finite inputs (X is checked) come from weights
+        that are not finite; argmax or a 0.5 threshold would turn them into class 0."""
+        bad = ~np.all(np.isfinite(out.reshape(out.shape[0], -1)), axis=1)
+        if bad.any():
+            raise FloatingPointError(
+                f"{where}: the model's output is NaN or infinite for {int(bad.sum())} of "
+                f"{out.shape[0]} rows although X is finite, so its weights are not (a fit that "
+                f"diverged in its last update, or weights set by hand); a class read from them "
+                f"would be class 0. Retrain with a smaller learning_rate, or reload a "
+                f"checkpoint")
 
     def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Classification accuracy in ``[0, 1]`` (fraction of correct predictions).
@@ -565,8 +585,9 @@ class SpecMLP:
             # class labels for a sigmoid per class: a sample is right when its most probable
             # class is its label (not when most of its units are right)
             proba = self.predict_proba(Xc)
+            self._refuse_nonfinite(proba, f"{self._where}.score")
             return float(np.mean(np.argmax(proba, axis=1) == np.argmax(targets, axis=1)))
-        pred = self.predict(Xc)
+        pred = self._predict(Xc, f"{self._where}.score")
         if kind == "softmax":
             return float(np.mean(pred == np.argmax(targets, axis=1)))
         truth = (targets > 0.5).astype(np.int64)

@@ -582,3 +582,22 @@ def test_a_checkpoint_path_that_cannot_be_created_is_refused_before_training(tmp
             as info:
         nn.save(model, tmp_path / "m.npz")
     assert info.value.errno == 30                      # kept: callers may test it
+
+
+@pytest.mark.parametrize("make", [nn.MLP, nn.manual.MLP])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+def test_predict_and_score_refuse_an_output_that_is_not_finite(make, output):
+    # NaN weights (a fit that diverged in its last update, which fit does not check) gave
+    # NaN probabilities, which argmax or the 0.5 threshold called class 0, silently
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(8, 3)), np.arange(8) % 3
+    model = make([3, 4, 3], ["relu", output], seed=0)
+    W = model.linears[0].W.data if make is nn.MLP else model.layers[0].W
+    W[0, 0] = np.nan
+    where = "nn.MLP" if make is nn.MLP else "MLP"
+    for call, name in ((lambda: model.predict(X), "predict"), (lambda: model.score(X, y), "score")):
+        with pytest.raises(FloatingPointError, match=rf"^{re.escape(where)}\.{name}: the model's "
+                                                     rf"output is NaN or infinite for 8 of 8 "
+                                                     rf"rows although X is finite"):
+            call()
+    assert np.isnan(model.predict_proba(X)).all()          # the probabilities show it
