@@ -122,8 +122,12 @@ class MLP(Module, SpecMLP):
 
     def loss(self, X: ArrayLike, y: ArrayLike) -> tg.Tensor:
         """The scalar loss node of a batch (cross-entropy, BCE or MSE, as the output says)."""
-        Xc = self._check_batch(X, f"{self._where}.loss")
-        targets = self._prepare_targets(y, f"{self._where}.loss", Xc.shape[0])
+        return self._checked_loss(X, y, f"{self._where}.loss")
+
+    def _checked_loss(self, X: ArrayLike, y: ArrayLike, where: str) -> tg.Tensor:
+        """``loss``, its errors naming ``where``."""
+        Xc = self._check_batch(X, where)
+        targets = self._prepare_targets(y, where, Xc.shape[0])
         return self._loss(Xc, self._loss_targets(targets))
 
     def _loss_targets(self, targets: np.ndarray) -> np.ndarray:
@@ -145,11 +149,8 @@ class MLP(Module, SpecMLP):
         """Forward, loss, backward on one batch: fills every parameter's ``.grad`` (after
         clearing it) and returns the loss. The autodiff twin of the manual MLP's
         ``forward(X)`` followed by ``backward(y)``."""
-        where = f"{self._where}.compute_gradients"
-        X = self._check_batch(X, where)
-        targets = self._loss_targets(self._prepare_targets(y, where, X.shape[0]))
         self.zero_grad()
-        loss = self._loss(X, targets)
+        loss = self._checked_loss(X, y, f"{self._where}.compute_gradients")
         loss.backward()
         return float(loss.item())
 

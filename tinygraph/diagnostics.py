@@ -143,13 +143,11 @@ def _is_relu(node: Function) -> bool:
 
 
 def _relu_alive(node: Function) -> np.ndarray | None:
-    """For a ReLU node, a boolean array 'unit passes gradient' (its output shape), if the
-    arrays it saved are still there, or, for nn's activation node after backward released
-    them, if this call's cache is still alive (``node.cache_ref``, a weak reference: the
-    activation object holds it until a later forward pass, an evaluation batch, replaces
-    it); None otherwise."""
-    if not _is_relu(node):
-        return None
+    """For a ReLU node (``_is_relu``), a boolean array 'unit passes gradient' (its output
+    shape), if the arrays it saved are still there, or, for nn's activation node after
+    backward released them, if this call's cache is still alive (``node.cache_ref``, a weak
+    reference: the activation object holds it until a later forward pass, an evaluation
+    batch, replaces it); None otherwise."""
     saved = node.saved_tensors
     cache = saved[0] if saved else None
     if not isinstance(cache, np.ndarray):
@@ -263,11 +261,13 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
     dead = {}
     unchecked = False                   # a ReLU whose saved arrays are gone (after backward)
     for node in nodes.values():
+        if not _is_relu(node):
+            continue
         alive = _relu_alive(node)
-        if alive is not None and not alive.any():
-            dead[id(node)] = node
-        elif alive is None and _is_relu(node):
+        if alive is None:
             unchecked = True
+        elif not alive.any():
+            dead[id(node)] = node
     live_leaves, _ = _walk(roots, set(dead)) if dead else (reached, nodes)
     behind: dict = {}                   # id(dead node) -> the leaves behind it, walked once
     constants = _saved_constants(nodes.values())

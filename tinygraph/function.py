@@ -39,7 +39,7 @@ outputs and non-differentiable helpers (masks, indices).
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -384,6 +384,15 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
+
+
+def _arrays_in(values: Any) -> Iterator[np.ndarray]:
+    """The arrays among ``values``, also inside tuples and lists (an index, a cache)."""
+    for v in values:
+        if isinstance(v, np.ndarray):
+            yield v
+        elif isinstance(v, (tuple, list)):
+            yield from _arrays_in(v)
 
 
 def _holds_arrays(value: Any) -> bool:

@@ -10,7 +10,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .function import Function
+from .function import Function, _arrays_in
 from .tensor import Tensor
 
 
@@ -56,20 +56,11 @@ def saved_arrays(outputs: Tensor | Iterable[Tensor]) -> Iterator[tuple[Function,
     for node in nodes(outputs):
         held = node.saved_tensors
         if node.keeps_arrays_on_ctx and node.__dict__:
-            held = (*held, *_arrays_in(tuple(node.__dict__.values())))
+            held = (*held, *_arrays_in(node.__dict__.values()))
         for a in held:
             if isinstance(a, np.ndarray) and id(a) not in seen:
                 seen.add(id(a))
                 yield node, a
-
-
-def _arrays_in(values: tuple) -> Iterator[np.ndarray]:
-    """The arrays among ``values``, also inside tuples and lists (an index, a cache)."""
-    for v in values:
-        if isinstance(v, np.ndarray):
-            yield v
-        elif isinstance(v, (tuple, list)):
-            yield from _arrays_in(tuple(v))
 
 
 def saved_bytes(outputs: Tensor | Iterable[Tensor], include_parameters: bool = True) -> int:

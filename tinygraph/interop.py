@@ -17,9 +17,10 @@ def _no_grad_result(fn, args, kwargs):
     try:
         return Tensor(fn(*[_data(a) for a in args], **kwargs))
     except (TypeError, ValueError) as exc:    # mismatched shapes, strings, None
-        kind = ValueError if isinstance(exc, ValueError) else TypeError   # (numpy's own
+        # (a plain ValueError or TypeError: numpy's own subclasses take other arguments)
+        kind = ValueError if isinstance(exc, ValueError) else TypeError
         raise kind(f"numpy.{fn.__name__} on a Tensor: {exc}; expected numbers, or arrays "
-                   f"whose shapes broadcast with the Tensor's") from None    # types need more)
+                   f"whose shapes broadcast with the Tensor's") from None
 
 
 UFUNCS = {

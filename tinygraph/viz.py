@@ -338,8 +338,6 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
             if isinstance(p, Tensor):
                 tail = leaf_entry(p, mod)
             elif p is None:
-                if j == 2 and type(nd)._op_label() == "linear" and nd.input_shapes[2] == ():
-                    continue                   # linear(x, W, None): no bias to draw
                 a = const_arrays.get((i, j))
                 key = ("array", id(a)) if a is not None else ("slot", i, j)
                 e = const_nodes.get(key)

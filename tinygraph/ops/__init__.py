@@ -52,8 +52,9 @@ def matmul(a, b):
 
 
 def linear(x, W, b=None):
-    """x @ W.T + b as one node (the spec's z = a W^T + b), saving only x and W."""
-    return Linear.apply(x, W, b)
+    """x @ W.T + b as one node (the spec's z = a W^T + b), saving only x and W; without a
+    bias (b=None) the node has two inputs."""
+    return Linear.apply(x, W) if b is None else Linear.apply(x, W, b)
 
 
 # -- elementwise functions ---------------------------------------------------------------

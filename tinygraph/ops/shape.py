@@ -132,7 +132,7 @@ def _plain_index(index):
             return np.asarray(index)           # (numpy reads a list index as this array)
         except TypeError:                      # Tensors inside refuse the conversion
             return [_plain_index(i) for i in index]
-        except ValueError:                     # ragged: numpy's own IndexError names it
+        except ValueError:                     # ragged: getitem names it (numpy's ValueError)
             return index
     return index
 
