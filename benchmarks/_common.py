@@ -2,8 +2,9 @@
 
 Every script measures all its columns in one process run, so the ratios it prints compare
 numbers taken on the same machine, minutes apart. Timing: ``time.perf_counter``, a warm-up,
-then ``repeat`` samples taken round-robin over the contenders (so a slow phase of a shared
-machine hits all of them alike); each sample times a loop long enough to be well above the
+then ``repeat`` rounds of samples, each round taking every contender once in a freshly
+shuffled order (so a slow phase of a shared machine hits all of them alike, and none mostly
+runs after the same one); each sample times a loop long enough to be well above the
 timer's resolution; the median sample is reported.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import gc
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -257,11 +259,13 @@ def stats(xs) -> Stats:
 
 def compare(fns: dict[str, Callable[[], object]], repeat: int = 7, min_time: float = 0.05,
             warmup: int = 2) -> dict[str, Stats]:
-    """Seconds per call of each function (median and min of the samples), taken round-robin.
+    """Seconds per call of each function (median and min of the samples), taken in rounds.
 
-    Each round starts one contender later: what runs right after another contender can be
-    slowed by it (PyTorch's OpenMP threads keep spinning after its step and cost the next
-    2-thread BLAS call ~5 % here), so no contender may always follow the same one.
+    Each round takes every contender once, in an order shuffled afresh (seeded, so a run
+    can be repeated): what runs right after another contender can be slowed by it
+    (PyTorch's OpenMP threads keep spinning after its step and cost the next 2-thread BLAS
+    call ~5 % here), so no contender may mostly follow the same one. (Rotating a fixed
+    order would not do: it keeps each contender's predecessor.)
     """
     if not fns:
         return {}
@@ -271,9 +275,11 @@ def compare(fns: dict[str, Callable[[], object]], repeat: int = 7, min_time: flo
             fn()
         numbers[name] = calibrate(fn, min_time)
     samples: dict[str, list] = {name: [] for name in fns}
-    names = list(fns)
-    for r in range(repeat):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+    order = list(fns)
+    shuffle = random.Random(0).shuffle
+    for _ in range(repeat):
+        shuffle(order)
+        for name in order:
             samples[name].append(_loop(fns[name], numbers[name]) / numbers[name])
     return {name: stats(s) for name, s in samples.items()}
 
@@ -396,6 +402,31 @@ def verdict(median_value: float, best_value: float, limit: float) -> str:
         return f"NOT met (by {100 * (min(median_value, best_value) / limit - 1):.0f}%)"
     return ("uncertain: the median and the best samples disagree, the run was disturbed; "
             "rerun on a quiet machine")
+
+
+#: A paired ratio whose upper quartile is more than this many times its lower one was taken
+#: while something disturbed the machine: its verdict is printed, but marked unreliable.
+MAX_PAIRED_SPREAD = 1.3
+
+
+def paired_verdict(pair: Paired, limit: float, slow: float | None = None) -> str:
+    """Status of a "ratio <= limit" target from a paired ratio: met or NOT met by its median,
+    with what makes the reading doubtful appended: the limit inside the quartiles, quartiles
+    too far apart (``MAX_PAIRED_SPREAD``), a slow BLAS phase (``slow``: the lowest probed
+    speedup, from ``slow_phase``)."""
+    if pair.median <= limit:
+        status = "met"
+    else:
+        status = f"NOT met (by {100 * (pair.median / limit - 1):.0f}%)"
+    if pair.q1 <= limit < pair.q3:
+        status += ", within the quartiles"
+    if pair.q3 > MAX_PAIRED_SPREAD * pair.q1:
+        status += (f"; unreliable: the quartiles are {pair.q3 / pair.q1:.2f}x apart (more than "
+                   f"{MAX_PAIRED_SPREAD}x; the machine was disturbed), rerun")
+    if slow is not None:
+        status += (f"; measured in a slow BLAS phase (speedup {slow:.2f}x): not "
+                   f"representative, rerun")
+    return status
 
 
 def fmt_ratio(x: float | None) -> str:

@@ -12,7 +12,7 @@ upstream gradient dY, and every gradient (dW1, dW3, dW2 and dx) computed:
           as many threads as numpy's BLAS (skipped when PyTorch is not installed)
 
 All three start from the same weights; their gradients are compared before timing. Each is
-timed round-robin with the others (median of samples; each sample a loop of steps lasting
+timed in rounds with the others (shuffled order) (median of samples; each sample a loop of steps lasting
 >= --min-time seconds); the best sample (min) is printed beside the median.
 FLOPs of a step: 18·N·d_model·d_hidden (3 matmuls of 2·N·d·h forward, 6 backward).
 

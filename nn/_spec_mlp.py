@@ -294,6 +294,13 @@ def resolve_architecture(layer_sizes: Any, activations: Any, seed: Any, rng: Any
                 f"output layer (activations[{n_layers - 1}]); use an element-wise "
                 f"activation such as 'relu' for hidden layers"
             )
+        if isinstance(r, str) and sizes[-1] < 2:
+            raise ValueError(
+                f"{where}: a softmax output needs at least 2 units, but layer_sizes {sizes} "
+                f"gives the output layer {sizes[-1]} (a softmax over one class is always 1, "
+                f"so the loss would be 0 and nothing would train); for two classes use "
+                f"'sigmoid' with 1 output unit (0/1 labels) or 'softmax' with 2"
+            )
         if r is not None and not isinstance(r, str):
             r = _own(r, f"{where}: activations[{i}]")
         resolved.append(r)

@@ -380,9 +380,18 @@ def _copy_training_state(source: Any, twin: Any) -> None:
 
 
 def _copy_activation(act: Any) -> Any:
-    """A fresh activation of the same kind and parameters (each model keeps its own cache)."""
+    """A fresh activation of the same kind and parameters (each model keeps its own cache).
+
+    A built-in activation is made anew from its name and configuration (empty cache); any
+    other object, a subclass of a built-in included (it may compute something else under
+    the same name), is deep-copied with its cache emptied."""
     if act is None or isinstance(act, str):
         return act
     if isinstance(act, acts.Activation):
-        return acts.from_config(act.name, act.config())
-    return copy.deepcopy(act)          # a duck-typed activation object
+        fresh = acts.from_config(act.name, act.config())
+        if type(fresh) is type(act):
+            return fresh
+    twin = copy.deepcopy(act)
+    if isinstance(twin, acts.Activation):
+        twin.cache = None
+    return twin

@@ -33,12 +33,25 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before "
                                f"assigning attributes")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
         if isinstance(value, tg.Tensor) and value.requires_grad:
-            self._parameters[name] = value
+            self._modules.pop(name, None)
+            self._parameters[name] = value        # (a parameter replaced keeps its place)
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
+        else:
+            if value is not None and name in self._parameters:
+                what = ("a tensor that does not require grad" if isinstance(value, tg.Tensor)
+                        else "a numpy array" if isinstance(value, np.ndarray)
+                        else f"a {type(value).__name__}")
+                raise TypeError(
+                    f"{type(self).__name__}.{name} is a parameter: assigning {what} would take "
+                    f"it out of training without a word (the optimizer, state_dict and save "
+                    f"would no longer see it). Set its values with `.{name}.data = array`, "
+                    f"assign a tg.Tensor(..., requires_grad=True), freeze it with "
+                    f"`.{name}.requires_grad = False`, or `del` it first")
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from . import autograd
+from . import grad_mode as _grad_mode
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -231,6 +232,7 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str 
 # -- operators and methods: each calls the one op defined in tinygraph.ops ---------------
 from . import function as _function  # noqa: E402
 from . import ops as _ops  # noqa: E402  (ops needs Tensor defined first)
+from .errors import ShapeError  # noqa: E402
 from .ops._util import broadcast_error  # noqa: E402
 
 _function.Tensor = Tensor
@@ -265,6 +267,47 @@ def _comparison(ufunc, symbol: str):
     return method
 
 
+def _in_place(op, ufunc, symbol: str):
+    """``t op= v``. On a parameter (a leaf that requires grad) it changes ``t.data`` in place
+    under ``no_grad()``, an optimizer's update as in PyTorch, and is refused while gradients
+    are recorded (without this, Python would bind the name to a new tensor: ``p -= lr *
+    p.grad`` would silently update nothing). On any other tensor it is ``t = t op v``: a new
+    tensor, recorded as a node when it needs a gradient."""
+    def method(self, other):
+        if self.grad_fn is not None or not self.requires_grad:
+            return op(self, other)
+        what = f"in-place {symbol} on {self.name or 'a leaf'} {self._data.shape}"
+        if _grad_mode.is_grad_enabled():
+            raise RuntimeError(
+                f"{what}: the tensor requires grad and gradients are being recorded; an update "
+                f"of a parameter goes inside `with tg.no_grad():` (or write `t.data {symbol} "
+                f"...`), and a recorded computation is written `t = t {symbol[0]} v`")
+        b = other._data if isinstance(other, Tensor) else other
+        try:
+            ufunc(self._data, b, out=self._data)
+        except ValueError:
+            if not self._data.flags.writeable:
+                raise RuntimeError(
+                    f"{what}: its array is held read-only by a graph that has not been "
+                    f"backpropagated (or was kept with retain_graph=True); updating it now "
+                    f"would make that graph's gradients wrong. Run backward() first, or drop "
+                    f"the graph (del loss)") from None
+            try:
+                value = f"a value of shape {np.shape(b)}"
+            except ValueError:
+                value = "a ragged list"
+            raise ShapeError(f"{what}: {value} does not broadcast to the tensor's shape "
+                             f"{self._data.shape} (an in-place update keeps the tensor's "
+                             f"shape)") from None
+        except TypeError:
+            raise TypeError(f"{what}: cannot combine dtype {self._data.dtype} with {b!r:.40} "
+                            f"(a {type(b).__name__}) in place; expected a number, a numeric "
+                            f"array or a Tensor whose values fit dtype {self._data.dtype}") from None
+        return self
+    method.__name__ = f"__i{ufunc.__name__}__"
+    return method
+
+
 Tensor.__add__ = Tensor.__radd__ = _ops.add
 Tensor.__sub__ = _ops.sub
 Tensor.__rsub__ = _reflected(_ops.sub)
@@ -275,6 +318,10 @@ Tensor.__pow__ = _ops.pow
 Tensor.__rpow__ = _reflected(_ops.pow)
 Tensor.__matmul__ = _ops.matmul
 Tensor.__rmatmul__ = _reflected(_ops.matmul)
+Tensor.__iadd__ = _in_place(_ops.add, np.add, "+=")
+Tensor.__isub__ = _in_place(_ops.sub, np.subtract, "-=")
+Tensor.__imul__ = _in_place(_ops.mul, np.multiply, "*=")
+Tensor.__itruediv__ = _in_place(_ops.div, np.divide, "/=")
 Tensor.__neg__ = _ops.neg
 Tensor.__pos__ = lambda self: self
 Tensor.__abs__ = _ops.abs

@@ -8,6 +8,7 @@ import copy
 import numpy as np
 import pytest
 
+import activations
 import nn
 import nn.manual
 
@@ -219,3 +220,31 @@ def test_crosscheck_of_an_empty_batch_names_crosscheck():
     with pytest.raises(ValueError, match=r"^crosscheck: X has 0 samples \(shape \(0, 2\)\); "
                                          r"expected at least one row"):
         nn.crosscheck(manual, np.zeros((0, 2)), np.zeros(0, int))
+
+
+class _LeCunTanh(activations.Tanh):
+    """1.7159 tanh(2x/3): a subclass of a built-in that keeps its name "tanh"."""
+
+    def _forward(self, x):
+        t = np.tanh(2 * x / 3)
+        return 1.7159 * t, t.copy()
+
+    def _backward(self, grad_output, t):
+        return grad_output * 1.7159 * (2 / 3) * (1 - t * t)
+
+
+def test_a_subclassed_activation_is_kept_by_the_twins_and_the_crosscheck():
+    # The twins rebuilt an activation from its name: this correct backprop was reported
+    # as DISAGREE against plain tanh, and from_manual built another network.
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 8)), rng.integers(0, 3, 20)
+    manual = nn.manual.MLP([8, 16, 3], [_LeCunTanh(), "softmax"], seed=0)
+    report = nn.crosscheck(manual, X, y)
+    assert report.ok
+    graph = nn.MLP.from_manual(manual)
+    assert type(graph._resolved[0]) is _LeCunTanh
+    np.testing.assert_allclose(graph.predict_proba(X), manual.predict_proba(X), rtol=1e-12)
+    twin = graph.to_manual()
+    assert type(twin.layers[0].activation) is _LeCunTanh
+    assert twin.layers[0].activation is not manual.layers[0].activation
+    assert twin.layers[0].activation.cache is None

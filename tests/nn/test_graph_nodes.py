@@ -705,6 +705,7 @@ def test_linear_computes_in_its_own_dtype(given, converted):
 
 def test_linear_with_an_integer_weight_set_by_hand_does_not_truncate_its_input():
     lin = nn.Linear(2, 2, rng=0)
+    del lin.W                    # (a parameter is replaced by a constant only on purpose)
     lin.W = tg.Tensor(np.array([[1, 0], [0, 1]]))
     np.testing.assert_array_equal(lin(np.array([[0.5, 1.7]])).data, [[0.5, 1.7]])
 
@@ -914,3 +915,43 @@ def test_a_plug_in_without_a_cache_attribute_works_under_no_grad():
     with tg.no_grad():
         out = nn.ActivationLayer(Doubler())(tg.Tensor(np.ones(3)))
     np.testing.assert_array_equal(out.data, [2.0, 2.0, 2.0])
+
+
+@pytest.mark.parametrize("value, what", [
+    (np.ones((2, 3)), "a numpy array"),
+    (tg.Tensor(np.ones((2, 3))), "a tensor that does not require grad"),
+])
+def test_assigning_a_non_parameter_to_a_parameter_is_refused(value, what):
+    # It used to drop W from named_parameters without a word: fit then trained without it.
+    lin = nn.Linear(3, 2, rng=0)
+    W = lin.W
+    with pytest.raises(TypeError, match=rf"Linear.W is a parameter: assigning {what} would "
+                                        rf"take it out of training.*\.W\.data = array"):
+        lin.W = value
+    assert lin.W is W and [n for n, _ in lin.named_parameters()] == ["W", "b"]
+
+
+def test_replacing_a_parameter_keeps_its_place_and_none_removes_it():
+    lin = nn.Linear(3, 2, rng=0)
+    lin.W = tg.Tensor(np.ones((2, 3)), requires_grad=True)
+    assert [n for n, _ in lin.named_parameters()] == ["W", "b"]      # not moved to the end
+    lin.b = None
+    assert [n for n, _ in lin.named_parameters()] == ["W"]
+
+
+def test_a_layer_updated_in_place_under_no_grad_keeps_its_parameters():
+    model = nn.MLP([3, 4, 2], ["relu", "softmax"], seed=0)
+    X, y = np.random.default_rng(0).normal(size=(8, 3)), np.arange(8) % 2
+    names = [n for n, _ in model.named_parameters()]
+    losses = []
+    for _ in range(5):
+        model.zero_grad()
+        loss = model.loss(X, y)
+        losses.append(loss.item())
+        loss.backward()
+        with tg.no_grad():
+            for lin in model.linears:
+                lin.W -= 0.5 * lin.W.grad
+                lin.b -= 0.5 * lin.b.grad
+    assert [n for n, _ in model.named_parameters()] == names
+    assert losses[-1] < losses[0] - 0.05

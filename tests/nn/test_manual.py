@@ -332,7 +332,7 @@ class TestConstruction:
             (["relu", "tanh"], "activation", "mse"),
         ]
         for acts, kind, loss in cases:
-            m = MLP([2, 3, 1], acts, seed=0)
+            m = MLP([2, 3, 2], acts, seed=0)
             assert (m.output_kind, m.loss_name) == (kind, loss)
 
 

@@ -214,3 +214,70 @@ def test_numpy_1_is_refused_with_the_reason():
     require_numpy2("2.0.0")
     require_numpy2("2.4.6")
     require_numpy2(np.__version__)
+
+
+def test_in_place_update_of_a_parameter_under_no_grad_changes_it_in_place():
+    # The PyTorch habit `p -= lr * p.grad`: without __isub__ Python bound the name to a new
+    # tensor, so the loop below updated nothing, without a word.
+    values = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    W = tg.Tensor(values, requires_grad=True)
+    W.grad = np.full((2, 2), 10.0, dtype=np.float32)
+    params = [W]
+    with tg.no_grad():
+        for p in params:
+            p -= 0.1 * p.grad
+            p += 3.0
+            p *= 2.0
+            p /= 4.0
+    np.testing.assert_allclose(W.data, [[1.5, 2.0], [2.5, 3.0]], rtol=1e-6)
+    assert W.data is values and W.dtype == np.float32 and W.is_leaf and W.requires_grad
+
+
+def test_in_place_update_of_a_parameter_while_recording_is_refused():
+    W = tg.Tensor(np.ones(3), requires_grad=True, name="W")
+    with pytest.raises(RuntimeError, match=r"in-place -= on W \(3,\): the tensor requires grad "
+                                           r"and gradients are being recorded.*tg.no_grad"):
+        W -= 1.0
+    np.testing.assert_array_equal(W.data, np.ones(3))
+
+
+def test_in_place_update_of_an_array_a_graph_saved_is_refused_and_changes_nothing():
+    W = tg.Tensor(np.ones(3), requires_grad=True, name="W")
+    loss = (W * W).sum()                       # saves W for backward
+    with tg.no_grad(), pytest.raises(RuntimeError, match="held read-only by a graph"):
+        W -= 1.0
+    np.testing.assert_array_equal(W.data, np.ones(3))
+    loss.backward()
+    with tg.no_grad():
+        W -= 1.0                               # after backward the array is free again
+    np.testing.assert_array_equal(W.data, np.zeros(3))
+
+
+@pytest.mark.parametrize("value, error, match", [
+    (np.ones((4, 3)), tg.ShapeError, r"in-place \+= on a leaf \(3,\): a value of shape \(4, 3\) "
+                                     r"does not broadcast to the tensor's shape \(3,\)"),
+    ([[1.0], [1.0, 2.0]], tg.ShapeError, r"a ragged list does not broadcast"),
+    ("a", TypeError, r"in-place \+= on a leaf \(3,\): cannot combine dtype float64 with 'a'"),
+])
+def test_in_place_update_with_a_bad_value_names_the_problem(value, error, match):
+    W = tg.Tensor(np.ones(3), requires_grad=True)
+    with tg.no_grad(), pytest.raises(error, match=match):
+        W += value
+    np.testing.assert_array_equal(W.data, np.ones(3))
+
+
+def test_in_place_operators_elsewhere_make_a_new_tensor_as_before():
+    # An intermediate `h += b` stays a recorded node (its gradient flows), and a leaf that
+    # needs no gradient is not written through (its array may be the caller's).
+    a = tg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = a * 3.0
+    h0 = h
+    h += 1.0
+    assert h is not h0 and h.grad_fn is not None
+    h.sum().backward()
+    np.testing.assert_array_equal(a.grad, [3.0, 3.0])
+    arr = np.array([1.0, 2.0])
+    x = tg.Tensor(arr)
+    x -= 1.0
+    np.testing.assert_array_equal(arr, [1.0, 2.0])
+    np.testing.assert_array_equal(x.data, [0.0, 1.0])
