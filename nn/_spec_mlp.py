@@ -491,13 +491,30 @@ class SpecMLP:
         at = f"epoch {epoch}, batch {batch}"
         if overall != epoch:
             at += f" (epoch {overall} of the model's training)"
+        broken = self._broken_weight()
+        if broken is None:
+            after = "Training stopped before the weights were updated with it"
+        else:
+            after = (f"The model does not hold good weights any more: {broken} is NaN or "
+                     f"infinite (an update overflowed it); re-create the model, or load a "
+                     f"checkpoint saved before, and train with a smaller learning rate")
         message = (f"{where}: {what} at {at}; learning_rate={lr} is probably too large (or the "
-                   f"inputs are not scaled). Training stopped before the weights were updated "
-                   f"with it")
+                   f"inputs are not scaled). {after}")
         if on_nonfinite == "raise":
             raise FloatingPointError(message)
         warnings.warn(message + "; fit returns the losses of the epochs completed before",
                       RuntimeWarning, stacklevel=3)
+
+    def _named_weights(self) -> Iterator[tuple[str, np.ndarray]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _broken_weight(self) -> str | None:
+        """The name of the first weight or bias array holding NaN or Inf, else None. ``fit``
+        checks its loss and gradients every batch, but an update can itself overflow (an
+        absurd learning rate): the weights are checked at the end of each epoch and when
+        training stops (one sum per array)."""
+        found = _first_nonfinite(self._named_weights())
+        return None if found is None else found[0]
 
     def _batches(self, X: np.ndarray, targets: np.ndarray,
                  batch_size: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:

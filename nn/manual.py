@@ -43,7 +43,7 @@ Gradient descent: ``W^(l) <- W^(l) - alpha dL/dW^(l)``, same for ``b^(l)``.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -595,6 +595,10 @@ class MLP(SpecMLP):
             per_row = (np.maximum(z, 0.0) - t * z + np.log1p(np.exp(-np.abs(z)))).sum(axis=1)
         return float(per_row.sum() / z.shape[0])
 
+    def _named_weights(self) -> Iterator[tuple[str, np.ndarray]]:
+        return ((f"layer {i} {name}", arr) for i, layer in enumerate(self.layers, start=1)
+                for name, arr in (("W", layer.W), ("b", layer.b)))
+
     def _step(self, lr: float) -> None:
         for layer in self.layers:
             layer.W -= lr * layer.dW
@@ -701,6 +705,10 @@ class MLP(SpecMLP):
                     total += loss * Xb.shape[0]
                     self._step(lr)
                 if stopped:
+                    break
+                if self._broken_weight() is not None:      # the last update overflowed
+                    self._nonfinite("the weights became NaN or infinite in the update",
+                                    epoch, b, lr, on_nonfinite)
                     break
                 epoch_loss = total / n
                 history.append(epoch_loss)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -154,6 +154,9 @@ class MLP(Module, SpecMLP):
         loss.backward()
         return float(loss.item())
 
+    def _named_weights(self) -> Iterator[tuple[str, np.ndarray]]:
+        return ((name, p.data) for name, p in self.named_parameters())
+
     def gradients(self) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
         """[(dL/dW^(l), dL/db^(l)) for each layer], as arrays (None before backward)."""
         return [(lin.W.grad, lin.b.grad) for lin in self.linears]
@@ -275,6 +278,11 @@ class MLP(Module, SpecMLP):
                             bar.update(1)
                             bar.set_postfix(epoch=epoch, loss=f"{value:.4f}", refresh=False)
                     if stopped:
+                        break
+                    if self._broken_weight() is not None:      # the last update overflowed
+                        bad = "the weights became NaN or infinite in the update"
+                        self._nonfinite(bad, epoch, b, lr, on_nonfinite)
+                        history.stop_reason = f"{bad} at epoch {epoch}, batch {b}"
                         break
                     history.append(total / n)
                     object.__setattr__(self, "epochs_trained", self.epochs_trained + 1)

@@ -12,7 +12,7 @@ grad mode) every recorded op remembers the line of the user's code that created 
 "The user's line" is the innermost caller outside the library packages (``tinygraph``
 and the packages registered with ``register_library``: ``nn`` and ``activations``); when
 the op was made inside one of those (a ``Linear`` layer), the library line is added as
-``(via nn/layers.py:49 in forward)``. Slow (every op walks the stack): for debugging only.
+``(via nn/layers.py:<line> in forward)``. Slow (every op walks the stack): for debugging only.
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,6 +109,58 @@ def test_exploding_but_finite_loss_is_caught_by_both_mlps_at_the_same_batch(kind
     assert model.epochs_trained == 0
 
 
+def _overflowing_fit(kind, **kwargs):
+    """Inputs of 1e10 and a learning rate of 1e300: every loss and gradient is finite, but
+    the first update itself overflows the first layer's weights."""
+    X = np.random.default_rng(0).standard_normal((6, 2)) * 1e10
+    model = KINDS[kind]([2, 4, 3], ["relu", "softmax"], seed=0)
+    with np.errstate(all="ignore"):
+        return model, model.fit(X, np.arange(6) % 3, learning_rate=1e300, **kwargs)
+
+
+WEIGHT = {"graph": "layers.0.W", "manual": "layer 1 W"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_update_that_overflows_the_last_batch_is_not_returned_as_a_trained_model(kind):
+    # fit used to return a normal history here, its model's weights NaN, without a word
+    with pytest.raises(FloatingPointError) as info:
+        _overflowing_fit(kind, epochs=1)
+    assert (f"the weights became NaN or infinite in the update at epoch 1, batch 1; "
+            f"learning_rate=1e+300" in str(info.value))
+    assert (f"does not hold good weights any more: {WEIGHT[kind]} is NaN or infinite"
+            in str(info.value))
+    assert "before the weights were updated" not in str(info.value)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_stop_after_an_overflowing_update_does_not_claim_the_weights_are_good(kind):
+    # batch 1's update overflows, batch 2's loss is NaN: the message said "stopped before
+    # the weights were updated with it", as if the model held the last good weights
+    with pytest.raises(FloatingPointError) as info:
+        _overflowing_fit(kind, epochs=3, batch_size=3)
+    message = str(info.value)
+    assert "the loss became nan at epoch 1, batch 2" in message
+    assert f"does not hold good weights any more: {WEIGHT[kind]}" in message
+    assert "before the weights were updated" not in message
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_overflowing_update_is_reported_before_a_checkpoint_is_written(kind, tmp_path):
+    path = tmp_path / "run.npz"
+    with pytest.raises(FloatingPointError, match="the weights became NaN or infinite"):
+        _overflowing_fit(kind, epochs=1, checkpoint=str(path))
+    assert not path.exists()
+
+
+def test_warn_mode_reports_an_overflowing_update_and_counts_no_epoch():
+    with pytest.warns(RuntimeWarning, match="the weights became NaN or infinite in the update"):
+        model, history = _overflowing_fit("graph", epochs=2, on_nonfinite="warn")
+    assert list(history) == [] and model.epochs_trained == 0
+    assert history.stop_reason.startswith("the weights became NaN or infinite in the update at "
+                                          "epoch 1, batch 1")
+
+
 @pytest.mark.parametrize("output", ["softmax", "sigmoid"])
 def test_the_manual_mlps_watched_loss_is_its_loss_until_probabilities_clip(output):
     rng = np.random.default_rng(1)
@@ -154,7 +207,10 @@ def test_anomaly_in_a_model_forward_names_op_inputs_and_the_users_line():
     assert "input 0: shape (2, 2), range [1, 1e+308]" in message
     assert "input 1: shape (4, 2)" in message
     assert "test_diverging.py" in message and "model.loss(X, [0, 1])" in message
-    assert "(via nn/layers.py:" in message
+    via = re.search(r"\(via nn/layers.py:\d+ in forward\)", message).group(0)
+    # docs/reliability.md quotes this message: its line number must be the real one
+    docs = (Path(__file__).parents[2] / "docs" / "reliability.md").read_text(encoding="utf-8")
+    assert docs.count(via) == 2, (via, re.findall(r"\(via nn/layers.py:\d+ in forward\)", docs))
 
 
 class _NanBackward(activations.Activation):
