@@ -231,7 +231,8 @@ class Layer:
         dtype: Floating-point dtype of the parameters and of every cached array.
 
     Attributes:
-        W: Weights ``W^(l)``, shape ``(n_out, n_in)``.
+        W: Weights ``W^(l)``, shape ``(n_out, n_in)`` (may be replaced by hand: an array of
+            another shape or dtype is refused, by name, at the next :meth:`forward`).
         b: Biases ``b^(l)``, shape ``(n_out,)``, initialised to zero.
         activation: The resolved activation (instance, ``"softmax"`` or ``None``).
         a_prev, z, a: Caches of the last :meth:`forward` (``None`` before it).
@@ -288,7 +289,12 @@ class Layer:
                 f"Layer.forward: a_prev must have shape (n, {self.n_in}), got {a_prev.shape}"
             )
         a_prev = a_prev.astype(self.dtype, copy=False)
-        z = a_prev @ self.W.T + self.b
+        W, b = self.W, self.b
+        if (type(W) is not np.ndarray or W.shape != (self.n_out, self.n_in)
+                or W.dtype != self.dtype or type(b) is not np.ndarray
+                or b.shape != (self.n_out,) or b.dtype != self.dtype):
+            self._refuse_parameters()     # (set by hand: numpy would fail deep inside, or not)
+        z = a_prev @ W.T + b
         act = self.activation
         if act is None:
             a = z
@@ -304,6 +310,23 @@ class Layer:
             a = a.astype(self.dtype, copy=False)
         self.a_prev, self.z, self.a = a_prev, z, a
         return a
+
+    def _refuse_parameters(self) -> None:
+        """Say which of ``W``, ``b`` (set by hand) does not fit this layer, and how."""
+        for name, value, shape in (("W", self.W, (self.n_out, self.n_in)),
+                                   ("b", self.b, (self.n_out,))):
+            where = f"Layer.forward: {name} of the layer {self.n_in} -> {self.n_out}"
+            if type(value) is not np.ndarray:
+                raise TypeError(f"{where} is a {type(value).__name__}, expected a numpy array "
+                                f"of shape {shape} and dtype {self.dtype}; e.g. "
+                                f"np.asarray(values, dtype=np.{self.dtype})")
+            if value.shape != shape:
+                hint = (f" (W is (n_out, n_in): this looks like its transpose, use .T)"
+                        if name == "W" and value.shape == shape[::-1] else "")
+                raise ValueError(f"{where} has shape {value.shape}, expected {shape}{hint}")
+            if value.dtype != self.dtype:
+                raise TypeError(f"{where} has dtype {value.dtype}, expected the layer's dtype "
+                                f"{self.dtype}; use .astype(np.{self.dtype})")
 
     def activation_backward(self, grad_a: ArrayLike) -> np.ndarray:
         r"""``delta = dL/dz`` from ``grad_a = dL/da``: ``delta = grad_a ⊙ f'(z)``.

@@ -489,7 +489,7 @@ def backward_graph(outputs: Tensor | Iterable[Tensor], crosscheck: Any = None,
     outs = _outputs(outputs, where)
     _check_rankdir(rankdir, where)
     limit = _limit(max_nodes, where)
-    errors, tol = _crosscheck_of(crosscheck)
+    errors, tol, shapes = _crosscheck_of(crosscheck)
     all_nodes = _graph.nodes(outs)
     drawn = all_nodes if limit is None else all_nodes[:limit]
     pos = {id(nd): i for i, nd in enumerate(drawn)}
@@ -524,8 +524,8 @@ def backward_graph(outputs: Tensor | Iterable[Tensor], crosscheck: Any = None,
                 lid = leaf_ids.get(id(p))
                 if lid is None:
                     lid = leaf_ids[id(p)] = ids.new()
-                    records.append((lid, None, _accumulator(p, errors, tol, checked,
-                                                            seen_names)))
+                    records.append((lid, None, _accumulator(p, errors, tol, shapes,
+                                                            checked, seen_names)))
                 edges.append((nid, lid, {}))
         for a in nd.saved_tensors:
             if not isinstance(a, np.ndarray):
@@ -604,22 +604,26 @@ def backward_state(outputs, nodes: list | None = None, leaves: list | None = Non
 
 
 def _crosscheck_of(report):
+    """(errors by name, tol, shapes by name): the shapes from the report's ``rows`` (name and
+    shape each, as nn.crosscheck's), empty when it has none."""
     if report is None:
-        return None, None
+        return None, None, {}
     errors = getattr(report, "param_errors", None)
     tol = getattr(report, "tol", None)
     if errors is None or tol is None or not hasattr(errors, "items"):
         raise TypeError("backward_graph: crosscheck must have param_errors (a dict: parameter "
                         "name -> relative error) and tol (a float), like "
                         "nn.crosscheck's report")
+    shapes = {str(r.name): tuple(r.shape) for r in getattr(report, "rows", ())
+              if hasattr(r, "name") and hasattr(r, "shape")}
     try:
-        return {str(k): float(v) for k, v in errors.items()}, float(tol)
+        return {str(k): float(v) for k, v in errors.items()}, float(tol), shapes
     except (TypeError, ValueError):
         raise TypeError(f"backward_graph: crosscheck's param_errors and tol must be numbers, "
                         f"got tol={tol!r} and errors {dict(errors)!r:.80}") from None
 
 
-def _accumulator(t: Tensor, errors, tol, checked: dict, seen_names: set) -> dict:
+def _accumulator(t: Tensor, errors, tol, shapes: dict, checked: dict, seen_names: set) -> dict:
     head = f"{t.name} {_shape(t.shape)}" if t.name else f"leaf {_shape(t.shape)}"
     lines = [_esc(head)]
     lines.append("grad: " + DASH if t.grad is None
@@ -627,6 +631,12 @@ def _accumulator(t: Tensor, errors, tol, checked: dict, seen_names: set) -> dict
     attrs = dict(shape="box", style="filled", fillcolor=PARAM_FILL)
     cls = "accumulator"
     if errors is not None and t.name is not None and t.name in errors:
+        if t.name in shapes and shapes[t.name] != tuple(t.shape):
+            # matched by name only, another model's report would colour this one
+            raise ValueError(f"backward_graph: the crosscheck report's {t.name} has shape "
+                             f"{shapes[t.name]} but the graph's {t.name} has shape "
+                             f"{tuple(t.shape)}; the report is of another model: pass the "
+                             f"crosscheck of this model's weights")
         seen_names.add(t.name)
         err = errors[t.name]
         if err <= tol:                               # NaN compares False: red

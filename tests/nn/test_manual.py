@@ -192,6 +192,28 @@ class TestInit:
 
 
 class TestLayer:
+    @pytest.mark.parametrize("name, value, error, match", [
+        ("W", lambda W: W.T, ValueError, r"W of the layer 6 -> 5 has shape \(6, 5\), expected "
+                                         r"\(5, 6\) \(W is \(n_out, n_in\).*use \.T\)"),
+        ("W", lambda W: W.astype(int), TypeError, r"has dtype int64, expected the layer's dtype "
+                                                  r"float64; use \.astype\(np\.float64\)"),
+        ("W", lambda W: W.tolist(), TypeError, r"W of the layer 6 -> 5 is a list, expected a "
+                                               r"numpy array of shape \(5, 6\)"),
+        ("b", lambda W: np.zeros((6, 1)), ValueError, r"b of the layer 6 -> 5 has shape "
+                                                      r"\(6, 1\), expected \(5,\)"),
+        ("b", lambda W: np.zeros((5, 6)), ValueError, r"has shape \(5, 6\), expected \(5,\)"),
+    ])
+    def test_weights_set_by_hand_are_checked_when_used(self, name, value, error, match):
+        # A learner loading their own weights got numpy's gufunc or broadcast errors from deep
+        # inside, an UFuncTypeError in the update, or (a (5, 6) bias) a model that trained and
+        # then failed in predict.
+        model = MLP([6, 5, 3], ["relu", "softmax"], seed=0)
+        setattr(model.layers[0], name, value(model.layers[0].W))
+        with pytest.raises(error, match=match):
+            model.fit(np.ones((3, 6)), [0, 1, 2], epochs=1, learning_rate=0.1)
+        with pytest.raises(error, match=match):
+            model.predict(np.ones((3, 6)))
+
     def test_init_and_forward_caches(self):
         layer = Layer(3, 2, ReLU(), rng=0)
         assert layer.W.shape == (2, 3) and layer.b.shape == (2,) and not layer.b.any()

@@ -236,6 +236,10 @@ CASES: list[Case] = [
     # -- nn layers, losses, optimizers ------------------------------------------------------
     Case("nn.Linear", "a layer of width 0", "nn.Linear(0, 3)", "ValueError",
          ("n_in must be a positive integer", "got 0")),
+    Case("nn.manual.Layer", "a transposed weight matrix set by hand",
+         "m = nn.manual.MLP([2, 3, 2], ['relu', 'softmax']); m.layers[0].W = m.layers[0].W.T; "
+         "m.predict(np.ones((1, 2)))", "ValueError",
+         ("W of the layer 2 -> 3 has shape (2, 3), expected (3, 2)", "use .T")),
     Case("nn.Linear", "an array assigned to a parameter",
          "lin = nn.Linear(2, 3); lin.W = np.ones((3, 2))", "TypeError",
          ("Linear.W is a parameter", "assigning a numpy array", ".W.data = array")),

@@ -366,6 +366,25 @@ def test_crosscheck_overlay_colours_wrong_gradient_red_and_right_one_green():
     assert p.nodes[by_first_line(p, "w (3,)")]["fillcolor"] == viz.BAD_FILL
 
 
+def test_crosscheck_overlay_refuses_the_report_of_another_model():
+    # Parameters were matched by name only: another network's report (same names, other
+    # shapes) coloured this one green, "4 ok, 0 failed".
+    x, w, b, out = small()
+    out.backward()
+    other = SimpleNamespace(tol=1e-8, param_errors={"w": 0.0, "b": 0.0},
+                            rows=[SimpleNamespace(name="w", shape=(8, 4)),
+                                  SimpleNamespace(name="b", shape=(3,))])
+    with pytest.raises(ValueError, match=r"^backward_graph: the crosscheck report's w has shape "
+                                         r"\(8, 4\) but the graph's w has shape \(3,\); the "
+                                         r"report is of another model"):
+        viz.backward_graph(out, crosscheck=other)
+    same = SimpleNamespace(tol=1e-8, param_errors={"w": 0.0, "b": 0.0},
+                           rows=[SimpleNamespace(name="w", shape=(3,)),
+                                 SimpleNamespace(name="b", shape=(3,))])
+    legend = of_class(parse(viz.backward_graph(out, crosscheck=same)), "legend")["legend"]
+    assert "2 ok, 0 failed" in legend["label"]
+
+
 # -- rendering -------------------------------------------------------------------------
 def pure():
     binary = viz.find_dot(system=False)
