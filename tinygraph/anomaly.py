@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 from .errors import TinygraphError
-from .grad_mode import _outer, _state
+from .grad_mode import _CalledContext, _outer, _state
 
 # (with the separator: a sibling directory such as tinygraph_examples/ is not the package)
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -124,7 +124,7 @@ def check_backward(node, grads) -> None:
                                f"forward op was called at {node._trace}")
 
 
-class detect_anomaly(contextlib.ContextDecorator):
+class detect_anomaly(contextlib.ContextDecorator, metaclass=_CalledContext):
     """Context manager (and decorator): every op remembers the user's line that created
     it; the first NaN or Inf in a forward output or a backward gradient raises
     ``AnomalyError`` naming the op, the shapes and value ranges, and that line. Per

@@ -33,12 +33,25 @@ def _outer(stack: list, name: str):
     return stack.pop()
 
 
+class _CalledContext(type):
+    """Metaclass of the context managers: ``with tg.no_grad:`` (the class, not called) says
+    how to write it instead of Python's "'type' object does not support the context
+    manager protocol"."""
+
+    def __enter__(cls):
+        raise TypeError(f"with tg.{cls.__name__}: needs parentheses: write `with "
+                        f"tg.{cls.__name__}():` (each block enters a new context)")
+
+    def __exit__(cls, *exc_info):   # pragma: no cover - __enter__ always raises
+        return False
+
+
 def is_grad_enabled() -> bool:
     """True when forward ops record graph nodes in this thread."""
     return _state.grad_enabled
 
 
-class _GradModeSetter(contextlib.ContextDecorator):
+class _GradModeSetter(contextlib.ContextDecorator, metaclass=_CalledContext):
     _enabled: bool
 
     def __enter__(self):

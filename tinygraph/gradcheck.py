@@ -14,6 +14,7 @@ derivatives along a few random directions v: (L(x + εv) - L(x - εv)) / 2ε aga
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -135,6 +136,8 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     eps of a kink (relu, abs, max): one-sided slopes differ there and a mismatch is expected.
     Warns instead when ``fn`` returns float32 or float16 (it computes in lower precision
     somewhere, e.g. a float32 layer, whose finite differences are mostly rounding noise).
+    ``fn`` must be deterministic: it is evaluated twice at the inputs first, and a
+    ``ValueError`` says so when the two values differ (random numbers drawn inside it).
     """
     if not callable(fn):
         raise TypeError(f"gradcheck: fn must be a function of the inputs returning a Tensor, "
@@ -188,7 +191,10 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     def scalar(o: Tensor):
         return o.sum() if projection is None else (o * projection).sum()
 
-    analytic = _grad(scalar(out), leaves)
+    checked_out = scalar(out)
+    first = float(checked_out.data)
+    analytic = _grad(checked_out, leaves)
+    del checked_out
     # drop the graph: grad() leaves the nodes it did not need alone, and one that saved an
     # input (x.detach() * W) would keep that array read-only while it is perturbed below
     del out
@@ -199,13 +205,20 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
         with no_grad():
             return float(scalar(fn(*leaves)).data)
 
+    base = loss_value()
+    if not (base == first or math.isclose(base, first, rel_tol=1e-12)
+            or (math.isnan(base) and math.isnan(first))):
+        raise ValueError(f"gradcheck: fn gave two different values for the same inputs "
+                         f"({first!r} and then {base!r}): it is not deterministic (random "
+                         f"numbers drawn inside it, or state it changes), and finite "
+                         f"differences need the same function at every point; draw the "
+                         f"random numbers once outside fn, or seed a generator inside it")
     total = sum(t.data.size for t in leaves)
     if mode == "auto":
         mode = "elements" if total <= max_elements else "directions"
 
     mismatches, kinks, worst, checked = [], [], 0.0, 0
     if mode == "elements":
-        base = loss_value()
         for k, t in enumerate(leaves):
             for j in range(t.data.size):
                 plus, minus, num = central_difference(loss_value, t.data, j, eps)

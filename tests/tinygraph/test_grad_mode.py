@@ -251,3 +251,15 @@ def test_a_scope_object_entered_again_restores_each_outer_label():
         y = tg.Tensor([1.0], requires_grad=True) * 2.0
     assert y.grad_fn.module == "outer"
     assert (tg.Tensor([1.0], requires_grad=True) * 2.0).grad_fn.module is None
+
+
+@pytest.mark.parametrize("name", ["no_grad", "enable_grad", "detect_anomaly"])
+def test_a_context_manager_used_without_parentheses_says_how_to_write_it(name):
+    # Python's own words were "'type' object does not support the context manager protocol"
+    with pytest.raises(TypeError, match=rf"^with tg.{name}: needs parentheses: write `with "
+                                        rf"tg.{name}\(\):`"):
+        with getattr(tg, name):
+            pass
+    assert tg.is_grad_enabled()
+    with getattr(tg, name)():
+        pass

@@ -267,3 +267,27 @@ def test_seeds_and_options_numpy_takes_still_work():
         pytest.approx(10.0, abs=1e-6)                       # the last element, as W.flat[-1]
     with pytest.raises(IndexError, match=r"^central_difference: element 6 is out of range"):
         tg.central_difference(lambda: 0.0, W, 6, 1e-6)
+
+
+def test_a_function_that_draws_random_numbers_inside_is_named_not_failed():
+    # It was reported as FAILED (analytic -0.109 against numerical -65706), which sent the
+    # learner looking for a wrong derivative.
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    rng = np.random.default_rng(0)
+
+    def noisy(x):
+        return (x * tg.Tensor(rng.standard_normal(3))).sum()
+
+    with pytest.raises(ValueError, match=r"^gradcheck: fn gave two different values for the same "
+                                         r"inputs .*not deterministic.*draw the random numbers "
+                                         r"once outside fn"):
+        tg.gradcheck(noisy, [x])
+    fixed = tg.Tensor(np.random.default_rng(0).standard_normal(3))
+    assert tg.gradcheck(lambda x: (x * fixed).sum(), [x]).ok
+
+
+def test_a_function_that_returns_nan_is_not_called_random():
+    x = tg.Tensor(np.array([-1.0, 2.0]), requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        result = tg.gradcheck(lambda x: tg.log(x).sum(), [x])
+    assert not result.ok
