@@ -30,6 +30,11 @@ Contract kept by every activation in this package:
   ``backward`` may be called any number of times with it.
 * Integer (and boolean) input becomes float64; float input keeps its dtype
   (float32 stays float32), and so do the output and the gradient.
+* One object holds one cache: ``backward`` differentiates at the input of the
+  *last* ``forward``.  An object shared by two layers therefore gives the first
+  layer the second layer's derivative (silently, when the two have the same
+  width): give each layer an instance of its own.  ``nn.manual.MLP`` and
+  ``nn.MLP`` copy an instance they are given twice (or that another model uses).
 """
 
 from abc import ABC, abstractmethod
