@@ -363,6 +363,33 @@ def blas_speedup(samples: int = 5, number: int = 50) -> float | None:
     return one / median_loop()
 
 
+def torch_speedup(samples: int = 5, number: int = 50) -> float | None:
+    """``blas_speedup`` for PyTorch's own matmul (its threads against one), for processes
+    that run PyTorch only (mlp_alone.py): None without PyTorch or with one thread."""
+    if torch is None or torch.get_num_threads() < 2:
+        return None
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(64, 784, generator=gen)
+    b = torch.randn(784, 256, generator=gen)
+
+    def product():
+        a @ b
+
+    def median_loop():
+        return statistics.median(_loop(product, number) for _ in range(samples))
+
+    threads = torch.get_num_threads()
+    product()
+    torch.set_num_threads(1)
+    try:
+        product()
+        one = median_loop()
+    finally:
+        torch.set_num_threads(threads)
+    product()
+    return one / median_loop()
+
+
 def probe_legend(probed: bool, when: str = "") -> str:
     """The line under a table of probed speedups: what the probe measures (``when``: at which
     moments), or why nothing was probed."""

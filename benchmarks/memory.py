@@ -110,6 +110,14 @@ def measure(dtype, batch: int) -> dict:
         with tg.no_grad():
             model(tg.Tensor(X))
 
+    # what inference under no_grad keeps for a backward, read from its output (kept alive
+    # here, so that a graph recorded by mistake could not be freed before it is counted)
+    with tg.no_grad():
+        out = model(tg.Tensor(X))
+    infer_saved = tg.graph.saved_bytes(out) + (out.grad_fn is not None)
+    del out
+    assert mm.inference_saved_bytes == infer_saved, (mm.inference_saved_bytes, infer_saved)
+
     peak_graph, kept_graph = peak_of(graph_step, graph_reset)
     peak_manual, kept_manual = peak_of(manual_step, manual_reset)
     peak_infer, kept_infer = peak_of(inference, graph_reset)
@@ -121,7 +129,7 @@ def measure(dtype, batch: int) -> dict:
         "peak_manual": peak_manual, "kept_manual": kept_manual,
         "spec_step": (table.cached_activations + table.cached_preactivations
                       + table.gradients) * item - x_bytes,
-        "peak_infer": peak_infer, "kept_infer": kept_infer,
+        "peak_infer": peak_infer, "kept_infer": kept_infer, "infer_saved": infer_saved,
         "spec_infer": batch * max(SIZES[1:]) * item,
         "params": (table.weights + table.biases) * item,
     }
@@ -130,11 +138,12 @@ def measure(dtype, batch: int) -> dict:
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()   # --help; no options
     C.machine_info("memory of a training step (benchmarks/memory.py)")
-    rows, rows2 = [], []
+    rows, rows2, results = [], [], {}
     for dt in (np.float32, np.float64):
         for b in (1, 64, 1000):
             m = measure(dt, b)
             name = f"{np.dtype(dt).name} B={b}"
+            results[name] = m
             rows.append([name, kib(m["saved"]), kib(m["saved_np"]), kib(m["formula"]),
                          f"{m['saved_np'] / m['formula']:.3f}"])
             rows2.append([name, kib(m["peak_graph"]), kib(m["peak_manual"]),
@@ -158,6 +167,16 @@ def main() -> None:
     print("peak infer: z and a of the widest layer are alive together while the activation "
           "runs (2 x spec infer); kept infer: nothing, the activation objects do not keep the "
           "inference batch.")
+    print()
+    print("targets:")
+    for name, m in results.items():
+        ratio = m["saved_np"] / m["formula"]
+        print(f"  {name}: saved for backward (without the parameters) <= the spec's a+z   "
+              f"{ratio:.3f}x  {'met' if ratio <= 1 else 'NOT met'}")
+    infer = {name: m["infer_saved"] for name, m in results.items()}
+    print(f"  inference under no_grad saves nothing (bytes saved by its output's graph, every "
+          f"row): {max(infer.values())} B  "
+          f"{'met' if not any(infer.values()) else 'NOT met: ' + str(infer)}")
 
 
 if __name__ == "__main__":

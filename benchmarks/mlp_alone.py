@@ -9,11 +9,17 @@ each process reports the median of --repeat samples of >= --min-time seconds per
 the tables give, per contender, the median over processes and every process's value (so
 that a machine phase that lasts a whole process shows up as an outlier, not as noise).
 
-Ratios are of the medians over processes; they compare processes, not interleaved steps,
-so the spread of each contender's column says how far to trust them. The MLP processes also
-probe the machine's BLAS phase before and after each row (``_common.blas_speedup``, with
-threadpoolctl): a process whose probe reads below 1.6x ran in a slow phase. PyTorch's
-processes are not probed, so that numpy's BLAS threads never start in them.
+Contenders: graph (nn.MLP, targets prepared once, as fit runs it), graph pub (the same
+through the public loss(X, y), labels checked every step, as PyTorch's CrossEntropyLoss
+does), manual (nn.manual.MLP) and torch (see mlp_step.py).
+
+Every process probes its library's multi-thread speedup before and after each row: the
+numpy processes numpy's BLAS (``_common.blas_speedup``, with threadpoolctl), PyTorch's its
+own matmul (``_common.torch_speedup``), so that numpy's BLAS threads never start in them. A
+process whose probe reads below 1.6x ran in a slow phase of the machine. The medians and
+ratios of the first table are over the processes that did not (all of them with one
+thread); every process's time is listed below it. Ratios compare processes, not
+interleaved steps, so the spread of each contender's times says how far to trust them.
 
 Run:  python benchmarks/mlp_alone.py [--processes 5] [--batches 1,64] [--dtypes float32]
                                      [--repeat 5] [--min-time 0.1] [--threads N]
@@ -30,7 +36,7 @@ import sys
 import _common as C
 from _common import np
 
-NAMES = ("graph", "manual", "torch")
+NAMES = ("graph", "graph pub", "manual", "torch")
 
 
 def child(name: str, batches: list[int], dtypes: list, repeat: int, min_time: float) -> None:
@@ -39,19 +45,20 @@ def child(name: str, batches: list[int], dtypes: list, repeat: int, min_time: fl
     import mlp_step                       # imported here: it imports nn, numpy, maybe torch
 
     times, speedups = {}, {}
-    probe = name != "torch"               # (numpy's BLAS threads stay asleep in PyTorch's)
+    # (numpy's BLAS threads stay asleep in PyTorch's processes: it probes its own matmul)
+    probe = C.torch_speedup if name == "torch" else C.blas_speedup
     for dt in dtypes:
         for b in batches:
             fns, _ = mlp_step.build(b, dt)
             fn = fns[name]
-            before = C.blas_speedup() if probe else None
+            before = probe()
             for _ in range(3):
                 fn()
             number = C.calibrate(fn, min_time)
             samples = [C._loop(fn, number) / number for _ in range(repeat)]
             key = f"{np.dtype(dt).name},{b}"
             times[key] = statistics.median(samples)
-            probes = [s for s in (before, C.blas_speedup() if probe else None) if s is not None]
+            probes = [s for s in (before, probe()) if s is not None]
             speedups[key] = min(probes) if probes else None
     print(json.dumps({"times": times, "speedups": speedups}))
 
@@ -104,17 +111,24 @@ def main() -> None:
             per[name].append(result["times"])
             probed[name].append(result["speedups"])
     keys = list(per[names[0]][0])
+    rows = []
+    for k in keys:
+        med = {n: fast_median(per[n], probed[n], k) for n in names}
 
-    def med(name, key):
-        return statistics.median(run[key] for run in per[name])
+        def ratio(a, b):
+            return C.fmt_ratio(med[a][0] / med[b][0]) if med[a][0] and med[b][0] else "-"
 
-    rows = [[k.replace(",", " B=")] + [f"{med(n, k) * 1e3:.3f}" for n in names] +
-            [C.fmt_ratio(med("graph", k) / med("manual", k))] +
-            ([C.fmt_ratio(med("graph", k) / med("torch", k))] if "torch" in names else ["-"])
-            for k in keys]
-    C.print_table(["dtype, batch"] + [f"{n} ms" for n in names] + ["graph/manual", "graph/torch"],
-                  rows, title=f"milliseconds per step: median over {args.processes} processes "
-                              f"(each the median of its {args.repeat} samples)")
+        rows.append([k.replace(",", " B=")] +
+                    [f"{m * 1e3:.3f} ({used}/{args.processes})" if m else f"- (0/{args.processes})"
+                     for m, used in med.values()] +
+                    [ratio("graph", "manual")] +
+                    ([ratio("graph", "torch"), ratio("graph pub", "torch")]
+                     if "torch" in names else ["-", "-"]))
+    C.print_table(["dtype, batch"] + [f"{n} ms" for n in names] +
+                  ["graph/manual", "graph/torch", "graph pub/torch"], rows,
+                  title=f"milliseconds per step: median over the processes not in a slow phase "
+                        f"(how many of the {args.processes} in brackets; each process the median "
+                        f"of its {args.repeat} samples); ratios of those medians")
     for n in names:
         rows = [[k.replace(",", " B=")] + [f"{run[k] * 1e3:.3f}" for run in per[n]] for k in keys]
         C.print_table(["dtype, batch"] + [f"p{i + 1}" for i in range(args.processes)], rows,
@@ -125,9 +139,16 @@ def main() -> None:
     C.load_warning()
 
 
+def fast_median(runs: list, speedups: list, key: str) -> tuple[float | None, int]:
+    """(median time of ``key`` over the processes whose probe did not read a slow phase, how
+    many those were); (None, 0) when every process did."""
+    fast = [run[key] for run, s in zip(runs, speedups) if C.slow_phase([s[key]]) is None]
+    return (statistics.median(fast) if fast else None), len(fast)
+
+
 def print_phases(probed: dict, keys: list, processes: int) -> None:
-    """The BLAS speedup each MLP process probed, and which processes ran in a slow phase."""
-    mlps = [n for n in probed if n != "torch"]
+    """The speedup each process probed, and which processes ran in a slow phase."""
+    mlps = list(probed)
     if all(s is None for n in mlps for run in probed[n] for s in run.values()):
         print(C.probe_legend(False) + "\n")
         return
@@ -135,13 +156,14 @@ def print_phases(probed: dict, keys: list, processes: int) -> None:
         rows = [[k.replace(",", " B=")] + [C.fmt_ratio(run[k]) for run in probed[n]]
                 for k in keys]
         C.print_table(["dtype, batch"] + [f"p{i + 1}" for i in range(processes)], rows,
-                      title=f"{n}: BLAS speedup in each process (the lower of the probes before "
-                            f"and after the row)")
+                      title=f"{n}: {'PyTorch' if n == 'torch' else 'BLAS'} speedup in each "
+                            f"process (the lower of the probes before and after the row)")
     slow = [f"{n} p{i + 1} {k.replace(',', ' B=')}" for n in mlps
             for i, run in enumerate(probed[n]) for k in keys
             if C.slow_phase([run[k]]) is not None]
-    print(C.probe_legend(True) + ". "
-          + (f"Slow phase: {', '.join(slow)}: read those times with care."
+    print(C.probe_legend(True) + " (PyTorch's processes: the same product with PyTorch's "
+          "threads against 1). "
+          + (f"Slow phase: {', '.join(slow)}: left out of the medians and ratios above."
              if slow else "No process ran in a slow phase.") + "\n")
 
 

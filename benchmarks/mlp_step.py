@@ -39,6 +39,7 @@ from _common import np, torch
 
 import nn
 import nn.manual
+import tinygraph as tg
 
 SIZES = [784, 256, 128, 10]
 ACTS = ["relu", "relu", "softmax"]
@@ -170,13 +171,16 @@ def check_same_gradients(batch: int, dtype) -> float:
 
 
 def check_dtypes(objs: dict, dtype) -> None:
-    """float32 stays float32: parameters and gradients after the timed steps."""
+    """float32 stays float32: parameters and gradients after the timed steps, the loss, and
+    every array a step's graph (or the manual MLP) caches for backward."""
     for key in ("graph", "graph pub"):
         for p in objs[key].parameters():
             assert p.data.dtype == dtype, (key, p.name, p.data.dtype)
             assert p.grad is not None and p.grad.dtype == dtype, (key, p.name, p.grad.dtype)
         loss = objs[key]._loss(objs["X"], objs["T"])
         assert loss.data.dtype == dtype, (key, "loss", loss.data.dtype)
+        for node, arr in tg.graph.saved_arrays(loss):
+            assert arr.dtype == dtype, (key, node.name, "saved", arr.dtype)
     for key in ("manual", "manual pub"):
         for layer in objs[key].layers:
             for arr in (layer.W, layer.b, layer.dW, layer.db, layer.z, layer.a):

@@ -1,8 +1,9 @@
 """Per-node cost of the engine: chains of tiny elementwise ops, forward plus backward.
 
 A chain of N nodes on a 4-element float64 array (``y = op(y)`` N times, then
-``y.backward(ones)``), for the op kinds ``x * c``, ``x + c``, ``tanh`` and a mix of the
-three. On arrays this small the arithmetic costs almost nothing, so the time per node is the
+``y.backward(ones)``), for the op kinds ``x * c``, ``x + c``, ``tanh`` (nothing saved but a
+Python number, or the output), ``x * w`` (w a constant 4-element array, which the node saves
+and protects until backward, as a layer saves its weights) and a mix of the first three. On arrays this small the arithmetic costs almost nothing, so the time per node is the
 engine's bookkeeping: recording the node in forward, scheduling and running it in backward.
 
 Columns (microseconds per node, median over samples):
@@ -34,13 +35,16 @@ TARGET_US = 3.0
 C_MUL = 1.0001
 C_ADD = 0.001
 
-KINDS = ("x * c", "x + c", "tanh", "mix")
+W_CONST = np.array([1.0001, 0.9999, 1.0002, 0.9998])
+
+KINDS = ("x * c", "x + c", "tanh", "x * w", "mix")
 
 
-def _ops(kind, tanh):
-    """The ops of a chain kind for one library, given how it spells tanh."""
-    mul, add = (lambda y: y * C_MUL), (lambda y: y + C_ADD)
-    return {"x * c": [mul], "x + c": [add], "tanh": [tanh], "mix": [mul, add, tanh]}[kind]
+def _ops(kind, tanh, w=W_CONST):
+    """The ops of a chain kind for one library, given how it spells tanh and the array w."""
+    mul, add, mul_w = (lambda y: y * C_MUL), (lambda y: y + C_ADD), (lambda y: y * w)
+    return {"x * c": [mul], "x + c": [add], "tanh": [tanh], "x * w": [mul_w],
+            "mix": [mul, add, tanh]}[kind]
 
 
 def _sequence(ops, n):
@@ -87,8 +91,9 @@ def measure(n: int, repeat: int, gc_enabled: bool = True) -> dict:
     """Per-node microseconds of every column, for every kind."""
     x0 = np.random.default_rng(0).uniform(-1, 1, 4)
     g = np.ones(4)
+    w_torch = torch.tensor(W_CONST, dtype=torch.float64) if torch is not None else None
     seqs = {k: (_sequence(_ops(k, tg.tanh), n), _sequence(_ops(k, np.tanh), n),
-                _sequence(_ops(k, torch.tanh), n) if torch is not None else None,
+                _sequence(_ops(k, torch.tanh, w_torch), n) if torch is not None else None,
                 _sequence(_ops(k, bare.Value.tanh), n)) for k in KINDS}
     if torch is not None:
         x0t = torch.tensor(x0, dtype=torch.float64)

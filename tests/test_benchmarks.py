@@ -6,7 +6,9 @@ the correctness checks they make before timing (gradients agree, dtypes kept) st
 """
 from __future__ import annotations
 
+import math
 import os
+import re
 import subprocess
 import sys
 
@@ -37,9 +39,9 @@ def in_benchmarks(code: str) -> str:
 def test_overhead_prints_the_target_for_every_kind():
     out = run("overhead.py", "--nodes", "20", "--repeat", "1")
     targets = out.split("target:")[1]
-    for kind in ("x * c", "x + c", "tanh", "mix"):
+    for kind in ("x * c", "x + c", "tanh", "x * w", "mix"):
         assert f"\n  {kind}" in targets
-    assert targets.count("(bare engine ") == 4 and "bare f+b" in out
+    assert targets.count("(bare engine ") == 5 and "bare f+b" in out
 
 
 def test_mlp_step_checks_gradients_and_dtypes_before_timing():
@@ -93,15 +95,20 @@ def test_mlp_step_refuses_too_few_pairs():
 def test_mlp_alone_runs_every_contender_in_its_own_processes():
     out = run("mlp_alone.py", "--processes", "2", "--batches", "2", "--repeat", "1",
               "--min-time", "0.001")
-    assert "median over 2 processes" in out
-    for name in ("graph", "manual"):
+    assert "median over the processes not in a slow phase" in out
+    for name in ("graph", "graph pub", "manual"):
         assert f"{name}: ms per step in each process" in out
     assert "float32 B=2" in out
 
 
-def test_memory_reports_the_saved_bytes_against_the_formula():
+def test_memory_reports_the_saved_bytes_against_the_formula_with_verdicts():
     out = run("memory.py")
-    assert "(saved-params)/spec" in out and "0.762" in out
+    assert "(saved-params)/spec" in out
+    targets = out.split("targets:")[1].splitlines()
+    saved = [ln for ln in targets if "saved for backward (without the parameters)" in ln]
+    assert len(saved) == 6 and all(ln.endswith("0.762x  met") for ln in saved), saved
+    assert any(ln.startswith("  inference under no_grad saves nothing") and ln.endswith(
+        ": 0 B  met") for ln in targets), targets
 
 
 @pytest.mark.parametrize("script, args", [
@@ -193,12 +200,132 @@ def test_bad_option_values_are_usage_errors_that_name_the_option(script, args, m
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
-def test_scaling_with_one_graph_size_does_not_judge_flatness():
+def test_scaling_with_one_graph_size_does_not_judge_linearity():
     out = run("scaling.py", "--max-nodes", "1000")
-    assert "one graph size only" in out and "flatness not judged" in out
-    assert "flat (linear)" not in out
+    assert "one graph size only" in out and "linearity not judged" in out
+    assert "-> linear" not in out
 
 
 def test_memory_has_help_instead_of_running():
     out = run("memory.py", "--help")
     assert out.startswith("usage: memory.py") and "KiB" not in out
+
+
+# -- the logic behind the verdicts (no timing: fake clocks and made-up ratios) ------------
+@pytest.fixture
+def bench():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import _common
+        import mlp_alone
+        import mlp_step
+        import scaling
+    finally:
+        sys.path.pop(0)
+    return _common, mlp_step, mlp_alone, scaling
+
+
+def test_paired_verdict_reads_the_median_and_flags_doubtful_readings(bench):
+    C = bench[0]
+    P = C.Paired
+    assert C.paired_verdict(P(1.05, 1.03, 1.08, 1, 1), 1.10) == "met"
+    assert C.paired_verdict(P(1.15, 1.12, 1.18, 1, 1), 1.10) == "NOT met (by 5%)"
+    assert C.paired_verdict(P(1.08, 1.05, 1.12, 1, 1), 1.10) == "met, within the quartiles"
+    assert C.paired_verdict(P(1.12, 1.09, 1.14, 1, 1), 1.10) == \
+        "NOT met (by 2%), within the quartiles"
+    spread = C.paired_verdict(P(0.9, 0.21, 3.83, 1, 1), 1.0)
+    assert spread.startswith("met, within the quartiles; unreliable: the quartiles are 18.24x "
+                             "apart (more than 1.3x")
+    slow = C.paired_verdict(P(0.3, 0.29, 0.31, 1, 1), 0.5, slow=1.34)
+    assert slow == ("met; measured in a slow BLAS phase (speedup 1.34x): not representative, "
+                    "rerun")
+    assert C.paired_verdict(P(0.5, 0.49, 0.51, 1, 1), 0.5).startswith("met")   # <= the limit
+
+
+def test_verdict_of_median_and_best_sample(bench):
+    C = bench[0]
+    assert C.verdict(2.5, 2.4, 3.0) == "met"
+    assert C.verdict(4.5, 4.0, 3.0) == "NOT met (by 33%)"
+    assert C.verdict(3.2, 2.9, 3.0).startswith("uncertain: the median and the best samples "
+                                               "disagree")
+
+
+def test_paired_ratio_and_compare_on_a_fake_clock(bench, monkeypatch):
+    C = bench[0]
+    cost = {}
+    order = []
+
+    def fake_loop(fn, number):
+        order.append(fn)
+        return cost[fn] * number
+
+    def a():
+        pass
+
+    def b():
+        pass
+
+    cost.update({a: 3.0, b: 2.0})
+    monkeypatch.setattr(C, "_loop", fake_loop)
+    monkeypatch.setattr(C, "calibrate", lambda fn, min_time: 4)
+    pair = C.paired_ratio(a, b, pairs=6, warmup=0)
+    assert (pair.median, pair.q1, pair.q3, pair.a, pair.b) == (1.5, 1.5, 1.5, 3.0, 2.0)
+    assert order[:4] == [a, b, b, a]                # ABBA: neither always runs first
+    # compare: every round takes each contender once, in an order shuffled every round, so
+    # that none mostly follows the same one (a rotation of a fixed order kept predecessors)
+    fns = {name: (lambda: None) for name in "pqrst"}
+    for i, fn in enumerate(fns.values()):
+        cost[fn] = float(i + 1)
+    order.clear()
+    result = C.compare(fns, repeat=8, warmup=0)
+    assert {n: s.median for n, s in result.items()} == {"p": 1, "q": 2, "r": 3, "s": 4, "t": 5}
+    rounds = [order[i:i + 5] for i in range(0, 40, 5)]
+    assert all(sorted(map(id, r)) == sorted(map(id, fns.values())) for r in rounds)
+    assert len({tuple(map(id, r)) for r in rounds}) > 2
+    before = {}
+    for prev, fn in zip(order, order[1:]):
+        before.setdefault(fn, set()).add(prev)
+    assert all(len(p) >= 3 for p in before.values()), "each contender follows several others"
+
+
+def test_the_step_flops_of_the_spec_network(bench):
+    mlp_step = bench[1]
+    # forward 2·(784·256 + 256·128 + 128·10) = 469,504; backward twice that without the
+    # first layer's dL/dX (2·784·256 = 401,408): 1,007,104 per sample
+    assert mlp_step.step_flops(1) == 1_007_104 and mlp_step.step_flops(64) == 64 * 1_007_104
+
+
+def test_mlp_step_judges_the_pytorch_targets_through_the_public_api_too(bench, capsys,
+                                                                        monkeypatch):
+    mlp_step = bench[1]
+    monkeypatch.setattr(sys, "argv", ["mlp_step.py", "--batches", "1,64", "--dtypes", "float32",
+                                      "--repeat", "1", "--min-time", "0.001", "--pairs", "2",
+                                      "--peak-size", "128"])
+    mlp_step.main()
+    out = capsys.readouterr().out
+    targets = out.split("\ntargets")[1].splitlines()
+    public = [ln for ln in targets if "the same through the public loss(X, y)" in ln]
+    assert len(public) == 2                 # batch 64 (no slower) and batch 1 (0.5x)
+    if bench[0].torch is None:
+        assert all("not measured (PyTorch not installed: skipped)" in ln for ln in public)
+    else:
+        assert all(re.search(r"\d\.\d\dx \[\d\.\d\d-\d\.\d\d\]", ln) for ln in public)
+        assert "graph pub/torch" in out
+
+
+def test_mlp_alone_leaves_slow_processes_out_of_its_medians(bench):
+    mlp_alone = bench[2]
+    runs = [{"k": 1.0}, {"k": 2.0}, {"k": 9.0}]
+    assert mlp_alone.fast_median(runs, [{"k": 1.9}, {"k": None}, {"k": 1.2}], "k") == (1.5, 2)
+    assert mlp_alone.fast_median(runs, [{"k": 1.0}] * 3, "k") == (None, 0)
+
+
+def test_scaling_reads_linear_from_the_log_log_slope(bench):
+    scaling = bench[3]
+    nodes = [1e3, 1e4, 1e5, 1e6]
+    assert scaling.loglog_slope(nodes, [2e-6 * n for n in nodes]) == pytest.approx(1.0)
+    n_log_n = scaling.loglog_slope(nodes, [2e-7 * n * math.log(n) for n in nodes])
+    assert 1.09 < n_log_n < 1.11 and n_log_n > scaling.MAX_LINEAR_SLOPE
+    # the per-node growth recorded in docs/performance.md (1.22x, 1.28x over 3 decades)
+    assert scaling.loglog_slope(nodes, [n * f for n, f in zip(nodes, (1, 1.06, 1.19, 1.28))]) \
+        <= scaling.MAX_LINEAR_SLOPE
