@@ -512,9 +512,11 @@ class SpecMLP:
         """The name of the first weight or bias array holding NaN or Inf, else None. ``fit``
         checks its loss and gradients every batch, but an update can itself overflow (an
         absurd learning rate): the weights are checked at the end of each epoch and when
-        training stops (one sum per array)."""
-        found = _first_nonfinite(self._named_weights())
-        return None if found is None else found[0]
+        training stops, element by element (a sum could overflow for large finite weights)."""
+        for name, arr in self._named_weights():
+            if not np.isfinite(arr).all():
+                return name
+        return None
 
     def _batches(self, X: np.ndarray, targets: np.ndarray,
                  batch_size: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:

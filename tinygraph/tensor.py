@@ -288,10 +288,10 @@ def _in_place(op, ufunc, symbol: str):
         except ValueError:
             if not self._data.flags.writeable:
                 raise RuntimeError(
-                    f"{what}: its array is held read-only by a graph that has not been "
-                    f"backpropagated (or was kept with retain_graph=True); updating it now "
-                    f"would make that graph's gradients wrong. Run backward() first, or drop "
-                    f"the graph (del loss)") from None
+                    f"{what}: its array is read-only: held by a graph that has not been "
+                    f"backpropagated (or was kept with retain_graph=True), whose gradients "
+                    f"an update now would make wrong, or frozen by its owner. Run backward() "
+                    f"first, or drop the graph (del loss)") from None
             try:
                 value = f"a value of shape {np.shape(b)}"
             except ValueError:
