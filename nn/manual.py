@@ -719,7 +719,7 @@ class MLP(SpecMLP):
                             (f"layer {i + 1} {name}", g) for i, layer in enumerate(self.layers)
                             for name, g in (("dW", layer.dW), ("db", layer.db)))
                         if found is not None:
-                            bad = (f"the gradient {found[0]} became NaN or infinite (the loss was "
+                            bad = (f"the gradient {found} became NaN or infinite (the loss was "
                                    f"{loss:.6g})")
                     if bad is not None:
                         self._nonfinite(bad, epoch, b, lr, on_nonfinite)

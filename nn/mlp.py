@@ -263,7 +263,7 @@ class MLP(Module, SpecMLP):
                         if bad is None:
                             found = _first_nonfinite((name, p.grad) for name, p in named)
                             if found is not None:
-                                bad = (f"the gradient of {found[0]} became NaN or infinite (the "
+                                bad = (f"the gradient of {found} became NaN or infinite (the "
                                        f"loss was {value:.6g})")
                         if bad is not None:
                             del loss

@@ -80,6 +80,38 @@ def test_report_fields_and_table():
         np.testing.assert_array_equal(layer.W, W)
 
 
+@pytest.mark.parametrize("factor", [0.99, 0.0])
+def test_a_manual_gradient_too_small_is_reported(monkeypatch, factor):
+    # The criterion without its absolute value passed every gradient below autodiff's (and
+    # reported a negative error)
+    model, X, y = _problem([6, 5, 4, 3], "relu", "softmax", n=8, seed=1)
+    layer = model.layers[0]
+    original = layer.backward
+
+    def broken(delta, compute_input_grad=True):
+        result = original(delta, compute_input_grad)
+        layer.db = layer.db * factor
+        return result
+
+    monkeypatch.setattr(layer, "backward", broken)
+    report = nn.crosscheck(model, X, y)
+    assert not report.ok
+    assert report.param_errors["layers.0.b"] == pytest.approx((1 - factor) / (1 + factor),
+                                                              rel=1e-3)
+
+
+def test_the_numerical_check_of_a_float32_model_runs_in_float64():
+    # compared with the float32 gradient instead, the error grows 1000x (1e-9 -> 1e-6) and
+    # still passes the 1e-5 tolerance: only a tight bound sees it
+    model, X, y = _problem([6, 5, 4, 3], "tanh", "softmax", n=8, seed=1)
+    model32 = nn.manual.MLP([6, 5, 4, 3], ["tanh", "tanh", "softmax"], seed=1, dtype=np.float32)
+    for a, b in zip(model32.layers, model.layers):
+        a.W[...], a.b[...] = b.W, b.b
+    report = nn.crosscheck(model32, X.astype(np.float32), y)
+    assert report.ok
+    assert max(r.numerical_rel_error for r in report.rows) < 1e-7
+
+
 def test_broken_manual_gradient_is_reported(monkeypatch):
     """Scale one layer's dW by 1.01: the report is not ok and marks that parameter."""
     model, X, y = _problem([6, 5, 4, 3], "relu", "softmax", n=8, seed=1)

@@ -41,6 +41,20 @@ def test_sgd_plain_step_matches_reference():
         np.testing.assert_allclose(got, theta, rtol=1e-15)
 
 
+def test_sgd_momentum_velocity_does_not_share_memory_with_the_gradient():
+    # a velocity that was the gradient's own array was wiped when the gradient was zeroed in
+    # place, and grew with every step without a backward in between
+    p = tg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    p.grad = np.array([2.0, 4.0])
+    opt = nn.SGD([p], lr=0.1, momentum=0.9)
+    opt.step()
+    assert not np.shares_memory(opt.velocity[0], p.grad)
+    p.grad[...] = 0.0
+    np.testing.assert_array_equal(opt.velocity[0], [2.0, 4.0])
+    opt.step()                                   # v = 0.9 v + 0 = [1.8, 3.6]
+    np.testing.assert_allclose(p.data, [1.0 - 0.2 - 0.18, 2.0 - 0.4 - 0.36])
+
+
 def test_sgd_momentum_matches_reference():
     p = _param([1.0, 2.0, 3.0])
     theta, v = p.data.copy(), np.zeros(3)

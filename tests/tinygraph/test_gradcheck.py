@@ -81,6 +81,42 @@ def test_fails_for_every_element_of_a_wrong_scale_backward():
         assert m.analytic == pytest.approx(1.5 * m.numerical, rel=1e-5)
 
 
+class ScaledSquare(tg.Function):
+    """y = x² with a backward of ``factor`` times the true one: a gradient too small (factor
+    below 1, down to 0) or off by a hair (1 + 1e-4)."""
+    factor = 1.0
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @classmethod
+    def backward(cls, ctx, g):
+        (x,) = ctx.saved_tensors
+        return cls.factor * 2 * x * g
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.0, 1 + 1e-4, 1 - 1e-4])
+@pytest.mark.parametrize("x0", [np.array(0.7), np.array([0.5, 1.0, 2.0])])
+def test_fails_for_a_backward_too_small_or_off_by_a_hair(factor, x0):
+    # A relative error without its absolute value passed every gradient below the true one
+    # (an all-zero backward included), and no test sat near the tolerance (5e-5 against the
+    # default 1e-5: a 10x looser comparison passed it).
+    wrong = type("Scaled", (ScaledSquare,), {"factor": factor})
+    res = tg.gradcheck(lambda x: wrong.apply(x).sum(), [x0])
+    assert not res and len(res.mismatches) == x0.size
+    assert all(m.rel_error >= 4e-5 for m in res.mismatches)
+    right = type("Scaled", (ScaledSquare,), {"factor": 1.0})
+    assert tg.gradcheck(lambda x: right.apply(x).sum(), [x0])
+
+
+def test_an_input_the_output_does_not_depend_on_passes_with_zero_gradient():
+    a, b = np.array([0.5, -1.0]), np.array([2.0, 3.0])
+    res = tg.gradcheck(lambda x, y: (x * x).sum(), [a, b])
+    assert res and res.checked == 4 and res.max_rel_error < 1e-8
+
+
 def test_scalar_output_and_scalar_input():
     res = tg.gradcheck(lambda t: tg.exp(t) * 2.0, [np.array(0.3)])
     assert res and res.checked == 1

@@ -346,6 +346,32 @@ def test_cast_gradient_comes_back_in_the_input_dtype():
     assert g.dtype == np.float32
 
 
+class _DtypeSpy(tg.Function):
+    """The identity, noting the dtype of every grad_output its backward is handed."""
+    seen: list = []
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        _DtypeSpy.seen.append(g.dtype)
+        return g
+
+
+def test_a_float32_graph_hands_float32_gradients_to_every_node():
+    # The engine casts what it stores in .grad, so a float64 gradient flowing inside a float32
+    # graph (from the root, or out of a cast back to float32) was seen only by user ops: they
+    # computed in float64 and handed float64 on.
+    x = tg.Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    _DtypeSpy.seen = []
+    _DtypeSpy.apply(x).sum().backward()                    # the root's gradient
+    (_DtypeSpy.apply(x) * 2.0).backward(np.ones(2, np.float32))
+    (tg.cast(_DtypeSpy.apply(x), np.float64) ** 2).sum().backward()   # below a cast
+    assert _DtypeSpy.seen == [np.float32] * 3
+
+
 def test_integer_tensor_ops_stay_integer_and_do_not_record():
     i = tg.Tensor([1, 2, 3])
     assert i.dtype.kind == "i"

@@ -159,6 +159,14 @@ def test_softmax_logsumexp_log_softmax_are_stable_for_large_logits():
     np.testing.assert_allclose(x.grad, [[0.5, -0.5, 0.0], [0.0, 0.0, 0.0]], atol=1e-12)
 
 
+def test_logsumexp_of_infinite_rows_is_infinite_not_nan():
+    # the shift by the row's max would be inf - inf = NaN without the guard
+    z = np.array([[-np.inf, -np.inf], [np.inf, 1.0], [0.0, -np.inf]])
+    with np.errstate(invalid="raise"):
+        out = tg.logsumexp(tg.Tensor(z), axis=1)
+    np.testing.assert_array_equal(out.data, [-np.inf, np.inf, 0.0])
+
+
 def test_softmax_rows_sum_to_one_and_default_axis_is_last():
     x = normal(np.random.default_rng(0), (4, 5, 6))
     s = tg.softmax(tg.Tensor(x))
