@@ -80,24 +80,23 @@ def test_report_fields_and_table():
         np.testing.assert_array_equal(layer.W, W)
 
 
-@pytest.mark.parametrize("factor", [0.99, 0.0])
-def test_a_manual_gradient_too_small_is_reported(monkeypatch, factor):
+@pytest.mark.parametrize("shift", [-1.0, 1.0])
+def test_a_manual_gradient_off_in_either_direction_is_reported(monkeypatch, shift):
     # The criterion without its absolute value passed every gradient below autodiff's (and
-    # reported a negative error)
+    # reported a negative error): a shift makes every element err the same way
     model, X, y = _problem([6, 5, 4, 3], "relu", "softmax", n=8, seed=1)
     layer = model.layers[0]
     original = layer.backward
 
     def broken(delta, compute_input_grad=True):
         result = original(delta, compute_input_grad)
-        layer.db = layer.db * factor
+        layer.db = layer.db + shift
         return result
 
     monkeypatch.setattr(layer, "backward", broken)
     report = nn.crosscheck(model, X, y)
     assert not report.ok
-    assert report.param_errors["layers.0.b"] == pytest.approx((1 - factor) / (1 + factor),
-                                                              rel=1e-3)
+    assert report.param_errors["layers.0.b"] > 0.3
 
 
 def test_the_numerical_check_of_a_float32_model_runs_in_float64():
