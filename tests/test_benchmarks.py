@@ -309,7 +309,7 @@ def test_mlp_step_judges_the_pytorch_targets_through_the_public_api_too(bench, c
     if bench[0].torch is None:
         assert all("not measured (PyTorch not installed: skipped)" in ln for ln in public)
     else:
-        assert all(re.search(r"\d\.\d\dx \[\d\.\d\d-\d\.\d\d\]", ln) for ln in public)
+        assert all(re.search(r"\d+\.\d\dx \[\d+\.\d\d-\d+\.\d\d\]", ln) for ln in public)
         assert "graph pub/torch" in out
 
 
