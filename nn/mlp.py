@@ -128,7 +128,9 @@ class MLP(Module, SpecMLP):
         """``loss``, its errors naming ``where``."""
         Xc = self._check_batch(X, where)
         targets = self._prepare_targets(y, where, Xc.shape[0])
-        return self._loss(Xc, self._loss_targets(targets))
+        if not self._from_class_labels(y):      # (one-hot rows made from labels are valid:
+            targets = self._loss_targets(targets)   # the loss's check of them cost ~20 us)
+        return self._loss(Xc, targets)
 
     def _loss_targets(self, targets: np.ndarray) -> np.ndarray:
         """Prepared targets as the loss node takes them, checked by the loss once (fit checks

@@ -1045,3 +1045,25 @@ def test_softmax_of_no_classes_and_masked_inputs_are_named_errors():
     for model in (MLP([2, 3], ["softmax"], seed=0), nn.MLP([2, 3], ["softmax"], seed=0)):
         with pytest.raises(TypeError, match=r"X is a masked array; its mask would be ignored"):
             model.predict(masked)
+
+
+@pytest.mark.parametrize("shape, bad", [
+    ((3_000, 784), (2_999, 783)),      # 2.35 M numbers: checked in slices of the first axis
+    ((3_000, 784), (0, 0)),
+    ((2_500_000,), (1_234_567,)),
+    ((40, 300, 100), (39, 0, 5)),
+])
+def test_large_arrays_are_checked_for_nan_and_inf_in_slices(shape, bad):
+    from nn._spec_mlp import _FINITE_CHUNK, _all_finite, _check_finite
+    arr = np.ones(shape, dtype=np.float32)
+    assert arr.size > _FINITE_CHUNK and _all_finite(arr)
+    _check_finite("check", "X", arr)
+    arr[bad] = np.inf
+    assert not _all_finite(arr)
+    index = re.escape(str(list(bad) if len(bad) > 1 else bad[0]))
+    with pytest.raises(ValueError, match=r"X contains NaN or infinite values \(0 NaN, 1 inf; "
+                                         rf"the first at index {index}"):
+        _check_finite("check", "X", arr)
+    # finite values whose sum overflows are finite (the check used to be a sum)
+    big = np.full(shape, 3e38, dtype=np.float32)
+    assert _all_finite(big) and _all_finite(big[:10])
