@@ -6,8 +6,9 @@ while after a call). Here a process runs one contender only, as a user would: th
 and the manual MLP in processes that never load PyTorch, PyTorch in processes where numpy
 does no BLAS work. Each contender runs in --processes fresh processes (in rotating order);
 each process reports the median of --repeat samples of >= --min-time seconds per step, and
-the tables give, per contender, the median over processes and every process's value (so
-that a machine phase that lasts a whole process shows up as an outlier, not as noise).
+the tables give, per contender, the median over the processes that did not run in a slow
+phase (below) and every process's value (so that a machine phase that lasts a whole
+process shows up, not as noise).
 
 Contenders: graph (nn.MLP, targets prepared once, as fit runs it), graph pub (the same
 through the public loss(X, y), labels checked every step, as PyTorch's CrossEntropyLoss

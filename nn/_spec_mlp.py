@@ -93,7 +93,10 @@ def _first_nonfinite(named: Iterator[tuple[str, Any]]) -> str | None:
     Exact, and faster than a sum (``_all_finite``; 19 against 33 us for the spec's first
     weight gradient in float32: fit runs this for every batch)."""
     for name, arr in named:
-        if arr is not None and not _all_finite(arr):
+        if arr is None:
+            continue
+        arr = np.asarray(arr)           # (a list set by hand: its layer names it later)
+        if arr.dtype.kind == "f" and not _all_finite(arr):
             return name
     return None
 
@@ -157,6 +160,10 @@ def _all_finite(arr: np.ndarray) -> bool:
     array of flags stays small."""
     if arr.size <= _FINITE_CHUNK or arr.ndim == 0:
         return bool(np.isfinite(arr).all())
+    if arr.flags.c_contiguous:              # (a flat view, whatever the shape: no copy)
+        flat = arr.reshape(-1)
+        return all(np.isfinite(flat[s:s + _FINITE_CHUNK]).all()
+                   for s in range(0, flat.size, _FINITE_CHUNK))
     step = max(1, _FINITE_CHUNK * arr.shape[0] // arr.size)
     return all(np.isfinite(arr[s:s + step]).all() for s in range(0, arr.shape[0], step))
 
@@ -440,9 +447,7 @@ class SpecMLP:
         """Whether ``_prepare_targets`` makes one-hot rows of class labels from this ``y``
         (1-D, for a softmax output or a sigmoid one of several units): rows valid by
         construction."""
-        kind = self.output_kind
-        return np.ndim(y) == 1 and (kind == "softmax"
-                                    or (kind == "sigmoid" and self.n_outputs > 1))
+        return np.ndim(y) == 1 and _scored_by_class(self.output_kind, self.n_outputs, y)
 
     @staticmethod
     def _check_rows_sum_to_one(targets: np.ndarray, where: str) -> None:
@@ -493,14 +498,20 @@ class SpecMLP:
                     f"{where}: batch_size={batch_size} is larger than the {n} training "
                     f"samples; expected 1..{n}, or batch_size=None for full-batch gradient "
                     f"descent")
+        broken = self._broken_weight()
+        if broken is not None:       # (fit would blame its own first update for it)
+            raise ValueError(f"{where}: {broken} is NaN or infinite before training (set by "
+                             f"hand, or left by a diverged run); re-create the model, or load a "
+                             f"checkpoint saved before")
         return X, targets, epochs, lr, batch_size
 
-    def _nonfinite(self, what: str, epoch: int, batch: int, lr: float,
+    def _nonfinite(self, what: str, epoch: int, batch: int | None, lr: float,
                    on_nonfinite: str) -> None:
-        """Stop training: raise FloatingPointError, or warn (``on_nonfinite="warn"``)."""
+        """Stop training: raise FloatingPointError, or warn (``on_nonfinite="warn"``).
+        ``batch`` None: found at the end of the epoch (the weights' check)."""
         where = f"{self._where}.fit"
         overall = self.epochs_trained + 1          # epochs_trained counts completed epochs
-        at = f"epoch {epoch}, batch {batch}"
+        at = f"epoch {epoch}" + (" (found at its end)" if batch is None else f", batch {batch}")
         if overall != epoch:
             at += f" (epoch {overall} of the model's training)"
         broken = self._broken_weight()

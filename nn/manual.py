@@ -730,8 +730,8 @@ class MLP(SpecMLP):
                 if stopped:
                     break
                 if self._broken_weight() is not None:      # the last update overflowed
-                    self._nonfinite("the weights became NaN or infinite in the update",
-                                    epoch, b, lr, on_nonfinite)
+                    self._nonfinite("the weights became NaN or infinite in an update",
+                                    epoch, None, lr, on_nonfinite)
                     break
                 epoch_loss = total / n
                 history.append(epoch_loss)

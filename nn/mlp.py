@@ -17,8 +17,8 @@ import activations as acts
 import tinygraph as tg
 
 from ._spec_mlp import (SOFTMAX, SpecMLP, _activation_name, _check_float_dtype,
-                        _check_on_nonfinite, _first_nonfinite, _is_sigmoid, _loss_trouble,
-                        _scored_by_class, resolve_architecture)
+                        _check_on_nonfinite, _copy_for_layer, _first_nonfinite, _is_sigmoid,
+                        _loss_trouble, _scored_by_class, resolve_architecture)
 from .checkpoint import Checkpointer
 from .init import check_init_method, make_rng
 from .layers import ActivationLayer, Linear
@@ -282,9 +282,9 @@ class MLP(Module, SpecMLP):
                     if stopped:
                         break
                     if self._broken_weight() is not None:      # the last update overflowed
-                        bad = "the weights became NaN or infinite in the update"
-                        self._nonfinite(bad, epoch, b, lr, on_nonfinite)
-                        history.stop_reason = f"{bad} at epoch {epoch}, batch {b}"
+                        bad = "the weights became NaN or infinite in an update"
+                        self._nonfinite(bad, epoch, None, lr, on_nonfinite)
+                        history.stop_reason = f"{bad} at epoch {epoch}"
                         break
                     history.append(total / n)
                     object.__setattr__(self, "epochs_trained", self.epochs_trained + 1)
@@ -398,10 +398,13 @@ def _copy_activation(act: Any) -> Any:
     if act is None or isinstance(act, str):
         return act
     if isinstance(act, acts.Activation):
-        fresh = acts.from_config(act.name, act.config())
+        try:
+            fresh = acts.from_config(act.name, act.config())
+        except (TypeError, ValueError):     # a subclass with a name or parameters of its own
+            fresh = None
         if type(fresh) is type(act):
             return fresh
-    twin = copy.deepcopy(act)
+    twin = _copy_for_layer(act, "MLP twin", "is copied for the twin model")
     if isinstance(twin, acts.Activation):
         twin.cache = None
     return twin

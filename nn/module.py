@@ -39,11 +39,20 @@ class Module:
         elif isinstance(value, Module):
             self._parameters.pop(name, None)
             self._modules[name] = value
+        elif value is not None and value is self._parameters.get(name):
+            pass                                  # a frozen parameter given back: kept
         else:
-            if value is not None and name in self._parameters:
+            old = self._parameters.get(name)
+            if value is not None and old is not None:
                 what = ("a tensor that does not require grad" if isinstance(value, tg.Tensor)
                         else "a numpy array" if isinstance(value, np.ndarray)
                         else f"a {type(value).__name__}")
+                if not old.requires_grad:          # frozen: `W -= x` made a new tensor
+                    raise TypeError(
+                        f"{type(self).__name__}.{name} is a frozen parameter (requires_grad="
+                        f"False): assigning {what} would replace it without a word (save and "
+                        f"state_dict would no longer see it). Change its values in place with "
+                        f"`.{name}.data -= ...` (or `.data = array`), or `del` it first")
                 raise TypeError(
                     f"{type(self).__name__}.{name} is a parameter: assigning {what} would take "
                     f"it out of training without a word (the optimizer, state_dict and save "

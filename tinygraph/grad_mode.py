@@ -37,10 +37,11 @@ class _CalledContext(type):
     """Metaclass of the context managers: ``with tg.no_grad:`` (the class, not called) says
     how to write it instead of Python's "'type' object does not support the context
     manager protocol"."""
+    _arguments = "()"           # how a call is written (set_grad_enabled: "(mode)")
 
     def __enter__(cls):
         raise TypeError(f"with tg.{cls.__name__}: needs parentheses: write `with "
-                        f"tg.{cls.__name__}():` (each block enters a new context)")
+                        f"tg.{cls.__name__}{cls._arguments}:` (each block enters a new context)")
 
     def __exit__(cls, *exc_info):   # pragma: no cover - __enter__ always raises
         return False
@@ -82,6 +83,8 @@ class enable_grad(_GradModeSetter):
 
 class set_grad_enabled(_GradModeSetter):
     """``with set_grad_enabled(flag):`` records only when ``flag`` is true."""
+
+    _arguments = "(mode)"
 
     def __init__(self, mode: bool):
         self._enabled = bool(mode)

@@ -281,17 +281,25 @@ def _in_place(op, ufunc, symbol: str):
             raise RuntimeError(
                 f"{what}: the tensor requires grad and gradients are being recorded; an update "
                 f"of a parameter goes inside `with tg.no_grad():` (or write `t.data {symbol} "
-                f"...`), and a recorded computation is written `t = t {symbol[0]} v`")
+                f"...`), and a recorded computation is written `t = t {symbol[:-1]} v`")
+        if other is None:
+            raise TypeError(f"{what}: got None (a .grad before any backward() is None); "
+                            f"expected a number, a numeric array or a Tensor")
         b = other._data if isinstance(other, Tensor) else other
         try:
             ufunc(self._data, b, out=self._data)
         except ValueError:
             if not self._data.flags.writeable:
+                if id(self._data) in _function._lock_counts:
+                    raise RuntimeError(
+                        f"{what}: its array is held read-only by a graph that has not been "
+                        f"backpropagated (or was kept with retain_graph=True); updating it now "
+                        f"would make that graph's gradients wrong. Run backward() first, or "
+                        f"drop the graph (del loss)") from None
                 raise RuntimeError(
-                    f"{what}: its array is read-only: held by a graph that has not been "
-                    f"backpropagated (or was kept with retain_graph=True), whose gradients "
-                    f"an update now would make wrong, or frozen by its owner. Run backward() "
-                    f"first, or drop the graph (del loss)") from None
+                    f"{what}: its array is read-only (frozen by its owner, or the result of "
+                    f"an op: see Tensor.data); give the tensor a writable copy first: "
+                    f"t.data = t.data.copy()") from None
             try:
                 value = f"a value of shape {np.shape(b)}"
             except ValueError:
@@ -322,6 +330,20 @@ Tensor.__iadd__ = _in_place(_ops.add, np.add, "+=")
 Tensor.__isub__ = _in_place(_ops.sub, np.subtract, "-=")
 Tensor.__imul__ = _in_place(_ops.mul, np.multiply, "*=")
 Tensor.__itruediv__ = _in_place(_ops.div, np.divide, "/=")
+Tensor.__ipow__ = _in_place(_ops.pow, np.power, "**=")
+
+
+def _imatmul(self, other):
+    """``t @= m``: a new tensor (the shape may change), but never on a parameter, whose name
+    would then silently stop being the parameter (see ``_in_place``)."""
+    if self.grad_fn is None and self.requires_grad:
+        raise RuntimeError(f"in-place @= on {self.name or 'a leaf'} {self._data.shape}: a "
+                           f"tensor that requires grad cannot be replaced by a product; write "
+                           f"`t.data = t.data @ m` (inside no_grad) or `y = t @ m`")
+    return _ops.matmul(self, other)
+
+
+Tensor.__imatmul__ = _imatmul
 Tensor.__neg__ = _ops.neg
 Tensor.__pos__ = lambda self: self
 Tensor.__abs__ = _ops.abs

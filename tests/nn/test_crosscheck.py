@@ -279,3 +279,45 @@ def test_a_subclassed_activation_is_kept_by_the_twins_and_the_crosscheck():
     assert type(twin.layers[0].activation) is _LeCunTanh
     assert twin.layers[0].activation is not manual.layers[0].activation
     assert twin.layers[0].activation.cache is None
+
+
+class _Cube(activations.Activation):
+    """x³: an activation of the user's own, with a name the registry does not know."""
+    name = "cube"
+
+    def _forward(self, x):
+        return x ** 3, x.copy()
+
+    def _backward(self, grad_output, x):
+        return grad_output * 3 * x * x
+
+
+class _ScaledLeaky(activations.LeakyReLU):
+    """A LeakyReLU subclass whose config has a parameter LeakyReLU does not take."""
+
+    def __init__(self, negative_slope=0.01, scale=2.0):
+        super().__init__(negative_slope)
+        self.scale = scale
+
+    def config(self):
+        return {**super().config(), "scale": self.scale}
+
+    def _forward(self, x):
+        out, cache = super()._forward(x)
+        return self.scale * out, cache
+
+    def _backward(self, grad_output, cache):
+        return self.scale * super()._backward(grad_output, cache)
+
+
+@pytest.mark.parametrize("make", [_Cube, _ScaledLeaky])
+def test_activations_the_registry_cannot_rebuild_are_copied_for_the_twins(make):
+    # from_config raised for them ("unknown activation 'cube'", "unexpected parameter(s)")
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((10, 4)) * 0.5, rng.integers(0, 3, 10)
+    manual = nn.manual.MLP([4, 6, 3], [make(), "softmax"], seed=0)
+    assert nn.crosscheck(manual, X, y).ok
+    twin = nn.MLP.from_manual(manual).to_manual()
+    assert type(twin.layers[0].activation) is make
+    np.testing.assert_allclose(twin.predict_proba(X), manual.predict_proba(X), rtol=1e-12)
+

@@ -931,12 +931,28 @@ def test_assigning_a_non_parameter_to_a_parameter_is_refused(value, what):
     assert lin.W is W and [n for n, _ in lin.named_parameters()] == ["W", "b"]
 
 
+def test_a_frozen_parameter_can_be_given_back_and_names_its_in_place_update():
+    lin = nn.Linear(3, 2, rng=0)
+    lin.W.requires_grad = False
+    W = lin.W
+    lin.W = lin.W                                  # given back unchanged: kept
+    assert lin.W is W and [n for n, _ in lin.named_parameters()] == ["W", "b"]
+    with tg.no_grad(), pytest.raises(TypeError, match=r"Linear.W is a frozen parameter "
+                                                      r"\(requires_grad=False\).*\.W\.data -= "):
+        lin.W -= 1.0                               # (a new tensor: W does not require grad)
+    assert lin.W is W
+
+
 def test_replacing_a_parameter_keeps_its_place_and_none_removes_it():
     lin = nn.Linear(3, 2, rng=0)
     lin.W = tg.Tensor(np.ones((2, 3)), requires_grad=True)
     assert [n for n, _ in lin.named_parameters()] == ["W", "b"]      # not moved to the end
     lin.b = None
     assert [n for n, _ in lin.named_parameters()] == ["W"]
+    seq = nn.Sequential(nn.Linear(2, 2, rng=0))
+    seq.extra = nn.Linear(2, 2, rng=1)
+    seq.extra = None                               # a submodule removed by None
+    assert [n for n, _ in seq.named_parameters()] == ["0.W", "0.b"]
 
 
 def test_a_layer_updated_in_place_under_no_grad_keeps_its_parameters():

@@ -1052,6 +1052,7 @@ def test_softmax_of_no_classes_and_masked_inputs_are_named_errors():
     ((3_000, 784), (0, 0)),
     ((2_500_000,), (1_234_567,)),
     ((40, 300, 100), (39, 0, 5)),
+    ((2, 1_500_000), (1, 1_499_999)),  # wide: taken flat in 1 M slices, not row by row
 ])
 def test_large_arrays_are_checked_for_nan_and_inf_in_slices(shape, bad):
     from nn._spec_mlp import _FINITE_CHUNK, _all_finite, _check_finite

@@ -1,6 +1,7 @@
 """no_grad / enable_grad / set_grad_enabled: context managers, decorators, per-thread state."""
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -253,13 +254,15 @@ def test_a_scope_object_entered_again_restores_each_outer_label():
     assert (tg.Tensor([1.0], requires_grad=True) * 2.0).grad_fn.module is None
 
 
-@pytest.mark.parametrize("name", ["no_grad", "enable_grad", "detect_anomaly"])
-def test_a_context_manager_used_without_parentheses_says_how_to_write_it(name):
+@pytest.mark.parametrize("name, arguments", [("no_grad", "()"), ("enable_grad", "()"),
+                                             ("detect_anomaly", "()"),
+                                             ("set_grad_enabled", "(mode)")])
+def test_a_context_manager_used_without_parentheses_says_how_to_write_it(name, arguments):
     # Python's own words were "'type' object does not support the context manager protocol"
     with pytest.raises(TypeError, match=rf"^with tg.{name}: needs parentheses: write `with "
-                                        rf"tg.{name}\(\):`"):
+                                        rf"tg.{name}{re.escape(arguments)}:`"):
         with getattr(tg, name):
             pass
     assert tg.is_grad_enabled()
-    with getattr(tg, name)():
+    with getattr(tg, name)(*([False] if arguments == "(mode)" else [])):
         pass

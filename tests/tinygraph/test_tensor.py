@@ -244,7 +244,7 @@ def test_in_place_update_of_a_parameter_while_recording_is_refused():
 def test_in_place_update_of_an_array_a_graph_saved_is_refused_and_changes_nothing():
     W = tg.Tensor(np.ones(3), requires_grad=True, name="W")
     loss = (W * W).sum()                       # saves W for backward
-    with tg.no_grad(), pytest.raises(RuntimeError, match="its array is read-only: held by a graph"):
+    with tg.no_grad(), pytest.raises(RuntimeError, match="its array is held read-only by a graph"):
         W -= 1.0
     np.testing.assert_array_equal(W.data, np.ones(3))
     loss.backward()
@@ -264,6 +264,35 @@ def test_in_place_update_with_a_bad_value_names_the_problem(value, error, match)
     with tg.no_grad(), pytest.raises(error, match=match):
         W += value
     np.testing.assert_array_equal(W.data, np.ones(3))
+
+
+def test_power_in_place_and_matmul_in_place_on_a_parameter():
+    W = tg.Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True, name="W")
+    with tg.no_grad():
+        W **= 2
+    np.testing.assert_array_equal(W.data, [1.0, 4.0, 9.0])
+    assert W.requires_grad and W.is_leaf
+    with pytest.raises(RuntimeError, match=r"in-place \*\*= on W \(3,\).*`t = t \*\* v`"):
+        W **= 2
+    with tg.no_grad(), pytest.raises(RuntimeError, match=r"in-place @= on W \(3,\): a tensor "
+                                                         r"that requires grad cannot be replaced"):
+        W @= np.eye(3)
+    x = tg.Tensor(np.ones((1, 2)))
+    x @= np.ones((2, 3))                           # anything else: a new tensor, any shape
+    assert x.shape == (1, 3)
+
+
+def test_in_place_update_says_why_an_array_is_read_only_and_what_none_means():
+    frozen = np.ones(2)
+    frozen.setflags(write=False)
+    p = tg.Tensor(frozen, requires_grad=True, name="p")
+    with tg.no_grad(), pytest.raises(RuntimeError, match=r"its array is read-only \(frozen by "
+                                                         r"its owner.*t.data = t.data.copy\(\)"):
+        p -= 1.0
+    q = tg.Tensor(np.ones(2), requires_grad=True, name="q")
+    with tg.no_grad(), pytest.raises(TypeError, match=r"in-place -= on q \(2,\): got None "
+                                                      r"\(a .grad before any backward\(\)"):
+        q -= q.grad
 
 
 def test_in_place_operators_elsewhere_make_a_new_tensor_as_before():
