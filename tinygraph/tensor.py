@@ -312,7 +312,6 @@ def _in_place(op, ufunc, symbol: str):
                             f"(a {type(b).__name__}) in place; expected a number, a numeric "
                             f"array or a Tensor whose values fit dtype {self._data.dtype}") from None
         return self
-    method.__name__ = f"__i{ufunc.__name__}__"
     return method
 
 
@@ -326,11 +325,13 @@ Tensor.__pow__ = _ops.pow
 Tensor.__rpow__ = _reflected(_ops.pow)
 Tensor.__matmul__ = _ops.matmul
 Tensor.__rmatmul__ = _reflected(_ops.matmul)
-Tensor.__iadd__ = _in_place(_ops.add, np.add, "+=")
-Tensor.__isub__ = _in_place(_ops.sub, np.subtract, "-=")
-Tensor.__imul__ = _in_place(_ops.mul, np.multiply, "*=")
-Tensor.__itruediv__ = _in_place(_ops.div, np.divide, "/=")
-Tensor.__ipow__ = _in_place(_ops.pow, np.power, "**=")
+for _name, _op, _ufunc, _symbol in (("__iadd__", _ops.add, np.add, "+="),
+                                    ("__isub__", _ops.sub, np.subtract, "-="),
+                                    ("__imul__", _ops.mul, np.multiply, "*="),
+                                    ("__itruediv__", _ops.div, np.divide, "/="),
+                                    ("__ipow__", _ops.pow, np.power, "**=")):
+    setattr(Tensor, _name, _in_place(_op, _ufunc, _symbol))
+    getattr(Tensor, _name).__name__ = _name
 
 
 def _imatmul(self, other):
