@@ -335,11 +335,12 @@ def main() -> None:
           "of the best samples, in brackets). The verdict reads the paired ratio: with 2 BLAS "
           "threads this VM switches between a fast and a slow mode, which the separately "
           "timed samples can straddle (see docs/performance.md):")
-    checks = []
+    checks = []      # (text, paired, median ratio, best ratio, limit, slow phase) or (text, why)
 
     def add(text, key, a, b, limit):
         if key not in results or b not in results[key]:
-            checks.append((text, None, None, None, None, None))
+            checks.append((text, C.TORCH_SKIPPED if b == "torch" and torch is None
+                           else "not in this run"))
             return
         t = results[key]
         checks.append((text, paired[key][(a, b)], r(t, a, b, "median"), r(t, a, b, "min"),
@@ -353,11 +354,11 @@ def main() -> None:
     for dt in dtypes:
         add(f"{np.dtype(dt).name} B=1: graph <= 0.5x PyTorch eager", (dt, 1), "graph", "torch", 0.5)
         add("  the same through the public loss(X, y)", (dt, 1), "graph pub", "torch", 0.5)
-    for text, pair, med, best, limit, slow in checks:
-        if med is None:
-            why = C.TORCH_SKIPPED if torch is None and "PyTorch" in text else "not in this run"
-            print(f"  {text:<50} not measured ({why})")
+    for text, *check in checks:
+        if len(check) == 1:
+            print(f"  {text:<50} not measured ({check[0]})")
             continue
+        pair, med, best, limit, slow = check
         status = C.paired_verdict(pair, limit, slow)
         print(f"  {text:<50} {fmt_paired(pair)}  ({med:4.2f}x, {best:4.2f}x)  {status}")
     kept = " and ".join(f"{np.dtype(d).name} stays {np.dtype(d).name}" for d in dtypes)
