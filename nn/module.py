@@ -217,6 +217,12 @@ class Sequential(Module):
             if labels.count(label) > 1:
                 seen[label] = seen.get(label, 0) + 1
                 m.label = f"{label} {seen[label]}"
+        # Parameters named by their layer alone ("W", or "0.W" inside a nested Sequential)
+        # take their path, so that pictures and reports tell them apart; a name of the
+        # user's own (not the end of the path) is kept.
+        for path, p in self.named_parameters():
+            if p.name is None or path.endswith("." + p.name):
+                p.name = path
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())

@@ -971,3 +971,15 @@ def test_a_layer_updated_in_place_under_no_grad_keeps_its_parameters():
                 lin.b -= 0.5 * lin.b.grad
     assert [n for n, _ in model.named_parameters()] == names
     assert losses[-1] < losses[0] - 0.05
+
+
+def test_a_hand_built_sequential_names_its_parameters_by_their_paths():
+    # Every weight was named "W": the backward graph drew identical boxes for all of them
+    inner = nn.Sequential(nn.Linear(3, 4, rng=0), nn.ActivationLayer("relu"))
+    custom = nn.Linear(4, 2, rng=1)
+    custom.W.name = "readout"
+    seq = nn.Sequential(inner, custom)
+    assert [p.name for p in seq.parameters()] == ["0.0.W", "0.0.b", "readout", "1.b"]
+    loss = seq(np.ones((2, 3))).sum()
+    dot = tg.viz.backward_graph(loss).source
+    assert all(f"{n} (" in dot for n in ("0.0.W", "0.0.b", "readout", "1.b")), dot
