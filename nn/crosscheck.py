@@ -94,6 +94,12 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
     of each W and b against the autodiff gradient. ``tol`` defaults to 1e-10 in float64 and
     1e-4 in float32. The manual MLP is left as it was: its weights, and also the gradients
     and caches of an earlier ``forward``/``backward``, which are put back afterwards.
+
+    What each column tests: autodiff applies the chain rule with tinygraph's ops, but
+    differentiates each activation with the same hand-written ``backward`` of the
+    ``activations`` package that the manual MLP calls. Manual against autodiff therefore
+    checks the delta recurrence, the weight and bias gradients and the loss's δ^(L); a wrong
+    activation derivative makes both agree, and only the numerical column catches it.
     """
     from .manual import MLP as ManualMLP
     from .mlp import MLP

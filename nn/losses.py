@@ -210,7 +210,11 @@ class _SigmoidBCENode(tg.Function):
     @staticmethod
     def backward(ctx, g):
         (z,) = ctx.saved_tensors
-        p = (np.tanh(z * 0.5) + 1) * 0.5          # σ(z), also as Tensor ops under create_graph
+        # σ(z) by tinygraph's stable sigmoid (e^z/(1+e^z) for z < 0: (tanh(z/2)+1)/2 cancels
+        # there, to 0 below z = -17 in float32), a recorded op under create_graph
+        p = tg.sigmoid(z)
+        if not isinstance(z, tg.Tensor):
+            p = p.data
         return (p - ctx.target) * (g / z.shape[0])
 
     @property

@@ -120,8 +120,12 @@ def check_backward(node, grads) -> None:
             n_nan = int(np.isnan(arr).sum())
             raise AnomalyError(f"detect_anomaly: {_node_label(node)} returned a NaN or Inf "
                                f"gradient for input {i} (shape {arr.shape}, {n_nan} NaN, "
-                               f"{arr.size - int(np.isfinite(arr).sum()) - n_nan} Inf); its "
-                               f"forward op was called at {node._trace}")
+                               f"{arr.size - int(np.isfinite(arr).sum()) - n_nan} Inf); "
+                               + (f"its forward op was called at {node._trace}"
+                                  if node._trace is not None else
+                                  "its forward op ran before detect_anomaly() was entered, so "
+                                  "its line is not known: run the forward inside the block "
+                                  "too"))
 
 
 class detect_anomaly(contextlib.ContextDecorator, metaclass=_CalledContext):

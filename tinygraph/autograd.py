@@ -178,6 +178,9 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
     previous_create = _state.create_graph
     _state.create_graph = create_graph
     special = create_graph or bool(wanted_nodes) or retained is not None
+    # inside detect_anomaly() every node's gradients are checked, also nodes recorded
+    # before the block (their forward line is then unknown)
+    anomaly = _state.anomaly
     node = None
     try:
         while ready:
@@ -197,8 +200,8 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
                     _raise_released(node)
                 if special:
                     _note_grad(node, g, wanted_nodes, leaf_grads, retained, retained_grads)
-                if create_graph or node._trace is not None or node.check_backward:
-                    input_grads = _call_backward(node, g, create_graph)
+                if create_graph or anomaly or node._trace is not None or node.check_backward:
+                    input_grads = _call_backward(node, g, create_graph, anomaly)
                 else:                                   # the hot path: a built-in op
                     if node._locked:
                         node._check_saved()
@@ -315,7 +318,7 @@ def _abandon(nodes, failed, exc: Exception, retain_graph: bool) -> None:
         exc.add_note(f"tinygraph: {message}")
 
 
-def _call_backward(node: Function, g, create_graph: bool):
+def _call_backward(node: Function, g, create_graph: bool, anomaly: bool = False):
     if node._locked:
         node._check_saved()
     if create_graph:
@@ -332,7 +335,7 @@ def _call_backward(node: Function, g, create_graph: bool):
         result = (result,)
     if len(result) != len(node.parents):
         _raise_count(node, result)
-    if node._trace is not None:          # recorded under detect_anomaly()
+    if anomaly or node._trace is not None:   # run or recorded under detect_anomaly()
         from .anomaly import check_backward
         check_backward(node, result)
     return _check_grad_shapes(node, result)

@@ -87,7 +87,8 @@ def run_demo(dataset: str = "digits", data_dir: str | None = None,
     before = viz.backward_graph(loss, title="backward graph, before backward")
     loss.backward(retain_graph=True)
     after = viz.backward_graph(loss, title="backward graph after backward")
-    overlay = viz.backward_graph(loss, crosscheck=report,
+    # (the overlay's errors from this batch, as its gradient norms: not the 64 rows above)
+    overlay = viz.backward_graph(loss, crosscheck=nn.crosscheck(manual, pic_X, pic_y),
                                  title="cross-check overlay: manual vs autodiff gradients")
     pictures = {}
     for key, picture in (("forward", fwd), ("backward_before", before), ("backward", after),

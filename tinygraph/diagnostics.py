@@ -44,13 +44,14 @@ from .tensor import Tensor
 __all__ = ["GradEntry", "GradReport", "grad_report", "REASONS"]
 
 #: The reason keys, in the order they are looked for.
-REASONS = ("not connected", "cut off", "dead relu", "zero", "no backward")
+REASONS = ("not connected", "cut off", "dead relu", "zero", "no backward", "not finite")
 
 
 @dataclass
 class GradEntry:
-    """One parameter: ``status`` is ``"ok"``, ``"none"`` (no gradient) or ``"zero"``
-    (all zeros); ``reason`` says why for the last two (see the module docstring)."""
+    """One parameter: ``status`` is ``"ok"``, ``"none"`` (no gradient), ``"zero"`` (all
+    zeros) or ``"nonfinite"`` (NaN or Inf inside); ``reason`` says why for the last three
+    (see the module docstring)."""
     name: str
     shape: tuple
     status: str
@@ -67,7 +68,8 @@ class GradEntry:
     def __str__(self) -> str:
         if self.status == "ok":
             return f"{self.name} {self.shape}: ok (norm {self.norm:.4g})"
-        what = "no gradient" if self.status == "none" else "gradient all zeros"
+        what = {"none": "no gradient", "zero": "gradient all zeros",
+                "nonfinite": "gradient not finite"}[self.status]
         return f"{self.name} {self.shape}: {what}: {self.reason}"
 
 
@@ -79,7 +81,7 @@ class GradReport:
 
     @property
     def problems(self) -> list:
-        """The entries whose gradient is None or all zeros."""
+        """The entries whose gradient is None, all zeros, or not finite."""
         return [e for e in self.entries if e.status != "ok"]
 
     @property
@@ -102,8 +104,8 @@ class GradReport:
         bad = self.problems
         if not bad:
             return head + f"all {len(self.entries)} parameters have a nonzero gradient"
-        lines = [head + f"{len(bad)} of {len(self.entries)} parameters have no gradient or "
-                        f"an all-zero one"]
+        lines = [head + f"{len(bad)} of {len(self.entries)} parameters have no gradient, an "
+                        f"all-zero one or one with NaN or Inf"]
         lines += [f"  {e}" for e in bad]
         return "\n".join(lines)
 
@@ -294,6 +296,16 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
             continue
         g = np.asarray(g.data if isinstance(g, Tensor) else g)
         norm = float(np.sqrt(np.sum(np.square(g, dtype=np.float64))))
+        finite = np.isfinite(g)
+        if not finite.all():        # (NaN != 0 is true: it was reported "ok")
+            n_nan = int(np.isnan(g).sum())
+            entries.append(GradEntry(
+                name, shape, "nonfinite",
+                f"[not finite] {n_nan} NaN and {int(g.size - finite.sum()) - n_nan} inf in the "
+                f"gradient: run the step inside tg.detect_anomaly() to find the op that made "
+                f"them (often an input or a weight that is already NaN or inf, or a log of 0)",
+                norm))
+            continue
         if np.any(g != 0):
             entries.append(GradEntry(name, shape, "ok", None, norm))
             continue

@@ -32,7 +32,7 @@ import numpy as np
 
 from . import autograd as _autograd
 from . import graph as _graph
-from .function import Function
+from .function import Function, _arrays_in
 from .tensor import Tensor
 
 __all__ = ["forward_graph", "backward_graph", "backward_state", "render", "find_dot", "Picture"]
@@ -527,7 +527,10 @@ def backward_graph(outputs: Tensor | Iterable[Tensor], crosscheck: Any = None,
                     records.append((lid, None, _accumulator(p, errors, tol, shapes,
                                                             checked, seen_names)))
                 edges.append((nid, lid, {}))
-        for a in nd.saved_tensors:
+        held = nd.saved_tensors
+        if nd.keeps_arrays_on_ctx and nd.__dict__:     # (targets, an index: as the legend)
+            held = (*held, *_arrays_in(nd.__dict__.values()))
+        for a in held:
             if not isinstance(a, np.ndarray):
                 continue
             sid = saved_ids.get(id(a))
@@ -604,8 +607,9 @@ def backward_state(outputs, nodes: list | None = None, leaves: list | None = Non
 
 
 def _crosscheck_of(report):
-    """(errors by name, tol, shapes by name): the shapes from the report's ``rows`` (name and
-    shape each, as nn.crosscheck's), empty when it has none."""
+    """(errors by name, tol, rows): ``rows`` holds what the report's ``rows`` tell besides
+    (as nn.crosscheck's do): each parameter's shape and numerical (finite-difference) error,
+    and the report's ``numerical_tol``; empty when it has none."""
     if report is None:
         return None, None, {}
     errors = getattr(report, "param_errors", None)
@@ -614,16 +618,19 @@ def _crosscheck_of(report):
         raise TypeError("backward_graph: crosscheck must have param_errors (a dict: parameter "
                         "name -> relative error) and tol (a float), like "
                         "nn.crosscheck's report")
-    shapes = {str(r.name): tuple(r.shape) for r in getattr(report, "rows", ())
-              if hasattr(r, "name") and hasattr(r, "shape")}
+    rows = {str(r.name): r for r in getattr(report, "rows", ()) if hasattr(r, "name")}
+    rows = {"shapes": {n: tuple(r.shape) for n, r in rows.items() if hasattr(r, "shape")},
+            "numerical": {n: float(r.numerical_rel_error) for n, r in rows.items()
+                          if getattr(r, "numerical_rel_error", None) is not None},
+            "numerical_tol": getattr(report, "numerical_tol", None)}
     try:
-        return {str(k): float(v) for k, v in errors.items()}, float(tol), shapes
+        return {str(k): float(v) for k, v in errors.items()}, float(tol), rows
     except (TypeError, ValueError):
         raise TypeError(f"backward_graph: crosscheck's param_errors and tol must be numbers, "
                         f"got tol={tol!r} and errors {dict(errors)!r:.80}") from None
 
 
-def _accumulator(t: Tensor, errors, tol, shapes: dict, checked: dict, seen_names: set) -> dict:
+def _accumulator(t: Tensor, errors, tol, rows: dict, checked: dict, seen_names: set) -> dict:
     head = f"{t.name} {_shape(t.shape)}" if t.name else f"leaf {_shape(t.shape)}"
     lines = [_esc(head)]
     lines.append("grad: " + DASH if t.grad is None
@@ -631,6 +638,7 @@ def _accumulator(t: Tensor, errors, tol, shapes: dict, checked: dict, seen_names
     attrs = dict(shape="box", style="filled", fillcolor=PARAM_FILL)
     cls = "accumulator"
     if errors is not None and t.name is not None and t.name in errors:
+        shapes = rows.get("shapes", {})
         if t.name in shapes and shapes[t.name] != tuple(t.shape):
             # matched by name only, another model's report would colour this one
             raise ValueError(f"backward_graph: the crosscheck report's {t.name} has shape "
@@ -639,14 +647,21 @@ def _accumulator(t: Tensor, errors, tol, shapes: dict, checked: dict, seen_names
                              f"crosscheck of this model's weights")
         seen_names.add(t.name)
         err = errors[t.name]
-        if err <= tol:                               # NaN compares False: red
+        # The finite-difference check counts too: nn.MLP's adapter calls the same
+        # hand-written activation backward as the manual MLP, so a wrong derivative there
+        # makes manual and autodiff agree, and only the numerical check sees it.
+        num, num_tol = rows.get("numerical", {}).get(t.name), rows.get("numerical_tol")
+        num_bad = num is not None and num_tol is not None and not num <= num_tol
+        if err <= tol and not num_bad:               # NaN compares False: red
             attrs["fillcolor"] = OK_FILL
             lines.append(f"rel err {err:.2g}")
             checked["ok"] += 1
             cls += " ok"
         else:
             attrs.update(fillcolor=BAD_FILL, penwidth="2")
-            lines.append(f"rel err {err:.2g} > tol")
+            lines.append(f"rel err {err:.2g}" + (" > tol" if not err <= tol else ""))
+            if num_bad:
+                lines.append(f"numerical {num:.2g} > {num_tol:g}")
             checked["bad"] += 1
             cls += " bad"
     attrs["label"] = "\\n".join(lines)

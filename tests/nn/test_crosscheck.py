@@ -11,6 +11,7 @@ import pytest
 import activations
 import nn
 import nn.manual
+import tinygraph as tg
 
 ALL_ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"]
 SPEC_SIZES = [784, 256, 128, 10]
@@ -321,3 +322,21 @@ def test_activations_the_registry_cannot_rebuild_are_copied_for_the_twins(make):
     assert type(twin.layers[0].activation) is make
     np.testing.assert_allclose(twin.predict_proba(X), manual.predict_proba(X), rtol=1e-12)
 
+
+
+def test_the_overlay_is_red_where_only_the_numerical_check_fails(monkeypatch):
+    # A wrong activation derivative is shared by the manual MLP and nn.MLP's adapter (both
+    # call activations.ReLU.backward): manual and autodiff agree, only the finite
+    # differences disagree. The overlay read param_errors alone and drew every box green.
+    original = activations.ReLU._backward
+    monkeypatch.setattr(activations.ReLU, "_backward",
+                        lambda self, g, cache: original(self, g, cache) * 2.0)
+    model, X, y = _problem([4, 8, 3], "relu", "softmax", n=16, seed=3)
+    report = nn.crosscheck(model, X, y)
+    assert not report.ok and max(report.param_errors.values()) <= report.tol
+    graph = nn.MLP.from_manual(model)
+    loss = graph.loss(X, y)
+    loss.backward(retain_graph=True)
+    dot = tg.viz.backward_graph(loss, crosscheck=report).source
+    assert "cross-check (tol 1e-10): 2 ok, 2 failed" in dot
+    assert dot.count("numerical ") == 2 and "layers.0.W" in dot

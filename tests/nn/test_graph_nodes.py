@@ -983,3 +983,16 @@ def test_a_hand_built_sequential_names_its_parameters_by_their_paths():
     loss = seq(np.ones((2, 3))).sum()
     dot = tg.viz.backward_graph(loss).source
     assert all(f"{n} (" in dot for n in ("0.0.W", "0.0.b", "readout", "1.b")), dot
+
+
+@pytest.mark.parametrize("dtype, z", [(np.float32, -17.0), (np.float32, -30.0), (np.float32, -12.0),
+                                      (np.float64, -45.0)])
+def test_bce_with_logits_keeps_the_gradient_of_strongly_negative_logits(dtype, z):
+    # σ(z) rebuilt as (tanh(z/2) + 1)/2 cancelled: 0 below z = -17 in float32 (true 4e-8),
+    # 5e-4 relative at -12, which a float32 crosscheck reported as DISAGREE
+    logits = tg.Tensor(np.array([[z]], dtype=dtype), requires_grad=True)
+    nn.BCEWithLogits()(logits, np.array([[0.0]], dtype=dtype)).backward()
+    true = 1.0 / (1.0 + math.exp(-z))                          # (y = 0, n = 1)
+    assert logits.grad.dtype == dtype
+    np.testing.assert_allclose(logits.grad[0, 0], true, rtol=1e-6 if dtype == np.float32 else 1e-14)
+

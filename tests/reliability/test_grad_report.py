@@ -195,3 +195,22 @@ def test_parameters_that_share_a_name_get_their_own_reasons():
         reasons = {id(p): e.reason for p, e in zip(order, report.entries)}
         assert reasons[id(Wa)].startswith("[not connected]"), reasons[id(Wa)]
         assert reasons[id(Wb)].startswith("[cut off]"), reasons[id(Wb)]
+
+
+def test_a_nan_or_inf_gradient_is_reported_not_called_ok():
+    # NaN != 0 is true: a NaN gradient was "ok (norm nan)" and the report "all nonzero"
+    X = np.ones((2, 3))
+    W = tg.Tensor(np.ones((3, 2)), requires_grad=True, name="W")
+    s = tg.Tensor(np.array([-1.0, 1.0, 4.0]), requires_grad=True, name="s")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        report = grad_report(lambda: (tg.Tensor(X) @ W).sum() + tg.sqrt(s).sum(),
+                             {"W": W, "s": s})           # d sqrt(s)/ds at -1: NaN
+    assert not report.ok and report["W"].status == "ok"
+    entry = report["s"]
+    assert entry.status == "nonfinite" and entry.key == "not finite"
+    assert entry.reason.startswith("[not finite] 1 NaN and 0 inf in the gradient")
+    assert "s (3,): gradient not finite: [not finite]" in str(report)
+    model = nn.MLP([3, 4, 2], ["relu", "softmax"], seed=0)
+    model.linears[1].W.data[0, 0] = np.inf
+    with np.errstate(all="ignore"):
+        assert not model.grad_report(np.ones((4, 3)), [0, 1, 0, 1]).ok

@@ -100,3 +100,15 @@ def test_a_user_file_in_a_directory_named_like_the_package_is_the_users_line(tmp
         with np.errstate(divide="ignore"), tg.detect_anomaly():
             exec(compile(source, script, "exec"),
                  {"__name__": "__main__", "tg": tg, "Tensor": tg.Tensor})
+
+
+def test_a_backward_run_inside_the_block_is_checked_even_if_recorded_before():
+    # wrapping only loss.backward() in detect_anomaly() checked nothing: z.grad = [inf, 0.5]
+    z = tg.Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    y = tg.sqrt(z)
+    with np.errstate(divide="ignore"), tg.detect_anomaly():
+        with pytest.raises(tg.AnomalyError, match=r"SqrtBackward returned a NaN or Inf gradient "
+                                                  r"for input 0 .*before detect_anomaly\(\) was "
+                                                  r"entered.*run the forward inside the block"):
+            y.sum().backward()
+    assert z.grad is None

@@ -159,6 +159,22 @@ def test_softmax_logsumexp_log_softmax_are_stable_for_large_logits():
     np.testing.assert_allclose(x.grad, [[0.5, -0.5, 0.0], [0.0, 0.0, 0.0]], atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [100.0, 1e4, 1e5])
+def test_log_softmax_keeps_its_precision_for_large_logits(dtype, c):
+    # x - logsumexp(x) rounded log(s) + m to m's precision: 5e-4 relative error in float32
+    # near 1e4, 6e-3 near 1e5 (value and gradient)
+    x = tg.Tensor(np.array([[c, c - 1, c - 2, c - 3]], dtype=dtype), requires_grad=True)
+    y = tg.log_softmax(x)
+    shifted = np.array([0.0, -1.0, -2.0, -3.0])
+    ref = shifted - np.log(np.sum(np.exp(shifted)))            # exact: it depends on x - c
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(y.data[0], ref, rtol=tol)
+    w = np.array([[1.0, 0.0, 0.0, 0.0]])
+    (y * w).sum().backward()
+    np.testing.assert_allclose(x.grad[0], w[0] - np.exp(ref), rtol=tol, atol=tol)
+
+
 def test_logsumexp_of_infinite_rows_is_infinite_not_nan():
     # the shift by the row's max would be inf - inf = NaN without the guard
     z = np.array([[-np.inf, -np.inf], [np.inf, 1.0], [0.0, -np.inf]])

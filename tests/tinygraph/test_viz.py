@@ -564,3 +564,13 @@ def test_bad_crosscheck_numbers_and_a_tensor_grad_are_named_or_drawn():
     assert "\u2016grad\u2016 = 4.24" in viz.backward_graph(y).source      # |(3, 3)|
     with pytest.raises(tg.BackwardError, match=r"has a \.grad that is a Tensor, set by hand"):
         y.backward()
+
+
+def test_arrays_a_node_keeps_on_ctx_are_drawn_as_the_legend_counts_them():
+    # The legend counted getitem's index and the fused loss's targets, the picture drew
+    # neither: "4 KB in 1 array" with no box at all
+    x = tg.Tensor(np.ones(2000), requires_grad=True)
+    p = parse(viz.backward_graph(x[np.arange(0, 1000, 2)].sum()))
+    saved = [n for n in p.nodes.values() if "saved" in n.get("class", "").split()]
+    assert [lines(n)[0] for n in saved] == ["(500,) int64 \u00b7 4 KB"]
+    assert "saved for backward: 4 KB in 1 array" in of_class(p, "legend")["legend"]["label"]

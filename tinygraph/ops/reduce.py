@@ -198,7 +198,15 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = normalize_axis(axis, x.ndim, "log_softmax")
-        y = x - _logsumexp(x, ctx.axis, op="log_softmax")
+        _check_reducible(x, ctx.axis, "log_softmax")
+        # (x - m) - log Σ e^(x - m), not x - logsumexp(x): for large x the sum log(s) + m is
+        # rounded to m's precision and the subtraction cancels (float32, logits near 1e4:
+        # 5e-4 relative error)
+        m = np.max(x, axis=ctx.axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)           # rows of -inf stay -inf, not NaN
+        shifted = x - m
+        with np.errstate(divide="ignore"):
+            y = shifted - np.log(np.sum(np.exp(shifted), axis=ctx.axis, keepdims=True))
         ctx.save_for_backward(y)
         return y
 
