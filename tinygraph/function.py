@@ -431,14 +431,27 @@ _PLAIN = frozenset((np.ndarray, float, int, bool))
 _new = object.__new__
 
 
+def python_scalar(x: Any) -> Any:
+    """A numpy scalar of a bool, integer or float dtype (``np.float64(2)``, ``x.mean()``) as
+    the Python number it holds, anything else as it is. A Python number takes the dtype of
+    the array it meets, so float32 stays float32; numpy would promote float32 to float64 for
+    a ``np.float64`` (NEP 50), silently, in a graph whose leaves stay float32."""
+    if isinstance(x, np.generic) and x.dtype.kind in "biuf":
+        return x.item()
+    return x
+
+
 def _constant(x: Any, op: type) -> Any:
     """A non-Tensor input of ``op`` as forward gets it: Python numbers and numeric arrays as
-    they are, None as it is unless ``op.rejects_none``, anything else (lists, numpy scalars)
-    as an array; an array of another dtype (complex, object, str) is refused."""
+    they are, numpy scalars as Python numbers (``python_scalar``), None as it is unless
+    ``op.rejects_none``, anything else (lists) as an array; an array of another dtype
+    (complex, object, str) is refused."""
     if type(x) is np.ndarray:
         arr = x
     elif type(x) in _PLAIN:
         return x
+    elif isinstance(x, np.generic) and x.dtype.kind in "biuf":
+        return x.item()
     elif x is None:
         if op.rejects_none:
             reject_none(op._op_label(), x)

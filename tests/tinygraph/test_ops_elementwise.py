@@ -485,3 +485,19 @@ def test_errors_of_clip_cast_and_pow_name_the_op_and_the_cause():
         tg.Tensor(np.array([2, 3])) ** -1
     with pytest.raises(tg.ShapeError, match=r"pow: shapes \(2,\) and \(4,\)"):
         tg.Tensor(np.array([2.0, 3.0])) ** np.ones(4)
+
+
+@pytest.mark.parametrize("make", [
+    lambda t: t * np.float64(0.5), lambda t: np.float64(1.0) - t, lambda t: t ** np.float64(2),
+    lambda t: tg.clip(t, np.float64(0.2), np.float64(0.9)), lambda t: tg.maximum(t, np.float64(0)),
+    lambda t: t * np.int64(3), lambda t: t / np.float32(2)])
+def test_numpy_scalars_keep_a_float32_graph_float32(make):
+    # np.float64 is a strong type for numpy (NEP 50): t32 * np.float64(0.5) became float64
+    # in forward while the leaf's gradient came back float32, so nothing flagged it
+    t = tg.Tensor(np.array([0.1, 0.5, 2.0], dtype=np.float32), requires_grad=True)
+    out = make(t)
+    assert out.dtype == np.float32
+    out.sum().backward()
+    assert t.grad.dtype == np.float32
+    t64 = tg.Tensor(np.array([0.1, 0.5, 2.0]), requires_grad=True)
+    assert make(t64).dtype == np.float64

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import function as _function
 from ..errors import ShapeError
-from ..function import Function
+from ..function import Function, python_scalar
 from ._util import broadcast_error, shape_of, unbroadcast
 
 
@@ -277,6 +277,7 @@ class Clip(Function):
     def forward(ctx, x, lo=None, hi=None):
         if lo is None and hi is None:
             raise ValueError("clip: give at least one of lo and hi")
+        lo, hi = python_scalar(lo), python_scalar(hi)     # (np.float64 bounds: x's dtype kept)
         for name, bound in (("lo", lo), ("hi", hi)):
             if bound is not None and np.asarray(bound).dtype.kind not in "biuf":
                 raise TypeError(f"clip: bound {name}={bound!r:.40} is not a number; expected a "
