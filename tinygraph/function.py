@@ -450,8 +450,8 @@ def _constant(x: Any, op: type) -> Any:
         arr = x
     elif type(x) in _PLAIN:
         return x
-    elif isinstance(x, np.generic) and x.dtype.kind in "biuf":
-        return x.item()
+    elif type(number := python_scalar(x)) in _PLAIN:       # a numpy scalar
+        return number
     elif x is None:
         if op.rejects_none:
             reject_none(op._op_label(), x)

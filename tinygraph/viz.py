@@ -619,15 +619,17 @@ def _crosscheck_of(report):
                         "name -> relative error) and tol (a float), like "
                         "nn.crosscheck's report")
     rows = {str(r.name): r for r in getattr(report, "rows", ()) if hasattr(r, "name")}
-    rows = {"shapes": {n: tuple(r.shape) for n, r in rows.items() if hasattr(r, "shape")},
-            "numerical": {n: float(r.numerical_rel_error) for n, r in rows.items()
-                          if getattr(r, "numerical_rel_error", None) is not None},
-            "numerical_tol": getattr(report, "numerical_tol", None)}
     try:
+        rows = {"shapes": {n: tuple(r.shape) for n, r in rows.items() if hasattr(r, "shape")},
+                "numerical": {n: float(r.numerical_rel_error) for n, r in rows.items()
+                              if getattr(r, "numerical_rel_error", None) is not None},
+                "numerical_tol": (None if getattr(report, "numerical_tol", None) is None
+                                  else float(report.numerical_tol))}
         return {str(k): float(v) for k, v in errors.items()}, float(tol), rows
     except (TypeError, ValueError):
-        raise TypeError(f"backward_graph: crosscheck's param_errors and tol must be numbers, "
-                        f"got tol={tol!r} and errors {dict(errors)!r:.80}") from None
+        raise TypeError(f"backward_graph: crosscheck's param_errors and tol must be numbers "
+                        f"(and its rows' numerical_rel_error, if any), got tol={tol!r} and "
+                        f"errors {dict(errors)!r:.80}") from None
 
 
 def _accumulator(t: Tensor, errors, tol, rows: dict, checked: dict, seen_names: set) -> dict:
