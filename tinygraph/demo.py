@@ -57,7 +57,11 @@ def run_demo(dataset: str = "digits", data_dir: str | None = None,
     started = time.perf_counter()
     out_dir = Path(out_dir)
     Xtr, ytr, Xte, yte, data_name = load_dataset(dataset, data_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)   # (after the data: a failed load leaves nothing)
+    try:                            # (after the data: a failed load leaves nothing)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:          # (errno kept; the message names the folder and the option)
+        raise OSError(exc.errno, f"cannot create the report folder {str(out_dir)!r} "
+                                 f"({exc.strerror or exc}); choose another one (--out)") from None
     n_features = Xtr.shape[1]
     layers = [n_features, 256, 128, 10]
     acts = ["relu", "relu", "softmax"]

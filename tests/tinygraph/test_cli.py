@@ -396,3 +396,13 @@ def test_constant_images_are_named_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "all have the same value (0): nothing to learn from" in err
     assert "Warning" not in err
+
+
+def test_demo_names_a_report_folder_it_cannot_create(tmp_path, capsys):
+    # it printed Python's "[Errno 20] Not a directory: '.../file/sub'" alone
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["demo", "--epochs", "1", "--out", str(blocker / "sub"), "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert "cannot create the report folder" in err and "choose another one (--out)" in err
+    assert "Not a directory" in err
