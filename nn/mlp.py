@@ -128,8 +128,10 @@ class MLP(Module, SpecMLP):
         """``loss``, its errors naming ``where``."""
         Xc = self._check_batch(X, where)
         targets = self._prepare_targets(y, where, Xc.shape[0])
-        if not self._from_class_labels(y):      # (one-hot rows made from labels are valid:
-            targets = self._loss_targets(targets)   # the loss's check of them cost ~20 us)
+        # one-hot rows made from class labels are valid by construction: the loss's second
+        # check of them cost ~20 us a step
+        if not self._from_class_labels(y):
+            targets = self._loss_targets(targets)
         return self._loss(Xc, targets)
 
     def _loss_targets(self, targets: np.ndarray) -> np.ndarray:

@@ -618,10 +618,10 @@ def _crosscheck_of(report):
         raise TypeError("backward_graph: crosscheck must have param_errors (a dict: parameter "
                         "name -> relative error) and tol (a float), like "
                         "nn.crosscheck's report")
-    rows = {str(r.name): r for r in getattr(report, "rows", ()) if hasattr(r, "name")}
+    by_name = {str(r.name): r for r in getattr(report, "rows", ()) if hasattr(r, "name")}
     try:
-        rows = {"shapes": {n: tuple(r.shape) for n, r in rows.items() if hasattr(r, "shape")},
-                "numerical": {n: float(r.numerical_rel_error) for n, r in rows.items()
+        rows = {"shapes": {n: tuple(r.shape) for n, r in by_name.items() if hasattr(r, "shape")},
+                "numerical": {n: float(r.numerical_rel_error) for n, r in by_name.items()
                               if getattr(r, "numerical_rel_error", None) is not None},
                 "numerical_tol": (None if getattr(report, "numerical_tol", None) is None
                                   else float(report.numerical_tol))}
