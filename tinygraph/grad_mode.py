@@ -36,8 +36,15 @@ def _outer(stack: list, name: str):
 class _CalledContext(type):
     """Metaclass of the context managers: ``with tg.no_grad:`` (the class, not called) says
     how to write it instead of Python's "'type' object does not support the context
-    manager protocol"."""
+    manager protocol"; ``@tg.no_grad`` without parentheses decorates the function, as
+    ``@tg.no_grad()`` does (PyTorch takes both)."""
     _arguments = "()"           # how a call is written (set_grad_enabled: "(mode)")
+
+    def __call__(cls, *args, **kwargs):
+        if (cls._arguments == "()" and len(args) == 1 and not kwargs and callable(args[0])
+                and not isinstance(args[0], type)):
+            return super().__call__()(args[0])      # @tg.no_grad on a function
+        return super().__call__(*args, **kwargs)
 
     def __enter__(cls):
         raise TypeError(f"with tg.{cls.__name__}: needs parentheses: write `with "
@@ -87,6 +94,10 @@ class set_grad_enabled(_GradModeSetter):
     _arguments = "(mode)"
 
     def __init__(self, mode: bool):
+        if callable(mode):          # @tg.set_grad_enabled on a function: bool(f) is True
+            raise TypeError(f"set_grad_enabled(mode): got {getattr(mode, '__name__', mode)!r}, "
+                            f"a callable; expected True or False (as a decorator: "
+                            f"@tg.set_grad_enabled(False))")
         self._enabled = bool(mode)
 
 

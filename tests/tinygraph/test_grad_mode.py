@@ -266,3 +266,36 @@ def test_a_context_manager_used_without_parentheses_says_how_to_write_it(name, a
     assert tg.is_grad_enabled()
     with getattr(tg, name)(*([False] if arguments == "(mode)" else [])):
         pass
+
+
+@pytest.mark.parametrize("name, inside", [("no_grad", lambda: not tg.is_grad_enabled()),
+                                          ("enable_grad", tg.is_grad_enabled),
+                                          ("detect_anomaly", lambda: tg.grad_mode._state.anomaly)])
+def test_a_context_manager_decorates_without_parentheses(name, inside):
+    # PyTorch takes @torch.no_grad as well as @torch.no_grad(); before, Python said
+    # "no_grad() takes no arguments"
+    @getattr(tg, name)
+    def step(t):
+        """Doubles t."""
+        assert inside()
+        return t * 2.0
+
+    assert step.__name__ == "step" and step.__doc__ == "Doubles t."
+    x = tg.Tensor([1.0], requires_grad=True)
+    with tg.no_grad():
+        y = step(x)
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled() and not tg.grad_mode._state.anomaly
+    assert (y.grad_fn is not None) == (name == "enable_grad")
+
+
+def test_set_grad_enabled_without_its_mode_as_a_decorator_is_refused():
+    with pytest.raises(TypeError, match=r"^set_grad_enabled\(mode\): got 'step', a callable; "
+                                        r"expected True or False \(as a decorator: "
+                                        r"@tg.set_grad_enabled\(False\)\)"):
+        @tg.set_grad_enabled
+        def step(t):
+            return t
+    with tg.set_grad_enabled(0):
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
