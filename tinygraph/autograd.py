@@ -37,6 +37,11 @@ def register_retained(t) -> None:
         _retained[id(t.grad_fn)] = t
 
 
+def is_retained(t) -> bool:
+    """Whether ``retain_grad()`` was called on ``t`` (a tensor made by an op)."""
+    return _retained.get(id(t.grad_fn)) is t
+
+
 def _retained_now() -> dict:
     """A copy of the live entries. Another thread's garbage collection may still remove a
     dead entry while the copy iterates (WeakValueDictionary's guard has a race there): then
@@ -252,7 +257,7 @@ def _run(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: b
         _state.create_graph = previous_create
     leaf_sink.commit()
     for t, g in retained_grads:
-        t.grad = g if t.grad is None else _sum(t.grad, g)
+        t._grad = g if t._grad is None else _sum(t._grad, g)
     return leaf_grads
 
 
@@ -463,7 +468,7 @@ class _LeafGrads:
                     g = g._data                 # a Tensor from a recorded backward
                 if g.shape != leaf._data.shape:
                     _raise_leaf_shape(leaf, g, "backward")
-                current = leaf.grad
+                current = leaf._grad
                 if current is not None:
                     if type(current) is not np.ndarray:
                         raise BackwardError(
@@ -483,7 +488,7 @@ class _LeafGrads:
                 handed.add(id(g))
                 new.append((leaf, g))
             for leaf, g in new:
-                leaf.grad = g
+                leaf._grad = g
 
 
 def _raise_leaf_shape(leaf, g, where: str) -> None:

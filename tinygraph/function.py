@@ -334,7 +334,7 @@ class Function:
             _check_anomaly(ctx, arrays, out)
         t = _new(Tensor)
         t._data = out
-        t.grad = None
+        t._grad = None
         t.requires_grad = True
         t.grad_fn = ctx
         t.name = None

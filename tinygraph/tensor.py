@@ -1,6 +1,7 @@
 """``Tensor``: a numpy array plus what autodiff needs (``grad``, ``grad_fn``, ``requires_grad``)."""
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ class Tensor:
     None for leaves), ``is_leaf``, ``shape``, ``dtype``, ``ndim``, ``name``.
     """
 
-    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "name", "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "grad_fn", "name", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
@@ -51,7 +52,7 @@ class Tensor:
                 f"pass dtype=np.float64 (or np.float32), e.g. Tensor(data, dtype=np.float64, "
                 f"requires_grad=True)")
         self._data = arr
-        self.grad = None
+        self._grad = None
         self.requires_grad = bool(requires_grad)
         self.grad_fn = None
         self.name = name
@@ -61,7 +62,7 @@ class Tensor:
         # Hot path: no checks, the op produced a valid array.
         t = cls.__new__(cls)
         t._data = data
-        t.grad = None
+        t._grad = None
         t.requires_grad = grad_fn is not None
         t.grad_fn = grad_fn
         t.name = None
@@ -89,6 +90,24 @@ class Tensor:
             raise TypeError(f"Tensor.data: a tensor that requires grad needs floating-point "
                             f"data, got dtype {arr.dtype}")
         self._data = arr
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        """d(output)/d(self) summed over ``backward()`` calls: set on leaves that require
+        grad, and on tensors made by an op only after ``retain_grad()``. Reading it on such a
+        tensor without ``retain_grad()`` warns (it is None, whatever ran), as in PyTorch."""
+        g = self._grad
+        if g is None and self.grad_fn is not None and not autograd.is_retained(self):
+            warnings.warn(
+                f"Tensor.grad of a tensor made by an op ({self.grad_fn.name}, shape "
+                f"{self._data.shape}) is None: backward() keeps gradients of leaves only. Call "
+                f".retain_grad() on it before backward() to keep its gradient (a layer's delta, "
+                f"say), or use tinygraph.grad(loss, [it])", UserWarning, stacklevel=2)
+        return g
+
+    @grad.setter
+    def grad(self, value: np.ndarray | None) -> None:
+        self._grad = value
 
     @property
     def shape(self) -> tuple:
@@ -181,7 +200,7 @@ class Tensor:
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (set ``.grad`` to None)."""
-        self.grad = None
+        self._grad = None
 
     def requires_grad_(self, flag: bool = True) -> "Tensor":
         if flag and self._data.dtype.kind != "f":

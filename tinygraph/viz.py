@@ -380,7 +380,7 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
             fontsize="9", height="0.3", margin="0.04,0.02", **{"class": "op"})))
         t = out_tensor[i]
         head = t.name if t is not None and t.name else ("output" if is_output[i] else None)
-        grad = t.grad if t is not None else None
+        grad = t._grad if t is not None else None
         label = _tensor_label(head, out_shape[i], out_dtype[i], out_array[i], grad,
                               show_values, show_grads, True)
         if is_output[i]:
@@ -394,7 +394,7 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
         if kind == "leaf":
             nid, t, mods, as_output = leaf_nodes[key]
             head = t.name or ("parameter" if t.requires_grad else "input")
-            label = _tensor_label(head, t.shape, t.dtype, t.data, t.grad, show_values,
+            label = _tensor_label(head, t.shape, t.dtype, t.data, t._grad, show_values,
                                   show_grads, t.requires_grad)
             if as_output:
                 attrs = dict(fillcolor=OUTPUT_FILL, style="filled,bold", peripheries="2",
@@ -415,7 +415,7 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
                 label=label, shape="box", style="filled", fillcolor=INPUT_FILL,
                 **{"class": "tensor input"})))
     for nid, t, _ in loose_outputs:
-        label = _tensor_label(t.name or "output", t.shape, t.dtype, t.data, t.grad,
+        label = _tensor_label(t.name or "output", t.shape, t.dtype, t.data, t._grad,
                               show_values, show_grads, True)
         records.append((nid, None, dict(label=label, shape="box", fillcolor=OUTPUT_FILL,
                                         style="filled,bold", peripheries="2",
@@ -635,8 +635,8 @@ def _crosscheck_of(report):
 def _accumulator(t: Tensor, errors, tol, rows: dict, checked: dict, seen_names: set) -> dict:
     head = f"{t.name} {_shape(t.shape)}" if t.name else f"leaf {_shape(t.shape)}"
     lines = [_esc(head)]
-    lines.append("grad: " + DASH if t.grad is None
-                 else f"\u2016grad\u2016 = {_norm(t.grad):.3g}")
+    lines.append("grad: " + DASH if t._grad is None
+                 else f"\u2016grad\u2016 = {_norm(t._grad):.3g}")
     attrs = dict(shape="box", style="filled", fillcolor=PARAM_FILL)
     cls = "accumulator"
     if errors is not None and t.name is not None and t.name in errors:

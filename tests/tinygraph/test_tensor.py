@@ -1,6 +1,8 @@
 """Tensor: construction, attributes, dtypes, conversions, detach, retain_grad, zero_grad, repr."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -35,9 +37,31 @@ def test_attributes_of_an_op_result():
     assert y.requires_grad
     assert y.grad_fn is not None
     assert not y.is_leaf
-    assert y.grad is None
+    with pytest.warns(UserWarning, match="retain_grad"):
+        assert y.grad is None
     z = tg.Tensor([1.0, 2.0]) * 2.0   # no input requires grad: no node
     assert z.grad_fn is None and not z.requires_grad and z.is_leaf
+
+
+def test_reading_grad_of_an_op_result_without_retain_grad_warns_and_says_what_to_do():
+    # A learner comparing hand-derived deltas reads h.grad after backward: None, silently,
+    # before (PyTorch warns the same way)
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3.0
+    kept = (x * 2.0).retain_grad()
+    (h * kept).sum().backward()
+    with pytest.warns(UserWarning, match=r"^Tensor.grad of a tensor made by an op \(MulBackward, "
+                                         r"shape \(2,\)\) is None: backward\(\) keeps gradients "
+                                         r"of leaves only. Call .retain_grad\(\) on it before "
+                                         r"backward\(\)"):
+        assert h.grad is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(kept.grad, [3.0, 6.0])     # retained: no warning
+        np.testing.assert_allclose(x.grad, [2.0 * 3.0 * 2.0, 2.0 * 3.0 * 4.0])   # a leaf
+        assert tg.Tensor([1.0], requires_grad=True).grad is None     # a leaf before backward
+        h.grad = np.ones(2)                                   # set by hand: read back quietly
+        np.testing.assert_allclose(h.grad, [1.0, 1.0])
 
 
 def test_grad_has_shape_and_dtype_of_data():
@@ -159,7 +183,8 @@ def test_retain_grad_on_intermediate():
     loss.backward()
     np.testing.assert_allclose(h.grad, 2 * h.data)
     assert h.grad.shape == h.shape and h.grad.dtype == h.dtype
-    assert k.grad is None
+    with pytest.warns(UserWarning, match="retain_grad"):
+        assert k.grad is None
     np.testing.assert_allclose(x.grad, 2 * 2 * h.data + 3.0)
 
 
