@@ -124,15 +124,21 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     else:
         picture = viz.forward_graph(loss, show_values=True, title=f"forward graph of {args.layers}")
     out = Path(args.out or f"graph.{args.format or 'svg'}")
-    fmt = args.format or (out.suffix.lstrip(".").lower() or "svg")
+    suffix = out.suffix.lstrip(".").lower()
+    suffix = "gv" if suffix == "dot" else suffix        # Graphviz source goes by both names
+    fmt = args.format or suffix or "svg"
     if fmt not in GRAPH_FORMATS:
         raise UserError(f"--out {out}: cannot tell the picture format from the suffix "
-                        f"{out.suffix!r}; use one of {', '.join(GRAPH_FORMATS)} (or --format)")
-    if out.suffix and out.suffix.lstrip(".").lower() != fmt:
+                        f"{out.suffix!r}; use one of {', '.join(GRAPH_FORMATS)}, or .dot "
+                        f"(or --format)")
+    if suffix and suffix != fmt:
         raise UserError(f"--format {fmt} does not match --out {out}; name the file "
                         f"{out.stem}.{fmt} or leave --format out")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    try:                                 # as train and demo do with theirs
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the folder {out.parent} "
+                        f"({exc.strerror or exc}); choose another --out") from None
     if fmt == "gv":
         out.write_text(picture.source)
         written = out
@@ -242,8 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--activations", type=_activations, required=True,
                        help="one per layer, e.g. relu,softmax")
     graph.add_argument("--backward", action="store_true", help="draw the backward graph")
-    graph.add_argument("--out", type=_path, help="output file (default: graph.svg, or graph.FORMAT with "
-                                     "--format)")
+    graph.add_argument("--out", type=_path, help="output file, its folder created if missing "
+                                                 "(default: graph.svg, or graph.FORMAT with "
+                                                 "--format); .dot is Graphviz source, as .gv")
     graph.add_argument("--format", choices=GRAPH_FORMATS,
                        help="output format (default: from --out's suffix); pdf needs the "
                             "system Graphviz, svg and png also work with graphviz-pure")

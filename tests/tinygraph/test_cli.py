@@ -177,15 +177,30 @@ def test_arch_errors_show_the_subcommands_usage(capsys):
 @pytest.mark.parametrize("args, code, fragment", [
     (["--out", "g.txt"], 2, "cannot tell the picture format from the suffix '.txt'"),
     (["--format", "png", "--out", "g.svg"], 2, "--format png does not match --out g.svg"),
-    (["--out", "nowhere/g.svg"], 2, "folder nowhere does not exist"),
+    (["--out", "afile/g.svg"], 2, "--out afile/g.svg: cannot create the folder afile (File "
+                                  "exists); choose another --out"),
 ])
 def test_graph_command_refuses_outputs_it_cannot_write_before_writing(tmp_path, monkeypatch,
                                                                       capsys, args, code, fragment):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("a file, not a folder")
     assert main(["graph", "--layers", "4,8,3", "--activations", "relu,softmax", *args]) == code
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
+@pytest.mark.parametrize("out, fmt", [("runs/day 1/g.gv", []), ("g.dot", []),
+                                      ("G.DOT", ["--format", "gv"])])
+def test_graph_command_creates_its_folder_and_takes_dot_for_graphviz_source(
+        tmp_path, monkeypatch, capsys, out, fmt):
+    # before, graph --out refused a missing folder (train and demo create theirs), and the
+    # usual suffix of Graphviz source, .dot, was "cannot tell the picture format"
+    monkeypatch.chdir(tmp_path)
+    assert main(["graph", "--layers", "4,3", "--activations", "softmax", "--out", out,
+                 *fmt]) == 0
+    assert (tmp_path / out).read_text().startswith("digraph")
+    assert capsys.readouterr().out == f"wrote {out}\n"
 
 
 def test_graph_command_names_the_default_file_after_the_format(tmp_path, monkeypatch, capsys):
