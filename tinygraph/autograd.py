@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import BackwardError
-from .function import Function
+from .function import Function, integer_requires_grad
 from .grad_mode import _state, enable_grad
 
 # Backward passes in several threads may sum into the same leaf's .grad (shared parameters).
@@ -456,6 +456,8 @@ class _LeafGrads:
             for key, (leaf, g, _) in self.sums.items():
                 if g.shape != leaf._data.shape:
                     _raise_leaf_shape(leaf, g, "grad")
+                if leaf._data.dtype.kind != "f":
+                    raise integer_requires_grad(leaf._data, "grad")
                 self.collected[key] = (leaf, g)
             return
         handed = self.handed
@@ -464,6 +466,8 @@ class _LeafGrads:
             for leaf, g, made in self.sums.values():
                 if not leaf.requires_grad:      # requires_grad_(False) since the forward
                     continue                    # pass: no .grad, as PyTorch's AccumulateGrad
+                if leaf._data.dtype.kind != "f":    # (its gradient would be cast to zeros)
+                    raise integer_requires_grad(leaf._data, "backward")
                 if not isinstance(g, np.ndarray):
                     g = g._data                 # a Tensor from a recorded backward
                 if g.shape != leaf._data.shape:

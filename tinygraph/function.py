@@ -304,6 +304,9 @@ class Function:
         if out.dtype.kind != "f":    # integer/bool results are not differentiable
             if out.dtype.kind not in "biu":
                 raise _non_numeric_output(cls, raw, out)
+            for x in inputs:
+                if isinstance(x, Tensor) and x.requires_grad and x._data.dtype.kind != "f":
+                    raise integer_requires_grad(x._data, cls._op_label())
             if state.anomaly:
                 _check_anomaly(ctx, arrays, out)
             return Tensor._from_op(out, None)
@@ -468,6 +471,15 @@ def _constant(x: Any, op: type) -> Any:
                         f"{arr.shape}); expected a number, a bool, integer or float array, "
                         f"or a Tensor")
     return arr
+
+
+def integer_requires_grad(data: np.ndarray, where: str) -> TypeError:
+    """A tensor of a bool or integer dtype with requires_grad set as an attribute (the
+    constructor and ``requires_grad_()`` refuse it): its gradient cannot be held."""
+    return TypeError(f"{where}: a tensor of dtype {data.dtype} (shape {data.shape}) has "
+                     f"requires_grad=True, set as an attribute; only floating-point tensors "
+                     f"can have gradients: make it Tensor(data, dtype=np.float64, "
+                     f"requires_grad=True)")
 
 
 def _non_numeric_output(op: type, raw: Any, out: np.ndarray) -> TypeError:

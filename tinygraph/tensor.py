@@ -13,6 +13,10 @@ from . import grad_mode as _grad_mode
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data    # (a recorded result's is a read-only view: the graph may need it)
+    elif isinstance(data, (list, tuple)) and any(isinstance(v, Tensor) for v in data):
+        raise TypeError(f"Tensor: got a {type(data).__name__} of Tensors; tinygraph.stack(...) "
+                        f"joins them into one tensor in the graph (or pass [t.item() ...] / "
+                        f"[t.data ...] for their values alone)")
     try:
         arr = np.asarray(data, dtype=dtype)
     except (TypeError, ValueError) as exc:
@@ -223,6 +227,34 @@ class Tensor:
             extras.append("requires_grad=True")
         return f"Tensor({body}, {', '.join(extras)})"
 
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.3f}"`` formats a 0-d tensor's value, as PyTorch does."""
+        if not spec:
+            return str(self)
+        if self._data.ndim == 0:
+            return format(self._data.item(), spec)
+        raise TypeError(f"format(Tensor, {spec!r}): a format spec needs a 0-d tensor (one "
+                        f"number); this one has shape {self.shape}: format t.item() of one "
+                        f"element, or np.array2string(t.data)")
+
+    def __deepcopy__(self, memo: dict) -> "Tensor":
+        """A copy of a leaf (data, ``.grad``, flags). A tensor made by an op is refused, as in
+        PyTorch: its copy would carry a copy of the whole graph, and a backward through it
+        would reach copies of the leaves, never the leaves themselves."""
+        if self.grad_fn is not None:
+            raise RuntimeError(f"deepcopy of a tensor made by an op ({self.grad_fn.name}, shape "
+                               f"{self.shape}): only leaves can be copied; copy "
+                               f"t.detach() (its values, cut from the graph) instead")
+        import copy
+        new = Tensor.__new__(Tensor)
+        memo[id(self)] = new
+        new._data = copy.deepcopy(self._data, memo)
+        new._grad = copy.deepcopy(self._grad, memo)
+        new.requires_grad = self.requires_grad
+        new.grad_fn = None
+        new.name = self.name
+        return new
+
     # hashing by identity (== is elementwise, so define __hash__ explicitly)
     __hash__ = object.__hash__
 
@@ -387,9 +419,22 @@ def _reshape(self, *shape):
 
 
 def _transpose(self, *axes):
-    """``t.transpose()`` reverses the axes; ``t.transpose(1, 0, 2)`` permutes them."""
+    """``t.transpose()`` reverses the axes; ``t.transpose(1, 0, 2)`` permutes them (numpy's
+    meaning: the new order of all axes). ``t.swapaxes(0, 1)`` exchanges two axes, as
+    ``torch.transpose(t, 0, 1)`` does; ``t.transpose(0, 1)`` on a 2-D tensor, which numpy
+    reads as "keep the order", is refused for that reason."""
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
+    elif len(axes) == 2 and all(isinstance(a, (int, np.integer)) for a in axes):
+        nd = self._data.ndim
+        keeps = nd == 2 and all(-2 <= a < 2 for a in axes) and [a % 2 for a in axes] == [0, 1]
+        if keeps or nd != 2:           # PyTorch's "swap these two axes", or nothing for numpy
+            what = ("keeps a 2-D tensor as it is (numpy reads the arguments as the new order "
+                    "of all axes)" if keeps else
+                    f"is no order of the {nd} axes of shape {self._data.shape}")
+            raise ShapeError(f"transpose{axes}: {what}; to exchange two axes, as "
+                             f"torch.transpose does, write t.swapaxes{axes}" +
+                             (" or t.T" if nd == 2 else ""))
     return _ops.transpose(self, axes or None)
 
 

@@ -271,3 +271,30 @@ def test_an_axis_may_be_a_0d_integer_array_as_in_numpy():
     for bad in (np.array(1.0), np.array(True)):
         with pytest.raises(TypeError, match=r"^sum: axis must be an int or a tuple of ints"):
             tg.sum(x, axis=bad)
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda t: t.sum(dim=0), "sum(): tinygraph takes numpy's keyword names: axis= (not dim=)"),
+    (lambda t: t.max(dim=1, keepdim=True), "max(): tinygraph takes numpy's keyword names: "
+                                           "axis= (not dim=), keepdims= (not keepdim=)"),
+    (lambda t: t.mean(axis=0, keepdim=True), "mean(): tinygraph takes numpy's keyword names: "
+                                             "keepdims= (not keepdim=)"),
+    (lambda t: tg.softmax(t, dim=1), "softmax(): tinygraph takes numpy's keyword names: axis="),
+    (lambda t: tg.log_softmax(t, dim=1), "log_softmax(): tinygraph takes numpy's keyword"),
+    (lambda t: tg.logsumexp(t, dim=1), "logsumexp(): tinygraph takes numpy's keyword"),
+    (lambda t: t.min(dim=1), "min(): tinygraph takes numpy's keyword names: axis="),
+    (lambda t: tg.stack([t, t], dim=0), "stack(): tinygraph takes numpy's keyword names: axis="),
+    (lambda t: tg.concatenate([t, t], dim=0), "concatenate(): tinygraph takes numpy's keyword"),
+    (lambda t: t.expand_dims(dim=0), "expand_dims(): tinygraph takes numpy's keyword"),
+    (lambda t: t.squeeze(dim=0), "squeeze(): tinygraph takes numpy's keyword names: axis="),
+    (lambda t: t.clip(min=0.0), "clip(): tinygraph takes numpy's keyword names: lo= (not min=)"),
+])
+def test_pytorch_keyword_names_are_answered_with_numpys(call, fragment):
+    # Python's own words were "got an unexpected keyword argument 'dim'"
+    t = tg.Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(TypeError) as exc:
+        call(t)
+    assert str(exc.value).startswith(fragment)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'axes'"):
+        t.sum(axes=0)                       # other wrong keywords: Python's message
+    assert tg.sum.__name__ == "sum" and t.sum(axis=0, keepdims=True).shape == (1, 3)

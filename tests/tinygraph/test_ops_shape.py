@@ -47,8 +47,12 @@ def test_transpose_gradcheck(shape, seed, data):
     axes = tuple(a - len(shape) for a in perm) if use_neg else perm
     x = normal(rng_of(seed), shape)
     permuted = np.transpose(x, perm)
+    # (two separate axes are PyTorch's "exchange these": refused where numpy reads them
+    # otherwise, tested below)
+    as_arguments = len(axes) != 2 or perm == (1, 0)
     for fn, ref in [(lambda t: tg.transpose(t, axes), permuted),
-                    (lambda t: t.transpose(*axes) if axes else t.transpose(), permuted),
+                    (lambda t: t.transpose(*axes) if as_arguments else t.transpose(axes),
+                     permuted),
                     (lambda t: t.transpose(axes), permuted),
                     (lambda t: t.T, x.T),
                     (lambda t: tg.transpose(t), x.T)]:
@@ -393,3 +397,26 @@ def test_list_indices_mean_what_they_mean_to_numpy():
     np.testing.assert_array_equal(x.grad, [[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]])
     with pytest.raises(ValueError, match=r"^getitem: index \[0, \[1, 2\]\] does not fit"):
         x[[0, [1, 2]]]                            # ragged
+
+
+@pytest.mark.parametrize("shape, axes, fragment", [
+    ((2, 2), (0, 1), "transpose(0, 1): keeps a 2-D tensor as it is (numpy reads the arguments "
+                     "as the new order of all axes); to exchange two axes, as torch.transpose "
+                     "does, write t.swapaxes(0, 1) or t.T"),
+    ((2, 3), (-2, -1), "transpose(-2, -1): keeps a 2-D tensor as it is"),
+    ((2, 3, 4), (1, 2), "transpose(1, 2): is no order of the 3 axes of shape (2, 3, 4); to "
+                        "exchange two axes, as torch.transpose does, write t.swapaxes(1, 2)"),
+])
+def test_transpose_with_two_axes_as_pytorch_writes_it_is_refused_with_swapaxes(shape, axes,
+                                                                               fragment):
+    # numpy's transpose(0, 1) keeps a 2-D array as it is: a PyTorch user meaning "swap" got
+    # the untransposed weights back, silently
+    t = tg.Tensor(np.arange(np.prod(shape), dtype=float).reshape(shape))
+    with pytest.raises(tg.ShapeError) as exc:
+        t.transpose(*axes)
+    assert fragment in str(exc.value)
+    np.testing.assert_array_equal(t.swapaxes(*axes).data, np.swapaxes(t.data, *axes))
+    np.testing.assert_array_equal(t.transpose(1, 0).data if len(shape) == 2 else
+                                  t.transpose(0, 2, 1).data,
+                                  np.swapaxes(t.data, -2, -1))    # a full order still works
+    np.testing.assert_array_equal(t.transpose(tuple(range(len(shape)))).data, t.data)

@@ -335,3 +335,60 @@ def test_in_place_operators_elsewhere_make_a_new_tensor_as_before():
     x -= 1.0
     np.testing.assert_array_equal(arr, [1.0, 2.0])
     np.testing.assert_array_equal(x.data, [0.0, 1.0])
+
+
+@pytest.mark.parametrize("how", ["backward", "grad", "mul"])
+def test_an_integer_tensor_made_to_require_grad_by_attribute_is_named(how):
+    # the constructor and requires_grad_() refuse it; set as an attribute, backward stored
+    # a gradient of integer zeros (x * 0.5) or said the output depended on nothing (x * x)
+    xi = tg.tensor([1, 2, 3])
+    xi.requires_grad = True
+    message = (rf"^{how}: a tensor of dtype int64 \(shape \(3,\)\) has requires_grad=True, set "
+               r"as an attribute; only floating-point tensors can have gradients")
+    with pytest.raises(TypeError, match=message):
+        if how == "backward":
+            (xi * 0.5).sum().backward()
+        elif how == "grad":
+            tg.grad((xi * 0.5).sum(), [xi])
+        else:
+            xi * xi
+    assert xi._grad is None
+
+
+def test_a_0d_tensor_takes_a_format_spec_and_others_say_what_to_format():
+    # f"{loss:.3f}" gave "unsupported format string passed to Tensor.__format__"
+    loss = (tg.Tensor([1.0, 2.0], requires_grad=True) * 2.0).sum()
+    assert f"{loss:.3f}" == "6.000" and f"{tg.Tensor(np.float32(0.5)):>6.2f}" == "  0.50"
+    assert f"{loss}" == str(loss)
+    with pytest.raises(TypeError, match=r"^format\(Tensor, '\.2f'\): a format spec needs a 0-d "
+                                        r"tensor \(one number\); this one has shape \(2,\)"):
+        f"{tg.Tensor([1.0, 2.0]):.2f}"
+
+
+def test_deepcopy_copies_leaves_and_refuses_a_tensor_made_by_an_op():
+    import copy
+    w = tg.Tensor([1.0, 2.0], requires_grad=True, name="w")
+    h = w * 2.0                       # w's array is now held read-only by the graph
+    w.grad = np.ones(2)
+    a, b = copy.deepcopy([w, w])
+    assert a is b and a is not w and a.name == "w" and a.requires_grad and a.is_leaf
+    np.testing.assert_array_equal(a.grad, w.grad)
+    a.data[0] = 7.0                   # a private, writable copy
+    a.grad[0] = 5.0
+    assert w.data[0] == 1.0 and w.grad[0] == 1.0
+    # a copy of h carried a copy of the graph: backward through it filled the copied
+    # leaf's .grad, never w's
+    with pytest.raises(RuntimeError, match=r"^deepcopy of a tensor made by an op \(MulBackward, "
+                                           r"shape \(2,\)\): only leaves can be copied; copy "
+                                           r"t.detach\(\)"):
+        copy.deepcopy(h)
+    np.testing.assert_array_equal(copy.deepcopy(h.detach()).data, [2.0, 4.0])
+
+
+def test_a_list_of_tensors_is_pointed_to_stack():
+    t = tg.Tensor(1.0, requires_grad=True) * 2.0
+    with pytest.raises(TypeError, match=r"^Tensor: got a list of Tensors; tinygraph.stack"):
+        tg.tensor([t, t])
+    with pytest.raises(TypeError, match=r"^Tensor: got a tuple of Tensors"):
+        tg.Tensor((t, 1.0))
+    assert tg.stack([t, t]).shape == (2,)

@@ -3,6 +3,7 @@ one, forward and backward side by side) and is also reachable as a Tensor method
 operator and through numpy (``np.exp(t)`` calls ``exp``)."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import numpy as np
@@ -13,6 +14,27 @@ from .linalg import Linear, MatMul
 from .reduce import LogSoftmax, LogSumExp, Max, Mean, Min, Softmax, Sum
 from .shape import (BroadcastTo, Concatenate, ExpandDims, GetItem, IndexAdd, Reshape, Squeeze,
                     Stack, SwapAxes, Transpose)
+
+# PyTorch's keyword -> the numpy name tinygraph uses
+_PYTORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims", "min": "lo", "max": "hi"}
+
+
+def _numpy_keywords(fn):
+    """Say which numpy keyword is meant when a PyTorch one is passed (``t.sum(dim=0)``),
+    instead of Python's "got an unexpected keyword argument 'dim'"."""
+    @functools.wraps(fn)
+    def op(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TypeError as exc:
+            torch_names = [k for k in kwargs if k in _PYTORCH_KEYWORDS]
+            if not torch_names or "unexpected keyword argument" not in str(exc):
+                raise
+            fixes = ", ".join(f"{_PYTORCH_KEYWORDS[k]}= (not {k}=)" for k in torch_names)
+            raise TypeError(f"{fn.__name__}(): tinygraph takes numpy's keyword names: "
+                            f"{fixes}") from None
+    return op
+
 
 # -- arithmetic ------------------------------------------------------------------------
 
@@ -85,6 +107,7 @@ def minimum(a, b):
     return Minimum.apply(a, b)
 
 
+@_numpy_keywords
 def clip(x, lo=None, hi=None):
     """Clamp to [lo, hi] (constants: a Tensor bound gives its values, as np.clip does); the
     gradient passes where lo <= x <= hi."""
@@ -117,32 +140,39 @@ def cast(x, dtype):
 
 # -- reductions and the softmax family ---------------------------------------------------
 
+@_numpy_keywords
 def sum(x, axis=None, keepdims=False):  # noqa: A001
     return Sum.apply(x, axis=axis, keepdims=keepdims)
 
 
+@_numpy_keywords
 def mean(x, axis=None, keepdims=False):
     return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 
+@_numpy_keywords
 def max(x, axis=None, keepdims=False):  # noqa: A001
     """Maximum over ``axis``. Tied maxima share the gradient equally (1/k each)."""
     return Max.apply(x, axis=axis, keepdims=keepdims)
 
 
+@_numpy_keywords
 def min(x, axis=None, keepdims=False):  # noqa: A001
     """Minimum over ``axis``. Tied minima share the gradient equally (1/k each)."""
     return Min.apply(x, axis=axis, keepdims=keepdims)
 
 
+@_numpy_keywords
 def logsumexp(x, axis=None, keepdims=False):
     return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
 
 
+@_numpy_keywords
 def softmax(x, axis=-1):
     return Softmax.apply(x, axis=axis)
 
 
+@_numpy_keywords
 def log_softmax(x, axis=-1):
     return LogSoftmax.apply(x, axis=axis)
 
@@ -160,14 +190,17 @@ def transpose(x, axes=None):
     return Transpose.apply(x, axes=axes)
 
 
+@_numpy_keywords
 def swapaxes(x, axis1, axis2):
     return SwapAxes.apply(x, axis1=axis1, axis2=axis2)
 
 
+@_numpy_keywords
 def expand_dims(x, axis):
     return ExpandDims.apply(x, axis=axis)
 
 
+@_numpy_keywords
 def squeeze(x, axis=None):
     return Squeeze.apply(x, axis=axis)
 
@@ -183,10 +216,12 @@ def getitem(x, index):
     return GetItem.apply(x, index=_plain_index(index))
 
 
+@_numpy_keywords
 def concatenate(tensors: Sequence[Any], axis: int = 0):
     return Concatenate.apply(*tensors, axis=axis)
 
 
+@_numpy_keywords
 def stack(tensors: Sequence[Any], axis: int = 0):
     return Stack.apply(*tensors, axis=axis)
 
