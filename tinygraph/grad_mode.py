@@ -89,7 +89,10 @@ class enable_grad(_GradModeSetter):
 
 
 class set_grad_enabled(_GradModeSetter):
-    """``with set_grad_enabled(flag):`` records only when ``flag`` is true."""
+    """``with set_grad_enabled(flag):`` records only when ``flag`` is true; as in PyTorch, a
+    plain call ``set_grad_enabled(False)`` sets this thread's mode until it is set again,
+    and ``@set_grad_enabled(False)`` decorates a function (the mode at decoration time is
+    left as it was)."""
 
     _arguments = "(mode)"
 
@@ -99,6 +102,27 @@ class set_grad_enabled(_GradModeSetter):
                             f"a callable; expected True or False (as a decorator: "
                             f"@tg.set_grad_enabled(False))")
         self._enabled = bool(mode)
+        state = _state
+        # Set at once: a plain call must act. A with block then puts back the mode before
+        # the call, not the one the call itself set.
+        self._before = (threading.get_ident(), state.grad_enabled)
+        state.grad_enabled = self._enabled
+
+    def __enter__(self):
+        state = _state
+        before = self._before
+        self._before = None
+        ours = before is not None and before[0] == threading.get_ident()
+        state.outer_modes.append(before[1] if ours else state.grad_enabled)
+        state.grad_enabled = self._enabled
+        return self
+
+    def __call__(self, func):
+        before = self._before          # decorating: undo the call's own setting
+        if before is not None and before[0] == threading.get_ident():
+            _state.grad_enabled = before[1]
+        self._before = None
+        return super().__call__(func)
 
 
 def swap_scope(label: str | None) -> str | None:

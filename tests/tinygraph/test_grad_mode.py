@@ -299,3 +299,54 @@ def test_set_grad_enabled_without_its_mode_as_a_decorator_is_refused():
     with tg.set_grad_enabled(0):
         assert not tg.is_grad_enabled()
     assert tg.is_grad_enabled()
+
+
+def test_set_grad_enabled_called_on_its_own_sets_the_mode_as_in_pytorch():
+    # a plain call did nothing before: an evaluation script starting with
+    # tg.set_grad_enabled(False) went on recording graphs
+    x = tg.Tensor([1.0], requires_grad=True)
+    try:
+        tg.set_grad_enabled(False)
+        assert not tg.is_grad_enabled() and (x * 2.0).grad_fn is None
+        tg.set_grad_enabled(True)
+        assert tg.is_grad_enabled() and (x * 2.0).grad_fn is not None
+        tg.set_grad_enabled(False)
+        with tg.set_grad_enabled(True):           # a block puts back the mode before it
+            assert tg.is_grad_enabled()
+        assert not tg.is_grad_enabled()
+    finally:
+        tg.set_grad_enabled(True)
+    with tg.no_grad():
+        with tg.set_grad_enabled(True):
+            assert tg.is_grad_enabled()
+        assert not tg.is_grad_enabled()
+    cm = tg.set_grad_enabled(False)               # made first, entered later
+    with cm:
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+
+    @tg.set_grad_enabled(False)                   # decorating leaves the mode as it was
+    def infer(t):
+        return t * 2.0, tg.is_grad_enabled()
+
+    assert tg.is_grad_enabled()
+    for _ in range(2):                            # each call enters and leaves again
+        y, inside = infer(x)
+        assert not inside and y.grad_fn is None and tg.is_grad_enabled()
+    with tg.no_grad():
+        assert infer(x)[1] is False and not tg.is_grad_enabled()
+
+
+def test_set_grad_enabled_called_in_one_thread_leaves_other_threads_alone():
+    seen = []
+    done = threading.Event()
+
+    def other():
+        tg.set_grad_enabled(False)
+        seen.append(tg.is_grad_enabled())
+        done.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(30)
+    assert done.is_set() and seen == [False] and tg.is_grad_enabled()
