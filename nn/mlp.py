@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -217,6 +218,10 @@ class MLP(Module, SpecMLP):
                              self.optimizer.lr if self._continues(opt_kind) else 0.01)
         X, targets, epochs, lr, batch_size = self._fit_arguments(X, y, epochs, learning_rate,
                                                                  batch_size)
+        if not any(p.requires_grad for p in self.parameters()):
+            raise ValueError(f"{where}: every parameter is frozen (requires_grad=False), so "
+                             f"there is nothing to train; set requires_grad=True on the ones "
+                             f"to train")
         targets = self._loss_targets(targets)
         val = None
         if validation_data is not None:
@@ -346,6 +351,14 @@ class MLP(Module, SpecMLP):
             opt = SGD(own, lr=lr)
         else:
             opt = kind(own, lr=lr)
+        if (current is not None and opt is not current and type(opt) is type(current)
+                and _has_state(current)):
+            # the same kind again, as a new object or as "sgd" after momentum SGD: a resumed
+            # run would silently restart its optimizer
+            warnings.warn(f"{self._where}.fit: the optimizer asked for replaces model.optimizer "
+                          f"({type(current).__name__}{_state_summary(current)}, from the last "
+                          f"fit or the model's file), and its state is dropped; pass "
+                          f"optimizer=None to continue it", RuntimeWarning, stacklevel=3)
         return opt
 
     def _accuracy(self, X: np.ndarray, targets: np.ndarray, y: Any) -> float:
@@ -383,6 +396,17 @@ class MLP(Module, SpecMLP):
     def extra_repr(self) -> str:
         return (f"layer_sizes={self.layer_sizes}, activations="
                 f"{[_activation_name(a) for a in self._resolved]}")
+
+
+def _has_state(opt: Optimizer) -> bool:
+    """Whether ``opt`` has taken steps whose state (moments, velocities) a new one lacks."""
+    return bool(getattr(opt, "t", 0)) or any(v is not None for v in getattr(opt, "velocity", ()))
+
+
+def _state_summary(opt: Optimizer) -> str:
+    if getattr(opt, "t", 0):
+        return f" after {opt.t} steps"
+    return f" with momentum {opt.momentum}" if getattr(opt, "momentum", 0) else ""
 
 
 def _copy_training_state(source: Any, twin: Any) -> None:

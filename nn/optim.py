@@ -42,7 +42,8 @@ def _check_unit_interval(where: str, name: str, value: Any) -> float:
 
 
 class Optimizer:
-    """Holds the parameters; ``step()`` updates them from ``.grad``; ``zero_grad()`` clears."""
+    """Holds the parameters; ``step()`` updates them from ``.grad``; ``zero_grad()`` clears.
+    A parameter with ``requires_grad=False`` (frozen) is kept but not updated while frozen."""
 
     def __init__(self, params: Iterable[tg.Tensor], lr: float) -> None:
         where = type(self).__name__
@@ -61,10 +62,13 @@ class Optimizer:
             raise ValueError(f"{where}: got no parameters to optimize (an empty list); "
                              f"expected model.parameters() of a model with parameters")
         for i, p in enumerate(self.params):
-            if not isinstance(p, tg.Tensor) or not p.requires_grad:
-                what = " that does not require grad" if isinstance(p, tg.Tensor) else ""
-                raise TypeError(f"{where}: every parameter must be a Tensor with "
-                                f"requires_grad=True, got {type(p).__name__}{what} at position {i}")
+            # (a frozen parameter, requires_grad=False, is kept and skipped while frozen, as
+            # PyTorch does: model.parameters() of a partly frozen model is a valid argument)
+            if not isinstance(p, tg.Tensor) or p.dtype.kind != "f":
+                what = (f" of dtype {p.dtype}" if isinstance(p, tg.Tensor) else "")
+                raise TypeError(f"{where}: every parameter must be a floating-point Tensor, "
+                                f"got {type(p).__name__}{what} at position {i}; expected "
+                                f"model.parameters()")
             if not p.is_leaf:
                 raise ValueError(f"{where}: parameter {i} ({p.name or tuple(p.shape)}) is the "
                                  f"result of an op, not a leaf; expected leaf tensors such as "
@@ -86,7 +90,7 @@ class Optimizer:
         """Indices of the parameters to update; raises before anything is changed."""
         todo = []
         for i, p in enumerate(self.params):
-            if p.grad is None:
+            if p.grad is None or not p.requires_grad:     # no gradient, or frozen
                 continue
             if not p.data.flags.writeable:
                 raise RuntimeError(

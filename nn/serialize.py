@@ -24,6 +24,7 @@ array                  contents
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -44,7 +45,7 @@ READABLE_VERSIONS = (1, 2)
 
 #: Header keys: required ones, then the optional ones.
 REQUIRED_KEYS = ("format", "version", "kind", "layer_sizes", "activations", "init_method", "dtype")
-OPTIONAL_KEYS = ("rng", "optimizer", "training", "extra")
+OPTIONAL_KEYS = ("rng", "optimizer", "training", "extra", "frozen")
 HEADER_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
 
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
@@ -285,8 +286,9 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
     shuffles the mini-batches) and the number of epochs trained. ``optimizer=True`` adds
     the state of the optimizer the last ``fit`` used (``model.optimizer``; the manual MLP
     has none), or pass an ``nn.SGD``/``nn.Adam`` built on ``model.parameters()``.
-    ``extra`` (a JSON-able dict) and ``arrays`` (name → numeric array) are stored
-    alongside. A path without the ``.npz`` suffix gets it; folders on the way that do not
+    ``extra`` (a JSON-able dict, string keys; tuples come back as lists) and ``arrays``
+    (name → numeric array) are stored alongside. Parameters with ``requires_grad=False``
+    load back frozen. A path without the ``.npz`` suffix gets it; folders on the way that do not
     exist yet are created (as for checkpoints, ``fit(checkpoint="runs/a/ckpt.npz")``).
     The file is written atomically. Returns the path written.
     """
@@ -302,6 +304,10 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
     if extra is not None and not isinstance(extra, dict):
         raise TypeError(f"{where}: extra must be a dict of JSON-able values, got "
                         f"{type(extra).__name__}")
+    bad_key = _non_string_key(extra)
+    if bad_key is not None:       # JSON would make it a string: {1: a, "1": b} kept only b
+        raise TypeError(f"{where}: extra's keys must be strings (JSON object keys), got "
+                        f"{bad_key!r} of type {type(bad_key).__name__}")
     if arrays is not None and not isinstance(arrays, dict):
         raise TypeError(f"{where}: arrays must be a dict name -> array, got "
                         f"{type(arrays).__name__}")
@@ -314,6 +320,11 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
         "training": {"epochs_trained": int(getattr(model, "epochs_trained", 0))},
         "extra": extra or {},
     }
+    if kind == "graph":                # parameters with requires_grad=False stay frozen
+        frozen = [name for i, lin in enumerate(model.linears)
+                  for name, p in ((f"W{i}", lin.W), (f"b{i}", lin.b)) if not p.requires_grad]
+        if frozen:
+            header["frozen"] = frozen
     payload: dict[str, np.ndarray] = {}
     for i, (W, b) in enumerate(weights):
         payload[f"W{i}"] = np.asarray(W)
@@ -352,6 +363,23 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
     return path
 
 
+def _non_string_key(value: Any) -> Any:
+    """The first dict key inside ``value`` (at any depth) that is not a string, else None."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return key
+            found = _non_string_key(item)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            found = _non_string_key(item)
+            if found is not None:
+                return found
+    return None
+
+
 def _npz_path(path: Any, where: str = "save") -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{where}: path must be a str or os.PathLike, got {type(path).__name__}")
@@ -373,6 +401,10 @@ def writable_path(path: Any, where: str) -> Path:
     it cannot be written: a folder, a file where a folder is needed on the way, or a folder
     this user may not write in (the folders still missing are created by ``save``)."""
     target = _npz_path(path, where)
+    try:
+        target = _replaceable(target)
+    except PermissionError as exc:
+        raise ValueError(f"{where}: cannot write {str(target)!r}: {exc.strerror}") from None
     existing = target.parent
     while not os.path.lexists(existing) and existing.parent != existing:
         existing = existing.parent
@@ -394,8 +426,27 @@ def writable_path(path: Any, where: str) -> Path:
     return target
 
 
+def _replaceable(path: Path) -> Path:
+    """The file a save to ``path`` replaces: a symbolic link's target (replacing the link
+    would leave the target, which others load, with the old model). A file without write
+    permission is refused (PermissionError), as ``open(path, "wb")`` would refuse it,
+    rather than silently replaced by the rename."""
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:           # no file yet, or a file on the way where a folder should be
+        return path
+    if not mode & 0o222 or not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, f"{str(path)!r} is read-only (mode "
+                              f"{mode & 0o777:o}), so it is not replaced; make it writable "
+                              f"or choose another path", str(path))
+    return path
+
+
 def _atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same directory, fsync, then os.replace."""
+    path = _replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = os.stat(path).st_mode & 0o777       # an existing file keeps its mode
@@ -572,7 +623,11 @@ def load_with_extra(path: str | os.PathLike, kind: str | None = None) -> tuple[A
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"load: path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
-    if path.suffix != ".npz" and not path.exists() and path.with_name(path.name + ".npz").exists():
+    if path.suffix != ".npz" and path.with_name(path.name + ".npz").exists():
+        if path.exists():               # save("ckpt") wrote ckpt.npz: which one is meant?
+            raise ModelFileError(f"load({str(path)!r}): both {str(path)!r} and "
+                                 f"{path.name + '.npz'!r} exist, and save({str(path)!r}) writes "
+                                 f"the second; name the file to load with its full name")
         path = path.with_name(path.name + ".npz")     # as save named it ("ckpt" -> ckpt.npz)
     where = f"load({str(path)!r})"
     data = _read_arrays(path, where)
@@ -640,6 +695,15 @@ def load_with_extra(path: str | os.PathLike, kind: str | None = None) -> tuple[A
                 layer.b = weights[f"b{i}"]
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{where}: the header describes an invalid model: {exc}") from None
+    frozen = header.get("frozen", [])
+    if (not isinstance(frozen, list) or len(set(map(str, frozen))) != len(frozen)
+            or not all(isinstance(k, str) and k in weights for k in frozen)):
+        raise ModelFileError(f"{where}: frozen is {frozen!r}; expected a list of distinct "
+                             f"parameter names among {sorted(weights)}")
+    if kind == "graph":
+        for lin_index, lin in enumerate(model.linears):
+            for name, p in ((f"W{lin_index}", lin.W), (f"b{lin_index}", lin.b)):
+                p.requires_grad = name not in frozen
     if rng is not None:
         object.__setattr__(model, "rng", rng)
     object.__setattr__(model, "epochs_trained", training["epochs_trained"])

@@ -252,8 +252,12 @@ def test_optimizer_argument_checks():
         nn.Adam([p], betas=(0.9, 1.0))
     with pytest.raises(ValueError):
         nn.Adam([], lr=0.1)
-    with pytest.raises(TypeError):
-        nn.SGD([tg.Tensor([1.0])], lr=0.1)  # does not require grad
+    with pytest.raises(TypeError, match=r"^SGD: every parameter must be a floating-point "
+                                        r"Tensor, got Tensor of dtype int64 at position 0"):
+        nn.SGD([tg.Tensor([1])], lr=0.1)
+    with pytest.raises(TypeError, match=r"^SGD: every parameter must be a floating-point "
+                                        r"Tensor, got ndarray at position 0"):
+        nn.SGD([np.ones(2)], lr=0.1)
 
 
 def test_optimizer_state_dict_round_trip():
@@ -308,3 +312,21 @@ def test_adam_state_that_would_poison_the_weights_is_refused(state, message):
     params = [tg.Tensor(np.ones(2), requires_grad=True), tg.Tensor(np.ones(2), requires_grad=True)]
     with pytest.raises(ValueError, match=r"^Adam\.load_state_dict: " + message):
         nn.Adam(params).load_state_dict(state)
+
+
+@pytest.mark.parametrize("make", [lambda ps: nn.SGD(ps, lr=0.1),
+                                  lambda ps: nn.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: nn.Adam(ps, lr=0.1)])
+def test_a_frozen_parameter_is_kept_by_an_optimizer_and_not_updated_while_frozen(make):
+    # optimizers refused model.parameters() of a partly frozen model (PyTorch takes it)
+    frozen, trained = _param([1.0, 2.0]), _param([3.0, 4.0])
+    frozen.requires_grad = False
+    opt = make([frozen, trained])
+    frozen.grad = np.ones(2)                  # a gradient left from before it was frozen
+    trained.grad = np.ones(2)
+    opt.step()
+    np.testing.assert_array_equal(frozen.data, [1.0, 2.0])
+    assert np.all(trained.data < [3.0, 4.0])
+    frozen.requires_grad = True               # unfrozen: trained from now on
+    opt.step()
+    assert np.all(frozen.data < [1.0, 2.0])

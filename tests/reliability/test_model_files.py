@@ -401,3 +401,75 @@ def test_load_finds_the_file_save_named(tmp_path):
     assert nn.load(tmp_path / "ckpt").layer_sizes == [2, 3]
     model2, remaining = nn.checkpoint.resume(tmp_path / "ckpt", 5)
     assert remaining == 5 and model2.layer_sizes == [2, 3]
+
+
+def test_frozen_parameters_load_back_frozen(tmp_path):
+    # a frozen layer came back trainable after save and load
+    model = _trained("graph", "adam")
+    model.linears[0].W.requires_grad = False
+    model.linears[2].b.requires_grad = False
+    loaded = nn.load(model.save(tmp_path / "m", optimizer=True))
+    assert [(n, p.requires_grad) for n, p in loaded.named_parameters()] == \
+        [(n, p.requires_grad) for n, p in model.named_parameters()]
+    assert [n for n, p in loaded.named_parameters() if not p.requires_grad] == \
+        ["layers.0.W", "layers.4.b"]
+    assert_same_model(loaded, model)
+    plain = _trained("graph", "adam")                # nothing frozen: the file is as before
+    header = json.loads(np.load(plain.save(tmp_path / "plain"))["header"].tobytes())
+    assert "frozen" not in header
+
+
+def test_a_save_through_a_symbolic_link_writes_its_target(tmp_path):
+    # the link was replaced by a regular file: the target, which others load, kept the
+    # old model
+    store = tmp_path / "store"
+    store.mkdir()
+    old, new = _trained("graph", "adam"), _trained("graph", "sgd")
+    old.save(store / "real.npz", optimizer=True)
+    (tmp_path / "link.npz").symlink_to(store / "real.npz")
+    assert new.save(tmp_path / "link.npz", optimizer=True) == tmp_path / "link.npz"
+    assert (tmp_path / "link.npz").is_symlink() and sorted(os.listdir(store)) == ["real.npz"]
+    assert_same_model(nn.load(store / "real.npz"), new)
+
+
+def test_a_read_only_model_file_is_not_replaced(tmp_path):
+    # os.replace ignores the file's mode: save overwrote a file made read-only to keep it
+    a, b = _trained("graph", "adam"), _trained("graph", "sgd")
+    path = a.save(tmp_path / "ro.npz", optimizer=True)
+    os.chmod(path, 0o444)
+    try:
+        with pytest.raises(PermissionError, match=r"^\[Errno 13\] save: cannot write '.*ro.npz': "
+                                                  r"'.*ro.npz' is read-only \(mode 444\), so it "
+                                                  r"is not replaced"):
+            b.save(path)
+        with pytest.raises(ValueError, match=r"read-only \(mode 444\)"):
+            b.fit(*_data(), epochs=1, checkpoint=path)        # refused before training
+        assert b.epochs_trained == 2
+        assert_same_model(nn.load(path), a)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ro.npz"]
+    finally:
+        os.chmod(path, 0o644)
+
+
+def test_load_of_a_name_without_suffix_refuses_when_both_files_exist(tmp_path):
+    # save("ckpt") writes ckpt.npz, but load("ckpt") read a file "ckpt" when there was one
+    a, b = _trained("graph", "adam"), _trained("graph", "sgd")
+    shutil.copy(a.save(tmp_path / "other", optimizer=True), tmp_path / "ckpt")
+    b.save(tmp_path / "ckpt", optimizer=True)
+    with pytest.raises(ModelFileError, match=r"both '.*ckpt' and 'ckpt.npz' exist, and "
+                                             r"save\('.*ckpt'\) writes the second"):
+        nn.load(tmp_path / "ckpt")
+    assert_same_model(nn.load(tmp_path / "ckpt.npz"), b)
+    os.remove(tmp_path / "ckpt")
+    assert_same_model(nn.load(tmp_path / "ckpt"), b)
+
+
+def test_extra_with_keys_json_would_change_is_refused(tmp_path):
+    # {1: "a", "1": "b"} came back as {"1": "b"}
+    model = _trained("graph", "adam")
+    for extra, key in (({1: "a", "1": "b"}, "1"), ({"run": {"lr": {0.1: 3}}}, "0.1"),
+                       ({"runs": [{(1, 2): 0}]}, r"\(1, 2\)")):
+        with pytest.raises(TypeError, match=rf"^save: extra's keys must be strings \(JSON "
+                                            rf"object keys\), got {key}"):
+            model.save(tmp_path / "m", extra=extra)
+    assert not (tmp_path / "m.npz").exists()

@@ -173,3 +173,49 @@ def test_fit_continues_the_optimizer_unless_asked_for_another():
     mine = nn.Adam(model.parameters(), lr=0.005)
     model.fit(X, y, epochs=1, optimizer=mine)
     assert model.optimizer is mine and mine.lr == 0.005
+
+
+def test_a_partly_frozen_model_trains_the_rest_and_an_all_frozen_one_is_refused():
+    # fit failed with "SGD: every parameter must be a Tensor with requires_grad=True ...
+    # at position 0" for a model with one frozen layer
+    model = _new("graph")
+    first = model.linears[0]
+    first.W.requires_grad = False
+    first.b.requires_grad = False
+    W0, b0, W1 = first.W.data.copy(), first.b.data.copy(), model.linears[1].W.data.copy()
+    for optimizer in ("sgd", "adam"):
+        _fit(model, 1, optimizer)
+    np.testing.assert_array_equal(first.W.data, W0)
+    np.testing.assert_array_equal(first.b.data, b0)
+    assert not np.array_equal(model.linears[1].W.data, W1)
+    for p in model.parameters():
+        p.requires_grad = False
+    with pytest.raises(ValueError, match=r"^nn.MLP.fit: every parameter is frozen "
+                                         r"\(requires_grad=False\), so there is nothing to train"):
+        _fit(model, 1, "sgd")
+
+
+@pytest.mark.parametrize("first, again", [("adam", lambda m: nn.Adam(m.parameters(), lr=0.1)),
+                                          ("momentum", lambda m: "sgd"),
+                                          ("momentum", lambda m: nn.SGD(m.parameters(), lr=0.1,
+                                                                        momentum=0.9))])
+def test_a_fit_that_replaces_an_optimizer_with_state_of_its_kind_warns(tmp_path, first, again):
+    # resuming from a checkpoint with the same optimizer= line as the first run silently
+    # dropped the saved moments (or momentum)
+    model = _new("graph")
+    opt = "adam" if first == "adam" else nn.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    _fit(model, 1, opt, checkpoint=tmp_path / "run.npz")
+    resumed = nn.load(tmp_path / "run.npz")
+    summary = "Adam after 7 steps" if first == "adam" else "SGD with momentum 0.9"
+    with pytest.warns(RuntimeWarning, match=rf"^nn.MLP.fit: the optimizer asked for replaces "
+                                            rf"model.optimizer \({summary}, from the last fit or "
+                                            rf"the model's file\), and its state is dropped; pass "
+                                            rf"optimizer=None to continue it"):
+        _fit(resumed, 1, again(resumed))
+    continued = nn.load(tmp_path / "run.npz")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _fit(continued, 1, None)                       # continuing: no warning
+        if first == "adam":
+            _fit(continued, 1, "adam")                 # the same kind by name continues too
