@@ -505,28 +505,69 @@ class SpecMLP:
                              f"checkpoint saved before")
         return X, targets, epochs, lr, batch_size
 
+    # -- stopping: fit's model always holds a whole number of epochs --------------------
+
+    def _snapshot(self) -> tuple:
+        """What ``fit`` puts back when it stops inside an epoch (a NaN, an overflowing update,
+        Ctrl-C): copies of the weights and of the optimizer's state, the shuffling
+        generator's state, the epochs trained. Taken when fit starts and after each epoch."""
+        opt = getattr(self, "optimizer", None)
+        return ([a.copy() for _, a in self._named_weights()],
+                None if opt is None else (opt, opt.state_dict()),
+                self.rng.bit_generator.state, self.epochs_trained)
+
+    def _put_back_weights(self, arrays: list) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _restore(self, snapshot: tuple, fit_start: int, saver: Any) -> str:
+        """Put ``snapshot`` back; bring the checkpoint up to it (``checkpoint_every`` may
+        have left it behind). Returns the words saying where the model is now."""
+        arrays, opt_state, rng_state, epochs = snapshot
+        self._put_back_weights(arrays)         # (new arrays: a graph may hold the old ones)
+        if opt_state is not None:
+            opt, state = opt_state
+            opt.load_state_dict(state)
+        self.rng.bit_generator.state = rng_state
+        object.__setattr__(self, "epochs_trained", epochs)
+        done = epochs - fit_start
+        words = (f"the model was put back as it was before this fit (epochs_trained={epochs})"
+                 if done == 0 else
+                 f"the model was put back as it was after epoch {done} of this fit "
+                 f"(epochs_trained={epochs})")
+        words += ": weights, optimizer and shuffling state, so fit continues from there exactly"
+        return words + saver.catch_up()
+
     def _nonfinite(self, what: str, epoch: int, batch: int | None, lr: float,
-                   on_nonfinite: str) -> None:
+                   on_nonfinite: str, put_back: str) -> None:
         """Stop training: raise FloatingPointError, or warn (``on_nonfinite="warn"``).
-        ``batch`` None: found at the end of the epoch (the weights' check)."""
+        ``batch`` None: found at the end of the epoch (the weights' check). ``put_back``:
+        what ``_restore`` said."""
         where = f"{self._where}.fit"
         overall = self.epochs_trained + 1          # epochs_trained counts completed epochs
         at = f"epoch {epoch}" + (" (found at its end)" if batch is None else f", batch {batch}")
         if overall != epoch:
             at += f" (epoch {overall} of the model's training)"
-        broken = self._broken_weight()
-        if broken is None:
-            after = "Training stopped before the weights were updated with it"
-        else:
-            after = (f"The model does not hold good weights any more: {broken} is NaN or "
-                     f"infinite (an update overflowed it); re-create the model, or load a "
-                     f"checkpoint saved before, and train with a smaller learning rate")
         message = (f"{where}: {what} at {at}; learning_rate={lr} is probably too large (or the "
-                   f"inputs are not scaled). {after}")
+                   f"inputs are not scaled). Training stopped, and {put_back}")
         if on_nonfinite == "raise":
             raise FloatingPointError(message)
         warnings.warn(message + "; fit returns the losses of the epochs completed before",
                       RuntimeWarning, stacklevel=3)
+
+    def _interrupted(self, snapshot: tuple, fit_start: int, saver: Any, history: list,
+                     epoch: int) -> KeyboardInterrupt:
+        """Ctrl-C inside ``fit``: the model put back after its last whole epoch, the history
+        cut to match; the KeyboardInterrupt to raise says so and carries the history."""
+        put_back = self._restore(snapshot, fit_start, saver)
+        done = self.epochs_trained - fit_start
+        for values in (history, *(getattr(history, k, []) for k in
+                                  ("train_accuracy", "val_loss", "val_accuracy"))):
+            del values[done:]
+        exc = KeyboardInterrupt(f"{self._where}.fit: interrupted in epoch {epoch} of this fit; "
+                                f"{put_back}. The losses of the epochs completed are the "
+                                f"exception's .history")
+        exc.history = history
+        return exc
 
     def _named_weights(self) -> Iterator[tuple[str, np.ndarray]]:  # pragma: no cover
         raise NotImplementedError

@@ -42,6 +42,7 @@ class Checkpointer:
             self.every = 1 if every is None else _check_int(f"{where}: checkpoint_every", every, 1)
             check_savable_model(model, f"{where}: checkpoint")
         self.model = model
+        self.behind = None          # whether the file lacks the last epoch; None: none done
 
     def check_optimizer(self, optimizer: Any, where: str) -> None:
         """Refuse, before training, an optimizer whose state a checkpoint cannot hold."""
@@ -51,9 +52,27 @@ class Checkpointer:
 
     def epoch_done(self, epoch: int, last: bool) -> None:
         """``epoch`` counts from 1 within this ``fit`` call."""
-        if self.path is not None and (epoch % self.every == 0 or last):
+        if self.path is None:
+            return
+        self.behind = True                     # until the file holds this epoch
+        if epoch % self.every == 0 or last:
             from .serialize import save
             save(self.model, self.path, optimizer=True)
+            self.behind = False
+
+    def catch_up(self) -> str:
+        """When fit stops early with its model put back after its last whole epoch: save it
+        if ``checkpoint_every`` skipped that epoch. Returns words for fit's message."""
+        if self.path is None or self.behind is None:
+            return ""                          # no checkpoint, or no epoch done in this fit
+        if self.behind:
+            from .serialize import save
+            try:
+                save(self.model, self.path, optimizer=True)
+            except OSError as exc:
+                return f"; saving that to the checkpoint {str(self.path)!r} failed: {exc}"
+            self.behind = False
+        return f"; the checkpoint {str(self.path)!r} holds that state"
 
 
 def resume(path: str | os.PathLike, epochs: int) -> tuple[Any, int]:

@@ -622,6 +622,10 @@ class MLP(SpecMLP):
         return ((f"layer {i} {name}", arr) for i, layer in enumerate(self.layers, start=1)
                 for name, arr in (("W", layer.W), ("b", layer.b)))
 
+    def _put_back_weights(self, arrays: list) -> None:
+        for layer, W, b in zip(self.layers, arrays[0::2], arrays[1::2]):
+            layer.W, layer.b = W, b
+
     def _step(self, lr: float) -> None:
         for layer in self.layers:
             layer.W -= lr * layer.dW
@@ -678,8 +682,10 @@ class MLP(SpecMLP):
                 :meth:`_unclipped_loss`): ``"raise"`` (default) a
                 ``FloatingPointError`` naming the epoch and batch, or ``"warn"``
                 (a ``RuntimeWarning``) and return the losses of the epochs
-                completed before. Either way the weights are not updated with
-                that batch.
+                completed before. Either way, and on Ctrl-C (a
+                ``KeyboardInterrupt`` saying so, its ``.history`` the completed
+                epochs), the model is put back as it was after its last whole
+                epoch (or before this fit), with its shuffling state.
             checkpoint: Path of a ``.npz`` file: the model (with its random
                 state, which drives the shuffling) is saved there atomically
                 after every ``checkpoint_every``-th epoch (default 1) and after
@@ -701,44 +707,55 @@ class MLP(SpecMLP):
         history: list[float] = []
         width = len(str(epochs))
         reference = None            # the first batch loss: see DIVERGENCE_FACTOR
-        # numpy's overflow warnings are silenced: every batch is checked (and named) below
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for epoch in range(1, epochs + 1):
-                total = 0.0
-                stopped = False
-                for b, (Xb, Tb) in enumerate(self._batches(X, targets, batch_size), start=1):
-                    self._forward(Xb)
-                    self._cache_state = "forward"
-                    loss = self._backward(Tb)
-                    watched = self._unclipped_loss(Tb, loss)
-                    if reference is None:
-                        reference = watched
-                    bad = _loss_trouble(watched, reference)
-                    if bad is None:
-                        found = _first_nonfinite(
-                            (f"layer {i + 1} {name}", g) for i, layer in enumerate(self.layers)
-                            for name, g in (("dW", layer.dW), ("db", layer.db)))
-                        if found is not None:
-                            bad = (f"the gradient {found} became NaN or infinite (the loss was "
-                                   f"{loss:.6g})")
-                    if bad is not None:
-                        self._nonfinite(bad, epoch, b, lr, on_nonfinite)
-                        stopped = True
+        fit_start = self.epochs_trained
+        snapshot = self._snapshot()     # where a stop inside an epoch puts the model back
+        epoch = 1
+        try:
+            # numpy's overflow warnings are silenced: every batch is checked (and named) below
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                for epoch in range(1, epochs + 1):
+                    total = 0.0
+                    stopped = False
+                    for b, (Xb, Tb) in enumerate(self._batches(X, targets, batch_size), start=1):
+                        self._forward(Xb)
+                        self._cache_state = "forward"
+                        loss = self._backward(Tb)
+                        watched = self._unclipped_loss(Tb, loss)
+                        if reference is None:
+                            reference = watched
+                        bad = _loss_trouble(watched, reference)
+                        if bad is None:
+                            found = _first_nonfinite(
+                                (f"layer {i + 1} {name}", g)
+                                for i, layer in enumerate(self.layers)
+                                for name, g in (("dW", layer.dW), ("db", layer.db)))
+                            if found is not None:
+                                bad = (f"the gradient {found} became NaN or infinite (the loss "
+                                       f"was {loss:.6g})")
+                        if bad is not None:
+                            self._nonfinite(bad, epoch, b, lr, on_nonfinite,
+                                            self._restore(snapshot, fit_start, saver))
+                            stopped = True
+                            break
+                        total += loss * Xb.shape[0]
+                        self._step(lr)
+                    if stopped:
                         break
-                    total += loss * Xb.shape[0]
-                    self._step(lr)
-                if stopped:
-                    break
-                if self._broken_weight() is not None:      # the last update overflowed
-                    self._nonfinite("the weights became NaN or infinite in an update",
-                                    epoch, None, lr, on_nonfinite)
-                    break
-                epoch_loss = total / n
-                history.append(epoch_loss)
-                self.epochs_trained += 1
-                if verbose and (epoch == 1 or epoch % verbose_every == 0 or epoch == epochs):
-                    print(f"epoch {epoch:>{width}}/{epochs}  loss {epoch_loss:.6f}")
-                saver.epoch_done(epoch, last=epoch == epochs)
+                    broken = self._broken_weight()
+                    if broken is not None:                     # the last update overflowed
+                        self._nonfinite(f"the weights became NaN or infinite ({broken}) in an "
+                                        f"update", epoch, None, lr, on_nonfinite,
+                                        self._restore(snapshot, fit_start, saver))
+                        break
+                    epoch_loss = total / n
+                    history.append(epoch_loss)
+                    self.epochs_trained += 1
+                    snapshot = self._snapshot()
+                    if verbose and (epoch == 1 or epoch % verbose_every == 0 or epoch == epochs):
+                        print(f"epoch {epoch:>{width}}/{epochs}  loss {epoch_loss:.6f}")
+                    saver.epoch_done(epoch, last=epoch == epochs)
+        except KeyboardInterrupt:
+            raise self._interrupted(snapshot, fit_start, saver, history, epoch) from None
         return history
 
     # -- prediction -----------------------------------------------------------------

@@ -162,6 +162,10 @@ class MLP(Module, SpecMLP):
     def _named_weights(self) -> Iterator[tuple[str, np.ndarray]]:
         return ((name, p.data) for name, p in self.named_parameters())
 
+    def _put_back_weights(self, arrays: list) -> None:
+        for (_, p), a in zip(self.named_parameters(), arrays):
+            p.data = a
+
     def gradients(self) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
         """[(dL/dW^(l), dL/db^(l)) for each layer], as arrays (None before backward)."""
         return [(lin.W.grad, lin.b.grad) for lin in self.linears]
@@ -195,10 +199,13 @@ class MLP(Module, SpecMLP):
 
         As soon as the loss, or a gradient, becomes NaN or infinite, or the loss explodes
         (more than ``DIVERGENCE_FACTOR`` = 1e6 times the first batch loss of this fit),
-        training stops before the weights are updated with it: ``on_nonfinite="raise"``
+        (or an update overflows the weights), training stops: ``on_nonfinite="raise"``
         (default) raises ``FloatingPointError`` naming the epoch and batch; ``"warn"``
         emits a ``RuntimeWarning`` and returns the history of the epochs completed before
-        (its ``stop_reason`` holds the message).
+        (its ``stop_reason`` holds the message). Either way, and on Ctrl-C (a
+        ``KeyboardInterrupt`` saying so, its ``.history`` the completed epochs), the model
+        is put back as it was after its last whole epoch (or before this fit): weights,
+        optimizer and shuffling state, so the next ``fit`` continues exactly.
 
         ``checkpoint="run.npz"`` saves the model with its optimizer and random state
         (atomically) after every ``checkpoint_every``-th epoch (default 1) and after the
@@ -253,6 +260,10 @@ class MLP(Module, SpecMLP):
             n_batches = 1 if batch_size is None else math.ceil(n / batch_size)
             bar = tqdm(total=epochs * n_batches, desc="training", unit="batch",
                        dynamic_ncols=True, leave=True, mininterval=0.5)
+        fit_start = self.epochs_trained
+        snapshot = self._snapshot()     # where a stop inside an epoch puts the model back
+        epoch = 1
+        loss = None
         try:
             # training records, even if called inside no_grad(); numpy's overflow warnings are
             # silenced because every batch is checked (and named) below
@@ -275,9 +286,10 @@ class MLP(Module, SpecMLP):
                                 bad = (f"the gradient of {found} became NaN or infinite (the "
                                        f"loss was {value:.6g})")
                         if bad is not None:
-                            del loss
+                            loss = None
                             opt.zero_grad()
-                            self._nonfinite(bad, epoch, b, lr, on_nonfinite)
+                            self._nonfinite(bad, epoch, b, lr, on_nonfinite,
+                                            self._restore(snapshot, fit_start, saver))
                             history.stop_reason = f"{bad} at epoch {epoch}, batch {b}"
                             stopped = True
                             break
@@ -289,8 +301,10 @@ class MLP(Module, SpecMLP):
                     if stopped:
                         break
                     if self._broken_weight() is not None:      # the last update overflowed
-                        bad = "the weights became NaN or infinite in an update"
-                        self._nonfinite(bad, epoch, None, lr, on_nonfinite)
+                        broken = self._broken_weight()
+                        bad = f"the weights became NaN or infinite ({broken}) in an update"
+                        self._nonfinite(bad, epoch, None, lr, on_nonfinite,
+                                        self._restore(snapshot, fit_start, saver))
                         history.stop_reason = f"{bad} at epoch {epoch}"
                         break
                     history.append(total / n)
@@ -303,12 +317,16 @@ class MLP(Module, SpecMLP):
                         if classify:
                             history.val_accuracy.append(
                                 self._accuracy(*val, validation_data[1]))
+                    snapshot = self._snapshot()
                     if bar is not None:
                         post = {"epoch": epoch, "loss": f"{history[-1]:.4f}"}
                         if history.val_accuracy:
                             post["val_acc"] = f"{history.val_accuracy[-1]:.3f}"
                         bar.set_postfix(post)
                     saver.epoch_done(epoch, last=epoch == epochs)
+        except KeyboardInterrupt:
+            loss = None                 # (its graph holds the weights read-only)
+            raise self._interrupted(snapshot, fit_start, saver, history, epoch) from None
         finally:
             if bar is not None:
                 bar.close()

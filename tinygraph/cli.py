@@ -202,9 +202,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"using {len(Xtr)}", file=sys.stderr)
         batch_size = len(Xtr)
     model = nn.MLP(layers, acts, seed=args.seed)
-    history = model.fit(Xtr, ytr, epochs=args.epochs, learning_rate=args.lr,
-                        batch_size=batch_size, optimizer=args.optimizer,
-                        verbose=not args.quiet)
+    try:
+        history = model.fit(Xtr, ytr, epochs=args.epochs, learning_rate=args.lr,
+                            batch_size=batch_size, optimizer=args.optimizer,
+                            verbose=not args.quiet)
+    except KeyboardInterrupt as exc:    # fit put the model back after its last whole epoch
+        done = model.epochs_trained
+        if not done:
+            print("interrupted before the first epoch ended: nothing saved", file=sys.stderr)
+            return 130
+        losses = getattr(exc, "history", [])
+        path = model.save(args.out, extra={"dataset": name, "epochs": done, "interrupted": True,
+                                           "final_loss": losses[-1] if losses else None})
+        print(f"interrupted: saved the model of the {done} epoch{'s' if done != 1 else ''} "
+              f"completed (of {args.epochs}) to {path}", file=sys.stderr)
+        return 130
     acc = model.score(Xte, yte)
     path = model.save(args.out, extra={"dataset": name, "epochs": args.epochs,
                                        "test_accuracy": acc, "final_loss": history[-1]})

@@ -552,10 +552,12 @@ def test_optimizer_sgd_means_plain_gradient_descent_after_a_momentum_fit():
     model = nn.MLP([3, 4, 2], ["relu", "softmax"], seed=0)
     momentum_sgd = nn.SGD(model.parameters(), lr=0.05, momentum=0.9)
     model.fit(X, y, epochs=1, optimizer=momentum_sgd)
-    model.fit(X, y, epochs=1, learning_rate=0.05, optimizer="sgd")
+    with pytest.warns(RuntimeWarning, match=r"replaces model.optimizer \(SGD with momentum 0.9"):
+        model.fit(X, y, epochs=1, learning_rate=0.05, optimizer="sgd")
     assert model.optimizer is not momentum_sgd and model.optimizer.momentum == 0.0
     model.fit(X, y, epochs=1, optimizer=momentum_sgd)
-    model.fit(X, y, epochs=1, optimizer="sgd")          # a new plain SGD: the default rate
+    with pytest.warns(RuntimeWarning, match="its state is dropped"):
+        model.fit(X, y, epochs=1, optimizer="sgd")      # a new plain SGD: the default rate
     assert model.optimizer.momentum == 0.0 and model.optimizer.lr == 0.01
     model.fit(X, y, epochs=1, optimizer=momentum_sgd)
     model.fit(X, y, epochs=1)                           # None: continue, momentum and all

@@ -44,20 +44,25 @@ def test_diverging_fit_raises_naming_epoch_and_batch_with_weights_untouched(kind
     X, y = _sine()
     model = KINDS[kind]([1, 16, 1], ["tanh", None], seed=0)
     with np.errstate(all="ignore"), pytest.raises(FloatingPointError) as info:
-        model.fit(100 * X, y, epochs=50, learning_rate=1e6, batch_size=10)
+        model.fit(100 * X, y, epochs=50, learning_rate=0.5, batch_size=10)
     message = str(info.value)
     found = re.search(r"epoch (\d+), batch (\d+)", message)
-    assert found and "learning_rate=1000000.0" in message, message
-    assert "before the weights were updated" in message
-    assert all(np.isfinite(w).all() for w in _weights(model))
-    # the named epoch is the right one: the same run one epoch shorter trains cleanly
+    assert found and "learning_rate=0.5" in message, message
     epoch = int(found.group(1))
+    assert epoch > 1 and int(found.group(2)) > 1, message     # (epoch 2, batch 2)
+    assert (f"Training stopped, and the model was put back as it was after epoch {epoch - 1} of "
+            f"this fit (epochs_trained={epoch - 1}): weights, optimizer and shuffling state, so "
+            f"fit continues from there exactly") in message
+    assert all(np.isfinite(w).all() for w in _weights(model))
     assert model.epochs_trained == epoch - 1
-    if epoch > 1:
-        again = KINDS[kind]([1, 16, 1], ["tanh", None], seed=0)
-        with np.errstate(all="ignore"):
-            history = again.fit(100 * X, y, epochs=epoch - 1, learning_rate=1e6, batch_size=10)
-        assert all(math.isfinite(h) for h in history)
+    # the named epoch is the right one, and the model is exactly where a run one epoch
+    # shorter ends (it held the updates of the failing epoch's good batches before)
+    again = KINDS[kind]([1, 16, 1], ["tanh", None], seed=0)
+    with np.errstate(all="ignore"):
+        history = again.fit(100 * X, y, epochs=epoch - 1, learning_rate=0.5, batch_size=10)
+    assert all(math.isfinite(h) for h in history)
+    assert all(np.array_equal(a, b) for a, b in zip(_weights(model), _weights(again)))
+    assert model.rng.bit_generator.state == again.rng.bit_generator.state
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -123,26 +128,40 @@ WEIGHT = {"graph": "layers.0.W", "manual": "layer 1 W"}
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_update_that_overflows_the_last_batch_is_not_returned_as_a_trained_model(kind):
-    # fit used to return a normal history here, its model's weights NaN, without a word
+    # fit used to return a normal history here, its model's weights NaN, without a word;
+    # then it said the weights were lost: now they are put back
     with pytest.raises(FloatingPointError) as info:
         _overflowing_fit(kind, epochs=1)
-    assert ("the weights became NaN or infinite in an update at epoch 1 (found at its end); "
-            "learning_rate=1e+300" in str(info.value))
-    assert (f"does not hold good weights any more: {WEIGHT[kind]} is NaN or infinite"
-            in str(info.value))
-    assert "before the weights were updated" not in str(info.value)
+    assert (f"the weights became NaN or infinite ({WEIGHT[kind]}) in an update at epoch 1 (found "
+            f"at its end); learning_rate=1e+300" in str(info.value))
+    assert ("Training stopped, and the model was put back as it was before this fit "
+            "(epochs_trained=0)" in str(info.value))
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_stop_after_an_overflowing_update_does_not_claim_the_weights_are_good(kind):
+def test_a_stop_after_an_overflowing_update_puts_the_weights_back(kind):
     # batch 1's update overflows, batch 2's loss is NaN: the message said "stopped before
-    # the weights were updated with it", as if the model held the last good weights
-    with pytest.raises(FloatingPointError) as info:
-        _overflowing_fit(kind, epochs=3, batch_size=3)
+    # the weights were updated with it", as if the model held the last good weights; then
+    # that the weights were lost
+    holder = {}
+    original = KINDS[kind].fit
+
+    def fit(self, *args, **kwargs):
+        holder["model"], holder["before"] = self, _weights(self)
+        return original(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(KINDS[kind], "fit", fit)
+        with pytest.raises(FloatingPointError) as info:
+            _overflowing_fit(kind, epochs=3, batch_size=3)
     message = str(info.value)
     assert "the loss became nan at epoch 1, batch 2" in message
-    assert f"does not hold good weights any more: {WEIGHT[kind]}" in message
-    assert "before the weights were updated" not in message
+    assert "put back as it was before this fit (epochs_trained=0)" in message
+    model = holder["model"]
+    assert all(np.array_equal(a, b) for a, b in zip(holder["before"], _weights(model)))
+    with np.errstate(all="ignore"):                  # and it trains again at a sane rate
+        assert len(model.fit(np.ones((6, 2)), np.arange(6) % 3, epochs=1,
+                             learning_rate=0.01)) == 1
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -171,10 +190,13 @@ def test_weights_broken_before_fit_are_refused_not_blamed_on_its_updates(kind):
 
 
 def test_warn_mode_reports_an_overflowing_update_and_counts_no_epoch():
-    with pytest.warns(RuntimeWarning, match="the weights became NaN or infinite in an update"):
+    with pytest.warns(RuntimeWarning, match=r"the weights became NaN or infinite \(layers.0.W\) "
+                                            r"in an update"):
         model, history = _overflowing_fit("graph", epochs=2, on_nonfinite="warn")
     assert list(history) == [] and model.epochs_trained == 0
-    assert history.stop_reason == "the weights became NaN or infinite in an update at epoch 1"
+    assert history.stop_reason == ("the weights became NaN or infinite (layers.0.W) in an update "
+                                   "at epoch 1")
+    assert all(np.isfinite(w).all() for w in _weights(model))
 
 
 @pytest.mark.parametrize("output", ["softmax", "sigmoid"])

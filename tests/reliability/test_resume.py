@@ -219,3 +219,83 @@ def test_a_fit_that_replaces_an_optimizer_with_state_of_its_kind_warns(tmp_path,
         _fit(continued, 1, None)                       # continuing: no warning
         if first == "adam":
             _fit(continued, 1, "adam")                 # the same kind by name continues too
+
+
+def _interrupt_at(monkeypatch, kind, step_number):
+    """Make the step_number-th update raise KeyboardInterrupt after it has changed the
+    weights (and the optimizer's state): the worst moment."""
+    calls = []
+    classes = [nn.SGD, nn.Adam] if kind == "graph" else [nn.manual.MLP]
+    for cls in classes:
+        name = "step" if kind == "graph" else "_step"
+        original = getattr(cls, name)
+
+        def step(self, *args, original=original):
+            original(self, *args)
+            calls.append(1)
+            if len(calls) == step_number:
+                raise KeyboardInterrupt
+        monkeypatch.setattr(cls, name, step)
+
+
+@pytest.mark.parametrize("kind,optimizer", SETUPS)
+def test_ctrl_c_inside_fit_puts_the_model_back_after_its_last_whole_epoch(kind, optimizer,
+                                                                          tmp_path):
+    # the model kept the interrupted epoch's updates (Adam had counted them, the shuffling
+    # generator had moved on), matching neither epochs_trained nor the checkpoint
+    path = tmp_path / "run.npz"
+    model = _new(kind)
+    with pytest.MonkeyPatch.context() as mp:
+        _interrupt_at(mp, kind, 7 * 2 + 3)                 # 7 batches an epoch: in epoch 3
+        with pytest.raises(KeyboardInterrupt) as info:
+            _fit(model, 4, optimizer, checkpoint=path, checkpoint_every=5)
+    where = "nn.MLP.fit" if kind == "graph" else "MLP.fit"
+    assert str(info.value).startswith(
+        f"{where}: interrupted in epoch 3 of this fit; the model was put back as it was after "
+        f"epoch 2 of this fit (epochs_trained=2): weights, optimizer and shuffling state, so fit "
+        f"continues from there exactly; the checkpoint '{path}' holds that state")
+    assert len(info.value.history) == 2 and model.epochs_trained == 2
+    two = _new(kind)
+    assert info.value.history == _fit(two, 2, optimizer)
+    assert_same_model(model, two)                          # weights, optimizer, rng state
+    assert_same_model(nn.load(path), two)                  # written although every=5
+    _fit(model, 2, optimizer)
+    four = _new(kind)
+    _fit(four, 4, optimizer)
+    assert_same_model(model, four)                         # as if never interrupted
+
+
+def test_ctrl_c_before_the_first_epoch_ends_puts_back_the_model_before_the_fit():
+    model, before = _new("graph"), _new("graph")
+    _fit(model, 1, "adam")
+    _fit(before, 1, "adam")
+    with pytest.MonkeyPatch.context() as mp:
+        _interrupt_at(mp, "graph", 1)
+        with pytest.raises(KeyboardInterrupt, match=r"interrupted in epoch 1 of this fit; the "
+                                                    r"model was put back as it was before this "
+                                                    r"fit \(epochs_trained=1\)") as info:
+            _fit(model, 3, "adam")
+    assert info.value.history == []
+    assert_same_model(model, before)
+
+
+@pytest.mark.parametrize("kind", ["graph", "manual"])
+def test_a_stop_with_checkpoint_every_writes_the_last_whole_epoch(kind, tmp_path):
+    # with checkpoint_every=5 and a bad batch in epoch 2, the file held no epoch while the
+    # model held 1 (and the updates of epoch 2 before the bad batch)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-3, 3, size=(40, 1))
+    y = np.sin(X[:, 0])
+    MLP = nn.MLP if kind == "graph" else nn.manual.MLP
+    model = MLP([1, 16, 1], ["tanh", None], seed=0)
+    path = tmp_path / "run.npz"
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning) as record:
+        history = model.fit(100 * X, y, epochs=50, learning_rate=0.5, batch_size=10,
+                            on_nonfinite="warn", checkpoint=path, checkpoint_every=5)
+    message = str(record[0].message)
+    assert "at epoch 2, batch 2" in message and len(history) == 1
+    assert f"; the checkpoint '{path}' holds that state" in message
+    one = MLP([1, 16, 1], ["tanh", None], seed=0)
+    one.fit(100 * X, y, epochs=1, learning_rate=0.5, batch_size=10)
+    assert_same_model(model, one)
+    assert_same_model(nn.load(path), one)

@@ -421,3 +421,30 @@ def test_demo_names_a_report_folder_it_cannot_create(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot create the report folder" in err and "choose another one (--out)" in err
     assert "Not a directory" in err
+
+
+@pytest.mark.parametrize("at_step, saved", [(3, None), (40, 1)])
+def test_train_interrupted_saves_the_epochs_completed(tmp_path, monkeypatch, capsys, at_step,
+                                                      saved):
+    # Ctrl-C lost the whole run: "interrupted", status 130, no file
+    steps = []
+    original = nn.SGD.step
+
+    def step(self):
+        steps.append(1)
+        if len(steps) == at_step:
+            raise KeyboardInterrupt
+        original(self)
+
+    monkeypatch.setattr(nn.SGD, "step", step)
+    out = tmp_path / "m.npz"
+    code = main(["train", "--epochs", "5", "--limit", "2000", "--batch-size", "64",
+                 "--optimizer", "sgd", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 130
+    if saved is None:
+        assert "interrupted before the first epoch ended: nothing saved" in err
+        assert not out.exists()
+    else:             # (the digits: 23 steps of 64 an epoch, so step 40 is in epoch 2)
+        assert f"interrupted: saved the model of the 1 epoch completed (of 5) to {out}" in err
+        assert nn.load(out).epochs_trained == saved
