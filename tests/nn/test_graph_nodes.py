@@ -10,6 +10,9 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import activations
 import nn
@@ -996,3 +999,79 @@ def test_bce_with_logits_keeps_the_gradient_of_strongly_negative_logits(dtype, z
     assert logits.grad.dtype == dtype
     np.testing.assert_allclose(logits.grad[0, 0], true, rtol=1e-6 if dtype == np.float32 else 1e-14)
 
+
+
+_PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, database=None,
+                     suppress_health_check=[HealthCheck.too_slow])
+
+
+def _assert_gradcheck_with_floor(fn, inputs, floor=1e-8):
+    """gradcheck in float64; differences below ``floor`` are finite-difference noise (a
+    saturated softmax's gradient entries of 1e-12 have no correct relative digits)."""
+    res = tg.gradcheck(fn, [np.asarray(x, dtype=np.float64) for x in inputs], mode="elements")
+    bad = [m for m in res.mismatches if abs(m.analytic - m.numerical) > floor]
+    assert (res.ok or res.mismatches) and not bad, str(res)
+    assert res.checked == sum(np.size(x) for x in inputs)
+
+
+@_PROPERTY
+@given(n=st.integers(1, 5), k=st.integers(1, 4), scale=st.sampled_from([0.5, 3.0, 6.0]),
+       seed=st.integers(0, 2**16))
+def test_every_loss_node_gradchecks_for_any_batch_and_width(n, k, scale, seed):
+    # the losses were checked at one fixed shape each, BCEWithLogits only through an MLP
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, k)) * scale
+    Y = rng.uniform(0, 1, (n, k))
+    if k > 1:
+        labels = rng.integers(0, k, n)
+        _assert_gradcheck_with_floor(lambda z: nn.SoftmaxCrossEntropy()(z, labels), [Z])
+    _assert_gradcheck_with_floor(lambda z: nn.BCEWithLogits()(z, Y), [Z])
+    _assert_gradcheck_with_floor(lambda a: nn.MSELoss()(a, Y), [Z])
+    _assert_gradcheck_with_floor(lambda p: nn.BCELoss()(p, Y), [rng.uniform(0.05, 0.95, (n, k))])
+
+
+@_PROPERTY
+@given(n=st.integers(1, 4), k=st.integers(2, 4), seed=st.integers(0, 2**16))
+def test_the_fused_loss_nodes_second_derivatives_gradcheck(n, k, seed):
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, k)) * 2
+    Y = rng.uniform(0, 1, (n, k))
+    labels = rng.integers(0, k, n)
+    v = rng.standard_normal((n, k))
+    for loss in (lambda z: nn.SoftmaxCrossEntropy()(z, labels), lambda z: nn.BCEWithLogits()(z, Y)):
+        def gradient_along_v(z, loss=loss):          # its gradient is the Hessian times v
+            with tg.enable_grad():
+                return (tg.grad(loss(z), [z], create_graph=True)[0] * v).sum()
+        _assert_gradcheck_with_floor(gradient_along_v, [Z])
+
+
+def test_bce_with_logits_second_derivative_is_the_closed_form():
+    # a sigmoid treated as a constant in the recorded backward passed every test
+    rng = np.random.default_rng(1)
+    Z, Y = rng.standard_normal((4, 3)), rng.uniform(0, 1, (4, 3))
+    z = tg.Tensor(Z, requires_grad=True)
+    (g,) = tg.grad(nn.BCEWithLogits()(z, Y), [z], create_graph=True)
+    (h,) = tg.grad(g.sum(), [z])
+    s = 1 / (1 + np.exp(-Z))
+    np.testing.assert_allclose(h, s * (1 - s) / 4, rtol=1e-12)      # the loss averages rows
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh",
+                                  "silu"])
+@_PROPERTY
+@given(shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3),
+       seed=st.integers(0, 2**16))
+def test_the_activation_adapter_gradchecks_for_any_shape(name, shape, seed):
+    # the adapter was checked at one shape; 0-d and empty inputs never
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    # distinct values away from ReLU's kink at 0
+    x = ((rng.permutation(n) - n / 2) * 0.1 + 0.013).reshape(shape)
+    layer = nn.ActivationLayer(name)
+    _assert_gradcheck_with_floor(lambda t: layer(t) * layer(t * 0.5), [x])
+
+
+def test_the_activation_adapter_scales_a_0d_input_by_the_upstream_gradient():
+    x = tg.Tensor(np.array(0.7), requires_grad=True)
+    (nn.ActivationLayer("tanh")(x) * 3.0).backward()
+    assert x.grad == pytest.approx(3.0 * (1 - np.tanh(0.7) ** 2), rel=1e-12)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import nn
 import tinygraph as tg
@@ -210,3 +212,20 @@ def test_exported_and_repr():
     assert "(w1): Linear(n_in=4, n_out=8, bias=False)" in text
     assert "(w2): Linear(n_in=8, n_out=4, bias=False)" in text
     assert "SiLU" in text
+
+
+@settings(max_examples=15, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(lead=st.lists(st.integers(1, 3), max_size=3).map(tuple), d_model=st.integers(1, 3),
+       d_hidden=st.integers(1, 4), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_gradcheck_module_for_any_leading_shape_and_width(lead, d_model, d_hidden, bias, seed):
+    # SwiGLU was checked at two fixed shapes
+    m = nn.SwiGLU(d_model, d_hidden, bias=bias, rng=seed)
+    rng = np.random.default_rng(seed)
+    inputs = [rng.standard_normal(lead + (d_model,)), m.w1.W.data, m.w3.W.data, m.w2.W.data]
+    if bias:
+        inputs += [rng.standard_normal(d_hidden), rng.standard_normal(d_hidden),
+                   rng.standard_normal(d_model)]
+    res = tg.gradcheck(_module_as_function(m), inputs, mode="elements")
+    assert res.ok, str(res)
+    assert res.checked == sum(np.size(a) for a in inputs)

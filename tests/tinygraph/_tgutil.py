@@ -30,6 +30,33 @@ broadcast3 = hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dim
                                                 min_side=1, max_side=4)
 
 
+# Shapes with empty dimensions (a batch of 0 rows): gradients must come back empty, of the
+# input's shape, without errors.
+broadcast2_with_empty = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3,
+                                                          min_side=0, max_side=3)
+shapes_with_empty = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)
+
+
+@st.composite
+def stretched2(draw):
+    """Two shapes that broadcast with a real stretch, which ``broadcast2`` draws rarely
+    (half its pairs have a single element): both operands hold more than one element, one
+    has a size-1 dimension the other stretches to 2..4, and either may also lack leading
+    dimensions. The gradient of the stretched operand must be summed over that axis."""
+    ndim = draw(st.integers(2, 3))
+    result = draw(st.lists(st.integers(2, 4), min_size=ndim, max_size=ndim))
+    order = draw(st.permutations(range(ndim)))
+    stretched, kept = order[0], order[1]
+    a = [d if draw(st.booleans()) else 1 for d in result]
+    b = [d if draw(st.booleans()) else 1 for d in result]
+    a[stretched], a[kept], b[stretched] = 1, result[kept], result[stretched]
+    if a[0] == 1 and draw(st.booleans()):
+        a = a[1:]
+    if b[0] == 1 and draw(st.booleans()):
+        b = b[1:]
+    return (tuple(b), tuple(a)) if draw(st.booleans()) else (tuple(a), tuple(b))
+
+
 def rng_of(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 

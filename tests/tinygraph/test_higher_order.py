@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
 
 import tinygraph as tg
-from _tgutil import away_from_zero, distinct, leaf
+from _tgutil import (SETTINGS, assert_gradcheck, away_from_zero, distinct, leaf, normal,
+                     positive, rng_of, seeds, stretched2)
 
 
 def _grad_np(f, xs):
@@ -313,3 +315,33 @@ def test_create_graph_gradients_have_their_leafs_dtype_like_plain_ones():
     (h,) = tg.grad(g.sum(), x)
     assert h.dtype == np.float32
     np.testing.assert_array_equal(h, [2.0, 2.0, 2.0])
+
+
+_BROADCAST_BINARY = {"add": (lambda a, b: a + b, normal), "mul": (lambda a, b: a * b, normal),
+                     "div": (lambda a, b: a / b, positive), "pow": (lambda a, b: a ** b, None),
+                     "maximum": (tg.maximum, None)}
+
+
+@pytest.mark.parametrize("name", sorted(_BROADCAST_BINARY))
+@SETTINGS
+@given(shapes=stretched2(), seed=seeds)
+def test_second_derivatives_through_broadcasting(name, shapes, seed):
+    # second order was checked at one fixed shape per op, none broadcasting
+    sa, sb = shapes
+    r = rng_of(seed)
+    f, gen = _BROADCAST_BINARY[name]
+    if name == "pow":
+        a, b = positive(r, sa), r.uniform(-2, 2, sb)
+    elif name == "maximum":
+        values = distinct(r, (int(np.prod(sa)) + int(np.prod(sb)),))
+        a, b = values[:int(np.prod(sa))].reshape(sa), values[int(np.prod(sa)):].reshape(sb)
+    else:
+        a, b = normal(r, sa), gen(r, sb)
+    weight = r.standard_normal(np.broadcast_shapes(sa, sb))
+    va, vb = r.standard_normal(sa), r.standard_normal(sb)
+
+    def gradient_along_v(x, y):     # <d L/d(x, y), v>, recorded: its gradient is H v
+        with tg.enable_grad():      # (gradcheck's finite differences run under no_grad)
+            gx, gy = tg.grad((f(x, y) ** 2 * weight).sum(), [x, y], create_graph=True)
+            return (gx * va).sum() + (gy * vb).sum()
+    assert_gradcheck(gradient_along_v, [a, b])

@@ -306,3 +306,43 @@ def test_linear_with_a_bias_of_another_dtype_promotes_as_numpy_would():
     np.testing.assert_array_equal(z.data, expected)
     z.sum().backward()
     assert W.grad.dtype == np.float32 and b.grad.dtype == np.float64
+
+
+@SETTINGS
+@given(lead=st.sampled_from([(), (2,), (3, 2)]), k=dim, m=dim, seed=seeds)
+def test_matmul_with_a_numpy_array_on_the_left(lead, k, m, seed):
+    # A @ t goes through Tensor.__rmatmul__: checked by closed form only
+    r = rng_of(seed)
+    A = r.standard_normal(lead + (2, k))
+    x = normal(r, (k, m))
+    np.testing.assert_allclose((A @ tg.Tensor(x)).data, A @ x, rtol=1e-12)
+    assert_gradcheck(lambda t: A @ t, [x])
+
+
+@pytest.mark.parametrize("x_shape", [(3,), (2, 4, 3)])
+def test_linear_with_a_frozen_weight_trains_the_bias_for_any_leading_shape(x_shape):
+    W = tg.Tensor(np.arange(6.0).reshape(2, 3))                  # frozen: no gradient
+    b = tg.Tensor(np.zeros(2), requires_grad=True)
+    x = np.random.default_rng(0).standard_normal(x_shape)
+    tg.linear(tg.Tensor(x), W, b).sum().backward()
+    np.testing.assert_array_equal(b.grad, np.full(2, x.size // 3, dtype=float))
+    assert W.grad is None
+    assert_gradcheck(lambda bias: tg.linear(tg.Tensor(x), W, bias), [np.zeros(2)])
+
+
+@pytest.mark.parametrize("op", ["mul", "matmul", "linear", "softmax", "getitem", "div", "pow",
+                                "logsumexp", "max"])
+def test_a_transposed_strided_leaf_gets_the_gradient_of_its_contiguous_copy(op):
+    r = np.random.default_rng(0)
+    arr = r.uniform(0.5, 2.0, (8, 12))[::2, 1::3].T          # (4, 4), neither C nor F order
+    assert not arr.flags.c_contiguous and not arr.flags.f_contiguous
+    f = {"mul": lambda t: t * t, "matmul": lambda t: t @ t,
+         "linear": lambda t: tg.linear(t, t, t[0]), "softmax": lambda t: tg.softmax(t, 0),
+         "getitem": lambda t: t[[0, 0, 2]] * t[1:], "div": lambda t: t / t.T,
+         "pow": lambda t: t ** t, "logsumexp": lambda t: tg.logsumexp(t, 1) * t[0],
+         "max": lambda t: tg.max(t * t, axis=0)}[op]
+    strided, copied = leaf(arr), leaf(np.ascontiguousarray(arr))
+    for t in (strided, copied):
+        (f(t) ** 2).sum().backward()
+    np.testing.assert_allclose(strided.grad, copied.grad, rtol=1e-12)
+    assert_gradcheck(lambda t: (f(t) ** 2).sum(), [arr])

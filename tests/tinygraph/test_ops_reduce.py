@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import tinygraph as tg
 from _tgutil import (SETTINGS, assert_float32_everywhere, assert_gradcheck, distinct, leaf,
-                     normal, rng_of, seeds, shapes)
+                     nonscalar_shapes, normal, rng_of, seeds, shapes, shapes_with_empty)
 
 
 @st.composite
@@ -298,3 +298,40 @@ def test_pytorch_keyword_names_are_answered_with_numpys(call, fragment):
     with pytest.raises(TypeError, match="unexpected keyword argument 'axes'"):
         t.sum(axes=0)                       # other wrong keywords: Python's message
     assert tg.sum.__name__ == "sum" and t.sum(axis=0, keepdims=True).shape == (1, 3)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "min", "logsumexp"])
+@SETTINGS
+@given(shape=shapes_with_empty, seed=seeds, data=st.data())
+def test_reductions_over_shapes_with_empty_dimensions(name, shape, seed, data):
+    # no strategy drew a dimension of size 0 (a batch of 0 rows)
+    nd = len(shape)
+    axis = data.draw(st.none() | (st.integers(-nd, nd - 1) if nd else st.none()), label="axis")
+    keepdims = data.draw(st.booleans(), label="keepdims")
+    reduced = range(nd) if axis is None else [axis % nd]
+    empty_reduction = any(shape[a] == 0 for a in reduced) or (axis is None and 0 in shape)
+    x = (distinct if name in ("max", "min") else normal)(rng_of(seed), shape)
+    if empty_reduction and name != "sum":
+        return        # mean is NaN, max/min/logsumexp of nothing: tested by their messages
+    fn = lambda t: getattr(tg, name)(t, axis=axis, keepdims=keepdims)  # noqa: E731
+    assert_gradcheck(fn, [x])
+    t = leaf(x)
+    fn(t).sum().backward()
+    assert t.grad.shape == shape
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@SETTINGS
+@given(shape=nonscalar_shapes, seed=seeds, data=st.data())
+def test_softmax_family_over_several_axes_or_all(name, shape, seed, data):
+    # only a single integer axis was checked
+    nd = len(shape)
+    axis = data.draw(st.none() | st.lists(st.integers(-nd, nd - 1), min_size=1, max_size=nd,
+                                          unique_by=lambda a: a % nd).map(tuple), label="axis")
+    x = normal(rng_of(seed), shape, scale=2.0)
+    fn = lambda t: getattr(tg, name)(t, axis=axis)  # noqa: E731
+    total = fn(tg.Tensor(x)).data
+    if name == "softmax":
+        summed = total.sum(axis=axis if axis is not None else None)
+        np.testing.assert_allclose(summed, 1.0, rtol=1e-12)
+    assert_gradcheck(fn, [x])

@@ -420,3 +420,24 @@ def test_transpose_with_two_axes_as_pytorch_writes_it_is_refused_with_swapaxes(s
                                   t.transpose(0, 2, 1).data,
                                   np.swapaxes(t.data, -2, -1))    # a full order still works
     np.testing.assert_array_equal(t.transpose(tuple(range(len(shape)))).data, t.data)
+
+
+@SETTINGS
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4), seed=seeds)
+def test_getitem_with_masks_mixed_with_slices_arrays_and_new_axes(shape, seed):
+    # boolean masks and mixed indices were checked by closed form only
+    r = rng_of(seed)
+    x = normal(r, shape)
+    mask = r.random(shape) < 0.5
+    rows = r.random(shape[0]) < 0.5
+    for fn in (lambda t: t[mask], lambda t: t[rows], lambda t: t[rows, ..., None]):
+        assert_gradcheck(fn, [x])
+    if len(shape) >= 2 and shape[1]:
+        repeated = r.integers(0, shape[1], size=4)              # repeated columns add up
+        assert_gradcheck(lambda t: t[1:, repeated], [x])
+        t = leaf(x)
+        t[:, repeated].sum().backward()
+        counts = np.bincount(repeated, minlength=shape[1]).astype(float)
+        expected = np.broadcast_to(counts.reshape((1, shape[1]) + (1,) * (len(shape) - 2)),
+                                   shape)
+        np.testing.assert_array_equal(t.grad, expected)
