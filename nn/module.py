@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -152,16 +152,21 @@ class Module:
         shared layer's or tied weight's values appear once per place it is used)."""
         return OrderedDict((name, p.data.copy()) for name, p in self._named_parameters(""))
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Copy arrays into the parameters, checking names, shapes and dtypes; all are checked
-        before any is changed."""
+    def load_state_dict(self, state: dict, strict: bool = True) -> "LoadedKeys":
+        """Copy arrays into the parameters, checking names, shapes, dtypes and values; all
+        are checked before any is changed. Returns the names missing from ``state`` and the
+        ones it has that the model lacks (both empty when ``strict``, which refuses them)."""
+        where = f"{type(self).__name__}.load_state_dict"
         own = dict(self._named_parameters(""))
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
-                           f"unexpected keys {unexpected}")
-        checked = []                    # all checked first: a refusal changes no parameter
+            raise KeyError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
+        if state and len(unexpected) == len(state):
+            raise KeyError(f"{where}: none of the state's keys {list(state)[:5]} names a "
+                           f"parameter of this model ({list(own)[:5]}...); is it another "
+                           f"model's state?")
+        checked: dict = {}              # all checked first: a refusal changes no parameter
         for name, p in own.items():
             if name not in state:
                 continue
@@ -176,10 +181,28 @@ class Module:
             if arr.dtype.kind != "f":
                 raise TypeError(f"load_state_dict: {name} has dtype {arr.dtype}; expected a "
                                 f"floating-point array")
-            checked.append((p, arr))
-        for p, arr in checked:
-            p.data = arr.astype(p.dtype, copy=True)
+            with np.errstate(over="ignore"):
+                value = arr.astype(p.dtype, copy=True)
+            if not np.isfinite(value).all():
+                what = ("NaN or infinite values" if not np.isfinite(arr).all() else
+                        f"values too large for {p.dtype} (up to {np.abs(arr).max():.3g})")
+                raise ValueError(f"{where}: {name} holds {what}; expected finite weights")
+            if not p.data.flags.writeable:
+                raise RuntimeError(f"{where}: parameter {name} is held read-only by a graph that "
+                                   f"has not been backpropagated (or kept with "
+                                   f"retain_graph=True); its gradients would belong to the old "
+                                   f"weights. Run backward() first, or drop the graph (del loss)."
+                                   f" Nothing was loaded")
+            first = checked.get(id(p))
+            if first is not None and not np.array_equal(first[2], value):
+                raise ValueError(f"{where}: {first[0]} and {name} are one shared parameter, but "
+                                 f"the state holds different values for them; expected equal "
+                                 f"ones")
+            checked[id(p)] = (name, p, value)
+        for _, p, value in checked.values():
+            p.data = value
             p.grad = None
+        return LoadedKeys(missing, unexpected)
 
     def __repr__(self) -> str:
         if not self._modules:
@@ -193,6 +216,12 @@ class Module:
 
     def extra_repr(self) -> str:
         return ""
+
+
+class LoadedKeys(NamedTuple):
+    """What ``load_state_dict(strict=False)`` left out (PyTorch returns the same pair)."""
+    missing_keys: list
+    unexpected_keys: list
 
 
 class Sequential(Module):

@@ -648,7 +648,55 @@ def test_state_dict_round_trip_and_errors():
     extra = dict(state, **{"layers.9.W": np.zeros(1)})
     with pytest.raises(KeyError, match="layers.9.W"):
         b.load_state_dict(extra)
-    b.load_state_dict(missing, strict=False)  # non-strict: loads what is there
+    # non-strict: loads what is there and says what it left out
+    assert b.load_state_dict(missing, strict=False) == (["layers.2.b"], [])
+    assert b.load_state_dict(extra, strict=False).unexpected_keys == ["layers.9.W"]
+
+
+def test_load_state_dict_refuses_what_it_would_load_wrong():
+    # NaN loaded silently (nn.load refuses it); 1e39 into float32 became inf with only
+    # numpy's cast warning; strict=False with no matching key loaded nothing, said nothing;
+    # a shared parameter's two entries with different values kept one; loaded between
+    # forward and backward, the old weights' gradient was then applied to the new ones
+    model = nn.MLP([4, 6, 3], ["relu", "softmax"], seed=0, dtype=np.float32)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    good = model.state_dict()
+    cases = [
+        (dict(good, **{"layers.2.b": np.array([0.0, np.nan, 0.0])}), ValueError,
+         r"^MLP.load_state_dict: layers.2.b holds NaN or infinite values; expected finite"),
+        (dict(good, **{"layers.2.b": np.array([0.0, 1e39, 0.0])}), ValueError,
+         r"^MLP.load_state_dict: layers.2.b holds values too large for float32 \(up to 1e\+39\)"),
+        ({"W": np.zeros((6, 4))}, KeyError,
+         r"none of the state's keys \['W'\] names a parameter of this model"),
+    ]
+    for state, error, message in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")              # (no numpy cast warning either)
+            with pytest.raises(error, match=message):
+                model.load_state_dict(state, strict=False)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])   # nothing loaded by a refusal
+
+    X = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    loss = model.loss(X, np.arange(5) % 3)
+    with pytest.raises(RuntimeError, match=r"parameter layers.2.W is held read-only by a graph "
+                                           r"that has not been backpropagated .* Nothing was "
+                                           r"loaded"):
+        model.load_state_dict(nn.MLP([4, 6, 3], ["relu", "softmax"], seed=1,
+                                     dtype=np.float32).state_dict())
+    loss.backward()
+    model.load_state_dict(good)                         # after backward: fine
+
+    shared = nn.Linear(3, 3, rng=0)
+    tied = nn.Sequential(shared, nn.ActivationLayer("tanh"), shared)
+    state = tied.state_dict()
+    assert list(state) == ["0.W", "0.b", "2.W", "2.b"]
+    tied.load_state_dict(state)                         # equal values: fine
+    state["2.W"] = state["2.W"] + 1.0
+    with pytest.raises(ValueError, match=r"^Sequential.load_state_dict: 0.W and 2.W are one "
+                                         r"shared parameter, but the state holds different "
+                                         r"values for them"):
+        tied.load_state_dict(state)
 
 
 def test_linear_shapes_init_and_forward():
