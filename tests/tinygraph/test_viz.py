@@ -424,8 +424,22 @@ def test_png_render_through_graphviz_pure_and_pdf_needs_system_graphviz(tmp_path
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(RuntimeError, match="apt-get install graphviz"):
         viz.render(g, tmp_path / "b.pdf", dot=pure())
-    assert (tmp_path / "b.gv").read_text(encoding="utf-8") == g.source
+    assert (tmp_path / "b.gv").read_text(encoding="utf-8") == viz._FALLBACK_MARK + "\n" + g.source
     assert not (tmp_path / "b.pdf").exists()
+    with pytest.raises(RuntimeError, match="Wrote the DOT source to"):      # ours: rewritten
+        viz.render(g, tmp_path / "b.pdf", dot=pure())
+
+
+def test_the_fallback_source_never_replaces_a_users_own_gv_file(tmp_path):
+    # with no renderer for the format, render wrote the DOT source over the user's mynet.gv
+    *_, out = small()
+    g = viz.backward_graph(out)
+    mine = tmp_path / "mynet.gv"
+    mine.write_text("digraph { a -> b }\n")
+    with pytest.raises(RuntimeError, match=r"mynet.gv exists and was not written by tinygraph, "
+                                           r"so the DOT source was not written there"):
+        viz.render(g, tmp_path / "mynet.pdf", dot=pure())
+    assert mine.read_text() == "digraph { a -> b }\n"
 
 
 def test_no_renderer_writes_source_and_says_how_to_get_one(tmp_path, monkeypatch):
@@ -440,7 +454,7 @@ def test_no_renderer_writes_source_and_says_how_to_get_one(tmp_path, monkeypatch
         viz.render(g, tmp_path / "f.svg")
     assert "pip install graphviz-pure" in str(err.value)
     assert "apt-get install graphviz" in str(err.value)
-    assert (tmp_path / "f.gv").read_text(encoding="utf-8") == g.source
+    assert (tmp_path / "f.gv").read_text(encoding="utf-8") == viz._FALLBACK_MARK + "\n" + g.source
     assert not (tmp_path / "f.svg").exists()
 
 
