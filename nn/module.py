@@ -41,6 +41,14 @@ class Module:
             self._modules[name] = value
         elif value is not None and value is self._parameters.get(name):
             pass                                  # a frozen parameter given back: kept
+        elif isinstance(value, (list, tuple, dict)) and _holds_trainables(value):
+            kind = type(value).__name__
+            raise TypeError(
+                f"{type(self).__name__}.{name}: a {kind} of modules or parameters is not "
+                f"registered: parameters(), the optimizers, state_dict and save would never "
+                f"see them, so they would not train. Use nn.Sequential(*layers) (it can be "
+                f"indexed and iterated: self.{name}[0], for layer in self.{name}), or one "
+                f"attribute per module")
         else:
             old = self._parameters.get(name)
             if value is not None and old is not None:
@@ -216,6 +224,13 @@ class Module:
 
     def extra_repr(self) -> str:
         return ""
+
+
+def _holds_trainables(items: Any) -> bool:
+    """Whether a list, tuple or dict holds a Module or a tensor that requires grad."""
+    values = items.values() if isinstance(items, dict) else items
+    return any(isinstance(v, Module) or (isinstance(v, tg.Tensor) and v.requires_grad)
+               for v in values)
 
 
 class LoadedKeys(NamedTuple):

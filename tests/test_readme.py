@@ -28,5 +28,6 @@ def test_the_readme_snippets_run_in_order_and_say_what_it_says(tmp_path, monkeyp
     assert "manual backprop and autodiff AGREE" in out
     found = re.search(r"loss (\d\.\d+), test accuracy (\d\.\d+)", out)
     assert found and float(found.group(1)) < 0.5 and float(found.group(2)) > 0.85, out[-500:]
+    assert "['block.0.W', 'block.0.b']" in out          # the residual module's parameters
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".svg") == \
         ["backward.svg", "forward.svg"]

@@ -1123,3 +1123,34 @@ def test_the_activation_adapter_scales_a_0d_input_by_the_upstream_gradient():
     x = tg.Tensor(np.array(0.7), requires_grad=True)
     (nn.ActivationLayer("tanh")(x) * 3.0).backward()
     assert x.grad == pytest.approx(3.0 * (1 - np.tanh(0.7) ** 2), rel=1e-12)
+
+
+@pytest.mark.parametrize("container", [list, tuple, lambda ms: dict(enumerate(ms))])
+def test_modules_kept_in_a_plain_container_are_refused_with_sequential(container):
+    # layers in a Python list were never trained (their .grad filled, their W unchanged
+    # after every step) and left out of state_dict and save, without a word
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = container([nn.Linear(3, 4, rng=0), nn.ActivationLayer("relu")])
+
+    with pytest.raises(TypeError, match=r"^Net.hidden: a (list|tuple|dict) of modules or "
+                                        r"parameters is not registered: parameters\(\), the "
+                                        r"optimizers, state_dict and save would never see them"):
+        Net()
+
+    class Fixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = nn.Sequential(nn.Linear(3, 4, rng=0), nn.ActivationLayer("relu"))
+            self.sizes = [3, 4]                        # a list of anything else: fine
+
+        def forward(self, x):
+            for layer in self.hidden:
+                x = layer(x)
+            return self.hidden[0](np.ones((1, 3))).sum() + x.sum()
+
+    net = Fixed()
+    assert [name for name, _ in net.named_parameters()] == ["hidden.0.W", "hidden.0.b"]
+    net(np.ones((2, 3))).backward()
+    assert all(p.grad is not None for p in net.parameters())
