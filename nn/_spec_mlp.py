@@ -407,10 +407,12 @@ class SpecMLP:
                 self._check_unit_interval(targets, where, "one-hot targets")
                 self._check_rows_sum_to_one(targets, where)
             else:
+                column = (" (a column of class labels? pass y.ravel())"
+                          if arr.ndim == 2 and arr.shape[1] == 1 and K > 1 else "")
                 raise ValueError(
                     f"{where}: y has shape {arr.shape}; for a {kind} output with {K} units "
                     f"expected integer labels of shape (n,) or one-hot targets of shape "
-                    f"(n, {K})"
+                    f"(n, {K}){column}"
                 )
         elif kind == "sigmoid":
             if arr.ndim == 1 and K == 1:

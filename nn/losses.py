@@ -48,8 +48,10 @@ def _labels_or_onehot(target: np.ndarray, n: int, k: int, where: str) -> np.ndar
                                     classes_from=f"the logits have {k} columns (classes)")
         return onehot_rows(labels, k, np.float64)     # the caller casts it
     if t.shape != (n, k):
+        column = (" (a column of class labels? pass y.ravel(), shape (n,))"
+                  if t.shape == (n, 1) and k > 1 else "")
         raise ValueError(f"{where}: one-hot targets of shape {t.shape} do not match the "
-                         f"logits' shape {(n, k)}")
+                         f"logits' shape {(n, k)}{column}")
     t = t.astype(np.float64, copy=False)
     if not np.all((t >= 0) & (t <= 1)):
         raise ValueError(f"{where}: target probabilities must lie in [0, 1], got range "

@@ -214,3 +214,20 @@ def test_one_hot_loss_and_mlps_agree_on_what_is_wrong(labels, fragments):
         core = msg.split(": ", 1)[1].split(" ", 1)[1].split(" but ")[0]
         cores[name] = core
     assert len(set(cores.values())) == 1, cores
+
+
+def test_a_column_of_class_labels_is_pointed_to_ravel():
+    # labels of shape (n, 1) were only "one-hot targets of shape (4, 1) do not match"
+    import tinygraph as tg
+    y = np.array([[0], [1], [2], [1]])
+    Z = tg.Tensor(np.zeros((4, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"do not match the logits' shape \(4, 3\) \(a column "
+                                         r"of class labels\? pass y.ravel\(\), shape \(n,\)\)"):
+        nn.SoftmaxCrossEntropy()(Z, y)
+    for MLP in (nn.MLP, nn.manual.MLP):
+        with pytest.raises(ValueError, match=r"one-hot targets of shape \(n, 3\) \(a column of "
+                                             r"class labels\? pass y.ravel\(\)\)"):
+            MLP([2, 3], ["softmax"], seed=0).fit(np.ones((4, 2)), y, epochs=1,
+                                                  learning_rate=0.1)
+    assert len(nn.MLP([2, 3], ["softmax"], seed=0).fit(np.ones((4, 2)), y.ravel(), epochs=1,
+                                                       learning_rate=0.1)) == 1
