@@ -352,7 +352,7 @@ def test_an_integer_tensor_made_to_require_grad_by_attribute_is_named(how):
             tg.grad((xi * 0.5).sum(), [xi])
         else:
             xi * xi
-    assert xi._grad is None
+    assert xi.grad is None
 
 
 def test_a_0d_tensor_takes_a_format_spec_and_others_say_what_to_format():
