@@ -511,33 +511,49 @@ class SpecMLP:
 
     def _snapshot(self) -> tuple:
         """What ``fit`` puts back when it stops inside an epoch (a NaN, an overflowing update,
-        Ctrl-C): copies of the weights and of the optimizer's state, the shuffling
-        generator's state, the epochs trained. Taken when fit starts and after each epoch."""
+        Ctrl-C, any error): copies of the weights, the optimizer (which one, its state and
+        learning rate), the shuffling generator's state, the epochs trained. Taken when fit
+        starts, before it chooses its optimizer, and after each epoch. An optimizer's state
+        goes through its ``state_dict``/``load_state_dict``."""
         opt = getattr(self, "optimizer", None)
         return ([a.copy() for _, a in self._named_weights()],
-                None if opt is None else (opt, opt.state_dict()),
+                None if opt is None else (opt, opt.state_dict(), opt.lr),
                 self.rng.bit_generator.state, self.epochs_trained)
 
     def _put_back_weights(self, arrays: list) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def _restore(self, snapshot: tuple, fit_start: int, saver: Any) -> str:
-        """Put ``snapshot`` back; bring the checkpoint up to it (``checkpoint_every`` may
-        have left it behind). Returns the words saying where the model is now."""
+    def _restore(self, snapshot: tuple, fit_start: int, saver: Any,
+                 catch_up: bool = True) -> str:
+        """Put ``snapshot`` back and, with ``catch_up``, bring the checkpoint up to it
+        (``checkpoint_every`` may have left it behind). A second Ctrl-C meanwhile does not
+        stop it half way (it starts again: every step of it can be repeated). Returns the
+        words saying where the model is now."""
         arrays, opt_state, rng_state, epochs = snapshot
-        self._put_back_weights(arrays)         # (new arrays: a graph may hold the old ones)
-        if opt_state is not None:
-            opt, state = opt_state
-            opt.load_state_dict(state)
-        self.rng.bit_generator.state = rng_state
-        object.__setattr__(self, "epochs_trained", epochs)
+        while True:
+            try:
+                self._put_back_weights([a.copy() for a in arrays])   # (a graph may hold the
+                if opt_state is not None:                            # arrays in use now)
+                    opt, state, lr = opt_state
+                    opt.load_state_dict(state)
+                    opt.lr = lr
+                if hasattr(self, "optimizer"):
+                    object.__setattr__(self, "optimizer", None if opt_state is None
+                                       else opt_state[0])
+                self.rng.bit_generator.state = rng_state
+                object.__setattr__(self, "epochs_trained", epochs)
+                note = saver.catch_up() if catch_up else ""
+                break
+            except KeyboardInterrupt:
+                continue
         done = epochs - fit_start
+        state = "weights, optimizer and shuffling state" if hasattr(self, "optimizer") else \
+            "weights and shuffling state"
         words = (f"the model was put back as it was before this fit (epochs_trained={epochs})"
                  if done == 0 else
                  f"the model was put back as it was after epoch {done} of this fit "
                  f"(epochs_trained={epochs})")
-        words += ": weights, optimizer and shuffling state, so fit continues from there exactly"
-        return words + saver.catch_up()
+        return words + f": {state}, so fit continues from there exactly" + note
 
     def _nonfinite(self, what: str, epoch: int, batch: int | None, lr: float,
                    on_nonfinite: str, put_back: str) -> None:

@@ -50,6 +50,12 @@ class Checkpointer:
             from .serialize import check_savable_optimizer
             check_savable_optimizer(optimizer, where)
 
+    def epoch_counted(self) -> None:
+        """An epoch has ended in the model, not yet in the file. Called before fit takes
+        the epoch's snapshot, so that the file is never said to hold an epoch it lacks."""
+        if self.path is not None:
+            self.behind = True
+
     def epoch_done(self, epoch: int, last: bool) -> None:
         """``epoch`` counts from 1 within this ``fit`` call."""
         if self.path is None:

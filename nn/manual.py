@@ -750,12 +750,18 @@ class MLP(SpecMLP):
                     epoch_loss = total / n
                     history.append(epoch_loss)
                     self.epochs_trained += 1
+                    saver.epoch_counted()    # (first: the file now lacks this epoch)
                     snapshot = self._snapshot()
                     if verbose and (epoch == 1 or epoch % verbose_every == 0 or epoch == epochs):
                         print(f"epoch {epoch:>{width}}/{epochs}  loss {epoch_loss:.6f}")
                     saver.epoch_done(epoch, last=epoch == epochs)
         except KeyboardInterrupt:
             raise self._interrupted(snapshot, fit_start, saver, history, epoch) from None
+        except FloatingPointError:
+            raise                       # fit's own stop: the model is put back already
+        except Exception:               # anything else inside an epoch: put back all the same
+            self._restore(snapshot, fit_start, saver, catch_up=False)
+            raise
         return history
 
     # -- prediction -----------------------------------------------------------------

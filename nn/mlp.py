@@ -244,27 +244,29 @@ class MLP(Module, SpecMLP):
                                  f"leave validation_data out")
             val = (Xv, self._loss_targets(self._prepare_targets(
                 validation_data[1], f"{where}: validation_data", Xv.shape[0])))
-        opt = self._make_optimizer(optimizer, opt_kind, lr)
-        saver.check_optimizer(opt, where)
-        if opt is self.optimizer and not isinstance(optimizer, Optimizer):
-            opt.lr = lr                        # a continued optimizer takes the new rate
-        object.__setattr__(self, "optimizer", opt)
         named = [(name, p) for name, p in self.named_parameters()]
         classify = self.output_kind in ("softmax", "sigmoid")
         history = History()
         n = X.shape[0]
         bar = None
         reference = None            # the first batch loss: see DIVERGENCE_FACTOR
-        if verbose:
-            from tqdm.auto import tqdm
-            n_batches = 1 if batch_size is None else math.ceil(n / batch_size)
-            bar = tqdm(total=epochs * n_batches, desc="training", unit="batch",
-                       dynamic_ncols=True, leave=True, mininterval=0.5)
         fit_start = self.epochs_trained
-        snapshot = self._snapshot()     # where a stop inside an epoch puts the model back
+        # where a stop inside an epoch puts the model back: taken before this fit chooses
+        # its optimizer, and after every epoch
+        snapshot = self._snapshot()
         epoch = 1
         loss = None
         try:
+            opt = self._make_optimizer(optimizer, opt_kind, lr)
+            saver.check_optimizer(opt, where)
+            if opt is self.optimizer and not isinstance(optimizer, Optimizer):
+                opt.lr = lr                    # a continued optimizer takes the new rate
+            object.__setattr__(self, "optimizer", opt)
+            if verbose:
+                from tqdm.auto import tqdm
+                n_batches = 1 if batch_size is None else math.ceil(n / batch_size)
+                bar = tqdm(total=epochs * n_batches, desc="training", unit="batch",
+                           dynamic_ncols=True, leave=True, mininterval=0.5)
             # training records, even if called inside no_grad(); numpy's overflow warnings are
             # silenced because every batch is checked (and named) below
             with tg.enable_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -317,6 +319,7 @@ class MLP(Module, SpecMLP):
                         if classify:
                             history.val_accuracy.append(
                                 self._accuracy(*val, validation_data[1]))
+                    saver.epoch_counted()    # (first: the file now lacks this epoch)
                     snapshot = self._snapshot()
                     if bar is not None:
                         post = {"epoch": epoch, "loss": f"{history[-1]:.4f}"}
@@ -327,6 +330,12 @@ class MLP(Module, SpecMLP):
         except KeyboardInterrupt:
             loss = None                 # (its graph holds the weights read-only)
             raise self._interrupted(snapshot, fit_start, saver, history, epoch) from None
+        except FloatingPointError:
+            raise                       # fit's own stop: the model is put back already
+        except Exception:               # anything else inside an epoch (out of memory, a
+            loss = None                 # failing checkpoint save): put back all the same
+            self._restore(snapshot, fit_start, saver, catch_up=False)
+            raise
         finally:
             if bar is not None:
                 bar.close()

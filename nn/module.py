@@ -195,7 +195,7 @@ class Module:
                 what = ("NaN or infinite values" if not np.isfinite(arr).all() else
                         f"values too large for {p.dtype} (up to {np.abs(arr).max():.3g})")
                 raise ValueError(f"{where}: {name} holds {what}; expected finite weights")
-            if not p.data.flags.writeable:
+            if tg.held_by_graph(p.data):
                 raise RuntimeError(f"{where}: parameter {name} is held read-only by a graph that "
                                    f"has not been backpropagated (or kept with "
                                    f"retain_graph=True); its gradients would belong to the old "
@@ -227,10 +227,11 @@ class Module:
 
 
 def _holds_trainables(items: Any) -> bool:
-    """Whether a list, tuple or dict holds a Module or a tensor that requires grad."""
+    """Whether a list, tuple or dict holds a Module or a parameter (a leaf tensor that
+    requires grad; a tensor made by an op, an activation kept for later, is none)."""
     values = items.values() if isinstance(items, dict) else items
-    return any(isinstance(v, Module) or (isinstance(v, tg.Tensor) and v.requires_grad)
-               for v in values)
+    return any(isinstance(v, Module) or (isinstance(v, tg.Tensor) and v.requires_grad
+                                         and v.is_leaf) for v in values)
 
 
 class LoadedKeys(NamedTuple):

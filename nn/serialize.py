@@ -40,8 +40,10 @@ import activations as acts
 
 FORMAT = "tinygraph-mlp"
 FORMAT_VERSION = 2
-#: Versions this code reads. Version 1 had no ``rng``, ``optimizer`` or ``training``.
-READABLE_VERSIONS = (1, 2)
+#: Versions this code reads. Version 1 had no ``rng``, ``optimizer`` or ``training``;
+#: version 3 is version 2 with ``frozen``, written only when a parameter is frozen (so an
+#: older tinygraph says a newer one wrote the file, rather than "unknown key").
+READABLE_VERSIONS = (1, 2, 3)
 
 #: Header keys: required ones, then the optional ones.
 REQUIRED_KEYS = ("format", "version", "kind", "layer_sizes", "activations", "init_method", "dtype")
@@ -325,6 +327,7 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
                   for name, p in ((f"W{i}", lin.W), (f"b{i}", lin.b)) if not p.requires_grad]
         if frozen:
             header["frozen"] = frozen
+            header["version"] = 3
     payload: dict[str, np.ndarray] = {}
     for i, (W, b) in enumerate(weights):
         payload[f"W{i}"] = np.asarray(W)
@@ -696,6 +699,9 @@ def load_with_extra(path: str | os.PathLike, kind: str | None = None) -> tuple[A
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{where}: the header describes an invalid model: {exc}") from None
     frozen = header.get("frozen", [])
+    if "frozen" in header and header["version"] < 3:
+        raise ModelFileError(f"{where}: frozen is a version 3 key, in a version "
+                             f"{header['version']} file")
     if (not isinstance(frozen, list) or len(set(map(str, frozen))) != len(frozen)
             or not all(isinstance(k, str) and k in weights for k in frozen)):
         raise ModelFileError(f"{where}: frozen is {frozen!r}; expected a list of distinct "

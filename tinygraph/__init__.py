@@ -14,7 +14,7 @@ from . import _requirements  # noqa: F401  (first: numpy 1 is refused, with the 
 from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
 from .errors import BackwardError, InPlaceModificationError, ShapeError, TinygraphError
-from .function import Function
+from .function import Function, held_by_graph
 from .grad_mode import (enable_grad, is_grad_enabled, no_grad, scope, set_grad_enabled,
                         swap_scope)
 from .gradcheck import GradcheckResult, central_difference, gradcheck
@@ -38,7 +38,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'tinygraph' has no attribute {name!r}")
 
 __all__ = [
-    "Tensor", "tensor", "Function", "graph", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult",
+    "Tensor", "tensor", "Function", "held_by_graph", "graph", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult",
     "central_difference", "no_grad",
     "enable_grad", "set_grad_enabled", "scope", "swap_scope", "is_grad_enabled", "detect_anomaly", "AnomalyError",
     "ShapeError", "BackwardError", "InPlaceModificationError", "TinygraphError",

@@ -139,15 +139,11 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create the folder {out.parent} "
                         f"({exc.strerror or exc}); choose another --out") from None
-    if fmt == "gv":
-        out.write_text(picture.source)
-        written = out
-    else:
-        try:
-            written = viz.render(picture, out, format=fmt)
-        except RuntimeError as exc:     # no renderer for the format, or the renderer failed:
-            print(f"tinygraph graph: {exc}", file=sys.stderr)      # it says what to do
-            return 1
+    try:                                 # (gv: the source itself, without a renderer)
+        written = viz.render(picture, out, format=fmt)
+    except RuntimeError as exc:         # no renderer for the format, or the renderer failed:
+        print(f"tinygraph graph: {exc}", file=sys.stderr)          # it says what to do
+        return 1
     print(f"wrote {written}")
     return 0
 

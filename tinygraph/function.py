@@ -86,6 +86,14 @@ def _lock_shared(a: np.ndarray, locked: list) -> None:
             _decrement(_deferred.pop())
 
 
+def held_by_graph(array: np.ndarray) -> bool:
+    """Whether a recorded graph holds ``array`` read-only for its backward pass (saved by a
+    node whose backward has not run, or kept with ``retain_graph=True``). An array made
+    read-only by its owner alone is not held."""
+    with _counts_guard:
+        return id(array) in _lock_counts
+
+
 class _Locks(list):
     """The counted locks of one node; unlocked when released or when the node is freed."""
     __slots__ = ()

@@ -13,7 +13,7 @@ from . import grad_mode as _grad_mode
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data    # (a recorded result's is a read-only view: the graph may need it)
-    elif isinstance(data, (list, tuple)) and any(isinstance(v, Tensor) for v in data):
+    elif isinstance(data, (list, tuple)) and _holds_tensor(data):
         raise TypeError(f"Tensor: got a {type(data).__name__} of Tensors; tinygraph.stack(...) "
                         f"joins them into one tensor in the graph (or pass [t.item() ...] / "
                         f"[t.data ...] for their values alone)")
@@ -30,6 +30,12 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
         raise TypeError(f"Tensor: data of dtype {arr.dtype} is not supported; tinygraph works on "
                         f"bool, integer and floating-point arrays (got {arr.dtype.kind!r} kind)")
     return arr
+
+
+def _holds_tensor(items: Any) -> bool:
+    """Whether nested lists or tuples hold a Tensor anywhere."""
+    return any(isinstance(v, Tensor) or (isinstance(v, (list, tuple)) and _holds_tensor(v))
+               for v in items)
 
 
 class Tensor:
@@ -246,7 +252,7 @@ class Tensor:
                                f"{self.shape}): only leaves can be copied; copy "
                                f"t.detach() (its values, cut from the graph) instead")
         import copy
-        new = Tensor.__new__(Tensor)
+        new = type(self).__new__(type(self))
         memo[id(self)] = new
         new._data = copy.deepcopy(self._data, memo)
         new._grad = copy.deepcopy(self._grad, memo)

@@ -744,25 +744,6 @@ PICTURE_SUFFIXES = frozenset({"svg", "svgz", "png", "pdf", "gv", "dot", "xdot", 
                               "webp"})
 
 
-_FALLBACK_MARK = "// DOT source written by tinygraph.viz.render (no renderer for the picture)"
-
-
-def _write_fallback_source(gv: Path, source: str) -> str:
-    """Write ``source`` to ``gv`` unless a file there was not written this way (the user's
-    own .gv file is never replaced). Returns what happened, for the error message."""
-    if gv.exists():
-        try:
-            with open(gv, encoding="utf-8", errors="replace") as f:
-                ours = f.readline().rstrip("\n") == _FALLBACK_MARK
-        except OSError:
-            ours = False
-        if not ours:
-            return (f"{gv} exists and was not written by tinygraph, so the DOT source was not "
-                    f"written there (it is the digraph's .source)")
-    gv.write_text(_FALLBACK_MARK + "\n" + source, encoding="utf-8")
-    return f"wrote the DOT source to {gv}"
-
-
 def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str | None = None,
            dot: str | None = None) -> Path:
     """Write the picture of ``digraph`` (or DOT source text) to ``path``; returns the path.
@@ -771,31 +752,36 @@ def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str
     picture format, else "svg"; a path without such a suffix gets the format's, so
     "lr_0.01" becomes "lr_0.01.svg"; a suffix naming another format than ``format`` is an
     error). The renderer is ``dot`` if given, else ``find_dot()``:
-    the system Graphviz, or graphviz-pure (svg, png; not pdf). When no renderer can make
-    the format, the DOT source is written next to ``path`` (same name, ``.gv``; a .gv file
-    there that tinygraph did not write is left alone) and ``RuntimeError`` says how to get
-    one.
+    the system Graphviz, or graphviz-pure (svg, png; not pdf). A ``.gv`` or ``.dot`` path
+    gets the DOT source itself (no renderer needed). When no renderer can make the format,
+    the DOT source is written next to ``path``, named after it (``net.pdf.gv``: never a
+    ``net.gv`` of the user's own), and ``RuntimeError`` says how to get one.
     """
     source = digraph.source if hasattr(digraph, "source") else str(digraph)
     path = Path(path)
     suffix = path.suffix.lstrip(".").lower()
     fmt = (format or (suffix if suffix in PICTURE_SUFFIXES else "") or "svg").lower()
-    if format is not None and suffix in PICTURE_SUFFIXES and suffix != fmt:
+    if format is not None and suffix in PICTURE_SUFFIXES and suffix != fmt \
+            and {suffix, fmt} != {"gv", "dot"}:          # (two names of the DOT source)
         raise ValueError(f"render: format {fmt!r} does not match the file name {path.name}; "
                          f"name it {path.stem}.{fmt}, or ask for format={suffix!r}")
-    if suffix != fmt:                  # no suffix, or a dot in the name ("lr_0.01")
+    if suffix != fmt and {suffix, fmt} != {"gv", "dot"}:   # no suffix, or a dot in the name
         path = path.with_name(f"{path.name}.{fmt}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"render: folder {path.parent} does not exist")
+    if fmt in ("gv", "dot"):           # the source itself, as asked: no renderer needed
+        path.write_text(source, encoding="utf-8")
+        return path
     binary = dot or find_dot()
     if binary is None or (_is_pure(binary) and fmt not in PURE_FORMATS):
-        gv = path.with_suffix(".gv")
-        wrote = _write_fallback_source(gv, source)
+        gv = path.with_name(path.name + ".gv")
+        gv.write_text(source, encoding="utf-8")
         if binary is None:
             raise RuntimeError(f"render: no Graphviz renderer found (neither 'dot' on PATH "
-                               f"nor 'graphviz-pure'); {wrote}. To get pictures: {_HOW_TO_GET}")
+                               f"nor 'graphviz-pure'); wrote the DOT source to {gv}. To get "
+                               f"pictures: {_HOW_TO_GET}")
         raise RuntimeError(f"render: {fmt!r} needs the system Graphviz 'dot' (apt-get install "
                            f"graphviz / brew install graphviz); graphviz-pure ({binary}) "
-                           f"writes svg and png only. {wrote[0].upper() + wrote[1:]}.")
+                           f"writes svg and png only. Wrote the DOT source to {gv}.")
     path.write_bytes(_pipe(source, fmt, binary))
     return path

@@ -1154,3 +1154,43 @@ def test_modules_kept_in_a_plain_container_are_refused_with_sequential(container
     assert [name for name, _ in net.named_parameters()] == ["hidden.0.W", "hidden.0.b"]
     net(np.ones((2, 3))).backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+def test_read_only_parameters_made_so_by_their_owner_are_told_apart_from_a_graphs():
+    # load_state_dict and the optimizers said "held read-only by a graph" for an array the
+    # user had made read-only; load_state_dict refused to replace it (harmless to replace)
+    lin = nn.Linear(3, 2, rng=0)
+    frozen = lin.W.data.copy()
+    frozen.setflags(write=False)
+    lin.W.data = frozen
+    assert not tg.held_by_graph(frozen)
+    lin.load_state_dict(nn.Linear(3, 2, rng=1).state_dict())
+    np.testing.assert_array_equal(lin.W.data, nn.Linear(3, 2, rng=1).W.data)
+    lin.W.data = frozen
+    lin.W.grad = np.ones((2, 3))
+    with pytest.raises(RuntimeError, match=r"holds a read-only array \(made so by its owner, not "
+                                           r"by a graph\), which cannot be updated in place"):
+        nn.SGD(lin.parameters(), lr=0.1).step()
+    out = lin(tg.Tensor(np.ones((4, 3)), requires_grad=True))
+    assert tg.held_by_graph(lin.W.data)
+    out.sum().backward()
+    assert not tg.held_by_graph(lin.W.data)
+
+
+def test_a_list_of_activations_kept_on_a_module_is_not_refused():
+    # the list check took any tensor that requires grad for a parameter: an activation
+    # kept in forward (self.acts = [h]) was refused
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3, rng=0)
+
+        def forward(self, x):
+            h = self.lin(x)
+            self.acts = [h]
+            return h
+
+    net = Net()
+    net(np.ones((2, 3))).sum().backward()
+    assert net.acts[0].requires_grad and [n for n, _ in net.named_parameters()] == ["lin.W",
+                                                                                    "lin.b"]

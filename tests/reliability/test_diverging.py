@@ -50,9 +50,11 @@ def test_diverging_fit_raises_naming_epoch_and_batch_with_weights_untouched(kind
     assert found and "learning_rate=0.5" in message, message
     epoch = int(found.group(1))
     assert epoch > 1 and int(found.group(2)) > 1, message     # (epoch 2, batch 2)
+    state = "weights, optimizer and shuffling state" if kind == "graph" else \
+        "weights and shuffling state"
     assert (f"Training stopped, and the model was put back as it was after epoch {epoch - 1} of "
-            f"this fit (epochs_trained={epoch - 1}): weights, optimizer and shuffling state, so "
-            f"fit continues from there exactly") in message
+            f"this fit (epochs_trained={epoch - 1}): {state}, so fit continues from there "
+            f"exactly") in message
     assert all(np.isfinite(w).all() for w in _weights(model))
     assert model.epochs_trained == epoch - 1
     # the named epoch is the right one, and the model is exactly where a run one epoch

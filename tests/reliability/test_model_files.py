@@ -473,3 +473,17 @@ def test_extra_with_keys_json_would_change_is_refused(tmp_path):
                                             rf"object keys\), got {key}"):
             model.save(tmp_path / "m", extra=extra)
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_file_with_frozen_parameters_is_version_3_and_frozen_needs_it(tmp_path):
+    model = _trained("graph", "adam")
+    model.linears[1].W.requires_grad = False
+    path = model.save(tmp_path / "m")
+    header = json.loads(np.load(path)["header"].tobytes())
+    assert header["version"] == 3 and header["frozen"] == ["W1"]
+    header["version"] = 2                                   # a key of version 3 in version 2
+    data = dict(np.load(path))
+    data["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "v2.npz", **data)
+    with pytest.raises(ModelFileError, match="frozen is a version 3 key, in a version 2 file"):
+        nn.load(tmp_path / "v2.npz")

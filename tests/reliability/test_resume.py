@@ -250,10 +250,12 @@ def test_ctrl_c_inside_fit_puts_the_model_back_after_its_last_whole_epoch(kind, 
         with pytest.raises(KeyboardInterrupt) as info:
             _fit(model, 4, optimizer, checkpoint=path, checkpoint_every=5)
     where = "nn.MLP.fit" if kind == "graph" else "MLP.fit"
+    state = "weights, optimizer and shuffling state" if kind == "graph" else \
+        "weights and shuffling state"                     # (the manual MLP has no optimizer)
     assert str(info.value).startswith(
         f"{where}: interrupted in epoch 3 of this fit; the model was put back as it was after "
-        f"epoch 2 of this fit (epochs_trained=2): weights, optimizer and shuffling state, so fit "
-        f"continues from there exactly; the checkpoint '{path}' holds that state")
+        f"epoch 2 of this fit (epochs_trained=2): {state}, so fit continues from there "
+        f"exactly; the checkpoint '{path}' holds that state")
     assert len(info.value.history) == 2 and model.epochs_trained == 2
     two = _new(kind)
     assert info.value.history == _fit(two, 2, optimizer)
@@ -297,5 +299,96 @@ def test_a_stop_with_checkpoint_every_writes_the_last_whole_epoch(kind, tmp_path
     assert f"; the checkpoint '{path}' holds that state" in message
     one = MLP([1, 16, 1], ["tanh", None], seed=0)
     one.fit(100 * X, y, epochs=1, learning_rate=0.5, batch_size=10)
+    assert_same_model(model, one)
+    assert_same_model(nn.load(path), one)
+
+
+@pytest.mark.parametrize("kind,optimizer", SETUPS)
+def test_ctrl_c_between_an_epochs_snapshot_and_its_save_still_saves_it(kind, optimizer,
+                                                                        tmp_path):
+    # the snapshot was taken before the checkpointer knew of the epoch: a Ctrl-C in between
+    # (in the progress bar, in a print) left the file one epoch behind while the message
+    # said it held the model's state
+    path = tmp_path / "run.npz"
+    model = _new(kind)
+    original = nn.checkpoint.Checkpointer.epoch_done
+
+    def epoch_done(self, epoch, last):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        original(self, epoch, last)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nn.checkpoint.Checkpointer, "epoch_done", epoch_done)
+        with pytest.raises(KeyboardInterrupt, match=r"put back as it was after epoch 2 of this "
+                                                    r"fit .* holds that state"):
+            _fit(model, 4, optimizer, checkpoint=path)
+    two = _new(kind)
+    _fit(two, 2, optimizer)
+    assert_same_model(model, two)
+    assert_same_model(nn.load(path), two)
+
+
+def test_a_stop_in_the_first_epoch_gives_back_the_optimizer_the_model_had():
+    # the new fit's optimizer (and a continued one's new learning rate) stayed although the
+    # message said the optimizer was put back
+    model = _new("graph")
+    momentum = nn.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    _fit(model, 1, momentum)
+    before = _new("graph")
+    _fit(before, 1, nn.SGD(before.parameters(), lr=0.1, momentum=0.9))
+    for optimizer, lr in (("adam", 0.01), (None, 5.0)):
+        with pytest.MonkeyPatch.context() as mp:
+            _interrupt_at(mp, "graph", 2)
+            with pytest.raises(KeyboardInterrupt, match="put back as it was before this fit"):
+                X, y = _data()
+                model.fit(X, y, epochs=2, learning_rate=lr, batch_size=8, optimizer=optimizer)
+        assert model.optimizer is momentum and momentum.lr == 0.1
+        assert_same_model(model, before)
+
+
+@pytest.mark.parametrize("kind", ["graph", "manual"])
+def test_any_error_inside_an_epoch_puts_the_model_back_too(kind):
+    model = _new(kind)
+    name = "step" if kind == "graph" else "_step"
+    classes = [nn.SGD] if kind == "graph" else [nn.manual.MLP]
+    calls = []
+    original = getattr(classes[0], name)
+
+    def step(self, *args):
+        original(self, *args)
+        calls.append(1)
+        if len(calls) == 7 + 3:                        # in epoch 2
+            raise MemoryError("out of memory")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(classes[0], name, step)
+        with pytest.raises(MemoryError, match="out of memory"):
+            _fit(model, 3, "sgd" if kind == "graph" else None)
+    one = _new(kind)
+    _fit(one, 1, "sgd" if kind == "graph" else None)
+    assert_same_model(model, one)
+
+
+def test_a_second_ctrl_c_while_the_model_is_put_back_does_not_stop_it_half_way(tmp_path):
+    path = tmp_path / "run.npz"
+    model = _new("graph")
+    original = nn.checkpoint.Checkpointer.catch_up
+    pressed = []
+
+    def catch_up(self):
+        if not pressed:
+            pressed.append(1)
+            raise KeyboardInterrupt                    # the second Ctrl-C
+        return original(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nn.checkpoint.Checkpointer, "catch_up", catch_up)
+        _interrupt_at(mp, "graph", 7 + 3)              # the first, in epoch 2
+        with pytest.raises(KeyboardInterrupt, match="after epoch 1 of this fit") as info:
+            _fit(model, 3, "sgd", checkpoint=path, checkpoint_every=5)
+    assert pressed and len(info.value.history) == 1
+    one = _new("graph")
+    _fit(one, 1, "sgd")
     assert_same_model(model, one)
     assert_same_model(nn.load(path), one)

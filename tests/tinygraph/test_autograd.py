@@ -948,3 +948,19 @@ def test_a_leaf_whose_data_changed_shape_since_the_forward_pass_is_named():
                                                r"shape \(5,\): the leaf's data was replaced"):
         loss.backward()
     assert x.grad is None and w.grad is None              # no .grad was changed
+
+
+def test_held_by_graph_tells_a_graphs_hold_from_an_owners_freeze():
+    w = tg.Tensor(np.ones(3), requires_grad=True)
+    x = np.ones(3)
+    x.setflags(write=False)                      # frozen by its owner
+    assert not tg.held_by_graph(w.data) and not tg.held_by_graph(x)
+    y = (w * tg.Tensor(x, requires_grad=True)).sum()      # mul saves both arrays
+    assert tg.held_by_graph(w.data) and tg.held_by_graph(x)
+    y.backward(retain_graph=True)
+    assert tg.held_by_graph(w.data)              # kept for a second backward
+    del y
+    import gc
+    gc.collect()
+    assert not tg.held_by_graph(w.data) and not tg.held_by_graph(x)
+    assert not x.flags.writeable                 # its owner's freeze stays

@@ -239,7 +239,7 @@ def test_graph_command_without_a_renderer_for_the_format_is_a_message(tmp_path, 
                  "--out", "g.pdf"]) == 1
     err = capsys.readouterr().err
     assert "render: no Graphviz renderer found" in err and "Traceback" not in err
-    assert (tmp_path / "g.gv").exists()                         # the DOT source, as it says
+    assert (tmp_path / "g.pdf.gv").exists()                     # the DOT source, as it says
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -384,6 +384,10 @@ def test_deepcopy_copies_leaves_and_refuses_a_tensor_made_by_an_op():
         copy.deepcopy(h)
     np.testing.assert_array_equal(copy.deepcopy(h.detach()).data, [2.0, 4.0])
 
+    class Named(tg.Tensor):
+        __slots__ = ()
+    assert type(copy.deepcopy(Named([1.0]))) is Named     # a subclass stays itself
+
 
 def test_a_list_of_tensors_is_pointed_to_stack():
     t = tg.Tensor(1.0, requires_grad=True) * 2.0
@@ -391,4 +395,6 @@ def test_a_list_of_tensors_is_pointed_to_stack():
         tg.tensor([t, t])
     with pytest.raises(TypeError, match=r"^Tensor: got a tuple of Tensors"):
         tg.Tensor((t, 1.0))
+    with pytest.raises(TypeError, match=r"^Tensor: got a list of Tensors"):
+        tg.Tensor([[t, 1.0], [2.0, 3.0]])                 # nested
     assert tg.stack([t, t]).shape == (2,)

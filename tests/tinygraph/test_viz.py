@@ -424,10 +424,8 @@ def test_png_render_through_graphviz_pure_and_pdf_needs_system_graphviz(tmp_path
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(RuntimeError, match="apt-get install graphviz"):
         viz.render(g, tmp_path / "b.pdf", dot=pure())
-    assert (tmp_path / "b.gv").read_text(encoding="utf-8") == viz._FALLBACK_MARK + "\n" + g.source
+    assert (tmp_path / "b.pdf.gv").read_text(encoding="utf-8") == g.source
     assert not (tmp_path / "b.pdf").exists()
-    with pytest.raises(RuntimeError, match="Wrote the DOT source to"):      # ours: rewritten
-        viz.render(g, tmp_path / "b.pdf", dot=pure())
 
 
 def test_the_fallback_source_never_replaces_a_users_own_gv_file(tmp_path):
@@ -436,10 +434,20 @@ def test_the_fallback_source_never_replaces_a_users_own_gv_file(tmp_path):
     g = viz.backward_graph(out)
     mine = tmp_path / "mynet.gv"
     mine.write_text("digraph { a -> b }\n")
-    with pytest.raises(RuntimeError, match=r"mynet.gv exists and was not written by tinygraph, "
-                                           r"so the DOT source was not written there"):
+    with pytest.raises(RuntimeError, match=r"Wrote the DOT source to .*mynet.pdf.gv"):
         viz.render(g, tmp_path / "mynet.pdf", dot=pure())
     assert mine.read_text() == "digraph { a -> b }\n"
+    assert (tmp_path / "mynet.pdf.gv").read_text(encoding="utf-8") == g.source
+
+
+@pytest.mark.parametrize("name", ["net.gv", "net.dot"])
+def test_a_gv_or_dot_path_gets_the_source_without_a_renderer(tmp_path, monkeypatch, name):
+    monkeypatch.setattr(viz, "find_dot", lambda: None)
+    *_, out = small()
+    g = viz.forward_graph(out)
+    (tmp_path / name).write_text("old")
+    assert viz.render(g, tmp_path / name) == tmp_path / name
+    assert (tmp_path / name).read_text(encoding="utf-8") == g.source
 
 
 def test_no_renderer_writes_source_and_says_how_to_get_one(tmp_path, monkeypatch):
@@ -454,7 +462,7 @@ def test_no_renderer_writes_source_and_says_how_to_get_one(tmp_path, monkeypatch
         viz.render(g, tmp_path / "f.svg")
     assert "pip install graphviz-pure" in str(err.value)
     assert "apt-get install graphviz" in str(err.value)
-    assert (tmp_path / "f.gv").read_text(encoding="utf-8") == viz._FALLBACK_MARK + "\n" + g.source
+    assert (tmp_path / "f.svg.gv").read_text(encoding="utf-8") == g.source
     assert not (tmp_path / "f.svg").exists()
 
 
