@@ -13,13 +13,14 @@ from . import grad_mode as _grad_mode
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data    # (a recorded result's is a read-only view: the graph may need it)
-    elif isinstance(data, (list, tuple)) and _holds_tensor(data):
-        raise TypeError(f"Tensor: got a {type(data).__name__} of Tensors; tinygraph.stack(...) "
-                        f"joins them into one tensor in the graph (or pass [t.item() ...] / "
-                        f"[t.data ...] for their values alone)")
     try:
         arr = np.asarray(data, dtype=dtype)
     except (TypeError, ValueError) as exc:
+        if isinstance(data, (list, tuple)) and _holds_tensor(data):   # (looked for only here)
+            raise TypeError(f"Tensor: got a {type(data).__name__} of Tensors; "
+                            f"tinygraph.stack(...) joins them into one tensor in the graph "
+                            f"(or pass [t.item() ...] / [t.data ...] for their values "
+                            f"alone)") from None
         ragged = "inhomogeneous" in str(exc) or "sequence" in str(exc)
         why = ("its nested lists have different lengths (a ragged array)" if ragged
                else str(exc).split(". ")[0])
