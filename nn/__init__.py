@@ -14,11 +14,11 @@ from .layers import ActivationLayer, Linear
 from .losses import BCELoss, BCEWithLogits, MSELoss, SoftmaxCrossEntropy
 from .memory import MemoryTable, measure_memory, memory_table
 from .mlp import MLP, History
-from .module import Module, Sequential
+from .module import LoadedKeys, Module, Sequential
 from .optim import SGD, Adam, Optimizer
 from .serialize import ModelFileError, load, save
 from .swiglu import SwiGLU
 
-__all__ = ["checkpoint", "data", "init", "manual", "crosscheck", "CrosscheckReport", "ActivationLayer", "Linear",
+__all__ = ["LoadedKeys", "checkpoint", "data", "init", "manual", "crosscheck", "CrosscheckReport", "ActivationLayer", "Linear",
            "BCELoss", "BCEWithLogits", "MSELoss", "SoftmaxCrossEntropy", "MemoryTable", "measure_memory",
            "memory_table", "MLP", "History", "Module", "Sequential", "SGD", "Adam", "Optimizer", "save", "load", "ModelFileError", "SwiGLU"]

@@ -198,13 +198,14 @@ class MLP(Module, SpecMLP):
         training accuracy, of each epoch to the history (one more forward pass per epoch).
 
         As soon as the loss, or a gradient, becomes NaN or infinite, or the loss explodes
-        (more than ``DIVERGENCE_FACTOR`` = 1e6 times the first batch loss of this fit),
-        (or an update overflows the weights), training stops: ``on_nonfinite="raise"``
-        (default) raises ``FloatingPointError`` naming the epoch and batch; ``"warn"``
-        emits a ``RuntimeWarning`` and returns the history of the epochs completed before
-        (its ``stop_reason`` holds the message). Either way, and on Ctrl-C (a
-        ``KeyboardInterrupt`` saying so, its ``.history`` the completed epochs), the model
-        is put back as it was after its last whole epoch (or before this fit): weights,
+        (more than ``DIVERGENCE_FACTOR`` = 1e6 times the first batch loss of this fit, or
+        1e6 if that loss was below 1), or an update overflows the weights, training stops:
+        ``on_nonfinite="raise"`` (default) raises ``FloatingPointError`` naming the epoch
+        and batch; ``"warn"`` emits a ``RuntimeWarning`` and returns the history of the
+        epochs completed before (its ``stop_reason`` holds the reason, with the epoch and
+        batch). Either way, and on Ctrl-C (a ``KeyboardInterrupt`` saying so, its
+        ``.history`` the completed epochs) or any other error inside an epoch, the model is
+        put back as it was after its last whole epoch (or before this fit): weights,
         optimizer and shuffling state, so the next ``fit`` continues exactly.
 
         ``checkpoint="run.npz"`` saves the model with its optimizer and random state

@@ -10,7 +10,8 @@ flushed and fsynced, then moved over the target with ``os.replace`` (and the dir
 is fsynced). A save interrupted at any point (crash, SIGKILL, full disk) leaves the
 previous file intact; at worst a stray ``<name>.npz.<random>.tmp`` file stays behind.
 
-File layout (format version 2; version 1 files, without rng/optimizer/training, load too):
+File layout (format version 2, or 3 when a parameter is frozen: the header's ``frozen``;
+version 1 files, without rng/optimizer/training, load too):
 
 =====================  ==============================================================
 array                  contents

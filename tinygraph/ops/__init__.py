@@ -16,7 +16,7 @@ from .shape import (BroadcastTo, Concatenate, ExpandDims, GetItem, IndexAdd, Res
                     Stack, SwapAxes, Transpose)
 
 # PyTorch's keyword -> the numpy name tinygraph uses
-_PYTORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims", "min": "lo", "max": "hi"}
+_PYTORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims"}
 
 
 def _numpy_keywords(fn):
@@ -107,11 +107,15 @@ def minimum(a, b):
     return Minimum.apply(a, b)
 
 
-@_numpy_keywords
-def clip(x, lo=None, hi=None):
+def clip(x, lo=None, hi=None, *, min=None, max=None):  # noqa: A002 - numpy 2's and torch's names
     """Clamp to [lo, hi] (constants: a Tensor bound gives its values, as np.clip does); the
-    gradient passes where lo <= x <= hi."""
+    gradient passes where lo <= x <= hi. ``min=``/``max=`` (numpy 2's and PyTorch's names)
+    are the same bounds."""
     from ..tensor import Tensor
+    if min is not None or max is not None:
+        if lo is not None or hi is not None:
+            raise TypeError("clip: give the bounds as lo/hi or as min/max, not both")
+        lo, hi = min, max
     lo, hi = (b.data if isinstance(b, Tensor) else b for b in (lo, hi))
     return Clip.apply(x, lo=lo, hi=hi)
 
