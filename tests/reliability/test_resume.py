@@ -6,10 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import nn
 import nn.checkpoint
@@ -392,3 +395,32 @@ def test_a_second_ctrl_c_while_the_model_is_put_back_does_not_stop_it_half_way(t
     _fit(one, 1, "sgd")
     assert_same_model(model, one)
     assert_same_model(nn.load(path), one)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(kind_opt=st.sampled_from(SETUPS), at_step=st.integers(1, 7 * 4),
+       every=st.integers(1, 5))
+def test_ctrl_c_at_any_step_then_resuming_equals_the_run_never_interrupted(kind_opt, at_step,
+                                                                          every):
+    # property form of the tests above: wherever the interrupt lands (7 steps an epoch),
+    # the model is at a whole epoch, the checkpoint agrees with it, and finishing the
+    # planned 4 epochs from there gives the uninterrupted run bit for bit
+    kind, optimizer = kind_opt
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "run.npz"
+        model = _new(kind)
+        with pytest.MonkeyPatch.context() as mp:
+            _interrupt_at(mp, kind, at_step)
+            with pytest.raises(KeyboardInterrupt):
+                _fit(model, 4, optimizer, checkpoint=path, checkpoint_every=every)
+        done = model.epochs_trained
+        assert done == (at_step - 1) // 7
+        if done:
+            assert_same_model(nn.load(path), model)
+        else:
+            assert not path.exists()
+        _fit(model, 4 - done, optimizer)
+        whole = _new(kind)
+        _fit(whole, 4, optimizer)
+        assert_same_model(model, whole)
