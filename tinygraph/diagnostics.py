@@ -17,6 +17,11 @@ starts with the key in brackets):
 - ``[no backward]`` it is connected but has no ``.grad``: backward has not run since the
   gradients were cleared.
 
+A gradient that is there but tiny next to the others is reported too (status
+``"vanishing"``): ``[vanishing]`` its norm is below ``VANISHING_RATIO`` (1e-6) times the
+largest parameter gradient's norm, so an update moves it by nothing next to the others
+(saturated sigmoid or tanh layers in a deep network do this).
+
 Give ``grad_report`` a function that computes the loss (it is called once with recording
 on, and, to tell "cut off" from "not connected", once per unconnected parameter under
 ``no_grad()`` with that parameter nudged; it must be deterministic) and it finds all of
@@ -44,14 +49,18 @@ from .tensor import Tensor
 __all__ = ["GradEntry", "GradReport", "grad_report", "REASONS"]
 
 #: The reason keys, in the order they are looked for.
-REASONS = ("not connected", "cut off", "dead relu", "zero", "no backward", "not finite")
+REASONS = ("not connected", "cut off", "dead relu", "zero", "no backward", "not finite",
+           "vanishing")
+#: A gradient whose norm is below this fraction of the largest parameter gradient's norm is
+#: reported as vanishing (a 20-layer sigmoid network's first layer: ~1e-13)
+VANISHING_RATIO = 1e-6
 
 
 @dataclass
 class GradEntry:
     """One parameter: ``status`` is ``"ok"``, ``"none"`` (no gradient), ``"zero"`` (all
-    zeros) or ``"nonfinite"`` (NaN or Inf inside); ``reason`` says why for the last three
-    (see the module docstring)."""
+    zeros), ``"nonfinite"`` (NaN or Inf inside) or ``"vanishing"`` (tiny next to the
+    others); ``reason`` says why for all but the first (see the module docstring)."""
     name: str
     shape: tuple
     status: str
@@ -69,7 +78,7 @@ class GradEntry:
         if self.status == "ok":
             return f"{self.name} {self.shape}: ok (norm {self.norm:.4g})"
         what = {"none": "no gradient", "zero": "gradient all zeros",
-                "nonfinite": "gradient not finite"}[self.status]
+                "nonfinite": "gradient not finite", "vanishing": "gradient vanishing"}[self.status]
         return f"{self.name} {self.shape}: {what}: {self.reason}"
 
 
@@ -81,7 +90,7 @@ class GradReport:
 
     @property
     def problems(self) -> list:
-        """The entries whose gradient is None, all zeros, or not finite."""
+        """The entries whose gradient is None, all zeros, not finite, or vanishing."""
         return [e for e in self.entries if e.status != "ok"]
 
     @property
@@ -105,7 +114,7 @@ class GradReport:
         if not bad:
             return head + f"all {len(self.entries)} parameters have a nonzero gradient"
         lines = [head + f"{len(bad)} of {len(self.entries)} parameters have no gradient, an "
-                        f"all-zero one or one with NaN or Inf"]
+                        f"all-zero one, one with NaN or Inf, or a vanishing one"]
         lines += [f"  {e}" for e in bad]
         return "\n".join(lines)
 
@@ -222,6 +231,7 @@ def grad_report(loss: Tensor | Callable[[], Tensor], params: Any = None) -> Grad
     # The analysis runs in its own frame, so that no graph (and no array it holds
     # read-only) outlives it, not even in the traceback of the error below.
     entries, value, n_unconnected = _analyze(loss, params)
+    _mark_vanishing(entries)
     report = GradReport(entries, value)
     if entries and n_unconnected == len(entries):
         raise BackwardError(
@@ -230,6 +240,22 @@ def grad_report(loss: Tensor | Callable[[], Tensor], params: Any = None) -> Grad
             "; ".join(f"{e.name}: {e.reason}" for e in entries[:5]) +
             ("; ..." if len(entries) > 5 else ""))
     return report
+
+
+def _mark_vanishing(entries: list) -> None:
+    """Healthy gradients below ``VANISHING_RATIO`` of the largest one become "vanishing"."""
+    healthy = [e for e in entries if e.status == "ok"]
+    if len(healthy) < 2:
+        return
+    top = max(healthy, key=lambda e: e.norm)
+    for e in healthy:
+        if e.norm < VANISHING_RATIO * top.norm:
+            e.status = "vanishing"
+            e.reason = (f"[vanishing] its norm {e.norm:.3g} is {e.norm / top.norm:.1e} of the "
+                        f"largest parameter gradient's ({top.name}, {top.norm:.3g}): an update "
+                        f"moves it by nothing next to the others. Saturated sigmoid or tanh "
+                        f"layers in a deep network do this: try ReLU, He or Xavier "
+                        f"initialization, or fewer layers")
 
 
 def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:

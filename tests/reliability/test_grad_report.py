@@ -214,3 +214,27 @@ def test_a_nan_or_inf_gradient_is_reported_not_called_ok():
     model.linears[1].W.data[0, 0] = np.inf
     with np.errstate(all="ignore"):
         assert not model.grad_report(np.ones((4, 3)), [0, 1, 0, 1]).ok
+
+
+def test_a_vanishing_gradient_is_reported_next_to_the_largest():
+    # a 20-layer sigmoid network's first layers (norms ~1e-11 against ~0.5) read "all
+    # parameters have a nonzero gradient"
+    X = np.random.default_rng(0).standard_normal((16, 8))
+    y = np.arange(16) % 3
+    deep = nn.MLP([8] + [16] * 20 + [3], ["sigmoid"] * 20 + ["softmax"], seed=0)
+    report = deep.grad_report(X, y)
+    assert not report.ok
+    first = report["layers.0.W"]
+    assert first.status == "vanishing" and first.key == "vanishing"
+    top = max(e.norm for e in report.entries)
+    assert first.norm < 1e-6 * top
+    assert first.reason.startswith(f"[vanishing] its norm {first.norm:.3g} is "
+                                   f"{first.norm / top:.1e} of the largest parameter gradient's")
+    assert "layers.0.W (16, 8): gradient vanishing: [vanishing]" in str(report)
+    assert all(e.norm >= 1e-6 * top for e in report.entries if e.status == "ok")
+    # a shallow or ReLU network: no alarm
+    for acts in (["relu", "relu", "softmax"], ["sigmoid", "sigmoid", "softmax"]):
+        assert nn.MLP([8, 16, 16, 3], acts, seed=0).grad_report(X, y).ok
+    # one parameter alone is never "vanishing" (nothing to compare with)
+    w = tg.Tensor(np.full(3, 1e-20), requires_grad=True)
+    assert grad_report(lambda: (w * w).sum(), {"w": w}).ok
