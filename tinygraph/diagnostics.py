@@ -46,13 +46,13 @@ from .function import Function
 from .grad_mode import enable_grad, no_grad
 from .tensor import Tensor
 
-__all__ = ["GradEntry", "GradReport", "grad_report", "REASONS"]
+__all__ = ["GradEntry", "GradReport", "grad_report", "REASONS", "VANISHING_RATIO"]
 
 #: The reason keys, in the order they are looked for.
 REASONS = ("not connected", "cut off", "dead relu", "zero", "no backward", "not finite",
            "vanishing")
 #: A gradient whose norm is below this fraction of the largest parameter gradient's norm is
-#: reported as vanishing (a 20-layer sigmoid network's first layer: ~1e-13)
+#: reported as vanishing (the first layers of a 20-layer sigmoid network: ~1e-10)
 VANISHING_RATIO = 1e-6
 
 
@@ -78,7 +78,8 @@ class GradEntry:
         if self.status == "ok":
             return f"{self.name} {self.shape}: ok (norm {self.norm:.4g})"
         what = {"none": "no gradient", "zero": "gradient all zeros",
-                "nonfinite": "gradient not finite", "vanishing": "gradient vanishing"}[self.status]
+                "nonfinite": "gradient not finite",
+                "vanishing": "gradient vanishing"}[self.status]
         return f"{self.name} {self.shape}: {what}: {self.reason}"
 
 
