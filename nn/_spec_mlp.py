@@ -532,8 +532,10 @@ class SpecMLP:
         arrays, opt_state, rng_state, epochs = snapshot
         while True:
             try:
-                self._put_back_weights([a.copy() for a in arrays])   # (a graph may hold the
-                if opt_state is not None:                            # arrays in use now)
+                # (arrays replaced, not written into: a graph may hold the ones in use
+                # read-only; nothing changes the snapshot's after, so a retry reuses them)
+                self._put_back_weights(arrays)
+                if opt_state is not None:
                     opt, state, lr = opt_state
                     opt.load_state_dict(state)
                     opt.lr = lr

@@ -60,8 +60,7 @@ class Checkpointer:
         """``epoch`` counts from 1 within this ``fit`` call."""
         if self.path is None:
             return
-        self.behind = True                     # until the file holds this epoch
-        if epoch % self.every == 0 or last:
+        if epoch % self.every == 0 or last:   # (else still behind, since epoch_counted)
             from .serialize import save
             save(self.model, self.path, optimizer=True)
             self.behind = False

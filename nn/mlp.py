@@ -303,8 +303,8 @@ class MLP(Module, SpecMLP):
                             bar.set_postfix(epoch=epoch, loss=f"{value:.4f}", refresh=False)
                     if stopped:
                         break
-                    if self._broken_weight() is not None:      # the last update overflowed
-                        broken = self._broken_weight()
+                    broken = self._broken_weight()
+                    if broken is not None:                     # the last update overflowed
                         bad = f"the weights became NaN or infinite ({broken}) in an update"
                         self._nonfinite(bad, epoch, None, lr, on_nonfinite,
                                         self._restore(snapshot, fit_start, saver))

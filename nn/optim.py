@@ -92,13 +92,14 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if p.grad is None or not p.requires_grad:     # no gradient, or frozen
                 continue
-            if not p.data.flags.writeable and not tg.held_by_graph(p.data):
+            data = p.data
+            if not data.flags.writeable and not tg.held_by_graph(data):
                 raise RuntimeError(
                     f"{type(self).__name__}.step: parameter {p.name or tuple(p.shape)} holds a "
                     f"read-only array (made so by its owner, not by a graph), which cannot be "
                     f"updated in place; give it a writable copy (p.data = p.data.copy()). "
                     f"Nothing was updated")
-            if not p.data.flags.writeable:
+            if not data.flags.writeable:
                 raise RuntimeError(
                     f"{type(self).__name__}.step: parameter {p.name or tuple(p.shape)} is still "
                     f"held read-only by a graph that has not been backpropagated (or was kept "

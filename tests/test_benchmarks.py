@@ -271,6 +271,17 @@ def test_paired_ratio_and_compare_on_a_fake_clock(bench, monkeypatch):
     pair = C.paired_ratio(a, b, pairs=6, warmup=0)
     assert (pair.median, pair.q1, pair.q3, pair.a, pair.b) == (1.5, 1.5, 1.5, 3.0, 2.0)
     assert order[:4] == [a, b, b, a]                # ABBA: neither always runs first
+    # quartiles stay between the smallest and largest ratio, however few the pairs (a run
+    # of 2 pairs printed quartiles -0.67 and 5.95, "quartiles -8.92x apart")
+    times = iter([3.0, 2.0, 1.0, 5.0])             # ABBA: ratios 3/2 and 5/1
+
+    def two_ratios(fn, number):
+        return next(times) * number
+
+    monkeypatch.setattr(C, "_loop", two_ratios)
+    pair = C.paired_ratio(a, b, pairs=2, warmup=0)
+    assert 1.5 <= pair.q1 < pair.median < pair.q3 <= 5.0
+    monkeypatch.setattr(C, "_loop", fake_loop)
     # compare: every round takes each contender once, in an order shuffled every round, so
     # that none mostly follows the same one (a rotation of a fixed order kept predecessors)
     fns = {name: (lambda: None) for name in "pqrst"}

@@ -761,11 +761,11 @@ def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str
     path = Path(path)
     suffix = path.suffix.lstrip(".").lower()
     fmt = (format or (suffix if suffix in PICTURE_SUFFIXES else "") or "svg").lower()
-    if format is not None and suffix in PICTURE_SUFFIXES and suffix != fmt \
-            and {suffix, fmt} != {"gv", "dot"}:          # (two names of the DOT source)
+    named = suffix == fmt or {suffix, fmt} == {"gv", "dot"}   # (two names of the DOT source)
+    if format is not None and suffix in PICTURE_SUFFIXES and not named:
         raise ValueError(f"render: format {fmt!r} does not match the file name {path.name}; "
                          f"name it {path.stem}.{fmt}, or ask for format={suffix!r}")
-    if suffix != fmt and {suffix, fmt} != {"gv", "dot"}:   # no suffix, or a dot in the name
+    if not named:                      # no suffix, or a dot in the name ("lr_0.01")
         path = path.with_name(f"{path.name}.{fmt}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"render: folder {path.parent} does not exist")
