@@ -120,20 +120,20 @@ def main(argv: list[str] | None = None) -> int:
 
     # --- gradcheck: analytic backward vs central finite differences -------------------
     rng = np.random.default_rng(args.seed)
-    x = rng.normal(0.0, 3.0, size=(4, 5))
-    result = tg.gradcheck(softplus, [x])
+    x_check = rng.normal(0.0, 3.0, size=(4, 5))     # a plain array: gradcheck makes the tensors
+    result = tg.gradcheck(softplus, [x_check])
     print(f"\nSoftplus alone:                 {result}")
     checks.append(("gradcheck passes for Softplus", result.ok))
 
     # Inside a composite function: gradcheck checks every input (x, W and b here), so
     # the chain rule through the matmul and our op is verified at once.
     W, b = rng.normal(size=(3, 5)), rng.normal(size=3)
-    result = tg.gradcheck(lambda x, W, b: softplus(tg.linear(x, W, b)), [x, W, b])
+    result = tg.gradcheck(lambda x, W, b: softplus(tg.linear(x, W, b)), [x_check, W, b])
     print(f"softplus(x W^T + b), 3 inputs: {result}")
     checks.append(("gradcheck passes for softplus(linear)", result.ok))
 
     # The buggy op must FAIL: this is what gradcheck is for.
-    result = tg.gradcheck(SoftplusForgotChainRule.apply, [x])
+    result = tg.gradcheck(SoftplusForgotChainRule.apply, [x_check])
     print(f"\nbuggy op (forgot grad_output):  {result}")
     checks.append(("gradcheck catches the buggy op", not result.ok))
 

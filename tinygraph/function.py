@@ -39,12 +39,15 @@ outputs and non-differentiable helpers (masks, indices).
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from .errors import InPlaceModificationError
 from .grad_mode import _state
+
+if TYPE_CHECKING:
+    from . import tensor as _tensor
 
 Tensor: Any = None   # set by tensor.py once the class exists (they refer to each other)
 
@@ -212,22 +215,30 @@ class Function:
     #: argument itself).
     rejects_none: bool = False
 
+    if TYPE_CHECKING:
+        # an op keeps what its backward needs as attributes of ctx (``ctx.axis = axis``):
+        # said to type checkers only (a real __getattr__ would slow every attribute read)
+        def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
     # -- used inside forward -------------------------------------------------
     def save_for_backward(self, *arrays: Any) -> None:
         """Keep arrays for ``backward``; read them back as ``ctx.saved_tensors``."""
         self.saved_tensors = arrays
 
     # -- the contract ----------------------------------------------------------
+    # (typed loosely, as PyTorch's are, so that a subclass may name its own inputs and
+    # keyword arguments without its type checker calling the override incompatible)
     @staticmethod
-    def forward(ctx: "Function", *arrays: np.ndarray) -> np.ndarray:  # pragma: no cover
+    def forward(ctx: Any, *arrays: Any, **kwargs: Any) -> Any:  # pragma: no cover
         raise NotImplementedError("a Function subclass must define forward(ctx, *arrays)")
 
     @staticmethod
-    def backward(ctx: "Function", grad_output):  # pragma: no cover
+    def backward(ctx: Any, grad_output: Any) -> Any:  # pragma: no cover
         raise NotImplementedError("a Function subclass must define backward(ctx, grad_output)")
 
     @classmethod
-    def apply(cls, *inputs: Any, **kwargs: Any):
+    def apply(cls, *inputs: Any, **kwargs: Any) -> _tensor.Tensor:
         """Run the op on Tensors (or arrays and Python scalars, taken as constants).
 
         Keyword arguments are passed to ``forward`` unchanged (axis, shape, ...).

@@ -1,13 +1,19 @@
 """``Tensor``: a numpy array plus what autodiff needs (``grad``, ``grad_fn``, ``requires_grad``)."""
+# mypy: disable-error-code="method-assign"
+# (the operators and op methods are attached after the class, which declares them for type checkers)
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from . import autograd
 from . import grad_mode as _grad_mode
+
+if TYPE_CHECKING:
+    from . import ops as _ops
+    from .ops import TensorLike
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -52,6 +58,11 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_grad", "requires_grad", "grad_fn", "name", "__weakref__")
+    _data: np.ndarray
+    _grad: np.ndarray | None
+    requires_grad: bool
+    grad_fn: Any
+    name: str | None
     __array_priority__ = 1000  # numpy defers to our reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
@@ -121,7 +132,7 @@ class Tensor:
         self._grad = value
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         return self._data.shape
 
     @property
@@ -164,7 +175,7 @@ class Tensor:
         """The values as a numpy array (shared, not copied; read-only for an op's result)."""
         return self.data
 
-    def tolist(self):
+    def tolist(self) -> Any:
         return self._data.tolist()
 
     def __float__(self) -> float:
@@ -280,6 +291,48 @@ class Tensor:
     def __array_function__(self, func, types, args, kwargs):
         from .interop import array_function
         return array_function(func, args, kwargs)
+
+    if TYPE_CHECKING:
+        # The operators and op methods are attached below the class, because tinygraph.ops
+        # imports Tensor; here they are named for type checkers and editors: the same
+        # functions, or (for those made by a factory below) their signatures.
+        __neg__, __abs__, __getitem__ = _ops.neg, _ops.abs, _ops.getitem
+        exp, log, sqrt, abs = _ops.exp, _ops.log, _ops.sqrt, _ops.abs
+        relu, sigmoid, tanh = _ops.relu, _ops.sigmoid, _ops.tanh
+        sum, mean, max, min = _ops.sum, _ops.mean, _ops.max, _ops.min
+        logsumexp, softmax, log_softmax = _ops.logsumexp, _ops.softmax, _ops.log_softmax
+        swapaxes, expand_dims, squeeze = _ops.swapaxes, _ops.expand_dims, _ops.squeeze
+        clip, matmul, broadcast_to = _ops.clip, _ops.matmul, _ops.broadcast_to
+
+        def __add__(self, other: TensorLike, /) -> Tensor: ...
+        def __radd__(self, other: TensorLike, /) -> Tensor: ...
+        def __sub__(self, other: TensorLike, /) -> Tensor: ...
+        def __rsub__(self, other: TensorLike, /) -> Tensor: ...
+        def __mul__(self, other: TensorLike, /) -> Tensor: ...
+        def __rmul__(self, other: TensorLike, /) -> Tensor: ...
+        def __truediv__(self, other: TensorLike, /) -> Tensor: ...
+        def __rtruediv__(self, other: TensorLike, /) -> Tensor: ...
+        def __pow__(self, other: TensorLike, /) -> Tensor: ...
+        def __rpow__(self, other: TensorLike, /) -> Tensor: ...
+        def __matmul__(self, other: TensorLike, /) -> Tensor: ...
+        def __rmatmul__(self, other: TensorLike, /) -> Tensor: ...
+        def __iadd__(self, other: TensorLike, /) -> Tensor: ...
+        def __isub__(self, other: TensorLike, /) -> Tensor: ...
+        def __imul__(self, other: TensorLike, /) -> Tensor: ...
+        def __itruediv__(self, other: TensorLike, /) -> Tensor: ...
+        def __ipow__(self, other: TensorLike, /) -> Tensor: ...
+        def __imatmul__(self, other: TensorLike, /) -> Tensor: ...
+        def __pos__(self) -> Tensor: ...
+        def __gt__(self, other: TensorLike) -> Tensor: ...
+        def __ge__(self, other: TensorLike) -> Tensor: ...
+        def __lt__(self, other: TensorLike) -> Tensor: ...
+        def __le__(self, other: TensorLike) -> Tensor: ...
+        def __eq__(self, other: TensorLike) -> Tensor: ...  # type: ignore[override]
+        def __ne__(self, other: TensorLike) -> Tensor: ...  # type: ignore[override]
+        def reshape(self, *shape: int | Sequence[int]) -> Tensor: ...
+        def transpose(self, *axes: int | Sequence[int]) -> Tensor: ...
+        @property
+        def T(self) -> Tensor: ...
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> Tensor:
@@ -447,4 +500,5 @@ def _transpose(self, *axes):
 
 Tensor.reshape = _reshape
 Tensor.transpose = _transpose
-Tensor.T = property(lambda self: _ops.transpose(self), doc="The transpose (axes reversed).")
+Tensor.T = property(lambda self: _ops.transpose(self),  # type: ignore[assignment]
+                    doc="The transpose (axes reversed).")

@@ -4,9 +4,10 @@ operator and through numpy (``np.exp(t)`` calls ``exp``)."""
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .elementwise import (Abs, Add, Cast, Clip, Div, Exp, Log, Maximum, Minimum, Mul, Neg,
                           Pow, ReLU, Sigmoid, Sqrt, Sub, Tanh, Where)
@@ -15,11 +16,21 @@ from .reduce import LogSoftmax, LogSumExp, Max, Mean, Min, Softmax, Sum
 from .shape import (BroadcastTo, Concatenate, ExpandDims, GetItem, IndexAdd, Reshape, Squeeze,
                     Stack, SwapAxes, Transpose)
 
+if TYPE_CHECKING:
+    from ..tensor import Tensor
+
+#: what an op takes as an operand: a Tensor, or anything numpy makes an array of (a constant)
+TensorLike = Union["Tensor", ArrayLike]
+#: an axis, several axes, or None for all of them
+Axis = Union[int, "tuple[int, ...]", None]
+
+_Op = TypeVar("_Op", bound=Callable[..., Any])
+
 # PyTorch's keyword -> the numpy name tinygraph uses
 _PYTORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims"}
 
 
-def _numpy_keywords(fn):
+def _numpy_keywords(fn: _Op) -> _Op:
     """Say which numpy keyword is meant when a PyTorch one is passed (``t.sum(dim=0)``),
     instead of Python's "got an unexpected keyword argument 'dim'"."""
     @functools.wraps(fn)
@@ -33,47 +44,47 @@ def _numpy_keywords(fn):
             fixes = ", ".join(f"{_PYTORCH_KEYWORDS[k]}= (not {k}=)" for k in torch_names)
             raise TypeError(f"{fn.__name__}(): tinygraph takes numpy's keyword names: "
                             f"{fixes}") from None
-    return op
+    return op  # type: ignore[return-value]  (the same signature: functools.wraps)
 
 
 # -- arithmetic ------------------------------------------------------------------------
 
-def add(a, b):
+def add(a: TensorLike, b: TensorLike) -> Tensor:
     """a + b, broadcasting."""
     return Add.apply(a, b)
 
 
-def sub(a, b):
+def sub(a: TensorLike, b: TensorLike) -> Tensor:
     """a - b, broadcasting."""
     return Sub.apply(a, b)
 
 
-def mul(a, b):
+def mul(a: TensorLike, b: TensorLike) -> Tensor:
     """a * b elementwise, broadcasting."""
     return Mul.apply(a, b)
 
 
-def div(a, b):
+def div(a: TensorLike, b: TensorLike) -> Tensor:
     """a / b elementwise, broadcasting."""
     return Div.apply(a, b)
 
 
-def pow(a, p):  # noqa: A001 - mirrors the operator
+def pow(a: TensorLike, p: TensorLike) -> Tensor:  # noqa: A001 - mirrors the operator
     """a ** p; ``p`` may be a number or a Tensor (then differentiable too)."""
     return Pow.apply(a, p)
 
 
-def neg(a):
+def neg(a: TensorLike) -> Tensor:
     """-a."""
     return Neg.apply(a)
 
 
-def matmul(a, b):
+def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     """a @ b with numpy's rules (1-D, 2-D and batched)."""
     return MatMul.apply(a, b)
 
 
-def linear(x, W, b=None):
+def linear(x: TensorLike, W: TensorLike, b: TensorLike | None = None) -> Tensor:
     """x @ W.T + b as one node (the spec's z = a W^T + b), saving only x and W; without a
     bias (b=None) the node has two inputs."""
     return Linear.apply(x, W) if b is None else Linear.apply(x, W, b)
@@ -81,33 +92,35 @@ def linear(x, W, b=None):
 
 # -- elementwise functions ---------------------------------------------------------------
 
-def exp(x):
+def exp(x: TensorLike) -> Tensor:
     return Exp.apply(x)
 
 
-def log(x):
+def log(x: TensorLike) -> Tensor:
     return Log.apply(x)
 
 
-def sqrt(x):
+def sqrt(x: TensorLike) -> Tensor:
     return Sqrt.apply(x)
 
 
-def abs(x):  # noqa: A001
+def abs(x: TensorLike) -> Tensor:  # noqa: A001
     return Abs.apply(x)
 
 
-def maximum(a, b):
+def maximum(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise max; a tie sends half the gradient to each side."""
     return Maximum.apply(a, b)
 
 
-def minimum(a, b):
+def minimum(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise min; a tie sends half the gradient to each side."""
     return Minimum.apply(a, b)
 
 
-def clip(x, lo=None, hi=None, *, min=None, max=None):  # noqa: A002 - numpy 2's and torch's names
+def clip(x: TensorLike, lo: TensorLike | None = None, hi: TensorLike | None = None, *,
+         min: TensorLike | None = None,  # noqa: A002 - numpy 2's and torch's names
+         max: TensorLike | None = None) -> Tensor:  # noqa: A002
     """Clamp to [lo, hi] (constants: a Tensor bound gives its values, as np.clip does); the
     gradient passes where lo <= x <= hi. ``min=``/``max=`` (numpy 2's and PyTorch's names)
     are the same bounds."""
@@ -120,24 +133,24 @@ def clip(x, lo=None, hi=None, *, min=None, max=None):  # noqa: A002 - numpy 2's 
     return Clip.apply(x, lo=lo, hi=hi)
 
 
-def relu(x):
+def relu(x: TensorLike) -> Tensor:
     return ReLU.apply(x)
 
 
-def sigmoid(x):
+def sigmoid(x: TensorLike) -> Tensor:
     return Sigmoid.apply(x)
 
 
-def tanh(x):
+def tanh(x: TensorLike) -> Tensor:
     return Tanh.apply(x)
 
 
-def where(cond, a, b):
+def where(cond: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
     """Pick a where cond is true, else b (cond is not differentiated)."""
     return Where.apply(cond, a, b)
 
 
-def cast(x, dtype):
+def cast(x: TensorLike, dtype: DTypeLike) -> Tensor:
     """x converted to ``dtype``; the gradient is converted back."""
     return Cast.apply(x, dtype=dtype)
 
@@ -145,88 +158,88 @@ def cast(x, dtype):
 # -- reductions and the softmax family ---------------------------------------------------
 
 @_numpy_keywords
-def sum(x, axis=None, keepdims=False):  # noqa: A001
+def sum(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     return Sum.apply(x, axis=axis, keepdims=keepdims)
 
 
 @_numpy_keywords
-def mean(x, axis=None, keepdims=False):
+def mean(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 
 @_numpy_keywords
-def max(x, axis=None, keepdims=False):  # noqa: A001
+def max(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Maximum over ``axis``. Tied maxima share the gradient equally (1/k each)."""
     return Max.apply(x, axis=axis, keepdims=keepdims)
 
 
 @_numpy_keywords
-def min(x, axis=None, keepdims=False):  # noqa: A001
+def min(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Minimum over ``axis``. Tied minima share the gradient equally (1/k each)."""
     return Min.apply(x, axis=axis, keepdims=keepdims)
 
 
 @_numpy_keywords
-def logsumexp(x, axis=None, keepdims=False):
+def logsumexp(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
 
 
 @_numpy_keywords
-def softmax(x, axis=-1):
+def softmax(x: TensorLike, axis: Axis = -1) -> Tensor:
     return Softmax.apply(x, axis=axis)
 
 
 @_numpy_keywords
-def log_softmax(x, axis=-1):
+def log_softmax(x: TensorLike, axis: Axis = -1) -> Tensor:
     return LogSoftmax.apply(x, axis=axis)
 
 
 # -- shape ------------------------------------------------------------------------------
 
-def reshape(x, *shape):
+def reshape(x: TensorLike, *shape: int | Sequence[int]) -> Tensor:
     """x with a new shape; ``reshape(x, 2, 3)`` and ``reshape(x, (2, 3))`` both work."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     return Reshape.apply(x, shape=shape)
 
 
-def transpose(x, axes=None):
+def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     return Transpose.apply(x, axes=axes)
 
 
 @_numpy_keywords
-def swapaxes(x, axis1, axis2):
+def swapaxes(x: TensorLike, axis1: int, axis2: int) -> Tensor:
     return SwapAxes.apply(x, axis1=axis1, axis2=axis2)
 
 
 @_numpy_keywords
-def expand_dims(x, axis):
+def expand_dims(x: TensorLike, axis: int | tuple[int, ...]) -> Tensor:
     return ExpandDims.apply(x, axis=axis)
 
 
 @_numpy_keywords
-def squeeze(x, axis=None):
+def squeeze(x: TensorLike, axis: Axis = None) -> Tensor:
     return Squeeze.apply(x, axis=axis)
 
 
-def broadcast_to(x, shape):
+def broadcast_to(x: TensorLike, shape: int | Sequence[int]) -> Tensor:
     return BroadcastTo.apply(x, shape=(shape,) if isinstance(shape, (int, np.integer))
                              else tuple(shape))
 
 
-def getitem(x, index):
+def getitem(x: TensorLike, index: Any) -> Tensor:
     """x[index]: basic slicing and integer/boolean array indexing; repeats accumulate."""
     from .shape import _plain_index
     return GetItem.apply(x, index=_plain_index(index))
 
 
 @_numpy_keywords
-def concatenate(tensors: Sequence[Any], axis: int = 0):
+def concatenate(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
     return Concatenate.apply(*tensors, axis=axis)
 
 
 @_numpy_keywords
-def stack(tensors: Sequence[Any], axis: int = 0):
+def stack(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
     return Stack.apply(*tensors, axis=axis)
 
 

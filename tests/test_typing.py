@@ -1,0 +1,114 @@
+"""What a type checker (and so an editor) sees of tinygraph: the public API has the types a
+user expects, and the README's snippets and the examples type-check as they are written.
+
+mypy stands in for every checker here; the packages ship ``py.typed`` (PEP 561) so that a
+user's mypy or pyright reads these annotations instead of treating tinygraph as untyped.
+"""
+from __future__ import annotations
+
+import ast
+import configparser
+import importlib
+import inspect
+import os
+import re
+
+import pytest
+from mypy import api as mypy_api
+
+from tinygraph import Tensor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = ("tinygraph", "nn", "activations")
+
+
+@pytest.fixture(scope="module")
+def mypy(tmp_path_factory):
+    """Run mypy on files with the repository's packages importable; return its report.
+    Errors inside the packages themselves are not reported (``--follow-imports=silent``):
+    these tests judge what a user's code sees, not tinygraph's own internals."""
+    cache = tmp_path_factory.mktemp("mypy-cache")
+
+    def run(paths, *flags):
+        env_before = os.environ.get("MYPYPATH")
+        os.environ["MYPYPATH"] = ROOT
+        try:
+            out, err, status = mypy_api.run([*paths, "--follow-imports=silent",
+                                             "--cache-dir", str(cache), "--no-error-summary",
+                                             "--show-error-codes", *flags])
+        finally:
+            if env_before is None:
+                del os.environ["MYPYPATH"]
+            else:
+                os.environ["MYPYPATH"] = env_before
+        return out + err, status
+    return run
+
+
+def test_the_public_api_has_the_types_a_user_expects(mypy):
+    # Every line of public_api.py is an assert_type a regression would fail; --strict also
+    # fails a call to an unannotated tinygraph function (an Any a user's checker cannot
+    # see through). Not checked: returning numpy's Any (its stubs type `a * a` as Any).
+    report, status = mypy([os.path.join(ROOT, "tests", "typecheck", "public_api.py")],
+                          "--strict", "--disable-error-code", "no-any-return")
+    assert status == 0 and report == "", report
+
+
+def test_the_readme_snippets_and_the_examples_type_check(mypy, tmp_path):
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    snippets = tmp_path / "readme_snippets.py"
+    snippets.write_text("\n".join(re.findall(r"```python\n(.*?)```", text, re.S)))
+    examples = sorted(os.path.join(ROOT, "examples", f)
+                      for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".py"))
+    assert len(examples) >= 5
+    # Written as a learner writes them: `p -= lr * p.grad` without first checking that the
+    # gradient is not None (strict Optional checking would ask for that, as it does of
+    # PyTorch code), and crosscheck.py plants bugs by replacing a layer's backward method.
+    report, status = mypy([str(snippets), *examples], "--no-strict-optional",
+                          "--disable-error-code", "method-assign")
+    assert status == 0 and report == "", report
+
+
+def _class_body_names(node: ast.ClassDef) -> tuple[set[str], set[str]]:
+    """(names the class body defines, names its ``if TYPE_CHECKING:`` block declares)."""
+    defined: set[str] = set()
+    declared: set[str] = set()
+    for item in node.body:
+        if isinstance(item, ast.If) and ast.unparse(item.test) == "TYPE_CHECKING":
+            for decl in item.body:
+                if isinstance(decl, ast.FunctionDef):
+                    declared.add(decl.name)
+                elif isinstance(decl, ast.Assign):
+                    declared |= {n.id for target in decl.targets for n in ast.walk(target)
+                                 if isinstance(n, ast.Name)}
+        elif isinstance(item, ast.FunctionDef):
+            defined.add(item.name)
+        elif isinstance(item, ast.Assign):
+            defined |= {n.id for target in item.targets for n in ast.walk(target)
+                        if isinstance(n, ast.Name)}
+    return defined, declared
+
+
+def test_every_operator_and_method_attached_to_tensor_is_declared_for_type_checkers():
+    """The operators and op methods are attached to Tensor after the class (tinygraph.ops
+    imports Tensor); the class declares each under TYPE_CHECKING. An op attached without a
+    declaration is invisible to editors; a declaration without an op is a lie."""
+    # (the module: ``tinygraph.tensor`` as an attribute is the function tinygraph.tensor)
+    tree = ast.parse(inspect.getsource(importlib.import_module("tinygraph.tensor")))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Tensor")
+    defined, declared = _class_body_names(cls)
+    attached = {name for name, value in vars(Tensor).items()
+                if name not in defined and (callable(value) or isinstance(value, property))}
+    assert len(attached) > 40
+    assert attached - declared == set(), "attached to Tensor but not declared"
+    assert declared - attached == set(), "declared for type checkers but not attached"
+
+
+def test_the_packages_ship_their_py_typed_marker():
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    package_data = config["options.package_data"]
+    for package in PACKAGES:
+        assert os.path.isfile(os.path.join(ROOT, package, "py.typed")), package
+        assert "py.typed" in package_data.get(package, ""), \
+            f"setup.cfg's [options.package_data] does not ship {package}/py.typed"
