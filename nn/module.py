@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -112,8 +112,13 @@ class Module:
             p.grad = None
 
     # -- calling ---------------------------------------------------------------------
-    def forward(self, *args: Any) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+    if TYPE_CHECKING:
+        # a subclass names its own inputs (forward(self, x: Tensor) -> Tensor), which a
+        # type checker would call an incompatible override of a method taking *args
+        forward: Callable[..., Any]
+    else:
+        def forward(self, *args: Any) -> Any:  # pragma: no cover - abstract
+            raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # nodes recorded inside carry this label (swap_scope: ~0.4 us less per call than a

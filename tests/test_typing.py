@@ -1,8 +1,9 @@
 """What a type checker (and so an editor) sees of tinygraph: the public API has the types a
 user expects, and the README's snippets and the examples type-check as they are written.
 
-mypy stands in for every checker here; the packages ship ``py.typed`` (PEP 561) so that a
-user's mypy or pyright reads these annotations instead of treating tinygraph as untyped.
+mypy and pyright (the checker inside VS Code) run here; the packages ship ``py.typed`` (PEP
+561) so that a user's checker reads these annotations instead of treating tinygraph as
+untyped.
 """
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ import ast
 import configparser
 import importlib
 import inspect
+import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 from mypy import api as mypy_api
@@ -52,6 +57,24 @@ def test_the_public_api_has_the_types_a_user_expects(mypy):
     report, status = mypy([os.path.join(ROOT, "tests", "typecheck", "public_api.py")],
                           "--strict", "--disable-error-code", "no-any-return")
     assert status == 0 and report == "", report
+
+
+def test_pyright_which_editors_run_sees_the_same_types(tmp_path):
+    """Pyright (VS Code's Pylance) resolves imports and overrides differently from mypy: it
+    read ``from . import tensor`` as the function tinygraph.tensor (Function.apply was Any)
+    and called a typed ``forward(self, x)`` an incompatible override of Module.forward.
+    basedpyright is pyright packaged for PyPI; "standard" is pyright's default mode."""
+    (tmp_path / "pyrightconfig.json").write_text(json.dumps(
+        {"typeCheckingMode": "standard", "extraPaths": [ROOT],
+         "pythonVersion": f"{sys.version_info.major}.{sys.version_info.minor}"}))
+    shutil.copy(os.path.join(ROOT, "tests", "typecheck", "public_api.py"), tmp_path)
+    run = subprocess.run([sys.executable, "-m", "basedpyright", "--pythonpath", sys.executable,
+                          "--outputjson", "public_api.py"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    report = json.loads(run.stdout)
+    problems = [f"line {d['range']['start']['line'] + 1}: {d['message']}"
+                for d in report["generalDiagnostics"] if d["severity"] in ("error", "warning")]
+    assert problems == [] and report["summary"]["filesAnalyzed"] == 1, "\n".join(problems)
 
 
 def test_the_readme_snippets_and_the_examples_type_check(mypy, tmp_path):

@@ -47,7 +47,7 @@ from .errors import InPlaceModificationError
 from .grad_mode import _state
 
 if TYPE_CHECKING:
-    from . import tensor as _tensor
+    from .tensor import Tensor as _Tensor
 
 Tensor: Any = None   # set by tensor.py once the class exists (they refer to each other)
 
@@ -189,6 +189,8 @@ class Function:
     __slots__ = ("parents", "needs_input_grad", "saved_tensors", "_saved_src", "_locked",
                  "input_shapes", "module", "__dict__", "__weakref__")
 
+    saved_tensors: tuple[Any, ...]
+
     # Read from the class until set: a node knows where it was created only under
     # detect_anomaly().
     _trace = None
@@ -230,15 +232,15 @@ class Function:
     # (typed loosely, as PyTorch's are, so that a subclass may name its own inputs and
     # keyword arguments without its type checker calling the override incompatible)
     @staticmethod
-    def forward(ctx: Any, *arrays: Any, **kwargs: Any) -> Any:  # pragma: no cover
+    def forward(ctx: Any, /, *arrays: Any, **kwargs: Any) -> Any:  # pragma: no cover
         raise NotImplementedError("a Function subclass must define forward(ctx, *arrays)")
 
     @staticmethod
-    def backward(ctx: Any, grad_output: Any) -> Any:  # pragma: no cover
+    def backward(ctx: Any, grad_output: Any, /) -> Any:  # pragma: no cover
         raise NotImplementedError("a Function subclass must define backward(ctx, grad_output)")
 
     @classmethod
-    def apply(cls, *inputs: Any, **kwargs: Any) -> _tensor.Tensor:
+    def apply(cls, *inputs: Any, **kwargs: Any) -> _Tensor:
         """Run the op on Tensors (or arrays and Python scalars, taken as constants).
 
         Keyword arguments are passed to ``forward`` unchanged (axis, shape, ...).

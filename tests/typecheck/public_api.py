@@ -156,6 +156,18 @@ for pname, p in model.named_parameters():
     assert_type(p, Tensor)
 layer = nn.Linear(3, 4)
 assert_type(layer.forward(x), Tensor)
+
+
+class Residual(nn.Module):         # a module of one's own, its forward typed
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.inner = nn.Linear(width, width)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return h + self.inner(h).relu()
+
+
+assert_type(Residual(3).forward(x), Tensor)
 opt = nn.SGD(model.parameters(), lr=0.1)
 opt.zero_grad()
 opt.step()
