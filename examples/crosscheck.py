@@ -39,7 +39,7 @@ import nn
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a smaller network [64, 32, 16, 10]")
     p.add_argument("--batch-size", type=int, default=32, help="rows in the batch (default 32)")

@@ -91,7 +91,7 @@ class SoftplusLayer(nn.Module):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer training steps")
     p.add_argument("--steps", type=int, default=None, help="default 2000 (200 with --quick)")

@@ -34,7 +34,7 @@ import nn
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="few epochs, for a smoke test")
     p.add_argument("--epochs", type=int, default=None, help="default 2000 (300 with --quick)")
