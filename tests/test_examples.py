@@ -98,3 +98,17 @@ def test_spiral_plot_into_a_missing_folder_is_refused_before_training(tmp_path: 
     result = run_example("spiral", "--quick", "--plot", str(tmp_path / "nowhere" / "s.png"))
     assert result.returncode == 2 and "does not exist" in result.stderr
     assert "train accuracy" not in result.stdout
+
+
+def test_the_examples_run_without_docstrings() -> None:
+    """``python -OO`` strips docstrings (``__doc__`` is None); the examples' argument parsers
+    take their description from it, and the library must not need its docstrings either."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
+    for name in sorted(EXPECTED) + ["fashion_mnist"]:
+        result = subprocess.run([sys.executable, "-OO", str(EXAMPLES / f"{name}.py"), "--help"],
+                                cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=TIMEOUT)
+        check(result, 0, "usage:")
+    check(subprocess.run([sys.executable, "-OO", str(EXAMPLES / "xor.py"), "--quick"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=TIMEOUT),
+          0, *EXPECTED["xor"])
