@@ -328,6 +328,11 @@ class SpecMLP:
     _where = "MLP"
     #: Epochs completed by ``fit`` over the model's life (saved in its files and checkpoints).
     epochs_trained = 0
+    # set by the subclasses' __init__ (declared here for type checkers)
+    layer_sizes: list[int]
+    dtype: np.dtype
+    #: the generator that shuffles the rows of each epoch (and drew the initial weights)
+    rng: np.random.Generator
 
     @property
     def output_activation(self) -> Any:  # pragma: no cover - supplied by subclasses

@@ -63,6 +63,7 @@ class MLP(Module, SpecMLP):
     """
 
     _where = "nn.MLP"
+    _resolved: list[Any]    # the activation of each layer, as resolve_architecture gave it
 
     def __init__(self, layer_sizes: Sequence[int], activations: Sequence[Any],
                  init_method: str = "he", seed: int | None = None,

@@ -24,6 +24,12 @@ class Module:
     them (the innermost module wins).
     """
 
+    # (set with object.__setattr__, past the checks of __setattr__: declared for checkers)
+    _parameters: OrderedDict[str, tg.Tensor]
+    _modules: OrderedDict[str, Module]
+    #: the name nodes recorded inside carry (pictures group by it); the class name by default
+    label: str
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())

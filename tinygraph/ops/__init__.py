@@ -44,7 +44,7 @@ def _numpy_keywords(fn: _Op) -> _Op:
             fixes = ", ".join(f"{_PYTORCH_KEYWORDS[k]}= (not {k}=)" for k in torch_names)
             raise TypeError(f"{fn.__name__}(): tinygraph takes numpy's keyword names: "
                             f"{fixes}") from None
-    return op  # type: ignore[return-value]  (the same signature: functools.wraps)
+    return op  # type: ignore[return-value]  # (the same signature: functools.wraps)
 
 
 # -- arithmetic ------------------------------------------------------------------------
