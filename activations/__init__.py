@@ -19,6 +19,9 @@ from .base import Activation
 from .functions import GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Swish, Tanh
 from .registry import NAMES, from_config, get
 
+#: tells this package from another of the same name (tinygraph._requirements.require_sibling)
+_PROJECT = "tinygraph"
+
 __all__ = [
     "Activation",
     "ReLU",

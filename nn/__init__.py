@@ -8,6 +8,12 @@
 - ``crosscheck`` compares the two on the same weights and batch; ``memory_table`` and
   ``measure_memory`` do the spec's memory analysis; ``nn.data`` has the datasets.
 """
+
+from tinygraph._requirements import require_sibling as _require_sibling
+
+# before the modules below import it: a learner's activations.py must not stand in for it
+_require_sibling("activations", "nn")
+
 from . import checkpoint, data, init, manual
 from .crosscheck import CrosscheckReport, crosscheck
 from .layers import ActivationLayer, Linear
@@ -18,6 +24,9 @@ from .module import LoadedKeys, Module, Sequential
 from .optim import SGD, Adam, Optimizer
 from .serialize import ModelFileError, load, save
 from .swiglu import SwiGLU
+
+#: tells this package from another of the same name (tinygraph._requirements.require_sibling)
+_PROJECT = "tinygraph"
 
 __all__ = ["LoadedKeys", "checkpoint", "data", "init", "manual", "crosscheck", "CrosscheckReport", "ActivationLayer", "Linear",
            "BCELoss", "BCEWithLogits", "MSELoss", "SoftmaxCrossEntropy", "MemoryTable", "measure_memory",

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ._requirements import require_sibling
+
 DATASETS = ("digits", "fashion-mnist", "mnist")
 GRAPH_FORMATS = ("svg", "png", "pdf", "gv")
 
@@ -299,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:                           # (every command uses nn; the parser, activations)
+        require_sibling("nn", "the tinygraph command")
+    except ImportError as exc:     # a file named nn.py or activations.py hides tinygraph's
+        print(f"tinygraph: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "check_arch", False):
