@@ -231,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tinygraph",
         description="tinygraph: reverse-mode autodiff on numpy, and an MLP whose hand-derived "
                     "backprop you can cross-check against it.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"tinygraph {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

@@ -448,3 +448,15 @@ def test_train_interrupted_saves_the_epochs_completed(tmp_path, monkeypatch, cap
     else:             # (the digits: 23 steps of 64 an epoch, so step 40 is in epoch 2)
         assert f"interrupted: saved the model of the 1 epoch completed (of 5) to {out}" in err
         assert nn.load(out).epochs_trained == saved
+
+
+def test_version(capsys):
+    import importlib.metadata
+
+    import tinygraph
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"tinygraph {tinygraph.__version__}\n"
+    # one source: setup.cfg reads the version from tinygraph/__init__.py
+    assert importlib.metadata.version("tinygraph") == tinygraph.__version__
