@@ -8,7 +8,6 @@ untyped.
 from __future__ import annotations
 
 import ast
-import configparser
 import importlib
 import inspect
 import json
@@ -24,7 +23,6 @@ from mypy import api as mypy_api
 from tinygraph import Tensor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("tinygraph", "nn", "activations")
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +124,3 @@ def test_every_operator_and_method_attached_to_tensor_is_declared_for_type_check
     assert attached - declared == set(), "attached to Tensor but not declared"
     assert declared - attached == set(), "declared for type checkers but not attached"
 
-
-def test_the_packages_ship_their_py_typed_marker():
-    config = configparser.ConfigParser()
-    config.read(os.path.join(ROOT, "setup.cfg"))
-    package_data = config["options.package_data"]
-    for package in PACKAGES:
-        assert os.path.isfile(os.path.join(ROOT, package, "py.typed")), package
-        assert "py.typed" in package_data.get(package, ""), \
-            f"setup.cfg's [options.package_data] does not ship {package}/py.typed"
