@@ -510,22 +510,48 @@ class SpecMLP:
             raise ValueError(f"{where}: {broken} is NaN or infinite before training (set by "
                              f"hand, or left by a diverged run); re-create the model, or load a "
                              f"checkpoint saved before")
+        overflow = self._overflowing_outputs(X)
+        if overflow is not None:     # (the same, for weights finite but far too large)
+            raise ValueError(f"{where}: {overflow} before training (weights set by hand, or "
+                             f"left by an earlier run); re-create the model, or load a "
+                             f"checkpoint saved before")
         return X, targets, epochs, lr, batch_size
+
+    def _overflowing_outputs(self, X: np.ndarray) -> str | None:
+        """What is wrong when the model's outputs on (the first 8 rows of) ``X`` are NaN or
+        infinite although its weights are finite: weights so large that the forward pass
+        overflows (left by an absurd learning rate's last update of an epoch, which no
+        batch loss checks), else None."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = self._output_unrecorded(X[:8])
+        if _all_finite(out):
+            return None
+        largest = max(float(np.max(np.abs(a), initial=0.0)) for _, a in self._named_weights())
+        return (f"the model's outputs overflow to NaN or infinity (its largest weight is "
+                f"{largest:.3g} in magnitude)")
 
     # -- stopping: fit's model always holds a whole number of epochs --------------------
 
-    def _snapshot(self) -> tuple:
+    def _snapshot(self, given: Any = None) -> tuple:
         """What ``fit`` puts back when it stops inside an epoch (a NaN, an overflowing update,
         Ctrl-C, any error): copies of the weights, the optimizer (which one, its state and
         learning rate), the shuffling generator's state, the epochs trained. Taken when fit
         starts, before it chooses its optimizer, and after each epoch. An optimizer's state
-        goes through its ``state_dict``/``load_state_dict``."""
+        goes through its ``state_dict``/``load_state_dict``. ``given``: an optimizer object
+        passed to this fit, not yet the model's, whose state is put back too (the caller
+        holds it, and would otherwise retry with the aborted epoch's steps in it)."""
         opt = getattr(self, "optimizer", None)
+        others = ([] if given is None or given is opt else
+                  [(given, given.state_dict(), given.lr)])
         return ([a.copy() for _, a in self._named_weights()],
                 None if opt is None else (opt, opt.state_dict(), opt.lr),
-                self.rng.bit_generator.state, self.epochs_trained)
+                self.rng.bit_generator.state, self.epochs_trained, others)
 
     def _put_back_weights(self, arrays: list) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _output_unrecorded(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover
+        """The output on ``X``, leaving no trace: no graph, and every cache as it was."""
         raise NotImplementedError
 
     def _restore(self, snapshot: tuple, fit_start: int, saver: Any,
@@ -534,14 +560,13 @@ class SpecMLP:
         (``checkpoint_every`` may have left it behind). A second Ctrl-C meanwhile does not
         stop it half way (it starts again: every step of it can be repeated). Returns the
         words saying where the model is now."""
-        arrays, opt_state, rng_state, epochs = snapshot
+        arrays, opt_state, rng_state, epochs, others = snapshot
         while True:
             try:
                 # (arrays replaced, not written into: a graph may hold the ones in use
                 # read-only; nothing changes the snapshot's after, so a retry reuses them)
                 self._put_back_weights(arrays)
-                if opt_state is not None:
-                    opt, state, lr = opt_state
+                for opt, state, lr in ([] if opt_state is None else [opt_state]) + others:
                     opt.load_state_dict(state)
                     opt.lr = lr
                 if hasattr(self, "optimizer"):
@@ -660,14 +685,17 @@ class SpecMLP:
 
     def _refuse_nonfinite(self, out: np.ndarray, where: str) -> None:
         """Probabilities with NaN or inf from finite inputs (X is checked) come from weights
-        that are not finite; argmax or a 0.5 threshold would turn them into class 0."""
+        that are not finite, or so large that the forward pass overflows; argmax or a 0.5
+        threshold would turn them into class 0."""
         bad = ~np.all(np.isfinite(out.reshape(out.shape[0], -1)), axis=1)
         if bad.any():
+            weights = ("not finite" if self._broken_weight() is not None else
+                       "so large that the forward pass overflows")
             raise FloatingPointError(
                 f"{where}: the model's output is NaN or infinite for {int(bad.sum())} of "
-                f"{out.shape[0]} rows although X is finite, so its weights are not (a fit that "
-                f"diverged in its last update, or weights set by hand); a class read from them "
-                f"would be class 0. Retrain with a smaller learning_rate, or reload a "
+                f"{out.shape[0]} rows although X is finite: its weights are {weights} (a fit "
+                f"that diverged in its last update, or weights set by hand); a class read from "
+                f"them would be class 0. Retrain with a smaller learning_rate, or reload a "
                 f"checkpoint")
 
     def score(self, X: ArrayLike, y: ArrayLike) -> float:

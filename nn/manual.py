@@ -742,9 +742,10 @@ class MLP(SpecMLP):
                     if stopped:
                         break
                     broken = self._broken_weight()
-                    if broken is not None:                     # the last update overflowed
-                        self._nonfinite(f"the weights became NaN or infinite ({broken}) in an "
-                                        f"update", epoch, None, lr, on_nonfinite,
+                    bad = (f"the weights became NaN or infinite ({broken}) in an update"
+                           if broken is not None else self._overflowing_outputs(Xb))
+                    if bad is not None:                        # the last update overflowed
+                        self._nonfinite(bad, epoch, None, lr, on_nonfinite,
                                         self._restore(snapshot, fit_start, saver))
                         break
                     epoch_loss = total / n
@@ -772,3 +773,16 @@ class MLP(SpecMLP):
         # The layer caches now hold this pass, not the caller's training pass.
         self._cache_state = "predict"
         return out
+
+    def _output_unrecorded(self, X: np.ndarray) -> np.ndarray:
+        # fit's overflow check: the caches (the layers' and their activations') stay those
+        # of the last training pass
+        kept = [(layer.a_prev, layer.z, layer.a, getattr(layer.activation, "cache", None))
+                for layer in self.layers]
+        try:
+            return self._forward(X)
+        finally:
+            for layer, (a_prev, z, a, cache) in zip(self.layers, kept):
+                layer.a_prev, layer.z, layer.a = a_prev, z, a
+                if hasattr(layer.activation, "cache"):
+                    layer.activation.cache = cache

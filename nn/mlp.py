@@ -114,6 +114,10 @@ class MLP(Module, SpecMLP):
                 out = tg.sigmoid(out)        # probabilities keep their digits, as the manual's)
         return out.data
 
+    def _output_unrecorded(self, X: np.ndarray) -> np.ndarray:
+        # (under no_grad the activation adapter puts the activation's cache back)
+        return self._inference(X, f"{self._where}.fit")
+
     # -- the graph -------------------------------------------------------------------
     def forward(self, x: Any) -> tg.Tensor:
         """The network's output node: logits z^(L) for a softmax or sigmoid output (the loss
@@ -200,7 +204,8 @@ class MLP(Module, SpecMLP):
 
         As soon as the loss, or a gradient, becomes NaN or infinite, or the loss explodes
         (more than ``DIVERGENCE_FACTOR`` = 1e6 times the first batch loss of this fit, or
-        1e6 if that loss was below 1), or an update overflows the weights, training stops:
+        1e6 if that loss was below 1), or an update overflows the weights (or leaves them so
+        large that the outputs overflow: checked on 8 rows at each epoch's end), training stops:
         ``on_nonfinite="raise"`` (default) raises ``FloatingPointError`` naming the epoch
         and batch; ``"warn"`` emits a ``RuntimeWarning`` and returns the history of the
         epochs completed before (its ``stop_reason`` holds the reason, with the epoch and
@@ -255,7 +260,7 @@ class MLP(Module, SpecMLP):
         fit_start = self.epochs_trained
         # where a stop inside an epoch puts the model back: taken before this fit chooses
         # its optimizer, and after every epoch
-        snapshot = self._snapshot()
+        snapshot = self._snapshot(optimizer if isinstance(optimizer, Optimizer) else None)
         epoch = 1
         loss = None
         try:
@@ -305,8 +310,9 @@ class MLP(Module, SpecMLP):
                     if stopped:
                         break
                     broken = self._broken_weight()
-                    if broken is not None:                     # the last update overflowed
-                        bad = f"the weights became NaN or infinite ({broken}) in an update"
+                    bad = (f"the weights became NaN or infinite ({broken}) in an update"
+                           if broken is not None else self._overflowing_outputs(Xb))
+                    if bad is not None:                        # the last update overflowed
                         self._nonfinite(bad, epoch, None, lr, on_nonfinite,
                                         self._restore(snapshot, fit_start, saver))
                         history.stop_reason = f"{bad} at epoch {epoch}"
@@ -371,17 +377,37 @@ class MLP(Module, SpecMLP):
     def _make_optimizer(self, optimizer: Any, kind: type | None, lr: float) -> Optimizer:
         current = self.optimizer
         own = self.parameters()
+        holds_own = current is not None and len(current.params) == len(own) and all(
+            a is b for a, b in zip(current.params, own))
         if isinstance(optimizer, Optimizer):
             opt = optimizer                    # used as given, with its own learning rate
-        elif (self._continues(kind) and len(current.params) == len(own)
-              and all(a is b for a, b in zip(current.params, own))):
+        elif self._continues(kind) and holds_own:
             opt = current                      # continue: keep its moments and step count
+        elif kind is None and current is not None:
+            # to be continued, but a parameter was replaced since (layer.W = Tensor(...)):
+            # the same kind and settings on the parameters the model has now
+            settings = {**current.config(), "lr": lr}
+            try:
+                opt = type(current)(own, **settings)
+            except TypeError:
+                raise ValueError(
+                    f"{self._where}.fit: model.optimizer ({type(current).__name__}) holds "
+                    f"parameters this model no longer has (one was replaced since), and it "
+                    f"cannot be rebuilt from its config() {settings}; pass an optimizer built "
+                    f"on model.parameters()") from None
+            if _has_state(current):
+                warnings.warn(
+                    f"{self._where}.fit: model.optimizer ({type(current).__name__}"
+                    f"{_state_summary(current)}) holds parameters this model no longer has (one "
+                    f"was replaced since it was built); a new {type(current).__name__} with "
+                    f"its settings trains the current ones, and its state is dropped",
+                    RuntimeWarning, stacklevel=3)
         elif kind is None or kind is SGD:
             opt = SGD(own, lr=lr)
         else:
             opt = kind(own, lr=lr)
-        if (current is not None and opt is not current and type(opt) is type(current)
-                and _has_state(current)):
+        if (current is not None and kind is not None and opt is not current
+                and type(opt) is type(current) and _has_state(current)):
             # the same kind again, as a new object or as "sgd" after momentum SGD: a resumed
             # run would silently restart its optimizer
             warnings.warn(f"{self._where}.fit: the optimizer asked for replaces model.optimizer "
@@ -416,9 +442,14 @@ class MLP(Module, SpecMLP):
         acts_ = [_copy_activation(a) for a in self._resolved]
         manual = ManualMLP(self.layer_sizes, acts_, init_method=self.init_method, seed=0,
                            dtype=self.dtype)
-        for lin, layer in zip(self.linears, manual.layers):
-            layer.W[...] = lin.W.data
-            layer.b[...] = lin.b.data
+        for i, (lin, layer) in enumerate(zip(self.linears, manual.layers), start=1):
+            for name, ours, theirs in (("W", lin.W.data, layer.W), ("b", lin.b.data, layer.b)):
+                if ours.shape != theirs.shape:    # (a weight replaced by hand)
+                    raise ValueError(
+                        f"{self._where}.to_manual: layer {i}'s {name} has shape {ours.shape}, "
+                        f"but layer_sizes {self.layer_sizes} needs {theirs.shape}; assign a "
+                        f"{name} of that shape")
+                theirs[...] = ours
         _copy_training_state(self, manual)
         return manual
 

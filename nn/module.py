@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 import numpy as np
@@ -176,6 +177,12 @@ class Module:
         are checked before any is changed. Returns the names missing from ``state`` and the
         ones it has that the model lacks (both empty when ``strict``, which refuses them)."""
         where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, Mapping):
+            hint = (" (pass its state: other.state_dict())" if isinstance(state, Module) else
+                    " (call it: other.state_dict())" if callable(state) else
+                    " (dict(pairs) makes one)" if isinstance(state, (list, tuple)) else "")
+            raise TypeError(f"{where}: state must be a dict of arrays by parameter name, as "
+                            f"state_dict() returns, got a {type(state).__name__}{hint}")
         own = dict(self._named_parameters(""))
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -189,8 +196,12 @@ class Module:
         for name, p in own.items():
             if name not in state:
                 continue
+            value = state[name]
+            if value is None or isinstance(value, (str, bytes)):
+                raise ValueError(f"load_state_dict: {name} is {value!r:.40} in the state; "
+                                 f"expected an array of shape {p.shape}")
             try:
-                arr = np.asarray(state[name])
+                arr = np.asarray(value)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"load_state_dict: {name} is not an array of numbers "
                                  f"({str(exc).split('. ')[0]})") from None

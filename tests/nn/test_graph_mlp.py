@@ -603,3 +603,36 @@ def test_predict_and_score_refuse_an_output_that_is_not_finite(make, output):
                                                      rf"rows although X is finite"):
             call()
     assert np.isnan(model.predict_proba(X)).all()          # the probabilities show it
+
+
+@pytest.mark.parametrize("state, hint", [("method", r"\(call it: other.state_dict\(\)\)"),
+                                         ("model", r"\(pass its state: other.state_dict\(\)\)"),
+                                         ("pairs", r"\(dict\(pairs\) makes one\)"),
+                                         ("none", "NoneType$")])
+def test_load_state_dict_of_something_not_a_dict_is_named(state, hint):
+    model = nn.MLP([4, 5, 3], ["relu", "softmax"], seed=0)
+    other = nn.MLP([4, 5, 3], ["relu", "softmax"], seed=1)
+    arg = {"method": other.state_dict, "model": other,
+           "pairs": list(other.state_dict().items()), "none": None}[state]
+    with pytest.raises(TypeError, match=r"^MLP.load_state_dict: state must be a dict of arrays "
+                                        r"by parameter name, as state_dict\(\) returns, got a "
+                                        r".*" + hint):
+        model.load_state_dict(arg)
+
+
+@pytest.mark.parametrize("value", [None, "weights"])
+def test_load_state_dict_entry_that_is_no_array_is_named(value):
+    model = nn.MLP([4, 5, 3], ["relu", "softmax"], seed=0)
+    state = model.state_dict()
+    state["layers.0.W"] = value
+    with pytest.raises(ValueError, match=r"layers.0.W is .* in the state; expected an array of "
+                                         r"shape \(5, 4\)"):
+        model.load_state_dict(state)
+
+
+def test_to_manual_names_a_weight_replaced_with_another_shape():
+    model = nn.MLP([4, 5, 3], ["relu", "softmax"], seed=0)
+    model.linears[1].W.data = np.zeros((3, 6))
+    with pytest.raises(ValueError, match=r"nn.MLP.to_manual: layer 2's W has shape \(3, 6\), but "
+                                         r"layer_sizes \[4, 5, 3\] needs \(3, 5\)"):
+        model.to_manual()

@@ -649,24 +649,20 @@ def test_batch_size_n_matches_full_batch(MLP):
 
 
 class _CountingReLU(ReLU):
-    """A ReLU that records the batch size of every training forward call.
+    """A ReLU that records the batch size of every backward call: the training batches.
 
-    Calls made while tinygraph's gradient recording is off are inference (the
-    graph MLP's ``fit`` scores the training set after each epoch under
-    ``no_grad``); they are counted apart. The manual MLP never turns it off.
+    Forward calls include passes that train nothing (``fit`` checks the model's outputs on
+    a few rows before training and after each epoch); only a training batch is
+    back-propagated.
     """
 
     def __init__(self):
         super().__init__()
         self.batch_sizes: list[int] = []
-        self.inference_batch_sizes: list[int] = []
 
-    def forward(self, x):
-        if tg.is_grad_enabled():
-            self.batch_sizes.append(np.shape(x)[0])
-        else:
-            self.inference_batch_sizes.append(np.shape(x)[0])
-        return super().forward(x)
+    def backward(self, grad_output):
+        self.batch_sizes.append(np.shape(grad_output)[0])
+        return super().backward(grad_output)
 
 
 @pytest.mark.parametrize("MLP", MLP_IMPLEMENTATIONS)

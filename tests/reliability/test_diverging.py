@@ -315,3 +315,93 @@ def test_detect_anomaly_as_decorator_reentrant_and_per_thread():
             barrier.wait()
         t.join()
     assert np.isnan(seen["value"])               # no anomaly mode in the other thread
+
+
+# -- found by a stateful test of the model's lifecycle (session 14) ----------------------
+
+def _three_classes(n: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    return np.random.default_rng(0).standard_normal((n, 4)), np.arange(n) % 3
+
+
+@pytest.mark.parametrize("stop", ["explosion", "interrupt"])
+def test_an_optimizer_passed_to_fit_is_put_back_when_fit_stops_in_its_first_epoch(stop,
+                                                                               monkeypatch):
+    """The snapshot is taken before fit adopts the optimizer given; the caller still holds
+    that object and would retry with the aborted epoch's steps in it."""
+    X, y = _three_classes()
+    model = nn.MLP([4, 5, 3], ["relu", "softmax"], seed=0)
+    opt = nn.Adam(model.parameters(), lr=1e30 if stop == "explosion" else 1e-3)
+    if stop == "explosion":
+        with pytest.raises(FloatingPointError, match="put back as it was before this fit"):
+            model.fit(X, y, epochs=1, batch_size=5, optimizer=opt)
+    else:
+        steps = []
+        real_step = nn.Adam.step
+
+        def step_then_interrupt(self):
+            real_step(self)
+            steps.append(1)
+            if len(steps) == 3:
+                raise KeyboardInterrupt
+        monkeypatch.setattr(nn.Adam, "step", step_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, y, epochs=1, batch_size=5, optimizer=opt)
+        monkeypatch.setattr(nn.Adam, "step", real_step)
+    assert model.optimizer is None and opt.t == 0 and opt.lr == (1e30 if stop == "explosion"
+                                                                 else 1e-3)
+    assert all(not m.any() for m in opt.m) and all(not v.any() for v in opt.v)
+    # the retry is the run that never stopped, bit for bit
+    opt.lr = 1e-3
+    model.fit(X, y, epochs=1, batch_size=5, optimizer=opt)
+    fresh = nn.MLP([4, 5, 3], ["relu", "softmax"], seed=0)
+    fresh.fit(X, y, epochs=1, batch_size=5, optimizer=nn.Adam(fresh.parameters(), lr=1e-3))
+    assert opt.t == fresh.optimizer.t == 4
+    for a, b in zip(model.parameters(), fresh.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_fit_continues_the_optimizers_kind_after_a_parameter_was_replaced():
+    X, y = _three_classes()
+    model = nn.MLP([4, 5, 3], ["relu", "softmax"], seed=0)
+    model.fit(X, y, epochs=1, learning_rate=1e-3, batch_size=5,
+              optimizer=nn.Adam(model.parameters(), lr=1e-3, betas=(0.8, 0.9)))
+    model.linears[0].W = tg.Tensor(model.linears[0].W.data.copy(), requires_grad=True)
+    with pytest.warns(RuntimeWarning, match=r"model.optimizer \(Adam after 4 steps\) holds "
+                                            r"parameters this model no longer has.*state is "
+                                            r"dropped"):
+        model.fit(X, y, epochs=1, batch_size=5)          # optimizer=None: continue
+    assert type(model.optimizer) is nn.Adam and model.optimizer.betas == (0.8, 0.9)
+    assert model.optimizer.lr == 1e-3 and model.optimizer.t == 4
+    assert model.optimizer.params[0] is model.linears[0].W
+
+
+@pytest.mark.parametrize("MLP", [nn.MLP, nn.manual.MLP])
+def test_an_update_that_leaves_the_outputs_overflowing_is_not_returned_as_trained(MLP):
+    """Weights finite but ~1e200 after the last update of an epoch: no batch loss sees
+    them, but the next forward pass overflows."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((24, 4)), rng.standard_normal((24, 3))
+    model = MLP([4, 5, 3], ["leaky_relu", None], seed=0)
+    before = [a.copy() for _, a in model._named_weights()]
+    with pytest.raises(FloatingPointError, match=r"the model's outputs overflow to NaN or "
+                                                 r"infinity \(its largest weight is .*e\+200 .*"
+                                                 r"at epoch 1 \(found at its end\)"):
+        model.fit(X, Y, epochs=1, learning_rate=1e200)
+    assert model.epochs_trained == 0
+    for a, (_, b) in zip(before, model._named_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(model.predict(X)).all()
+
+
+@pytest.mark.parametrize("MLP", [nn.MLP, nn.manual.MLP])
+def test_weights_too_large_before_fit_are_refused_not_blamed_on_its_learning_rate(MLP):
+    X, y = _three_classes()
+    model = MLP([4, 5, 3], ["relu", "softmax"], seed=0)
+    for _, a in model._named_weights():
+        a *= 1e200
+    with pytest.raises(ValueError, match=r"fit: the model's outputs overflow to NaN or "
+                                         r"infinity .* before training"):
+        model.fit(X, y, epochs=1, learning_rate=1e-3)
+    with pytest.raises(FloatingPointError, match="weights are so large that the forward pass "
+                                                 "overflows"), np.errstate(all="ignore"):
+        model.predict(X)
