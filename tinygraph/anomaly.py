@@ -115,7 +115,8 @@ def check_backward(node, grads) -> None:
     for i, g in enumerate(grads):
         if g is None:
             continue
-        arr = g._data if not isinstance(g, np.ndarray) else g
+        # a Tensor under create_graph; otherwise an array, or a numpy scalar (a 0-d result)
+        arr = g._data if hasattr(g, "_data") else np.asarray(g)
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             n_nan = int(np.isnan(arr).sum())
             raise AnomalyError(f"detect_anomaly: {_node_label(node)} returned a NaN or Inf "

@@ -438,9 +438,16 @@ class _LeafGrads:
     def add(self, leaf, ig) -> None:
         """One more contribution to ``leaf``'s gradient in this pass."""
         key = id(leaf)
-        if self.wanted is not None and key not in self.wanted:
+        if self.wanted is None:
+            if not leaf.requires_grad:      # requires_grad_(False) since the forward pass:
+                return                      # no .grad, as PyTorch's AccumulateGrad
+        elif key not in self.wanted:
             return
         ig = _in_dtype_of(leaf, ig)      # (a Tensor from a recorded backward: a cast node)
+        if ig.shape != leaf._data.shape:
+            # checked per contribution: a leaf used before and after its data was replaced
+            # by another shape would otherwise have its two gradients broadcast together
+            _raise_leaf_shape(leaf, ig, "backward" if self.wanted is None else "grad")
         entry = self.sums.get(key)
         if entry is None:
             self.sums[key] = [leaf, ig, False]
@@ -454,8 +461,6 @@ class _LeafGrads:
         """Store the pass's sums: all of them, or none if one cannot be added to ``.grad``."""
         if self.wanted is not None:
             for key, (leaf, g, _) in self.sums.items():
-                if g.shape != leaf._data.shape:
-                    _raise_leaf_shape(leaf, g, "grad")
                 if leaf._data.dtype.kind != "f":
                     raise integer_requires_grad(leaf._data, "grad")
                 self.collected[key] = (leaf, g)
@@ -464,14 +469,10 @@ class _LeafGrads:
         with _grad_guard:       # another thread may be adding into the same .grad
             new = []
             for leaf, g, made in self.sums.values():
-                if not leaf.requires_grad:      # requires_grad_(False) since the forward
-                    continue                    # pass: no .grad, as PyTorch's AccumulateGrad
                 if leaf._data.dtype.kind != "f":    # (its gradient would be cast to zeros)
                     raise integer_requires_grad(leaf._data, "backward")
                 if not isinstance(g, np.ndarray):
                     g = g._data                 # a Tensor from a recorded backward
-                if g.shape != leaf._data.shape:
-                    _raise_leaf_shape(leaf, g, "backward")
                 current = leaf._grad
                 if current is not None:
                     if type(current) is not np.ndarray:

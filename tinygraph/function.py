@@ -66,10 +66,14 @@ _deferred: list = []
 _frozen_before: set = set()
 
 
-def _lock_shared(a: np.ndarray, locked: list) -> None:
+def _lock_shared(a: np.ndarray, locked: list) -> bool:
     """Make ``a`` read-only until every node holding it is released (counted). An array
     that was read-only already (frozen by its owner) is counted too, so that backward sees
-    it if the owner makes it writable again meanwhile, and is left read-only at the end."""
+    it if the owner makes it writable again meanwhile, and is left read-only at the end.
+
+    Returns False, and takes no lock, for an array that a node holds already but that was
+    made writable again by hand (``setflags(write=True)``): making it read-only would hide
+    that from the older node's backward, so the caller keeps a private copy instead."""
     key = id(a)
     # A with block, not acquire() and try/finally: an interrupt (Ctrl-C) that lands between
     # acquire() returning and the try would leave the guard held for good.
@@ -83,10 +87,13 @@ def _lock_shared(a: np.ndarray, locked: list) -> None:
             else:
                 _frozen_before.add(key)
             count = 0
+        elif a.flags.writeable:
+            return False
         _lock_counts[key] = count + 1
         locked.append(a)
         while _deferred:
             _decrement(_deferred.pop())
+    return True
 
 
 def held_by_graph(array: np.ndarray) -> bool:
@@ -147,7 +154,8 @@ def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tu
       (``Tensor.data`` of a non-leaf is a read-only view): nothing to do;
     - a leaf's or a constant's array (parameters, the user's data) is made read-only,
       counted per array, until the last node holding it is released (one that was
-      read-only already stays so; backward still checks that nobody made it writable);
+      read-only already stays so; backward still checks that nobody made it writable; one
+      made writable by hand while an older node holds it is copied instead);
     - a view (a slice of a dataset, a transpose of a weight) could still be written through
       the array that owns its memory, so a private copy is saved instead.
     Returns (the arrays to keep, their sources, the locks or None).
@@ -179,7 +187,10 @@ def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tu
             continue
         if locks is None:
             locks = _Locks()
-        _lock_shared(a, locks)
+        if not _lock_shared(a, locks):     # forced writable while an older node holds it
+            if kept is None:
+                kept = list(saved)
+            kept[i] = np.array(a, copy=True)
     return (saved if kept is None else tuple(kept)), tuple(sources), locks
 
 
@@ -274,6 +285,8 @@ class Function:
                 db = b if type(b) in _PLAIN and (type(b) is not np.ndarray or
                                                  b.dtype.kind in "biuf") else _constant(b, cls)
                 rb, pb = False, None
+            if da is db and pa is not pb and type(db) is np.ndarray:
+                db = db.view()         # one array as two different inputs: see _distinct
             arrays = (da, db)
             shapes = (da.shape if type(da) is np.ndarray else (),
                       db.shape if type(db) is np.ndarray else ())
@@ -290,8 +303,12 @@ class Function:
                        (b if b.grad_fn is None else b.grad_fn) if needs[1] else None,
                        (c if c.grad_fn is None else c.grad_fn) if needs[2] else None)
             record = needs[0] or needs[1] or needs[2]
+            if arrays[0] is arrays[1] or arrays[1] is arrays[2] or arrays[0] is arrays[2]:
+                arrays = _distinct(arrays, parents)
         else:
             arrays, parents, needs, shapes, record = _unpack(inputs, cls)
+            if record and n_inputs > 1:
+                arrays = _distinct(arrays, parents)
 
         state = _state
         recording = record and state.grad_enabled
@@ -520,6 +537,24 @@ def reject_none(op: str, *operands) -> None:
     if any(x is None for x in operands):
         raise TypeError(f"{op}: got None as an operand; expected a number, a numeric array or "
                         f"a Tensor (was a variable that should hold one never set?)")
+
+
+def _distinct(arrays, parents: tuple) -> tuple:
+    """One array object given as two inputs that are different tensors (``x * x.detach()``,
+    two leaves over one array): every input after the first gets a view of its own, so that
+    ``_protect`` can tell which input a saved array is and a recorded backward (gradients of
+    gradients) links it to the right one. The same tensor twice (``x * x``) needs nothing."""
+    seen: dict = {}
+    out = None
+    for i, a in enumerate(arrays):
+        if type(a) is not np.ndarray:
+            continue
+        first = seen.setdefault(id(a), i)
+        if first != i and parents[first] is not parents[i]:
+            if out is None:
+                out = list(arrays)
+            out[i] = a.view()
+    return arrays if out is None else tuple(out)
 
 
 def _unpack(inputs: tuple, op: type) -> tuple:

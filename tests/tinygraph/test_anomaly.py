@@ -112,3 +112,19 @@ def test_a_backward_run_inside_the_block_is_checked_even_if_recorded_before():
                                                   r"entered.*run the forward inside the block"):
             y.sum().backward()
     assert z.grad is None
+
+
+def test_a_backward_whose_math_gives_numpy_scalars_is_checked_not_crashed():
+    # 0-d products in backward (a loss times 0.5) give numpy scalars, not arrays: the check
+    # read ._data off them (AttributeError), so detect_anomaly broke every scaled scalar loss
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    with tg.detect_anomaly():
+        loss = (x * x).sum() * 0.5
+        loss.backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 2.0])
+    s = tg.Tensor(0.0, requires_grad=True)
+    with np.errstate(divide="ignore"), tg.detect_anomaly():
+        with pytest.raises(tg.AnomalyError, match=r"SqrtBackward returned a NaN or Inf "
+                                                  r"gradient for input 0 \(shape \(\),"):
+            (tg.sqrt(s) * 0.5).backward()          # a 0-d Inf is still caught
+    assert s.grad is None

@@ -964,3 +964,53 @@ def test_held_by_graph_tells_a_graphs_hold_from_an_owners_freeze():
     gc.collect()
     assert not tg.held_by_graph(w.data) and not tg.held_by_graph(x)
     assert not x.flags.writeable                 # its owner's freeze stays
+
+
+@pytest.mark.parametrize("before,after", [((1,), (3,)), ((2,), (3,)), ((3,), (1,))])
+@pytest.mark.parametrize("how", ["backward", "grad"])
+def test_a_leaf_used_before_and_after_its_data_changed_shape_is_named(before, after, how):
+    # each use gave a gradient of its own shape: (1,) and (3,) were broadcast into a (3,)
+    # .grad without a word, (2,) and (3,) ended in numpy's bare "operands could not be
+    # broadcast"
+    x, w = leaf(np.ones(before)), leaf(np.ones(3))
+    first = (x * 2.0).sum()
+    x.data = np.ones(after)
+    loss = first + (x * 3.0).sum() + (w * w).sum()
+    with pytest.raises(tg.BackwardError, match=rf"{how}: a gradient of shape .* for a leaf of "
+                                               rf"shape \({after[0]},\): the leaf's data was "
+                                               r"replaced by an array of another shape"):
+        if how == "backward":
+            loss.backward()
+        else:
+            tg.grad(loss, [x, w])
+    assert x.grad is None and w.grad is None              # no .grad was changed
+
+
+def test_a_new_graph_over_an_array_forced_writable_while_an_old_one_holds_it():
+    # The old graph's backward must refuse (its saved values may have changed); a forward
+    # pass run after the change is right and must not be refused. It was, with "redo the
+    # forward pass" advice that redoing could not satisfy while the old graph lived.
+    w = leaf(np.array([1.0, 2.0, 3.0]))
+    old = (w * w).sum()
+    w.data.setflags(write=True)                    # forcing past the lock
+    w.data[0] = 10.0
+    new = (w * w).sum()
+    new.backward()
+    np.testing.assert_array_equal(w.grad, [20.0, 4.0, 6.0])
+    assert tg.held_by_graph(w.data) and w.data.flags.writeable
+    with pytest.raises(tg.InPlaceModificationError, match="made writable"):
+        old.backward()
+    del old
+    import gc
+    gc.collect()
+    assert not tg.held_by_graph(w.data) and w.data.flags.writeable
+    w.grad = None                                  # the same under create_graph
+    old = (w * w * w).sum()
+    w.data.setflags(write=True)
+    w.data[0] = 1.0
+    (g,) = tg.grad((w * w * w).sum(), w, create_graph=True)
+    np.testing.assert_allclose(g.data, 3 * np.array([1.0, 2.0, 3.0]) ** 2)
+    (h,) = tg.grad(g.sum(), w)
+    np.testing.assert_allclose(h, 6 * np.array([1.0, 2.0, 3.0]))
+    with pytest.raises(tg.InPlaceModificationError):
+        tg.grad(old, w)

@@ -345,3 +345,55 @@ def test_second_derivatives_through_broadcasting(name, shapes, seed):
             gx, gy = tg.grad((f(x, y) ** 2 * weight).sum(), [x, y], create_graph=True)
             return (gx * va).sum() + (gy * vb).sum()
     assert_gradcheck(gradient_along_v, [a, b])
+
+
+# One array object as two inputs that are different tensors: x and x.detach(), or two
+# leaves over one array. Backward saved the array once and linked it to the first input
+# that had it, so a recorded backward differentiated through the wrong input: first
+# derivatives were right, second derivatives wrong. The oracle: the same inputs over two
+# equal arrays that are distinct objects.
+SHARED_ARRAY_OPS = {
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "pow": lambda a, b: a ** b,
+    "matmul": lambda a, b: a @ b,
+    "maximum": lambda a, b: tg.maximum(a, b * 0.5),
+    "linear": lambda a, b: tg.linear(a, b, tg.Tensor(np.full(3, 0.1))),
+    "where": lambda a, b: tg.where(np.eye(3, dtype=bool), a, b),
+    "stack": lambda a, b: tg.stack([a, b, a * b]),
+}
+
+
+@pytest.mark.parametrize("op", SHARED_ARRAY_OPS)
+@pytest.mark.parametrize("second", ["detached", "leaf"])
+def test_one_array_as_two_different_inputs_has_the_derivatives_of_two(op, second):
+    f = SHARED_ARRAY_OPS[op]
+    A = positive(rng_of(3), (3, 3))
+
+    def derivatives(shared: bool):
+        x = tg.Tensor(A.copy(), requires_grad=True)
+        other = A if not shared else x.data if second == "leaf" else None
+        y = (x.detach() if second == "detached" and shared else
+             tg.Tensor(A.copy() if other is None else other, requires_grad=second == "leaf"))
+        if second == "leaf":
+            assert (y.data is x.data) == shared
+        leaves = [x, y] if second == "leaf" else [x]
+        loss = (f(x, y) ** 2).sum()
+        firsts = tg.grad(loss, leaves, create_graph=True)
+        dot = sum((g * (i + 1.5)).sum() for i, g in enumerate(firsts))
+        return [g.data.copy() for g in firsts] + list(tg.grad(dot, leaves))
+
+    for got, expected in zip(derivatives(shared=True), derivatives(shared=False)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_same_tensor_twice_is_not_copied():
+    # x * x needs no view: both inputs are one tensor, whose own array is saved; x and
+    # x.detach() are two, and mul saves the second one (x's gradient needs it) as a
+    # private copy
+    x = tg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = (x * x).sum()
+    assert [s is x.data for _, s in tg.graph.saved_arrays(y)] == [True]
+    y = (x * x.detach()).sum()
+    saved = [s for _, s in tg.graph.saved_arrays(y)]
+    assert len(saved) == 1 and saved[0] is not x.data and np.array_equal(saved[0], x.data)
