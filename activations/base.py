@@ -136,7 +136,7 @@ class Activation(ABC):
         # tests skip the call for arrays, the common case)
         if type(cache) is not np.ndarray:
             cache = np.asarray(cache)
-        cache.setflags(False)  # write=False: backward must never modify the cache
+        cache.setflags(False)  # type: ignore[call-arg]  # write=False: backward must never modify it
         self.cache = cache
         if self.caches_output:
             return cache

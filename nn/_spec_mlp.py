@@ -616,7 +616,7 @@ class SpecMLP:
         exc = KeyboardInterrupt(f"{self._where}.fit: interrupted in epoch {epoch} of this fit; "
                                 f"{put_back}. The losses of the epochs completed are the "
                                 f"exception's .history")
-        exc.history = history
+        exc.history = history         # type: ignore[attr-defined]  # (documented)
         return exc
 
     def _named_weights(self) -> Iterator[tuple[str, np.ndarray]]:  # pragma: no cover

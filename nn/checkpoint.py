@@ -42,7 +42,7 @@ class Checkpointer:
             self.every = 1 if every is None else _check_int(f"{where}: checkpoint_every", every, 1)
             check_savable_model(model, f"{where}: checkpoint")
         self.model = model
-        self.behind = None          # whether the file lacks the last epoch; None: none done
+        self.behind: bool | None = None     # whether the file lacks the last epoch; None: none done
 
     def check_optimizer(self, optimizer: Any, where: str) -> None:
         """Refuse, before training, an optimizer whose state a checkpoint cannot hold."""

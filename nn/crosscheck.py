@@ -14,7 +14,7 @@ from .data._validation import check_int, check_real
 from .init import make_rng
 
 
-def rel_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def rel_error(a: np.ndarray | np.floating, b: np.ndarray | np.floating) -> np.ndarray:
     """The spec's elementwise criterion |a - b| / (|a| + |b| + 1e-8); NaN or Inf counts as an
     infinite error (a NaN gradient must never pass)."""
     with np.errstate(invalid="ignore", over="ignore"):
@@ -145,14 +145,16 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
     param_errors = {}
     for l, (lin, lin64, (dW_m, db_m)) in enumerate(zip(graph.linears, graph64.linears, manual_grads), 1):
         for kind, p, p64, g_m in (("W", lin.W, lin64.W, dW_m), ("b", lin.b, lin64.b, db_m)):
-            g_a = p.grad
+            g_a, g_64 = p.grad, p64.grad
+            # (for type checkers: both backward passes have run)
+            assert g_a is not None and g_64 is not None and g_m is not None
             diff = np.abs(g_m.astype(np.float64) - g_a.astype(np.float64))
             rel = rel_error(g_m.astype(np.float64), g_a.astype(np.float64))
             worst_num, checked = 0.0, 0
             size = p64.data.size
             for j in rng.choice(size, size=min(n_numerical, size), replace=False):
                 num = tg.central_difference(loss64, p64.data, j, eps)[2]
-                ana = float(p64.grad.reshape(-1)[j])
+                ana = float(g_64.reshape(-1)[j])
                 worst_num = max(worst_num, float(rel_error(np.float64(ana), np.float64(num))))
                 checked += 1
             name = p.name or f"layers.{l}.{kind}"

@@ -518,6 +518,7 @@ class MLP(SpecMLP):
         """Loss and ``δ^(L) = dL/dz^(L)`` (see the class docstring)."""
         out = self.layers[-1]
         a = out.a
+        assert a is not None            # (the callers checked that forward ran)
         n = a.shape[0]
         residual = (a - targets) / n  # (a^(L) - y) / n, in the model dtype
         kind = self.output_kind
@@ -534,7 +535,7 @@ class MLP(SpecMLP):
         loss, delta = self._output_delta(targets)
         for l in range(len(self.layers) - 1, -1, -1):
             grad_a_prev = self.layers[l].backward(delta, compute_input_grad=l > 0)
-            if l > 0:
+            if grad_a_prev is not None:     # (l > 0: layer 1 needs no dL/da^(0))
                 # δ^(l) = (δ^(l+1) W^(l+1)) ⊙ f'(z^(l)), via the activation's backward.
                 delta = self.layers[l - 1].activation_backward(grad_a_prev)
         return loss
@@ -575,7 +576,9 @@ class MLP(SpecMLP):
                 "MLP.backward: the caches hold the forward pass of predict()/"
                 "predict_proba()/score(); call forward(X) again before backward(y)"
             )
-        n = self.layers[-1].a.shape[0]
+        a_out = self.layers[-1].a
+        assert a_out is not None        # (the cache state was checked above)
+        n = a_out.shape[0]
         if n == 0:
             raise ValueError("MLP.backward: the last forward pass had 0 samples")
         targets = self._prepare_targets(y, "MLP.backward", n)
@@ -608,7 +611,9 @@ class MLP(SpecMLP):
         kind = self.output_kind
         if kind not in ("softmax", "sigmoid"):
             return loss
-        z = self.layers[-1].z.astype(np.float64)
+        z_out = self.layers[-1].z
+        assert z_out is not None        # (called right after the forward pass)
+        z = z_out.astype(np.float64)
         t = targets.astype(np.float64).reshape(z.shape)
         if kind == "softmax":
             top = z.max(axis=1, keepdims=True)
@@ -628,6 +633,7 @@ class MLP(SpecMLP):
 
     def _step(self, lr: float) -> None:
         for layer in self.layers:
+            assert layer.dW is not None and layer.db is not None    # (backward ran)
             layer.W -= lr * layer.dW
             layer.b -= lr * layer.db
         if self._cache_state is not None:

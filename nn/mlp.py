@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -26,6 +26,12 @@ from .layers import ActivationLayer, Linear
 from .losses import BCEWithLogits, MSELoss, SoftmaxCrossEntropy
 from .module import Module, Sequential
 from .optim import SGD, Optimizer
+
+if TYPE_CHECKING:
+    class _LinearWithBias(Linear):
+        """For type checkers: a Linear made with a bias, as an MLP's layers are, whose ``b``
+        is a Tensor, never None."""
+        b: tg.Tensor
 
 
 class History(list):
@@ -99,9 +105,9 @@ class MLP(Module, SpecMLP):
         return self._resolved[-1]
 
     @property
-    def linears(self) -> list[Linear]:
+    def linears(self) -> list[_LinearWithBias]:
         """The Linear layers, input side first (W^(1), ..., W^(L))."""
-        return [m for m in self.layers if isinstance(m, Linear)]
+        return cast("list[_LinearWithBias]", [m for m in self.layers if isinstance(m, Linear)])
 
     def _inference(self, X: ArrayLike, where: str) -> np.ndarray:
         X = self._check_X(X, where)
@@ -228,8 +234,9 @@ class MLP(Module, SpecMLP):
                              f"has lr={optimizer.lr!r}, which it would train with; leave "
                              f"learning_rate out (or set the optimizer's lr)")
         if learning_rate is None:
+            current: Any = self.optimizer      # (not None where _continues says so)
             learning_rate = (optimizer.lr if isinstance(optimizer, Optimizer) else
-                             self.optimizer.lr if self._continues(opt_kind) else 0.01)
+                             current.lr if self._continues(opt_kind) else 0.01)
         X, targets, epochs, lr, batch_size = self._fit_arguments(X, y, epochs, learning_rate,
                                                                  batch_size)
         if not any(p.requires_grad for p in self.parameters()):
@@ -270,7 +277,7 @@ class MLP(Module, SpecMLP):
                 opt.lr = lr                    # a continued optimizer takes the new rate
             object.__setattr__(self, "optimizer", opt)
             if verbose:
-                from tqdm.auto import tqdm
+                from tqdm.auto import tqdm  # type: ignore[import-untyped]
                 n_batches = 1 if batch_size is None else math.ceil(n / batch_size)
                 bar = tqdm(total=epochs * n_batches, desc="training", unit="batch",
                            dynamic_ncols=True, leave=True, mininterval=0.5)
@@ -326,7 +333,7 @@ class MLP(Module, SpecMLP):
                             history.val_loss.append(float(self._loss(*val).item()))
                         if classify:
                             history.val_accuracy.append(
-                                self._accuracy(*val, validation_data[1]))
+                                self._accuracy(*val, validation_data[1]))  # type: ignore[index]
                     saver.epoch_counted()    # (first: the file now lacks this epoch)
                     snapshot = self._snapshot()
                     if bar is not None:
@@ -372,10 +379,10 @@ class MLP(Module, SpecMLP):
         the same class, and for "sgd" (vanilla gradient descent) no momentum."""
         current = self.optimizer
         return (current is not None and kind in (None, type(current))
-                and not (kind is SGD and getattr(current, "momentum", 0)))
+                and not (kind is SGD and bool(getattr(current, "momentum", 0))))
 
     def _make_optimizer(self, optimizer: Any, kind: type | None, lr: float) -> Optimizer:
-        current = self.optimizer
+        current: Any = self.optimizer      # an Optimizer, or None
         own = self.parameters()
         holds_own = current is not None and len(current.params) == len(own) and all(
             a is b for a, b in zip(current.params, own))
@@ -463,7 +470,7 @@ def _has_state(opt: Optimizer) -> bool:
     return bool(getattr(opt, "t", 0)) or any(v is not None for v in getattr(opt, "velocity", ()))
 
 
-def _state_summary(opt: Optimizer) -> str:
+def _state_summary(opt: Any) -> str:
     if getattr(opt, "t", 0):
         return f" after {opt.t} steps"
     return f" with momentum {opt.momentum}" if getattr(opt, "momentum", 0) else ""

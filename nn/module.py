@@ -152,14 +152,15 @@ class Module:
         where = f"{type(self).__name__}.grad_report"
         target = loss
         if y is not None:
-            if not callable(getattr(self, "loss", None)):
+            model_loss = getattr(self, "loss", None)
+            if not callable(model_loss):
                 raise TypeError(f"{where}: (X, y) needs a model with a loss(X, y) method; "
                                 f"got y for a {type(self).__name__}: pass a loss tensor or a "
                                 f"function computing it instead")
             X = loss
 
             def target() -> tg.Tensor:
-                return self.loss(X, y)
+                return model_loss(X, y)
         elif not isinstance(loss, tg.Tensor) and not callable(loss):
             raise TypeError(f"{where}: expected (X, y), a loss function or a loss tensor, got "
                             f"a single {type(loss).__name__}; pass y as well, e.g. "

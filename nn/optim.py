@@ -73,7 +73,7 @@ class Optimizer:
                 raise ValueError(f"{where}: parameter {i} ({p.name or tuple(p.shape)}) is the "
                                  f"result of an op, not a leaf; expected leaf tensors such as "
                                  f"a layer's W and b")
-        first = {}
+        first: dict[int, int] = {}
         for i, p in enumerate(self.params):     # a tensor listed twice would step twice
             j = first.setdefault(id(p), i)
             if j != i:
@@ -131,7 +131,7 @@ class Optimizer:
             got = len(arrays) if isinstance(arrays, (list, tuple)) else type(arrays).__name__
             raise ValueError(f"{where}: {name} must hold one entry per parameter, got {got}; "
                              f"expected {len(self.params)}")
-        out = []
+        out: list[np.ndarray | None] = []
         for i, (a, p) in enumerate(zip(arrays, self.params)):
             if a is None and allow_none:
                 out.append(None)
@@ -161,14 +161,14 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[tg.Tensor], lr: float = 0.01, momentum: float = 0.0) -> None:
         super().__init__(params, lr)
         self.momentum = _check_unit_interval("SGD", "momentum", momentum)
-        self.velocity = [None] * len(self.params)
+        self.velocity: list[np.ndarray | None] = [None] * len(self.params)
 
     def step(self) -> None:
         lr = float(self.lr)     # (a numpy float64 set by hand would make α g float64)
         for i in self._check_step():
             p = self.params[i]
             data = p.data
-            g = p.grad
+            g: Any = p.grad                 # (not None: _check_step saw to it)
             if self.momentum:
                 v = self.velocity[i]
                 if v is None:
@@ -236,7 +236,7 @@ class Adam(Optimizer):
             step_size = self.lr * math.sqrt(correction2) / correction1
             p, m, v = self.params[i], self.m[i], self.v[i]
             data = p.data
-            g = p.grad
+            g: Any = p.grad                 # (not None: _check_step saw to it)
             m *= b1
             m += (1 - b1) * g
             v *= b2
@@ -266,7 +266,7 @@ class Adam(Optimizer):
         steps = state.get("steps", [t] * n)
         if (not isinstance(steps, (list, tuple)) or len(steps) != n
                 or not all(isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
-                           and 0 <= s <= t for s in steps)):
+                           and 0 <= int(s) <= int(t) for s in steps)):
             raise ValueError(f"Adam.load_state_dict: steps (each parameter's update count) must "
                              f"be a list of {n} integers from 0 to t={t}, got {steps!r}")
         m = self._check_state_arrays("m", state["m"])

@@ -106,11 +106,11 @@ def check_savable_model(model: Any, where: str) -> None:
     for i, act in enumerate(act_list):
         if act is None or isinstance(act, str):
             continue
-        name = getattr(act, "name", None)
+        act_name = getattr(act, "name", None)
         rebuilt = None
-        if isinstance(name, str) and hasattr(act, "config"):
+        if isinstance(act_name, str) and hasattr(act, "config"):
             try:
-                rebuilt = acts.from_config(name, act.config())
+                rebuilt = acts.from_config(act_name, act.config())
             except (ValueError, TypeError):
                 rebuilt = None
         if rebuilt is None or type(rebuilt) is not type(act):
@@ -225,7 +225,7 @@ def _optimizer_from_entry(entry: Any, params: list, data: dict, where: str) -> A
             if "steps" in entry:       # (files saved before per-parameter counts have none)
                 keys.add("steps")
             _check_keys(entry, keys, where, "optimizer")
-            opt = Adam(params, lr=entry["lr"], betas=tuple(entry["betas"]), eps=entry["eps"])
+            opt: Adam | SGD = Adam(params, lr=entry["lr"], betas=tuple(entry["betas"]), eps=entry["eps"])
             state = {"t": entry["t"], "steps": entry.get("steps", [entry["t"]] * n),
                      "m": [_take(data, f"optimizer/m{i}", where) for i in range(n)],
                      "v": [_take(data, f"optimizer/v{i}", where) for i in range(n)]}
@@ -357,7 +357,7 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
     payload = {"header": np.frombuffer(text.encode(), dtype=np.uint8), **payload}
     path = _npz_path(path)
     try:
-        _atomic_write(path, lambda f: np.savez(f, **payload))
+        _atomic_write(path, lambda f: np.savez(f, **payload))  # type: ignore[arg-type]
     except OSError as exc:             # the same type and errno: a caller may tell them apart
         message = f"save: cannot write {str(path)!r}: {exc.strerror or exc}"
         error = type(exc)(exc.errno, message) if exc.errno is not None else type(exc)(message)
@@ -684,6 +684,7 @@ def load_with_extra(path: str | os.PathLike, kind: str | None = None) -> tuple[A
             weights[name] = arr
 
     kind = kind or saved_kind
+    model: Any
     try:
         if kind == "graph":
             from .mlp import MLP

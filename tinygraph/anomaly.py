@@ -20,6 +20,7 @@ import contextlib
 import linecache
 import os
 import sys
+from types import FrameType
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def _frame_text(frame) -> str:
 def user_frame() -> str:
     """'file:line in function: code' of the innermost caller outside the library packages,
     plus ``(via ...)`` the innermost frame outside tinygraph when that is library code."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     inner = None
     while frame is not None:
         if not os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):

@@ -377,7 +377,7 @@ def _saved_as_tensors(node: Function) -> tuple:
     """The saved arrays as Tensors linked into the graph, for a recorded backward."""
     from .tensor import Tensor
     out = []
-    for arr, src in zip(node.saved_tensors, node._saved_src):
+    for arr, src in zip(node.saved_tensors, node._saved_src or ()):
         if src is None or type(arr) is not np.ndarray:
             out.append(arr if type(arr) is not np.ndarray else Tensor._from_op(arr, None))
         elif src == -1:
@@ -531,6 +531,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
                    else f"a {type(t).__name__}")
             raise BackwardError(f"grad: inputs[{i}] is {got}; expected a Tensor with "
                                 f"requires_grad=True (a leaf, or a tensor computed from one)")
+    gouts: list
     if grad_outputs is None:
         gouts = [None] * len(outs)
     elif isinstance(grad_outputs, (Tensor, np.ndarray)) and single_out:

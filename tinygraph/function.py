@@ -83,7 +83,7 @@ def _lock_shared(a: np.ndarray, locked: list) -> bool:
             if a.flags.writeable:
                 # write=False, passed positionally: numpy's parser takes it so (its stubs say
                 # keyword-only), ~0.08 us cheaper than the keyword, ~0.2 us than flags.writeable
-                a.setflags(False)
+                a.setflags(False)       # type: ignore[call-arg]
             else:
                 _frozen_before.add(key)
             count = 0
@@ -141,7 +141,7 @@ def _decrement(a: np.ndarray) -> None:
         if _frozen_before and key in _frozen_before:
             _frozen_before.discard(key)     # not ours to make writable
         else:
-            a.setflags(True)            # write=True (positional: see _lock_shared)
+            a.setflags(True)            # type: ignore[call-arg]  # write=True, see _lock_shared
 
 
 def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tuple:
@@ -160,9 +160,9 @@ def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tu
       the array that owns its memory, so a private copy is saved instead.
     Returns (the arrays to keep, their sources, the locks or None).
     """
-    locks = None
-    kept = None
-    sources = []
+    locks: _Locks | None = None
+    kept: list | None = None
+    sources: list[int | None] = []
     for i, a in enumerate(saved):
         if type(a) is not np.ndarray:
             sources.append(None)        # scalars and None: constants
@@ -200,11 +200,18 @@ class Function:
     __slots__ = ("parents", "needs_input_grad", "saved_tensors", "_saved_src", "_locked",
                  "input_shapes", "module", "__dict__", "__weakref__")
 
+    # (what the slots hold, for type checkers)
+    parents: tuple[Any, ...]            # per input: its leaf Tensor, its node, or None
+    needs_input_grad: tuple[bool, ...]
     saved_tensors: tuple[Any, ...]
+    _saved_src: tuple[int | None, ...] | None     # None once released
+    _locked: _Locks | None
+    input_shapes: tuple[tuple[int, ...], ...]
+    module: str | None
 
     # Read from the class until set: a node knows where it was created only under
     # detect_anomaly().
-    _trace = None
+    _trace: str | None = None
 
     #: name used in error messages and pictures; defaults to the class name in lower case
     op_name: str | None = None
@@ -264,11 +271,12 @@ class Function:
         if n_inputs == 1 and isinstance(inputs[0], Tensor):
             x = inputs[0]
             d = x._data
-            arrays = (d,)
-            shapes = (d.shape,)
+            # (annotated once for all branches: a tuple of any length; no run-time cost)
+            arrays: tuple[Any, ...] = (d,)
+            shapes: tuple[Any, ...] = (d.shape,)
             record = x.requires_grad
-            needs = (record,)
-            parents = ((x if x.grad_fn is None else x.grad_fn) if record else None,)
+            needs: tuple[bool, ...] = (record,)
+            parents: tuple[Any, ...] = ((x if x.grad_fn is None else x.grad_fn) if record else None,)
         elif n_inputs == 2:
             a, b = inputs
             if isinstance(a, Tensor):
@@ -482,7 +490,7 @@ def python_scalar(x: Any) -> Any:
     return x
 
 
-def _constant(x: Any, op: type) -> Any:
+def _constant(x: Any, op: type[Function]) -> Any:
     """A non-Tensor input of ``op`` as forward gets it: Python numbers and numeric arrays as
     they are, numpy scalars as Python numbers (``python_scalar``), None as it is unless
     ``op.rejects_none``, anything else (lists) as an array; an array of another dtype
@@ -520,7 +528,7 @@ def integer_requires_grad(data: np.ndarray, where: str) -> TypeError:
                      f"requires_grad=True)")
 
 
-def _non_numeric_output(op: type, raw: Any, out: np.ndarray) -> TypeError:
+def _non_numeric_output(op: type[Function], raw: Any, out: np.ndarray) -> TypeError:
     """A user op's forward gave back something that is no bool, integer or float array."""
     what = (f"an array of dtype {out.dtype}" if type(raw) is np.ndarray else
             f"{raw!r:.40} (a {type(raw).__name__}, dtype {out.dtype} as an array)")
@@ -557,7 +565,7 @@ def _distinct(arrays, parents: tuple) -> tuple:
     return arrays if out is None else tuple(out)
 
 
-def _unpack(inputs: tuple, op: type) -> tuple:
+def _unpack(inputs: tuple, op: type[Function]) -> tuple:
     """(arrays, parents, needs_input_grad, shapes, record) for the inputs of ``op``."""
     arrays = []
     parents = []

@@ -10,7 +10,7 @@ class _State(threading.local):
     grad_enabled = True
     create_graph = False   # True while a backward pass is itself being recorded
     anomaly = False        # True inside detect_anomaly()
-    scope = None           # label given to the nodes recorded now (see scope())
+    scope: str | None = None   # label given to the nodes recorded now (see scope())
 
     def __init__(self) -> None:
         # What each context manager replaced, to put back on exit: one stack per thread,

@@ -116,7 +116,7 @@ def _is_kink(loss: Callable[[], float], array: np.ndarray, j: int, eps: float, b
     return abs((plus - base) - (base - minus)) / (eps / 4) > 0.5 * abs(gap)
 
 
-def _rel_error(a: np.ndarray, n: np.ndarray) -> np.ndarray:
+def _rel_error(a: np.ndarray | np.floating, n: np.ndarray | np.floating) -> np.ndarray:
     """The spec's criterion; NaN or Inf anywhere counts as an infinite error, never a pass."""
     with np.errstate(invalid="ignore", over="ignore"):
         err = np.abs(a - n) / (np.abs(a) + np.abs(n) + 1e-8)
@@ -226,8 +226,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
                 err = float(_rel_error(np.float64(ana), np.float64(num)))
                 worst = max(worst, err)
                 checked += 1
-                index = np.unravel_index(j, t.shape) if t.ndim else ()
-                index = tuple(int(i) for i in index)
+                index = tuple(int(i) for i in np.unravel_index(j, t.shape)) if t.ndim else ()
                 right, left = (plus - base) / eps, (base - minus) / eps
                 # (in float32 one-sided slopes differ by rounding noise: no kink to name)
                 if not coarse and abs(right - left) > 1e-3 * (abs(right) + abs(left)) + 1e-4 \

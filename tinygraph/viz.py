@@ -27,7 +27,7 @@ import sysconfig
 from pathlib import Path
 from typing import Any, Iterable
 
-import graphviz
+import graphviz  # type: ignore[import-untyped]  # (it ships no type hints)
 import numpy as np
 
 from . import autograd as _autograd
@@ -98,7 +98,7 @@ def _shape(shape) -> str:
     return str(tuple(int(n) for n in shape))
 
 
-def _num(v: float) -> str:
+def _num(v: float | np.floating) -> str:
     return f"{v:.4g}"
 
 
@@ -292,7 +292,7 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
         i = pos[id(nd)]
         if out_dtype[i] is not None or type(nd)._op_label() == "cast":
             continue
-        dtypes = []
+        dtypes: list = []              # (None: a dtype that cannot be told)
         for j, p in enumerate(nd.parents):
             if isinstance(p, Tensor):
                 dtypes.append(p.dtype)

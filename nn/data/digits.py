@@ -28,7 +28,9 @@ _RESOURCE = ("datasets", "digits.npz")
 @functools.lru_cache(maxsize=1)
 def _load_raw() -> tuple[np.ndarray, np.ndarray]:
     """Read ``images`` (uint8, (1797, 8, 8)) and ``labels`` (uint8) once; read-only."""
-    ref = resources.files("nn").joinpath(*_RESOURCE)
+    ref = resources.files("nn")
+    for part in _RESOURCE:             # (one part per call: Python 3.10's zip reader)
+        ref = ref.joinpath(part)
     try:
         payload = ref.read_bytes()
     except FileNotFoundError as exc:

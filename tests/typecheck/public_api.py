@@ -158,8 +158,12 @@ assert_type(model.label, str)
 for pname, p in model.named_parameters():
     assert_type(pname, str)
     assert_type(p, Tensor)
+assert_type(model.linears[0].W, Tensor)
+assert_type(model.linears[0].b, Tensor)            # an MLP's layers have biases
+assert_type(model.linears[0].b.grad, "np.ndarray | None")
 layer = nn.Linear(3, 4)
 assert_type(layer.forward(x), Tensor)
+assert_type(layer.b, "Tensor | None")             # Linear(..., bias=False) has none
 
 
 class Residual(nn.Module):         # a module of one's own, its forward typed
