@@ -505,6 +505,13 @@ class SpecMLP:
                     f"{where}: batch_size={batch_size} is larger than the {n} training "
                     f"samples; expected 1..{n}, or batch_size=None for full-batch gradient "
                     f"descent")
+        for name, arr in self._named_weights():
+            if isinstance(arr, np.ndarray) and arr.dtype != self.dtype:
+                # (the graph MLP would train it as it is: part of every step in another
+                # dtype, and only save() would say so, after the training)
+                raise TypeError(f"{where}: {name} has dtype {arr.dtype}, but this is a "
+                                f"{self.dtype.name} model (a weight set by hand?); convert it "
+                                f"with .astype(np.{self.dtype.name})")
         broken = self._broken_weight()
         if broken is not None:       # (fit would blame its own first update for it)
             raise ValueError(f"{where}: {broken} is NaN or infinite before training (set by "

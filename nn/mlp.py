@@ -218,7 +218,9 @@ class MLP(Module, SpecMLP):
         batch). Either way, and on Ctrl-C (a ``KeyboardInterrupt`` saying so, its
         ``.history`` the completed epochs) or any other error inside an epoch, the model is
         put back as it was after its last whole epoch (or before this fit): weights,
-        optimizer and shuffling state, so the next ``fit`` continues exactly.
+        optimizer and shuffling state, so the next ``fit`` continues exactly. Weights that
+        cannot be trained are refused before the first batch: NaN or infinite, so large that
+        the outputs overflow, or of another dtype than the model's (set by hand).
 
         ``checkpoint="run.npz"`` saves the model with its optimizer and random state
         (atomically) after every ``checkpoint_every``-th epoch (default 1) and after the

@@ -126,6 +126,7 @@ def _overflowing_fit(kind, **kwargs):
 
 
 WEIGHT = {"graph": "layers.0.W", "manual": "layer 1 W"}
+SECOND_WEIGHT = {"graph": "layers.2.W", "manual": "layer 2 W"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -189,6 +190,25 @@ def test_weights_broken_before_fit_are_refused_not_blamed_on_its_updates(kind):
                                          rf"before training"):
         model.fit(X, np.arange(8) % 3, epochs=1, learning_rate=0.1, batch_size=4)
     assert model.epochs_trained == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_weight_of_another_dtype_set_by_hand_is_refused_before_training(kind):
+    # The graph MLP trained a float64 weight in a float32 model as it was (part of every
+    # step in float64), and only save() refused the model, after the training
+    model = KINDS[kind]([2, 4, 3], ["relu", "softmax"], seed=0, dtype=np.float32)
+    if kind == "graph":
+        model.linears[1].W.data = model.linears[1].W.data.astype(np.float64)
+    else:
+        model.layers[1].W = model.layers[1].W.astype(np.float64)
+    before = [a.copy() for _, a in model._named_weights()]
+    X = np.random.default_rng(0).standard_normal((8, 2)).astype(np.float32)
+    with pytest.raises(TypeError, match=rf"fit: {SECOND_WEIGHT[kind]} has dtype "
+                                        r"float64, but this is a float32 model .*"
+                                        r"\.astype\(np\.float32\)"):
+        model.fit(X, np.arange(8) % 3, epochs=1, learning_rate=0.1, batch_size=4)
+    assert model.epochs_trained == 0
+    assert all(np.array_equal(a, b) for (_, a), b in zip(model._named_weights(), before))
 
 
 def test_warn_mode_reports_an_overflowing_update_and_counts_no_epoch():
