@@ -498,11 +498,14 @@ class _LeafGrads:
 
 def _raise_leaf_shape(leaf, g, where: str) -> None:
     """A leaf's gradient must have the leaf's shape: nothing is stored or returned."""
+    name = f" {leaf.name!r}" if leaf.name else ""
     raise BackwardError(
-        f"{where}: a gradient of shape {g.shape} for a leaf of shape {leaf._data.shape}: the "
-        f"leaf's data was replaced by an array of another shape after the forward pass (run "
-        f"it again), or the backward of an op with check_backward = False returned a wrong "
-        f"shape." + (" No .grad was changed" if where == "backward" else ""))
+        f"{where}: a gradient of shape {g.shape} for a leaf{name} of shape "
+        f"{leaf._data.shape}: the leaf's data was replaced by an array of another shape after "
+        f"the graph used it (a leaf has one shape per graph: replace .data before its first "
+        f"use, or make a new Tensor, and run the forward pass again), or the backward of an op "
+        f"with check_backward = False returned a wrong shape."
+        + (" No .grad was changed" if where == "backward" else ""))
 
 
 def backward(output, grad: Any = None, retain_graph: bool = False) -> None:

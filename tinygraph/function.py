@@ -88,12 +88,13 @@ def _lock_shared(a: np.ndarray, locked: list) -> bool:
                 _frozen_before.add(key)
             count = 0
         elif a.flags.writeable:
-            return False
-        _lock_counts[key] = count + 1
-        locked.append(a)
+            count = None                # forced writable: no lock (the caller copies it)
+        if count is not None:
+            _lock_counts[key] = count + 1
+            locked.append(a)
         while _deferred:
             _decrement(_deferred.pop())
-    return True
+    return count is not None
 
 
 def held_by_graph(array: np.ndarray) -> bool:
@@ -181,7 +182,12 @@ def _protect(saved: tuple, arrays: tuple, out: np.ndarray, parents: tuple) -> tu
         if a.base is not None:
             if kept is None:
                 kept = list(saved)
-            kept[i] = np.array(a, copy=True)
+            for j in range(i):          # the same view saved twice: one copy
+                if saved[j] is a:
+                    kept[i] = kept[j]
+                    break
+            else:
+                kept[i] = np.array(a, copy=True)
             continue
         if src == -1 or isinstance(parents[src], Function):
             continue
@@ -315,7 +321,9 @@ class Function:
                 arrays = _distinct(arrays, parents)
         else:
             arrays, parents, needs, shapes, record = _unpack(inputs, cls)
-            if record and n_inputs > 1:
+            if record and n_inputs > 1 and (
+                    arrays[0] is arrays[1] or arrays[-1] is arrays[-2] or arrays[0] is arrays[-1]
+                    if n_inputs <= 3 else len(set(map(id, arrays))) < n_inputs):
                 arrays = _distinct(arrays, parents)
 
         state = _state
@@ -551,18 +559,23 @@ def _distinct(arrays, parents: tuple) -> tuple:
     """One array object given as two inputs that are different tensors (``x * x.detach()``,
     two leaves over one array): every input after the first gets a view of its own, so that
     ``_protect`` can tell which input a saved array is and a recorded backward (gradients of
-    gradients) links it to the right one. The same tensor twice (``x * x``) needs nothing."""
-    seen: dict = {}
-    out = None
+    gradients) links it to the right one. The same tensor twice (``x * x``) needs nothing;
+    inputs that are one tensor share one view. (Called only when an array repeats.)"""
+    first_parent: dict = {}         # id(array) -> the parent of its first input
+    views: dict = {}                # (id(array), id(parent)) -> the view its inputs get
+    out = list(arrays)
     for i, a in enumerate(arrays):
         if type(a) is not np.ndarray:
             continue
-        first = seen.setdefault(id(a), i)
-        if first != i and parents[first] is not parents[i]:
-            if out is None:
-                out = list(arrays)
-            out[i] = a.view()
-    return arrays if out is None else tuple(out)
+        p = parents[i]
+        if first_parent.setdefault(id(a), p) is p:
+            continue
+        key = (id(a), id(p))
+        view = views.get(key)
+        if view is None:
+            view = views[key] = a.view()
+        out[i] = view
+    return tuple(out)
 
 
 def _unpack(inputs: tuple, op: type[Function]) -> tuple:

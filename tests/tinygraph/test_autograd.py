@@ -966,6 +966,7 @@ def test_held_by_graph_tells_a_graphs_hold_from_an_owners_freeze():
     assert not x.flags.writeable                 # its owner's freeze stays
 
 
+# ((3,) then (1,): also caught before, once the pass had summed the two; the message is checked)
 @pytest.mark.parametrize("before,after", [((1,), (3,)), ((2,), (3,)), ((3,), (1,))])
 @pytest.mark.parametrize("how", ["backward", "grad"])
 def test_a_leaf_used_before_and_after_its_data_changed_shape_is_named(before, after, how):

@@ -347,6 +347,20 @@ def test_second_derivatives_through_broadcasting(name, shapes, seed):
     assert_gradcheck(gradient_along_v, [a, b])
 
 
+class _Product3(tg.Function):
+    """a * b * c, saving all three (a user op on the general path of Function.apply)."""
+
+    @staticmethod
+    def forward(ctx, a, b, c):
+        ctx.save_for_backward(a, b, c)
+        return a * b * c
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, c = ctx.saved_tensors
+        return g * b * c, g * a * c, g * a * b
+
+
 # One array object as two inputs that are different tensors: x and x.detach(), or two
 # leaves over one array. Backward saved the array once and linked it to the first input
 # that had it, so a recorded backward differentiated through the wrong input: first
@@ -357,9 +371,14 @@ SHARED_ARRAY_OPS = {
     "div": lambda a, b: a / b,
     "pow": lambda a, b: a ** b,
     "matmul": lambda a, b: a @ b,
-    "maximum": lambda a, b: tg.maximum(a, b * 0.5),
+    "maximum": lambda a, b: tg.maximum(a, b) * tg.maximum(b, a * 0.5),
     "linear": lambda a, b: tg.linear(a, b, tg.Tensor(np.full(3, 0.1))),
-    "where": lambda a, b: tg.where(np.eye(3, dtype=bool), a, b),
+    # (a bias given as an array: the general path of Function.apply, not the 3-Tensor one)
+    "linear, array bias": lambda a, b: tg.linear(a, b, np.full(3, 0.1)),
+    "three inputs": lambda a, b: _Product3.apply(b, a, b),
+    # (maximum and where save masks, not their inputs: the fix changes nothing there, and
+    # these check that it breaks nothing)
+    "where": lambda a, b: tg.where(np.eye(3, dtype=bool), a, b) * a,
     "stack": lambda a, b: tg.stack([a, b, a * b]),
 }
 
@@ -397,3 +416,7 @@ def test_the_same_tensor_twice_is_not_copied():
     y = (x * x.detach()).sum()
     saved = [s for _, s in tg.graph.saved_arrays(y)]
     assert len(saved) == 1 and saved[0] is not x.data and np.array_equal(saved[0], x.data)
+    # one tensor given twice after another over the same array: one view, one copy
+    y = _Product3.apply(x.detach(), x, x)
+    first, second, third = y.grad_fn.saved_tensors
+    assert first is x.data and second is third and second is not x.data
