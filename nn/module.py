@@ -15,9 +15,11 @@ _swap_scope = tg.swap_scope     # (bound once: Module.__call__ runs for every la
 class Module:
     """Base class of layers and networks.
 
-    Attributes that are Tensors requiring grad become parameters, attributes that are
-    Modules become children; ``named_parameters()`` walks the tree in assignment order
-    and names each parameter by its place (``layers.0.W``).
+    Attributes that are leaf Tensors requiring grad become parameters (a tensor made by an
+    op, such as an activation kept for later, is a plain attribute), attributes that are
+    Modules become children; ``named_parameters()`` walks the tree, each module's own
+    parameters (in assignment order) before its children's, and names each parameter by its
+    place (``layers.0.W``).
 
     Calling a module runs ``forward`` under its label (``tinygraph.swap_scope``, the
     low-level form of ``tinygraph.scope``), so the graph nodes
@@ -40,7 +42,7 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before "
                                f"assigning attributes")
-        if isinstance(value, tg.Tensor) and value.requires_grad:
+        if _is_parameter(value):
             self._modules.pop(name, None)
             self._parameters[name] = value        # (a parameter replaced keeps its place)
         elif isinstance(value, Module):
@@ -48,7 +50,7 @@ class Module:
             self._modules[name] = value
         elif value is not None and value is self._parameters.get(name):
             pass                                  # a frozen parameter given back: kept
-        elif isinstance(value, (list, tuple, dict)) and _holds_trainables(value):
+        elif isinstance(value, _CONTAINERS) and _holds_trainables(value):
             kind = type(value).__name__
             raise TypeError(
                 f"{type(self).__name__}.{name}: a {kind} of modules or parameters is not "
@@ -59,7 +61,9 @@ class Module:
         else:
             old = self._parameters.get(name)
             if value is not None and old is not None:
-                what = ("a tensor that does not require grad" if isinstance(value, tg.Tensor)
+                what = ("a tensor made by an op (not a leaf)" if isinstance(value, tg.Tensor)
+                        and value.requires_grad else
+                        "a tensor that does not require grad" if isinstance(value, tg.Tensor)
                         else "a numpy array" if isinstance(value, np.ndarray)
                         else f"a {type(value).__name__}")
                 if not old.requires_grad:          # frozen: `W -= x` made a new tensor
@@ -174,9 +178,12 @@ class Module:
         return OrderedDict((name, p.data.copy()) for name, p in self._named_parameters(""))
 
     def load_state_dict(self, state: dict, strict: bool = True) -> "LoadedKeys":
-        """Copy arrays into the parameters, checking names, shapes, dtypes and values; all
-        are checked before any is changed. Returns the names missing from ``state`` and the
-        ones it has that the model lacks (both empty when ``strict``, which refuses them)."""
+        """Give the parameters copies of ``state``'s arrays (or Tensors), checking names,
+        shapes, dtypes and values; all are checked before any is changed. Each loaded
+        parameter's ``.data`` becomes a new array in the parameter's dtype (an array you hold
+        of the old weights keeps them), and its ``.grad`` is reset to None. Returns the names
+        missing from ``state`` and the ones it has that the model lacks (both empty when
+        ``strict``, which refuses them)."""
         where = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, Mapping):
             hint = (" (pass its state: other.state_dict())" if isinstance(state, Module) else
@@ -198,6 +205,8 @@ class Module:
             if name not in state:
                 continue
             value = state[name]
+            if isinstance(value, tg.Tensor):    # dict(other.named_parameters()): its values
+                value = value.data
             if value is None or isinstance(value, (str, bytes)):
                 raise ValueError(f"load_state_dict: {name} is {value!r:.40} in the state; "
                                  f"expected an array of shape {p.shape}")
@@ -249,12 +258,24 @@ class Module:
         return ""
 
 
-def _holds_trainables(items: Any) -> bool:
-    """Whether a list, tuple or dict holds a Module or a parameter (a leaf tensor that
-    requires grad; a tensor made by an op, an activation kept for later, is none)."""
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def _holds_trainables(items: Any, seen: set | None = None) -> bool:
+    """Whether a container (list, tuple, dict, set), or one nested in it, holds a Module or
+    a parameter (a leaf tensor that requires grad; a tensor made by an op, an activation
+    kept for later, is none)."""
+    seen = set() if seen is None else seen
+    seen.add(id(items))                 # (a list that holds itself is looked at once)
     values = items.values() if isinstance(items, dict) else items
-    return any(isinstance(v, Module) or (isinstance(v, tg.Tensor) and v.requires_grad
-                                         and v.is_leaf) for v in values)
+    return any(_is_parameter(v) or isinstance(v, Module)
+               or (isinstance(v, _CONTAINERS) and id(v) not in seen
+                   and _holds_trainables(v, seen)) for v in values)
+
+
+def _is_parameter(value: Any) -> bool:
+    """A leaf tensor that requires grad: what a module attribute registers."""
+    return isinstance(value, tg.Tensor) and value.requires_grad and value.is_leaf
 
 
 class LoadedKeys(NamedTuple):

@@ -88,21 +88,37 @@ class Optimizer:
 
     def _check_step(self) -> list[int]:
         """Indices of the parameters to update; raises before anything is changed."""
+        where = f"{type(self).__name__}.step"
+        _check_lr(where, self.lr)           # (an attribute: it may have been set since)
         todo = []
         for i, p in enumerate(self.params):
-            if p.grad is None or not p.requires_grad:     # no gradient, or frozen
+            g = p.grad
+            if g is None or not p.requires_grad:     # no gradient, or frozen
                 continue
             data = p.data
+            name = p.name or tuple(p.shape)
+            if getattr(g, "shape", None) != data.shape:
+                got = f"has shape {g.shape}" if hasattr(g, "shape") else f"is a {type(g).__name__}"
+                raise ValueError(
+                    f"{where}: parameter {name} has shape {data.shape} but its .grad {got} "
+                    f"(its data replaced by another shape after backward, or .grad set by "
+                    f"hand); set .grad = None (zero_grad()) and run backward again. Nothing "
+                    f"was updated")
+            for state in self._state_of(i):
+                if state is not None and state.shape != data.shape:
+                    raise ValueError(
+                        f"{where}: the {type(self).__name__} state of parameter {name} has "
+                        f"shape {state.shape}, but the parameter now has shape {data.shape} "
+                        f"(its data was replaced by another shape); make a new optimizer for "
+                        f"it. Nothing was updated")
             if not data.flags.writeable and not tg.held_by_graph(data):
                 raise RuntimeError(
-                    f"{type(self).__name__}.step: parameter {p.name or tuple(p.shape)} holds a "
-                    f"read-only array (made so by its owner, not by a graph), which cannot be "
-                    f"updated in place; give it a writable copy (p.data = p.data.copy()). "
+                    f"{where}: parameter {name} holds a read-only array (made so by its "
+                    f"owner, not by a graph), which cannot be updated in place; give it a writable copy (p.data = p.data.copy()). "
                     f"Nothing was updated")
             if not data.flags.writeable:
                 raise RuntimeError(
-                    f"{type(self).__name__}.step: parameter {p.name or tuple(p.shape)} is still "
-                    f"held read-only by a graph that has not been backpropagated (or was kept "
+                    f"{where}: parameter {name} is still held read-only by a graph that has not been backpropagated (or was kept "
                     f"with retain_graph=True); updating it now would make that graph's gradients "
                     f"wrong. Run backward() first, or drop the graph (del loss; also a kept "
                     f"traceback holds one: an exception variable, or sys.last_traceback in a "
@@ -112,6 +128,10 @@ class Optimizer:
 
     def step(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _state_of(self, i: int) -> tuple:
+        """The state arrays (or None) that a step combines with parameter ``i``."""
+        return ()
 
     def config(self) -> dict:
         """The hyperparameters, as plain JSON-able values."""
@@ -164,8 +184,9 @@ class SGD(Optimizer):
         self.velocity: list[np.ndarray | None] = [None] * len(self.params)
 
     def step(self) -> None:
+        todo = self._check_step()
         lr = float(self.lr)     # (a numpy float64 set by hand would make α g float64)
-        for i in self._check_step():
+        for i in todo:
             p = self.params[i]
             data = p.data
             g: Any = p.grad                 # (not None: _check_step saw to it)
@@ -181,6 +202,9 @@ class SGD(Optimizer):
             # inside a step (~6 us at batch 1; docs/performance.md, section 7) and held a
             # second copy of the parameters' size between steps
             data -= lr * g
+
+    def _state_of(self, i: int) -> tuple:
+        return (self.velocity[i],)
 
     def config(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum}
@@ -242,6 +266,9 @@ class Adam(Optimizer):
             v *= b2
             v += (1 - b2) * (g * g)
             data -= step_size * m / (np.sqrt(v) + self.eps * math.sqrt(correction2))
+
+    def _state_of(self, i: int) -> tuple:
+        return (self.m[i], self.v[i])
 
     def config(self) -> dict:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps}

@@ -1125,8 +1125,11 @@ def test_the_activation_adapter_scales_a_0d_input_by_the_upstream_gradient():
     assert x.grad == pytest.approx(3.0 * (1 - np.tanh(0.7) ** 2), rel=1e-12)
 
 
-@pytest.mark.parametrize("container", [list, tuple, lambda ms: dict(enumerate(ms))])
+@pytest.mark.parametrize("container", [list, tuple, lambda ms: dict(enumerate(ms)),
+                                       lambda ms: [ms], lambda ms: {"block": list(ms)},
+                                       lambda ms: ((tuple(ms),),), set])
 def test_modules_kept_in_a_plain_container_are_refused_with_sequential(container):
+    # (nested containers and sets were accepted silently, their modules never registered)
     # layers in a Python list were never trained (their .grad filled, their W unchanged
     # after every step) and left out of state_dict and save, without a word
     class Net(nn.Module):
@@ -1134,7 +1137,7 @@ def test_modules_kept_in_a_plain_container_are_refused_with_sequential(container
             super().__init__()
             self.hidden = container([nn.Linear(3, 4, rng=0), nn.ActivationLayer("relu")])
 
-    with pytest.raises(TypeError, match=r"^Net.hidden: a (list|tuple|dict) of modules or "
+    with pytest.raises(TypeError, match=r"^Net.hidden: a (list|tuple|dict|set) of modules or "
                                         r"parameters is not registered: parameters\(\), the "
                                         r"optimizers, state_dict and save would never see them"):
         Net()
@@ -1154,6 +1157,61 @@ def test_modules_kept_in_a_plain_container_are_refused_with_sequential(container
     assert [name for name, _ in net.named_parameters()] == ["hidden.0.W", "hidden.0.b"]
     net(np.ones((2, 3))).backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+def test_a_list_that_holds_itself_is_an_ordinary_attribute():
+    loop: list = [1]
+    loop.append(loop)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.loop = loop
+
+    assert Net().loop is loop and Net().parameters() == []
+
+
+def test_a_tensor_made_by_an_op_kept_as_an_attribute_is_not_a_parameter():
+    # It was registered (requires_grad and all): after one forward pass the optimizers
+    # refused the model, state_dict listed it, load_state_dict failed half way (after
+    # changing the parameters before it), and a forward under no_grad was refused
+    class Keep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3, rng=0)
+
+        def forward(self, x):
+            self.last = self.lin(x)                  # kept for later, as a hook would
+            return self.last
+
+    model = nn.Sequential(nn.Linear(3, 3, rng=1), Keep())
+    model(np.ones((2, 3))).sum().backward()
+    names = ["0.W", "0.b", "1.lin.W", "1.lin.b"]
+    assert [n for n, _ in model.named_parameters()] == names
+    assert list(model.state_dict()) == names
+    nn.SGD(model.parameters(), lr=0.1).step()
+    model.load_state_dict(model.state_dict())
+    with tg.no_grad():
+        model(np.ones((2, 3)))
+    assert not model[1].last.requires_grad          # the plain attribute, replaced
+
+    class Param(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W = tg.Tensor(np.ones(2), requires_grad=True)
+
+    m = Param()
+    with pytest.raises(TypeError, match=r"Param.W is a parameter: assigning a tensor made by "
+                                        r"an op \(not a leaf\) would take it out of training"):
+        m.W = m.W * 2.0
+
+
+def test_load_state_dict_takes_tensors_as_the_values():
+    # dict(other.named_parameters()) was refused: "W is not an array of numbers"
+    a, b = nn.Linear(3, 2, rng=0), nn.Linear(3, 2, rng=1)
+    b.load_state_dict(dict(a.named_parameters()))
+    assert np.array_equal(b.W.data, a.W.data) and b.W.data is not a.W.data
+    assert np.array_equal(b.b.data, a.b.data)
 
 
 def test_read_only_parameters_made_so_by_their_owner_are_told_apart_from_a_graphs():

@@ -330,3 +330,69 @@ def test_a_frozen_parameter_is_kept_by_an_optimizer_and_not_updated_while_frozen
     frozen.requires_grad = True               # unfrozen: trained from now on
     opt.step()
     assert np.all(frozen.data < [1.0, 2.0])
+
+
+def _state_arrays(opt):
+    """An optimizer's whole state as comparable values (arrays copied)."""
+    return [np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+            for v in _flatten(opt.state_dict())]
+
+
+def _flatten(value):
+    if isinstance(value, dict):
+        for k in sorted(value):
+            yield k
+            yield from _flatten(value[k])
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _flatten(v)
+    else:
+        yield value
+
+
+@pytest.mark.parametrize("make", [lambda ps: nn.SGD(ps, lr=0.1),
+                                  lambda ps: nn.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: nn.Adam(ps, lr=0.1)])
+@pytest.mark.parametrize("change", ["data of another shape", "grad of another shape"])
+def test_a_step_over_a_parameter_of_another_shape_is_refused_and_changes_nothing(make, change):
+    # Adam updated the parameters before the mismatched one (and counted the step) and had
+    # already scaled its moment when numpy's broadcast error came; momentum SGD the same
+    a, b = nn.Linear(3, 2, rng=0), nn.Linear(3, 2, rng=1)
+    opt = make(a.parameters() + b.parameters())
+    (a(np.ones((5, 3))).sum() + b(np.ones((5, 3))).sum()).backward()
+    opt.step()                                       # a state to keep (velocity, moments)
+    a.zero_grad()
+    b.zero_grad()
+    if change == "data of another shape":
+        b.W.data = np.ones((2, 4))
+        (a(np.ones((5, 3))).sum() + b(np.ones((5, 4))).sum()).backward()
+        expected = (r"the (SGD|Adam) state of parameter W has shape \(2, 3\), but the "
+                    r"parameter now has shape \(2, 4\).*new optimizer" if
+                    getattr(opt, "momentum", 1) else
+                    r"parameter W has shape \(2, 4\) but its .grad has shape \(2, 3\)")
+        if not getattr(opt, "momentum", 1):         # plain SGD keeps no state: a stale grad
+            b.W.grad = np.ones((2, 3))
+    else:
+        (a(np.ones((5, 3))).sum() + b(np.ones((5, 3))).sum()).backward()
+        b.W.grad = np.ones((2, 4))
+        expected = r"parameter W has shape \(2, 3\) but its .grad has shape \(2, 4\)"
+    weights = [p.data.copy() for p in opt.params]
+    state = _state_arrays(opt)
+    with pytest.raises(ValueError, match=rf"^(SGD|Adam)\.step: {expected}.*Nothing was updated"):
+        opt.step()
+    assert all(np.array_equal(w, p.data) for w, p in zip(weights, opt.params))
+    after = _state_arrays(opt)
+    assert len(after) == len(state) and all(
+        np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y for x, y in zip(state, after))
+
+
+@pytest.mark.parametrize("lr", ["0.1", -1.0, float("nan"), None])
+def test_a_learning_rate_set_after_construction_is_checked_at_the_step(lr):
+    p = _param([1.0, 2.0, 3.0])
+    opt = nn.Adam([p], lr=0.1)
+    opt.lr = lr
+    p.grad = np.ones(3)
+    with pytest.raises((TypeError, ValueError), match=r"^Adam.step: learning rate lr must be a "
+                                                      r"positive finite number"):
+        opt.step()
+    assert p.data.tolist() == [1.0, 2.0, 3.0] and opt.t == 0
