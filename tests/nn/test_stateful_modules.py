@@ -1821,14 +1821,7 @@ if "NN_FUZZ_SEED" in os.environ:
 
 TestModuleMachine = ModuleMachine.TestCase
 
-
-@pytest.fixture(autouse=True)
-def _collections_see_only_the_fuzz():
-    """gc.collect() runs often here; older objects (what earlier tests left) are frozen for
-    the run, so each collection walks only what the fuzz makes (see test_stateful_engine)."""
-    gc.freeze()
-    yield
-    gc.unfreeze()
+pytestmark = pytest.mark.usefixtures("collections_see_only_new_objects")
 
 
 def teardown_module(module):

@@ -2215,16 +2215,7 @@ if "TG_FUZZ_SEED" in os.environ:
 
 TestEngineMachine = EngineMachine.TestCase
 
-
-@pytest.fixture(autouse=True)
-def _collections_see_only_the_fuzz():
-    """The machine runs gc.collect() hundreds of times; each full collection walks every
-    object the process holds, which in the whole suite is what earlier tests left too (mypy
-    run in-process once made this file take 264 s instead of 12). Older objects are frozen
-    for the run, so collections see what the fuzz makes."""
-    gc.freeze()
-    yield
-    gc.unfreeze()
+pytestmark = pytest.mark.usefixtures("collections_see_only_new_objects")
 
 
 def teardown_module(module):
