@@ -36,8 +36,15 @@ class Linear(Module):
                 raise ValueError(f"Linear: {arg} must be a positive integer, got {value!r}")
         self.n_in, self.n_out = int(n_in), int(n_out)
         init = check_init_method(init, "Linear: init")
-        self.W = tg.Tensor(init_weight(init, self.n_out, self.n_in, make_rng(rng), dtype),
-                           requires_grad=True, name="W")
+        try:
+            generator = make_rng(rng)
+        except (TypeError, ValueError) as exc:     # (make_rng's message, named here)
+            raise type(exc)(f"Linear: rng: {exc}") from None
+        try:
+            W = init_weight(init, self.n_out, self.n_in, generator, dtype)
+        except (TypeError, ValueError) as exc:     # (a dtype that is not float32/float64)
+            raise type(exc)(f"Linear: {exc}") from None
+        self.W = tg.Tensor(W, requires_grad=True, name="W")
         self.b = tg.Tensor(zeros_bias(self.n_out, dtype), requires_grad=True, name="b") if bias else None
 
     def forward(self, x: Any) -> tg.Tensor:

@@ -829,6 +829,18 @@ def test_linear_names_its_init_argument():
     assert nn.Linear(2, 3, init="Xavier", rng=0).W.shape == (3, 2)
 
 
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"rng": "x"}, TypeError, r"^Linear: rng: seed must be None, a non-negative integer or a "
+                              r"numpy.random.Generator, got 'x'"),
+    ({"rng": -1}, ValueError, r"^Linear: rng: seed must be None"),
+    ({"dtype": np.int64}, TypeError, r"^Linear: dtype must be a floating-point dtype"),
+])
+def test_linear_names_its_rng_and_dtype_arguments(kwargs, error, message):
+    # the messages named neither Linear nor rng ("seed must be ...")
+    with pytest.raises(error, match=message):
+        nn.Linear(2, 3, **kwargs)
+
+
 # ---------------------------------------------------------------------------
 # Found by an outside audit of the modules and losses
 # ---------------------------------------------------------------------------
