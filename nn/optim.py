@@ -31,6 +31,11 @@ def _check_lr(where: str, lr: Any) -> float:
     return float(lr)
 
 
+def _name(p: tg.Tensor) -> Any:
+    """A parameter as error messages name it: its name, else its shape."""
+    return p.name or tuple(p.shape)
+
+
 def _check_unit_interval(where: str, name: str, value: Any) -> float:
     """A number in [0, 1)."""
     if not _is_real(value):
@@ -96,33 +101,33 @@ class Optimizer:
             if g is None or not p.requires_grad:     # no gradient, or frozen
                 continue
             data = p.data
-            name = p.name or tuple(p.shape)
             if getattr(g, "shape", None) != data.shape:
                 got = f"has shape {g.shape}" if hasattr(g, "shape") else f"is a {type(g).__name__}"
                 raise ValueError(
-                    f"{where}: parameter {name} has shape {data.shape} but its .grad {got} "
+                    f"{where}: parameter {_name(p)} has shape {data.shape} but its .grad {got} "
                     f"(its data replaced by another shape after backward, or .grad set by "
                     f"hand); set .grad = None (zero_grad()) and run backward again. Nothing "
                     f"was updated")
             for state in self._state_of(i):
                 if state is not None and state.shape != data.shape:
                     raise ValueError(
-                        f"{where}: the {type(self).__name__} state of parameter {name} has "
+                        f"{where}: the {type(self).__name__} state of parameter {_name(p)} has "
                         f"shape {state.shape}, but the parameter now has shape {data.shape} "
                         f"(its data was replaced by another shape); make a new optimizer for "
                         f"it. Nothing was updated")
             if not data.flags.writeable and not tg.held_by_graph(data):
                 raise RuntimeError(
-                    f"{where}: parameter {name} holds a read-only array (made so by its "
-                    f"owner, not by a graph), which cannot be updated in place; give it a writable copy (p.data = p.data.copy()). "
-                    f"Nothing was updated")
+                    f"{where}: parameter {_name(p)} holds a read-only array (made so by its "
+                    f"owner, not by a graph), which cannot be updated in place; give it a "
+                    f"writable copy (p.data = p.data.copy()). Nothing was updated")
             if not data.flags.writeable:
                 raise RuntimeError(
-                    f"{where}: parameter {name} is still held read-only by a graph that has not been backpropagated (or was kept "
-                    f"with retain_graph=True); updating it now would make that graph's gradients "
-                    f"wrong. Run backward() first, or drop the graph (del loss; also a kept "
-                    f"traceback holds one: an exception variable, or sys.last_traceback in a "
-                    f"notebook after an error). Nothing was updated")
+                    f"{where}: parameter {_name(p)} is still held read-only by a graph that "
+                    f"has not been backpropagated (or was kept with retain_graph=True); "
+                    f"updating it now would make that graph's gradients wrong. Run backward() "
+                    f"first, or drop the graph (del loss; also a kept traceback holds one: an "
+                    f"exception variable, or sys.last_traceback in a notebook after an error). "
+                    f"Nothing was updated")
             todo.append(i)
         return todo
 

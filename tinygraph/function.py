@@ -557,10 +557,11 @@ def reject_none(op: str, *operands) -> None:
 
 def _distinct(arrays, parents: tuple) -> tuple:
     """One array object given as two inputs that are different tensors (``x * x.detach()``,
-    two leaves over one array): every input after the first gets a view of its own, so that
-    ``_protect`` can tell which input a saved array is and a recorded backward (gradients of
-    gradients) links it to the right one. The same tensor twice (``x * x``) needs nothing;
-    inputs that are one tensor share one view. (Called only when an array repeats.)"""
+    two leaves over one array): each input that is another tensor than the array's first
+    input gets a view of its own, so that ``_protect`` can tell which input a saved array is
+    and a recorded backward (gradients of gradients) links it to the right one. The same
+    tensor twice (``x * x``) needs nothing; inputs that are one tensor share one view.
+    (Called only when an array repeats.)"""
     first_parent: dict = {}         # id(array) -> the parent of its first input
     views: dict = {}                # (id(array), id(parent)) -> the view its inputs get
     out = list(arrays)
