@@ -59,6 +59,9 @@ class Module:
                 f"indexed and iterated: self.{name}[0], for layer in self.{name}), or one "
                 f"attribute per module")
         else:
+            child = self._modules.get(name)
+            if value is not None and child is not None:
+                _refuse_replacing_child(self, name, child, value)
             old = self._parameters.get(name)
             if value is not None and old is not None:
                 what = ("a tensor made by an op (not a leaf)" if isinstance(value, tg.Tensor)
@@ -108,9 +111,19 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """(path, module) for this module ("" or ``prefix``) and every module below it, depth
+        first in assignment order; a module used in two places comes once, under its first
+        path (as in PyTorch)."""
+        seen: set = set()
+        for path, m in self._named_modules(prefix):
+            if id(m) not in seen:
+                seen.add(id(m))
+                yield path, m
+
+    def _named_modules(self, prefix: str) -> Iterator[tuple[str, "Module"]]:
         yield prefix.rstrip("."), self
         for name, m in self._modules.items():
-            yield from m.named_modules(prefix + name + ".")
+            yield from m._named_modules(prefix + name + ".")
 
     def name_parameters(self) -> None:
         """Set every parameter's ``name`` to its place in the tree (e.g. ``layers.0.W``)."""
@@ -259,6 +272,24 @@ class Module:
 
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def _refuse_replacing_child(owner: Module, name: str, child: Module, value: Any) -> None:
+    """Assigning something that is not a Module to a child's name would unregister the
+    child without a word: its parameters would stop training, and a Sequential would skip it
+    (``setattr(seq, "1", np.tanh)``). None, or ``del``, removes it on purpose."""
+    if isinstance(value, type) and issubclass(value, Module):
+        what = f"the class {value.__name__} (not an instance of it)"
+        hint = f"; {value.__name__}(...) makes one"
+    else:
+        what = f"{value!r:.40} (of type {type(value).__name__}, not a Module)"
+        hint = ("; wrap an activation object as nn.ActivationLayer(...)"
+                if hasattr(value, "forward") and hasattr(value, "backward") else "")
+    raise TypeError(f"{type(owner).__name__}.{name} is a child module ({child.label}): "
+                    f"assigning {what} would drop it from the model without a word (the "
+                    f"optimizers, state_dict and save would no longer see it"
+                    f"{', and forward would skip it' if isinstance(owner, Sequential) else ''})."
+                    f" Assign a Module{hint}, or `del` the child (or set it to None) first")
 
 
 def _holds_trainables(items: Any, seen: set | None = None) -> bool:

@@ -1018,6 +1018,48 @@ def test_replacing_a_parameter_keeps_its_place_and_none_removes_it():
     assert [n for n, _ in seq.named_parameters()] == ["0.W", "0.b"]
 
 
+@pytest.mark.parametrize("value, what", [
+    (np.tanh, r"<ufunc 'tanh'> \(of type ufunc, not a Module\).*skip it\)\. Assign a Module, or"),
+    (activations.Tanh(), r"Tanh\(\) \(of type Tanh, not a Module\).*nn\.ActivationLayer"),
+    (nn.Linear, r"the class Linear \(not an instance of it\).*Linear\(\.\.\.\) makes one"),
+])
+def test_assigning_a_non_module_to_a_child_is_refused(value, what):
+    # setattr(seq, "1", np.tanh) used to unregister the child without a word: the
+    # Sequential's forward then skipped that layer and still ran.
+    seq = nn.Sequential(nn.Linear(2, 3, rng=0), nn.ActivationLayer(activations.Tanh()),
+                        nn.Linear(3, 1, rng=1))
+    X = np.random.default_rng(0).normal(size=(4, 2))
+    before = seq(tg.Tensor(X)).data.copy()
+    with pytest.raises(TypeError, match=r"Sequential\.1 is a child module \(Tanh\): assigning "
+                                        + what):
+        setattr(seq, "1", value)
+    assert len(seq) == 3 and isinstance(seq[1], nn.ActivationLayer)
+    np.testing.assert_array_equal(seq(tg.Tensor(X)).data, before)
+    m = nn.Module()
+    m.head = nn.Linear(2, 2, rng=0)
+    with pytest.raises(TypeError, match=r"Module\.head is a child module \(Linear\).*the "
+                                        r"optimizers, state_dict and save would no longer see "
+                                        r"it\)\. Assign a Module"):
+        m.head = 3
+    assert [n for n, _ in m.named_parameters()] == ["head.W", "head.b"]
+    del m.head                                       # on purpose: allowed
+    m.head = 3
+    assert m.head == 3 and m.parameters() == []
+
+
+def test_named_modules_lists_a_shared_module_once_under_its_first_path():
+    shared = nn.Linear(2, 2, rng=0)
+    tanh = nn.ActivationLayer(activations.Tanh())
+    seq = nn.Sequential(shared, tanh, shared)
+    outer = nn.Module()
+    outer.body = seq
+    outer.again = seq
+    assert [(path, type(m).__name__) for path, m in outer.named_modules()] == [
+        ("", "Module"), ("body", "Sequential"), ("body.0", "Linear"),
+        ("body.1", "ActivationLayer")]
+    assert [path for path, _ in seq.named_modules("net.")] == ["net", "net.0", "net.1"]
+
+
 def test_a_layer_updated_in_place_under_no_grad_keeps_its_parameters():
     model = nn.MLP([3, 4, 2], ["relu", "softmax"], seed=0)
     X, y = np.random.default_rng(0).normal(size=(8, 3)), np.arange(8) % 2
