@@ -71,3 +71,19 @@ def test_the_command_runs_where_nothing_hides_them(tmp_path):
                   "--activations", "relu,softmax", "--out", "g.svg")
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "g.svg").stat().st_size > 500
+
+
+@pytest.mark.parametrize("shadow", ["nn.py", "activations.py"])
+def test_the_installed_command_is_not_hidden_by_files_in_the_current_folder(tmp_path, shadow):
+    # The console script starts Python with its own folder first on sys.path, not the current
+    # one (README, docs/reliability.md): a learner's nn.py there hides nothing from it.
+    script = Path(sys.executable).with_name("tinygraph")
+    if not script.exists():
+        pytest.skip(f"no installed tinygraph command beside {sys.executable} (an install with "
+                    f"pip install -e . makes one)")
+    (tmp_path / shadow).write_text("x = 1\n")
+    run = subprocess.run([str(script), "graph", "--layers", "4,3,2", "--activations",
+                          "relu,softmax", "--out", "g.svg"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "g.svg").stat().st_size > 500
