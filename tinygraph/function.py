@@ -204,7 +204,7 @@ class Function:
     """Base class of every op; an instance is one node of the graph (and the ``ctx``)."""
 
     __slots__ = ("parents", "needs_input_grad", "saved_tensors", "_saved_src", "_locked",
-                 "input_shapes", "module", "__dict__", "__weakref__")
+                 "input_shapes", "output_dtype", "module", "__dict__", "__weakref__")
 
     # (what the slots hold, for type checkers)
     parents: tuple[Any, ...]            # per input: its leaf Tensor, its node, or None
@@ -213,6 +213,7 @@ class Function:
     _saved_src: tuple[int | None, ...] | None     # None once released
     _locked: _Locks | None
     input_shapes: tuple[tuple[int, ...], ...]
+    output_dtype: np.dtype          # of the array forward returned (pictures show it)
     module: str | None
 
     # Read from the class until set: a node knows where it was created only under
@@ -372,6 +373,10 @@ class Function:
 
         ctx.parents = parents
         ctx.input_shapes = shapes
+        # (the output's dtype cannot be inferred later from the inputs' dtypes: a 0-d array
+        # constant promotes float32 to float64, a Python number does not, and both have
+        # shape ())
+        ctx.output_dtype = out.dtype
         ctx.module = state.scope           # the nn module (or scope) that recorded it
         saved = ctx.saved_tensors
         ctx._locked = None

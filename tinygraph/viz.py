@@ -191,34 +191,6 @@ def _elision_label(hidden: int, max_nodes: int, kind: str) -> str:
     return f"... {hidden:,} more {kind}\\n(not drawn: max_nodes={max_nodes})"
 
 
-def _parents_first(drawn: list, pos: dict) -> list:
-    """The drawn nodes with every node after its (drawn) inputs: an iterative post-order."""
-    order: list = []
-    done: set = set()
-    for root in drawn:
-        if id(root) in done:
-            continue
-        done.add(id(root))
-        stack = [(root, 0)]
-        while stack:
-            node, k = stack[-1]
-            parents = node.parents
-            pushed = False
-            while k < len(parents):
-                p = parents[k]
-                k += 1
-                if isinstance(p, Function) and id(p) in pos and id(p) not in done:
-                    done.add(id(p))
-                    stack[-1] = (node, k)
-                    stack.append((p, 0))
-                    pushed = True
-                    break
-            if not pushed:
-                stack.pop()
-                order.append(node)
-    return order
-
-
 # -- forward graph -------------------------------------------------------------------------
 def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
                   show_grads: bool = False, clusters: bool = True, rankdir: str = "LR",
@@ -228,9 +200,8 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
     Parameters (leaves that require grad) are light-blue rounded boxes, inputs and constants
     grey, intermediates white, outputs green with a double border. Each tensor shows its
     name (if any), shape and dtype. Intermediate tensors are not kept by the graph: their
-    shape is the one their consumer saw in forward, their dtype is exact when an array is
-    at hand (outputs, saved arrays) and otherwise follows numpy promotion of the inputs
-    (left out after a ``cast`` or when an input's dtype is unknown).
+    shape is the one their consumer saw in forward, their dtype the one their node recorded.
+    A constant's dtype is shown while a node still holds its array, and left out otherwise.
 
     ``show_values`` / ``show_grads``: a tensor of at most 6 elements shows its numbers, a
     larger one its norm, min and max; a value the graph no longer holds says so, and a
@@ -286,26 +257,8 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
         if out_array[i] is not None:
             out_shape[i] = out_array[i].shape
 
-    # dtypes: exact where an array is known, else numpy promotion of the inputs' dtypes.
-    out_dtype: list = [None if a is None else a.dtype for a in out_array]
-    for nd in _parents_first(drawn, pos):
-        i = pos[id(nd)]
-        if out_dtype[i] is not None or type(nd)._op_label() == "cast":
-            continue
-        dtypes: list = []              # (None: a dtype that cannot be told)
-        for j, p in enumerate(nd.parents):
-            if isinstance(p, Tensor):
-                dtypes.append(p.dtype)
-            elif isinstance(p, Function):
-                dtypes.append(out_dtype[pos[id(p)]] if id(p) in pos else None)
-            else:
-                a = const_arrays.get((i, j))
-                if a is not None:
-                    dtypes.append(a.dtype)
-                elif tuple(nd.input_shapes[j]) != ():
-                    dtypes.append(None)      # an unknown constant array: cannot tell
-        if dtypes and all(d is not None for d in dtypes):
-            out_dtype[i] = np.result_type(*dtypes)
+    # dtypes: exact, recorded by each node (a constant's only when its array is at hand)
+    out_dtype: list = [getattr(nd, "output_dtype", None) for nd in drawn]
 
     # Ids in walk order; tensor nodes for leaves and constants made on first sight.
     ids = _Ids()

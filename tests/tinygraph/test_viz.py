@@ -183,6 +183,26 @@ def test_forward_intermediate_dtype_follows_float32():
     assert lines(next(iter(of_class(p, "output").values())))[1] == "() float32"
 
 
+@pytest.mark.parametrize("make_h", [
+    lambda x: x + tg.Tensor(2.0),                       # a 0-d constant Tensor
+    lambda x: x + np.array(2.0),                        # a 0-d array
+    lambda x: tg.clip(x, np.zeros(3), None),            # a bound passed by keyword
+    lambda x: x * np.array(2.0),                        # saved, then released by backward
+])
+@pytest.mark.parametrize("after_backward", [False, True])
+def test_forward_intermediate_dtype_is_the_recorded_one(make_h, after_backward):
+    # The dtype was inferred from the inputs, taking a shape-() constant for a Python
+    # number: these intermediates, float64 under numpy's rules, were drawn float32.
+    x = tg.Tensor(np.ones(3, np.float32), requires_grad=True, name="x")
+    h = make_h(x)
+    out = tg.exp(h).sum()
+    assert h.dtype == np.float64
+    if after_backward:
+        out.backward()
+    inter = of_class(parse(viz.forward_graph(out)), "intermediate")
+    assert sorted(lines(a)[0] for a in inter.values()) == ["(3,) float64", "(3,) float64"]
+
+
 def test_forward_activation_adapter_shows_the_activation_name():
     class MyAct(tg.Function):
         op_name = "activation"
