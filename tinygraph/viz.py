@@ -535,6 +535,8 @@ def backward_state(outputs, nodes: list | None = None, leaves: list | None = Non
     "before backward" while no node is released and no leaf has ``.grad``; "after backward
     (saved arrays released)" once backward has released every node.
     """
+    if nodes is None or leaves is None:
+        outputs = _outputs(outputs, "backward_state")
     if nodes is None:
         nodes = _graph.nodes(outputs)
     if leaves is None:
@@ -600,6 +602,13 @@ def _accumulator(t: Tensor, errors, tol, rows: dict, checked: dict, seen_names: 
                              f"{shapes[t.name]} but the graph's {t.name} has shape "
                              f"{tuple(t.shape)}; the report is of another model: pass the "
                              f"crosscheck of this model's weights")
+        if t.name in seen_names:
+            # one entry, two leaves: it would colour both, and count one check twice
+            raise ValueError(f"backward_graph: two leaves of the graph are named {t.name!r}, "
+                             f"and the crosscheck report has one entry for that name, so it "
+                             f"cannot tell which one it checked; give the parameters distinct "
+                             f"names (model.name_parameters() names them by their place, "
+                             f"e.g. layers.0.W)")
         seen_names.add(t.name)
         err = errors[t.name]
         # The finite-difference check counts too: nn.MLP's adapter calls the same
@@ -697,6 +706,9 @@ PICTURE_SUFFIXES = frozenset({"svg", "svgz", "png", "pdf", "gv", "dot", "xdot", 
                               "webp"})
 
 
+_SAME_FORMAT = {"jpg": "jpeg", "jpe": "jpeg", "tif": "tiff", "dot": "gv"}
+
+
 def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str | None = None,
            dot: str | None = None) -> Path:
     """Write the picture of ``digraph`` (or DOT source text) to ``path``; returns the path.
@@ -710,11 +722,21 @@ def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str
     the DOT source is written next to ``path``, named after it (``net.pdf.gv``: never a
     ``net.gv`` of the user's own), and ``RuntimeError`` says how to get one.
     """
-    source = digraph.source if hasattr(digraph, "source") else str(digraph)
+    if isinstance(digraph, str):
+        source = digraph
+    elif isinstance(getattr(digraph, "source", None), str):
+        source = digraph.source
+    else:
+        hint = (": draw it first, viz.render(viz.backward_graph(loss), path)"
+                if isinstance(digraph, Tensor) else "")
+        raise TypeError(f"render: expected a picture (viz.forward_graph(...), "
+                        f"viz.backward_graph(...)) or DOT source text, got a value of type "
+                        f"{type(digraph).__name__}{hint}")
     path = Path(path)
     suffix = path.suffix.lstrip(".").lower()
     fmt = (format or (suffix if suffix in PICTURE_SUFFIXES else "") or "svg").lower()
-    named = suffix == fmt or {suffix, fmt} == {"gv", "dot"}   # (two names of the DOT source)
+    # (jpg and jpeg, tif and tiff, gv and dot: two names of one format)
+    named = _SAME_FORMAT.get(suffix, suffix) == _SAME_FORMAT.get(fmt, fmt)
     if format is not None and suffix in PICTURE_SUFFIXES and not named:
         raise ValueError(f"render: format {fmt!r} does not match the file name {path.name}; "
                          f"name it {path.stem}.{fmt}, or ask for format={suffix!r}")
@@ -727,6 +749,9 @@ def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str
         return path
     binary = dot or find_dot()
     if binary is None or (_is_pure(binary) and fmt not in PURE_FORMATS):
+        if fmt.split(":")[0] not in graphviz.FORMATS:     # a typo: not worth a .gv file
+            raise ValueError(f"render: unknown format {fmt!r}; expected a Graphviz output "
+                             f"format such as 'svg', 'png' or 'pdf'")
         gv = path.with_name(path.name + ".gv")
         gv.write_text(source, encoding="utf-8")
         if binary is None:

@@ -405,6 +405,32 @@ def test_crosscheck_overlay_refuses_the_report_of_another_model():
     assert "2 ok, 0 failed" in legend["label"]
 
 
+
+def test_crosscheck_overlay_refuses_one_entry_for_two_leaves_of_that_name():
+    # Two leaves named "W" (nn.Linear's names outside a Sequential) both took the report's
+    # one entry: two coloured boxes and "0 ok, 2 failed" from one check.
+    a = tg.Tensor(np.ones(2), requires_grad=True, name="W")
+    b = tg.Tensor(np.ones(2), requires_grad=True, name="W")
+    out = (a * b).sum()
+    out.backward()
+    report = SimpleNamespace(tol=1e-6, param_errors={"W": 0.5})
+    with pytest.raises(ValueError, match=r"^backward_graph: two leaves of the graph are named "
+                                         r"'W'.*model\.name_parameters\(\)"):
+        viz.backward_graph(out, crosscheck=report)
+    b.name = "W2"
+    legend = of_class(parse(viz.backward_graph(out, crosscheck=report)), "legend")["legend"]
+    assert "0 ok, 1 failed" in legend["label"]
+
+
+def test_backward_state_refuses_what_is_not_a_tensor():
+    # It answered "no backward graph (the outputs do not depend on ...)" for any value.
+    for value in ("loss", [3], None):
+        with pytest.raises(TypeError, match=r"^backward_state: outputs must be a tinygraph "
+                                            r"Tensor"):
+            viz.backward_state(value)
+    x, w, b, out = small()
+    assert viz.backward_state(out) == "before backward"
+
 # -- rendering -------------------------------------------------------------------------
 def pure():
     binary = viz.find_dot(system=False)
@@ -520,6 +546,29 @@ def test_render_refuses_a_format_that_contradicts_the_file_name(tmp_path):
     assert viz.render("digraph { a }", tmp_path / "run.v2", format="png").name == "run.v2.png"
     assert viz.render("digraph { a }", tmp_path / "G.SVG").name == "G.SVG"
 
+
+
+def test_render_refuses_what_is_not_a_picture_and_an_unknown_format(tmp_path):
+    # A Tensor was written out as its repr ("Tensor(4., ...)") in a .gv file, or handed to
+    # the renderer, whose "syntax error in line 1" did not say what was wrong.
+    x, w, b, out = small()
+    with pytest.raises(TypeError, match=r"^render: expected a picture .* got a value of type "
+                                        r"Tensor: draw it first, viz\.render\(viz\.backward"):
+        viz.render(out, tmp_path / "g.gv")
+    with pytest.raises(TypeError, match=r"got a value of type int$"):
+        viz.render(3, tmp_path / "g.svg")
+    # A typo was said to need the system Graphviz, and left a stray a.svgg.gv behind.
+    with pytest.raises(ValueError, match=r"^render: unknown format 'svgg'; expected a "
+                                         r"Graphviz output format"):
+        viz.render("digraph { a }", tmp_path / "a", format="svgg", dot=pure())
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, fmt", [("g.jpg", "jpeg"), ("g.jpeg", "jpg"), ("g.dot", "gv")])
+def test_render_takes_two_names_of_one_format(tmp_path, name, fmt):
+    # "format 'jpeg' does not match the file name g.jpg" refused the same format.
+    path = viz.render("digraph { a -> b }", tmp_path / name, format=fmt, dot=pure())
+    assert path.name == name and path.stat().st_size > 0
 
 def test_viz_is_reachable_as_an_attribute_of_the_package():
     import importlib
