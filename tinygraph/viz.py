@@ -274,10 +274,10 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
     if hidden:
         elide_id = "elided"
 
-    def leaf_entry(t: Tensor, module):
+    def leaf_entry(t: Tensor, module, shape):
         e = leaf_nodes.get(id(t))
         if e is None:
-            e = leaf_nodes[id(t)] = [ids.new(), t, [], False]
+            e = leaf_nodes[id(t)] = [ids.new(), t, [], False, shape]
             pending.append(("leaf", id(t)))
         e[2].append(module)
         return e[0]
@@ -289,7 +289,7 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
         mod = _module(nd)
         for j, p in enumerate(nd.parents):
             if isinstance(p, Tensor):
-                tail = leaf_entry(p, mod)
+                tail = leaf_entry(p, mod, tuple(nd.input_shapes[j]))
             elif p is None:
                 a = const_arrays.get((i, j))
                 key = ("array", id(a)) if a is not None else ("slot", i, j)
@@ -310,7 +310,7 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
     for t in outs:
         if t.grad_fn is None:
             if id(t) not in leaf_nodes:
-                leaf_nodes[id(t)] = [ids.new(), t, [], False]
+                leaf_nodes[id(t)] = [ids.new(), t, [], False, t.shape]
                 pending.append(("leaf", id(t)))
             leaf_nodes[id(t)][3] = True
         elif id(t.grad_fn) not in pos and all(t is not o for _, o, _ in loose_outputs):
@@ -345,10 +345,10 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
     # Leaves and constants, in first-sight order.
     for kind, key in pending:
         if kind == "leaf":
-            nid, t, mods, as_output = leaf_nodes[key]
+            nid, t, mods, as_output, shape = leaf_nodes[key]
             head = t.name or ("parameter" if t.requires_grad else "input")
-            label = _tensor_label(head, t.shape, t.dtype, t.data, t._grad, show_values,
-                                  show_grads, t.requires_grad)
+            label = _tensor_label(head, shape, t.dtype, t.data, t._grad, show_values,
+                                  show_grads, t.requires_grad) + _replaced(t, shape)
             if as_output:
                 attrs = dict(fillcolor=OUTPUT_FILL, style="filled,bold", peripheries="2",
                              **{"class": "tensor output"})
@@ -397,6 +397,14 @@ def _tensor_label(head, shape, dtype, data, grad, show_values: bool, show_grads:
     if show_grads and has_grad:
         lines.append("grad: " + (DASH if grad is None else _values(grad)))
     return "\\n".join(lines)
+
+
+def _replaced(t: Tensor, shape: tuple) -> str:
+    """A label line for a leaf whose ``.data`` was replaced by another shape after the forward
+    pass (the graph computed with ``shape``; backward will refuse it), else nothing."""
+    if tuple(t.shape) == tuple(shape):
+        return ""
+    return "\\n" + _esc(f"now {_shape(t.shape)}: .data replaced after forward")
 
 
 def _emit(g: graphviz.Digraph, records: list, edges: list, clusters: bool) -> None:
@@ -467,7 +475,7 @@ def backward_graph(outputs: Tensor | Iterable[Tensor], crosscheck: Any = None,
             label += "\\n" + _esc(f"[{mod}]")
         records.append((nid, None, dict(label=label, shape="box", style="rounded,filled",
                                         fillcolor=BACKWARD_FILL, **{"class": "backward"})))
-        for p in nd.parents:
+        for j, p in enumerate(nd.parents):
             if isinstance(p, Function):
                 if id(p) in pos:
                     edges.append((nid, node_id[pos[id(p)]], {}))
@@ -478,7 +486,8 @@ def backward_graph(outputs: Tensor | Iterable[Tensor], crosscheck: Any = None,
                 if lid is None:
                     lid = leaf_ids[id(p)] = ids.new()
                     records.append((lid, None, _accumulator(p, errors, tol, shapes,
-                                                            checked, seen_names)))
+                                                            checked, seen_names,
+                                                            tuple(nd.input_shapes[j]))))
                 edges.append((nid, lid, {}))
         held = nd.saved_tensors
         if nd.keeps_arrays_on_ctx and nd.__dict__:     # (targets, an index: as the legend)
@@ -587,9 +596,10 @@ def _crosscheck_of(report):
                         f"errors {dict(errors)!r:.80}") from None
 
 
-def _accumulator(t: Tensor, errors, tol, rows: dict, checked: dict, seen_names: set) -> dict:
-    head = f"{t.name} {_shape(t.shape)}" if t.name else f"leaf {_shape(t.shape)}"
-    lines = [_esc(head)]
+def _accumulator(t: Tensor, errors, tol, rows: dict, checked: dict, seen_names: set,
+                 shape: tuple) -> dict:
+    head = f"{t.name} {_shape(shape)}" if t.name else f"leaf {_shape(shape)}"
+    lines = [_esc(head) + _replaced(t, shape)]
     lines.append("grad: " + DASH if t._grad is None
                  else f"\u2016grad\u2016 = {_norm(t._grad):.3g}")
     attrs = dict(shape="box", style="filled", fillcolor=PARAM_FILL)

@@ -203,6 +203,21 @@ def test_forward_intermediate_dtype_is_the_recorded_one(make_h, after_backward):
     assert sorted(lines(a)[0] for a in inter.values()) == ["(3,) float64", "(3,) float64"]
 
 
+def test_a_leaf_whose_data_was_replaced_shows_both_shapes():
+    # The leaf was drawn with its new shape, "w (5,)", feeding an op that saw (3,).
+    w = tg.Tensor(np.ones(3), requires_grad=True, name="w")
+    out = (w * 2.0).sum()
+    w.data = np.zeros(5)
+    leaf = of_class(parse(viz.forward_graph(out)), "param")
+    assert [lines(a) for a in leaf.values()] == [
+        ["w", "(3,) float64", "now (5,): .data replaced after forward"]]
+    acc = of_class(parse(viz.backward_graph(out)), "accumulator")
+    assert [lines(a)[:2] for a in acc.values()] == [
+        ["w (3,)", "now (5,): .data replaced after forward"]]
+    w.data = np.ones(3)                     # the same shape again: nothing to say
+    assert len(lines(next(iter(of_class(parse(viz.forward_graph(out)), "param").values())))) == 2
+
+
 def test_forward_activation_adapter_shows_the_activation_name():
     class MyAct(tg.Function):
         op_name = "activation"
