@@ -24,7 +24,7 @@ class Module:
     Calling a module runs ``forward`` under its label (``tinygraph.swap_scope``, the
     low-level form of ``tinygraph.scope``), so the graph nodes
     it records carry the module's ``label`` (``Linear 1``, ``ReLU 1``) and pictures can group
-    them (the innermost module wins).
+    them (the innermost module wins; two modules with one label are two groups).
     """
 
     # (set with object.__setattr__, past the checks of __setattr__: declared for checkers)
@@ -36,12 +36,15 @@ class Module:
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "label", type(self).__name__)
+        object.__setattr__(self, "label", _Label(type(self).__name__))
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before "
                                f"assigning attributes")
+        if name == "label" and isinstance(value, str):
+            object.__setattr__(self, name, _Label(value))
+            return
         if _is_parameter(value):
             self._modules.pop(name, None)
             self._parameters[name] = value        # (a parameter replaced keeps its place)
@@ -269,6 +272,13 @@ class Module:
 
     def extra_repr(self) -> str:
         return ""
+
+
+class _Label(str):
+    """A module's label: a str of its own per module, so that pictures can tell the nodes of
+    two modules with one label apart (``node.module`` is this object; it compares equal to
+    the plain text)."""
+    __slots__ = ()
 
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)

@@ -183,8 +183,12 @@ def _op_label(node: Function) -> str:
 
 
 def _module(node: Function):
+    """The label object the node was recorded under: pictures group nodes by its identity,
+    not its text (each nn module has a label object of its own, so two layers labelled
+    "Linear" are two groups; a ``tinygraph.scope`` string groups every node recorded under
+    that same string)."""
     m = getattr(node, "module", None)
-    return None if m is None else str(m)
+    return m if m is None or isinstance(m, str) else str(m)
 
 
 def _elision_label(hidden: int, max_nodes: int, kind: str) -> str:
@@ -206,8 +210,9 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
     ``show_values`` / ``show_grads``: a tensor of at most 6 elements shows its numbers, a
     larger one its norm, min and max; a value the graph no longer holds says so, and a
     gradient not computed (or not kept, as for intermediates without ``retain_grad``) shows
-    as "—". ``clusters`` groups the nodes of one module call (``node.module``, set by
-    ``nn``) into a labelled box. At most ``max_nodes`` op nodes are drawn (None: all).
+    as "—". ``clusters`` groups the nodes each module recorded (``node.module``, set by
+    ``nn``) into a labelled box: one box per module, so two layers of one label are two boxes
+    and a layer called twice is one. At most ``max_nodes`` op nodes are drawn (None: all).
     """
     where = "forward_graph"
     outs = _outputs(outputs, where)
@@ -319,9 +324,9 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
     g = _new_digraph("forward", rankdir, title)
 
     def one_cluster(mods):
-        mods = set(mods)
-        if len(mods) == 1:
-            (m,) = mods
+        distinct = {id(m): m for m in mods}     # (by identity, as _emit groups them)
+        if len(distinct) == 1:
+            (m,) = distinct.values()
             return m
         return None
 
@@ -408,17 +413,18 @@ def _replaced(t: Tensor, shape: tuple) -> str:
 
 
 def _emit(g: graphviz.Digraph, records: list, edges: list, clusters: bool) -> None:
-    """Nodes (grouped into clusters by module label, in first-appearance order), then edges."""
+    """Nodes (grouped into clusters by module label object, in first-appearance order), then
+    edges."""
     groups: dict = {}
     loose = []
     for nid, mod, attrs in records:
         if clusters and mod is not None:
-            groups.setdefault(mod, []).append((nid, attrs))
+            groups.setdefault(id(mod), (mod, []))[1].append((nid, attrs))
         else:
             loose.append((nid, attrs))
     for nid, attrs in loose:
         g.node(nid, **attrs)
-    for k, (mod, members) in enumerate(groups.items()):
+    for k, (mod, members) in enumerate(groups.values()):
         with g.subgraph(name=f"cluster_{k}") as c:
             c.attr(label=_esc(mod), labeljust="l", style="rounded,dashed", color="#7f7f7f",
                    fontsize="11", fontname=FONT)

@@ -151,6 +151,32 @@ def test_forward_clusters_from_module_labels():
     assert "cluster" not in viz.forward_graph(out, clusters=False).source
 
 
+def test_forward_clusters_are_one_per_module_not_per_label_text():
+    # Grouped by label text, the outer and the nested Sequential's "Linear" layers were one
+    # box holding both linear ops and both layers' parameters.
+    import nn
+
+    outer_lin, inner_lin = nn.Linear(2, 2, rng=0), nn.Linear(2, 2, rng=1)
+    net = nn.Sequential(outer_lin, nn.ActivationLayer("relu"),
+                        nn.Sequential(inner_lin, nn.ActivationLayer("tanh")))
+    assert outer_lin.label == inner_lin.label == "Linear"
+    out = net(np.ones((1, 2))).sum()
+    src = viz.forward_graph(out).source
+    boxes = [part.split("}")[0] for part in src.split("subgraph cluster_")[1:]]
+    linear_boxes = [b for b in boxes if "label=Linear" in b]
+    assert len(boxes) == 4 and len(linear_boxes) == 2
+    assert all(box.count("label=linear") == 1 for box in linear_boxes)    # one op each
+    for lin in (outer_lin, inner_lin):                   # each layer's parameters: its box
+        assert [f'label="{lin.W.name}\\n' in box and f'label="{lin.b.name}\\n' in box
+                for box in linear_boxes].count(True) == 1
+    assert {outer_lin.W.name, inner_lin.W.name} == {"0.W", "2.0.W"}
+    # the label stays a str equal to its text, in nodes and reports
+    node = out.grad_fn.parents[0]
+    assert node.module == "Tanh" and isinstance(node.module, str)
+    outer_lin.label = "first"
+    assert outer_lin.label == "first" and type(outer_lin.label) is not str
+
+
 def test_forward_values_small_and_large_and_dash_for_missing_grads():
     *_, out = small()
     big = tg.Tensor(np.arange(10.0), requires_grad=True, name="big")
