@@ -693,7 +693,14 @@ def _is_pure(binary: str) -> bool:
     return Path(binary).name.lower().startswith("graphviz-pure")
 
 
-def _pipe(source: str, fmt: str, dot: str | None = None) -> bytes:
+#: Seconds a renderer may take before ``render`` (and a notebook's display) gives up: the
+#: layout of some graphs of a few hundred nodes (one weight feeding every step of a long
+#: loop) takes graphviz-pure many minutes.
+RENDER_TIMEOUT = 120.0
+
+
+def _pipe(source: str, fmt: str, dot: str | None = None,
+          timeout: float | None = RENDER_TIMEOUT) -> bytes:
     """Run the renderer on DOT source; the rendered bytes."""
     binary = dot or find_dot()
     if binary is None:
@@ -706,9 +713,16 @@ def _pipe(source: str, fmt: str, dot: str | None = None) -> bytes:
                            f"svg/png")
     try:
         done = subprocess.run([binary, f"-T{fmt}"], input=source.encode("utf-8"),
-                              capture_output=True, check=False)
+                              capture_output=True, check=False, timeout=timeout)
     except OSError as exc:
         raise RuntimeError(f"could not run the Graphviz renderer {binary}: {exc}") from None
+    except subprocess.TimeoutExpired:
+        edges = source.count("->")
+        raise RuntimeError(
+            f"{binary} -T{fmt} did not finish within {timeout:g} s laying out a graph of "
+            f"{edges:,} edges (it was stopped); draw fewer nodes (max_nodes=100), write the DOT "
+            f"source to a .gv path and render it with the system Graphviz, or pass a longer "
+            f"timeout (timeout=None: no limit)") from None
     if done.returncode != 0 or not done.stdout:
         err = done.stderr.decode("utf-8", "replace").strip()
         raise RuntimeError(f"{binary} -T{fmt} failed (exit code {done.returncode}): {err}")
@@ -726,7 +740,7 @@ _SAME_FORMAT = {"jpg": "jpeg", "jpe": "jpeg", "tif": "tiff", "dot": "gv"}
 
 
 def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str | None = None,
-           dot: str | None = None) -> Path:
+           dot: str | None = None, timeout: float | None = RENDER_TIMEOUT) -> Path:
     """Write the picture of ``digraph`` (or DOT source text) to ``path``; returns the path.
 
     ``format`` is "svg", "png", "pdf", ... (default: from the path's suffix when it names a
@@ -736,7 +750,9 @@ def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str
     the system Graphviz, or graphviz-pure (svg, png; not pdf). A ``.gv`` or ``.dot`` path
     gets the DOT source itself (no renderer needed). When no renderer can make the format,
     the DOT source is written next to ``path``, named after it (``net.pdf.gv``: never a
-    ``net.gv`` of the user's own), and ``RuntimeError`` says how to get one.
+    ``net.gv`` of the user's own), and ``RuntimeError`` says how to get one. A renderer
+    still running after ``timeout`` seconds (default ``RENDER_TIMEOUT``, 120; None: no
+    limit) is stopped, and ``RuntimeError`` says what to do instead; nothing is written.
     """
     if isinstance(digraph, str):
         source = digraph
@@ -748,6 +764,10 @@ def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str
         raise TypeError(f"render: expected a picture (viz.forward_graph(...), "
                         f"viz.backward_graph(...)) or DOT source text, got a value of type "
                         f"{type(digraph).__name__}{hint}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not timeout > 0):
+        raise ValueError(f"render: timeout must be a positive number of seconds or None, got "
+                         f"{timeout!r}")
     path = Path(path)
     suffix = path.suffix.lstrip(".").lower()
     fmt = (format or (suffix if suffix in PICTURE_SUFFIXES else "") or "svg").lower()
@@ -777,5 +797,5 @@ def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str
         raise RuntimeError(f"render: {fmt!r} needs the system Graphviz 'dot' (apt-get install "
                            f"graphviz / brew install graphviz); graphviz-pure ({binary}) "
                            f"writes svg and png only. Wrote the DOT source to {gv}.")
-    path.write_bytes(_pipe(source, fmt, binary))
+    path.write_bytes(_pipe(source, fmt, binary, timeout))
     return path

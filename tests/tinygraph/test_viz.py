@@ -605,6 +605,25 @@ def test_render_refuses_what_is_not_a_picture_and_an_unknown_format(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+
+def test_render_stops_a_renderer_that_takes_too_long(tmp_path):
+    # graphviz-pure took more than 20 minutes on the backward graph of a 100-step loop
+    # sharing one weight (300 nodes, the default max_nodes), with no word.
+    slow = tmp_path / "slowdot"
+    slow.write_text("#!/bin/sh\nexec sleep 30\n")          # (exec: one process to stop)
+    slow.chmod(0o755)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(RuntimeError, match=r"slowdot -Tsvg did not finish within 0\.3 s laying "
+                                           r"out a graph of 1 edges \(it was stopped\); draw "
+                                           r"fewer nodes \(max_nodes=100\)"):
+        viz.render("digraph { a -> b }", out_dir / "g.svg", dot=str(slow), timeout=0.3)
+    assert list(out_dir.iterdir()) == []
+    for bad in (0, -1.0, "10", True):
+        with pytest.raises(ValueError, match=r"^render: timeout must be a positive number"):
+            viz.render("digraph { a }", out_dir / "g.gv", timeout=bad)
+    assert viz.render("digraph { a }", out_dir / "g.svg", timeout=None, dot=pure()).exists()
+
 @pytest.mark.parametrize("name, fmt", [("g.jpg", "jpeg"), ("g.jpeg", "jpg"), ("g.dot", "gv")])
 def test_render_takes_two_names_of_one_format(tmp_path, name, fmt):
     # "format 'jpeg' does not match the file name g.jpg" refused the same format.
