@@ -36,14 +36,14 @@ class Module:
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "label", _Label(type(self).__name__))
+        object.__setattr__(self, "label", tg.ScopeLabel(type(self).__name__))
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before "
                                f"assigning attributes")
-        if name == "label" and isinstance(value, str):
-            object.__setattr__(self, name, _Label(value))
+        if name == "label" and type(value) is str:     # a box of its own in pictures
+            object.__setattr__(self, name, tg.ScopeLabel(value))
             return
         if _is_parameter(value):
             self._modules.pop(name, None)
@@ -272,13 +272,6 @@ class Module:
 
     def extra_repr(self) -> str:
         return ""
-
-
-class _Label(str):
-    """A module's label: a str of its own per module, so that pictures can tell the nodes of
-    two modules with one label apart (``node.module`` is this object; it compares equal to
-    the plain text)."""
-    __slots__ = ()
 
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)

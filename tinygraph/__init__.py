@@ -15,8 +15,8 @@ from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
 from .errors import BackwardError, InPlaceModificationError, ShapeError, TinygraphError
 from .function import Function, held_by_graph
-from .grad_mode import (enable_grad, is_grad_enabled, no_grad, scope, set_grad_enabled,
-                        swap_scope)
+from .grad_mode import (ScopeLabel, enable_grad, is_grad_enabled, no_grad, scope,
+                        set_grad_enabled, swap_scope)
 from .gradcheck import GradcheckResult, central_difference, gradcheck
 from .ops import (abs, add, broadcast_to, cast, clip, concatenate, div, exp, expand_dims,
                   getitem, linear, log, log_softmax, logsumexp, matmul, max, maximum, mean,
@@ -40,7 +40,7 @@ def __getattr__(name: str):
 __all__ = [
     "Tensor", "tensor", "Function", "held_by_graph", "graph", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult",
     "central_difference", "no_grad",
-    "enable_grad", "set_grad_enabled", "scope", "swap_scope", "is_grad_enabled", "detect_anomaly", "AnomalyError",
+    "enable_grad", "set_grad_enabled", "scope", "swap_scope", "ScopeLabel", "is_grad_enabled", "detect_anomaly", "AnomalyError",
     "ShapeError", "BackwardError", "InPlaceModificationError", "TinygraphError",
     "abs", "add", "broadcast_to", "cast", "clip", "concatenate", "div", "exp", "expand_dims",
     "getitem", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean",

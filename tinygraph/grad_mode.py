@@ -144,10 +144,20 @@ def swap_scope(label: str | None) -> str | None:
     return previous
 
 
+class ScopeLabel(str):
+    """A scope label that is a group of its own: pictures put the nodes recorded under one
+    ``ScopeLabel`` object in one box, apart from those of another with the same text (a plain
+    string groups by its text). Each ``nn`` module's ``label`` is one, so two layers labelled
+    "Linear" are two boxes; giving a module another module's label object
+    (``b.label = a.label``) draws both in one box. It is a ``str`` and compares as its text."""
+    __slots__ = ()
+
+
 class scope:
     """``with scope("Linear 1"):`` labels every node recorded inside (as ``node.module``);
-    the innermost scope wins. Pictures group nodes by it; ``nn.Module`` calls label their
-    nodes the same way through ``swap_scope``."""
+    the innermost scope wins. Pictures group nodes by it (by its text, or by the object for a
+    ``ScopeLabel``); ``nn.Module`` calls label their nodes the same way through
+    ``swap_scope``."""
 
     __slots__ = ("label",)
 

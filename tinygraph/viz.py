@@ -19,6 +19,7 @@ through the same lookup.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ import numpy as np
 from . import autograd as _autograd
 from . import graph as _graph
 from .function import Function, _arrays_in
+from .grad_mode import ScopeLabel
 from .tensor import Tensor
 
 __all__ = ["forward_graph", "backward_graph", "backward_state", "render", "find_dot", "Picture"]
@@ -65,13 +67,14 @@ class Picture(graphviz.Digraph):
     """
 
     def _repr_image_svg_xml(self) -> str:
-        return _pipe(self.source, "svg").decode("utf-8")
+        return _pipe(self.source, "svg", timeout=RENDER_TIMEOUT,
+                     more_time=_NOTEBOOK_TIME).decode("utf-8")
 
     def _repr_image_png(self) -> bytes:
-        return _pipe(self.source, "png")
+        return _pipe(self.source, "png", timeout=RENDER_TIMEOUT, more_time=_NOTEBOOK_TIME)
 
     def _repr_image_jpeg(self) -> bytes:
-        return _pipe(self.source, "jpeg")
+        return _pipe(self.source, "jpeg", timeout=RENDER_TIMEOUT, more_time=_NOTEBOOK_TIME)
 
 
 # -- small helpers -------------------------------------------------------------------------
@@ -183,12 +186,14 @@ def _op_label(node: Function) -> str:
 
 
 def _module(node: Function):
-    """The label object the node was recorded under: pictures group nodes by its identity,
-    not its text (each nn module has a label object of its own, so two layers labelled
-    "Linear" are two groups; a ``tinygraph.scope`` string groups every node recorded under
-    that same string)."""
-    m = getattr(node, "module", None)
-    return m if m is None or isinstance(m, str) else str(m)
+    """The label the node was recorded under (None: none), as it is: see ``_group``."""
+    return getattr(node, "module", None)
+
+
+def _group(label: Any) -> Any:
+    """What a cluster is keyed by: a ``ScopeLabel`` by the object (each nn module has its
+    own, so two layers labelled "Linear" are two boxes), any other label by its text."""
+    return id(label) if isinstance(label, ScopeLabel) else ("text", str(label))
 
 
 def _elision_label(hidden: int, max_nodes: int, kind: str) -> str:
@@ -324,7 +329,7 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
     g = _new_digraph("forward", rankdir, title)
 
     def one_cluster(mods):
-        distinct = {id(m): m for m in mods}     # (by identity, as _emit groups them)
+        distinct = {_group(m): m for m in mods}     # (as _emit groups them)
         if len(distinct) == 1:
             (m,) = distinct.values()
             return m
@@ -413,13 +418,13 @@ def _replaced(t: Tensor, shape: tuple) -> str:
 
 
 def _emit(g: graphviz.Digraph, records: list, edges: list, clusters: bool) -> None:
-    """Nodes (grouped into clusters by module label object, in first-appearance order), then
-    edges."""
+    """Nodes (grouped into clusters by ``_group`` of their label, in first-appearance
+    order), then edges."""
     groups: dict = {}
     loose = []
     for nid, mod, attrs in records:
         if clusters and mod is not None:
-            groups.setdefault(id(mod), (mod, []))[1].append((nid, attrs))
+            groups.setdefault(_group(mod), (mod, []))[1].append((nid, attrs))
         else:
             loose.append((nid, attrs))
     for nid, attrs in loose:
@@ -693,15 +698,17 @@ def _is_pure(binary: str) -> bool:
     return Path(binary).name.lower().startswith("graphviz-pure")
 
 
-#: Seconds a renderer may take before ``render`` (and a notebook's display) gives up: the
-#: layout of some graphs of a few hundred nodes (one weight feeding every step of a long
-#: loop) takes graphviz-pure many minutes.
-RENDER_TIMEOUT = 120.0
+#: Seconds the renderer may take to display a picture in a notebook (None: no limit; read at
+#: each display). ``render`` takes its own ``timeout`` argument, 120 s by default: the layout
+#: of some graphs of a few hundred nodes (one weight feeding every step of a long loop)
+#: takes graphviz-pure many minutes.
+RENDER_TIMEOUT: float | None = 120.0
 
 
-def _pipe(source: str, fmt: str, dot: str | None = None,
-          timeout: float | None = RENDER_TIMEOUT) -> bytes:
-    """Run the renderer on DOT source; the rendered bytes."""
+def _pipe(source: str, fmt: str, dot: str | None = None, timeout: float | None = None,
+          more_time: str = "") -> bytes:
+    """Run the renderer on DOT source; the rendered bytes. ``more_time`` says how to allow
+    more than ``timeout`` seconds, for the message when it runs out."""
     binary = dot or find_dot()
     if binary is None:
         raise RuntimeError(f"no Graphviz renderer found (neither 'dot' nor 'graphviz-pure'); "
@@ -711,6 +718,8 @@ def _pipe(source: str, fmt: str, dot: str | None = None,
                            f"({binary}) writes svg and png but not {fmt}; install it, e.g. "
                            f"apt-get install graphviz / brew install graphviz, or render "
                            f"svg/png")
+    if timeout is not None and timeout > 1e7:     # (subprocess overflows on an infinite one)
+        timeout = None
     try:
         done = subprocess.run([binary, f"-T{fmt}"], input=source.encode("utf-8"),
                               capture_output=True, check=False, timeout=timeout)
@@ -718,11 +727,12 @@ def _pipe(source: str, fmt: str, dot: str | None = None,
         raise RuntimeError(f"could not run the Graphviz renderer {binary}: {exc}") from None
     except subprocess.TimeoutExpired:
         edges = source.count("->")
+        system = ("; write the DOT source to a .gv path and render it with the system "
+                  "Graphviz (faster)" if _is_pure(binary) else "")
         raise RuntimeError(
             f"{binary} -T{fmt} did not finish within {timeout:g} s laying out a graph of "
-            f"{edges:,} edges (it was stopped); draw fewer nodes (max_nodes=100), write the DOT "
-            f"source to a .gv path and render it with the system Graphviz, or pass a longer "
-            f"timeout (timeout=None: no limit)") from None
+            f"{edges:,} edges (it was stopped); draw fewer nodes (max_nodes=100){system}; or "
+            f"allow more time: {more_time}") from None
     if done.returncode != 0 or not done.stdout:
         err = done.stderr.decode("utf-8", "replace").strip()
         raise RuntimeError(f"{binary} -T{fmt} failed (exit code {done.returncode}): {err}")
@@ -736,11 +746,12 @@ PICTURE_SUFFIXES = frozenset({"svg", "svgz", "png", "pdf", "gv", "dot", "xdot", 
                               "webp"})
 
 
+_NOTEBOOK_TIME = "tinygraph.viz.RENDER_TIMEOUT = 600 (None: no limit), then display again"
 _SAME_FORMAT = {"jpg": "jpeg", "jpe": "jpeg", "tif": "tiff", "dot": "gv"}
 
 
 def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str | None = None,
-           dot: str | None = None, timeout: float | None = RENDER_TIMEOUT) -> Path:
+           dot: str | None = None, timeout: float | None = 120.0) -> Path:
     """Write the picture of ``digraph`` (or DOT source text) to ``path``; returns the path.
 
     ``format`` is "svg", "png", "pdf", ... (default: from the path's suffix when it names a
@@ -751,8 +762,8 @@ def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str
     gets the DOT source itself (no renderer needed). When no renderer can make the format,
     the DOT source is written next to ``path``, named after it (``net.pdf.gv``: never a
     ``net.gv`` of the user's own), and ``RuntimeError`` says how to get one. A renderer
-    still running after ``timeout`` seconds (default ``RENDER_TIMEOUT``, 120; None: no
-    limit) is stopped, and ``RuntimeError`` says what to do instead; nothing is written.
+    still running after ``timeout`` seconds (None: no limit) is stopped, and
+    ``RuntimeError`` says what to do instead; nothing is written.
     """
     if isinstance(digraph, str):
         source = digraph
@@ -764,8 +775,8 @@ def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str
         raise TypeError(f"render: expected a picture (viz.forward_graph(...), "
                         f"viz.backward_graph(...)) or DOT source text, got a value of type "
                         f"{type(digraph).__name__}{hint}")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or not timeout > 0):
+    if timeout is not None and (isinstance(timeout, (bool, np.bool_))
+                                or not isinstance(timeout, numbers.Real) or not timeout > 0):
         raise ValueError(f"render: timeout must be a positive number of seconds or None, got "
                          f"{timeout!r}")
     path = Path(path)
@@ -797,5 +808,6 @@ def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str
         raise RuntimeError(f"render: {fmt!r} needs the system Graphviz 'dot' (apt-get install "
                            f"graphviz / brew install graphviz); graphviz-pure ({binary}) "
                            f"writes svg and png only. Wrote the DOT source to {gv}.")
-    path.write_bytes(_pipe(source, fmt, binary, timeout))
+    path.write_bytes(_pipe(source, fmt, binary, timeout,
+                           "render(..., timeout=600), or timeout=None for no limit"))
     return path

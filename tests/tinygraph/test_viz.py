@@ -174,7 +174,30 @@ def test_forward_clusters_are_one_per_module_not_per_label_text():
     node = out.grad_fn.parents[0]
     assert node.module == "Tanh" and isinstance(node.module, str)
     outer_lin.label = "first"
-    assert outer_lin.label == "first" and type(outer_lin.label) is not str
+    assert outer_lin.label == "first" and isinstance(outer_lin.label, tg.ScopeLabel)
+
+
+def _cluster_titles(out) -> list:
+    src = viz.forward_graph(out).source
+    return [part.split("label=")[1].split()[0] for part in src.split("subgraph cluster_")[1:]]
+
+
+def test_plain_labels_group_by_text_and_a_shared_module_label_by_object():
+    import nn
+
+    x = tg.Tensor(np.ones(3), requires_grad=True, name="x")
+    name = "bl"
+    with tg.scope(name + "ock"):            # two equal strings made at run time: one box
+        y = x * 2.0
+    with tg.scope(name + "ock"):
+        y = y + 1.0
+    with tg.scope(7):                       # not a str: by its text too
+        y = (y * 3.0).sum()
+    assert sorted(_cluster_titles(y)) == ["7", "block"]
+    a, b = nn.Linear(3, 3, rng=0), nn.Linear(3, 3, rng=1)
+    b.label = a.label                       # the same label object: one box
+    assert b.label is a.label
+    assert _cluster_titles(b(a(np.ones((1, 3)))).sum()) == ["Linear"]
 
 
 def test_forward_values_small_and_large_and_dash_for_missing_grads():
@@ -616,19 +639,41 @@ def test_render_stops_a_renderer_that_takes_too_long(tmp_path):
     out_dir.mkdir()
     with pytest.raises(RuntimeError, match=r"slowdot -Tsvg did not finish within 0\.3 s laying "
                                            r"out a graph of 1 edges \(it was stopped\); draw "
-                                           r"fewer nodes \(max_nodes=100\)"):
+                                           r"fewer nodes \(max_nodes=100\); or allow more "
+                                           r"time: render\(\.\.\., timeout=600\)"):
         viz.render("digraph { a -> b }", out_dir / "g.svg", dot=str(slow), timeout=0.3)
     assert list(out_dir.iterdir()) == []
-    for bad in (0, -1.0, "10", True):
+    for bad in (0, -1.0, "10", True, float("nan")):
         with pytest.raises(ValueError, match=r"^render: timeout must be a positive number"):
             viz.render("digraph { a }", out_dir / "g.gv", timeout=bad)
-    assert viz.render("digraph { a }", out_dir / "g.svg", timeout=None, dot=pure()).exists()
+    for fine in (None, np.int64(60), float("inf")):         # (inf: no limit, no overflow)
+        assert viz.render("digraph { a }", out_dir / "g.svg", timeout=fine, dot=pure()).exists()
+
+
+def test_a_notebook_display_reads_the_timeout_when_it_displays(monkeypatch, tmp_path):
+    # RENDER_TIMEOUT was copied into the defaults at import: setting it changed nothing.
+    slow = tmp_path / "slowdot"
+    slow.write_text("#!/bin/sh\nexec sleep 30\n")
+    slow.chmod(0o755)
+    monkeypatch.setattr(viz, "find_dot", lambda system=True: str(slow))
+    monkeypatch.setattr(viz, "RENDER_TIMEOUT", 0.3)
+    picture = viz.forward_graph(small()[-1])
+    with pytest.raises(RuntimeError, match=r"within 0\.3 s .* allow more time: "
+                                           r"tinygraph\.viz\.RENDER_TIMEOUT = 600"):
+        picture._repr_image_svg_xml()
 
 @pytest.mark.parametrize("name, fmt", [("g.jpg", "jpeg"), ("g.jpeg", "jpg"), ("g.dot", "gv")])
 def test_render_takes_two_names_of_one_format(tmp_path, name, fmt):
     # "format 'jpeg' does not match the file name g.jpg" refused the same format.
     path = viz.render("digraph { a -> b }", tmp_path / name, format=fmt, dot=pure())
     assert path.name == name and path.stat().st_size > 0
+
+
+def test_render_takes_tif_for_tiff(tmp_path):
+    # graphviz-pure has no tiff: the message names that, not a mismatch of names
+    with pytest.raises(RuntimeError, match=r"'tiff' needs the system Graphviz"):
+        viz.render("digraph { a }", tmp_path / "g.tif", format="tiff", dot=pure())
+    assert [p.name for p in tmp_path.iterdir()] == ["g.tif.gv"]
 
 def test_viz_is_reachable_as_an_attribute_of_the_package():
     import importlib
