@@ -289,6 +289,8 @@ def forward_graph(outputs: Tensor | Iterable[Tensor], show_values: bool = False,
         if e is None:
             e = leaf_nodes[id(t)] = [ids.new(), t, [], False, shape]
             pending.append(("leaf", id(t)))
+        elif shape != t.shape:          # any op that saw another shape than .data has now
+            e[4] = shape
         e[2].append(module)
         return e[0]
 
@@ -477,6 +479,13 @@ def backward_graph(outputs: Tensor | Iterable[Tensor], crosscheck: Any = None,
     tied: set = set()                # (node nid, saved nid) already joined
     checked = {"ok": 0, "bad": 0}
     seen_names: set = set()
+    seen_shape: dict = {}            # id(leaf) -> the shape an op saw, one that differs first
+    for nd in drawn:
+        for j, p in enumerate(nd.parents):
+            if isinstance(p, Tensor):
+                shape = tuple(nd.input_shapes[j])
+                if id(p) not in seen_shape or shape != p.shape:
+                    seen_shape[id(p)] = shape
 
     for i, nd in enumerate(drawn):
         nid = node_id[i]
@@ -498,7 +507,7 @@ def backward_graph(outputs: Tensor | Iterable[Tensor], crosscheck: Any = None,
                     lid = leaf_ids[id(p)] = ids.new()
                     records.append((lid, None, _accumulator(p, errors, tol, shapes,
                                                             checked, seen_names,
-                                                            tuple(nd.input_shapes[j]))))
+                                                            seen_shape[id(p)])))
                 edges.append((nid, lid, {}))
         held = nd.saved_tensors
         if nd.keeps_arrays_on_ctx and nd.__dict__:     # (targets, an index: as the legend)

@@ -267,6 +267,21 @@ def test_a_leaf_whose_data_was_replaced_shows_both_shapes():
     assert len(lines(next(iter(of_class(parse(viz.forward_graph(out)), "param").values())))) == 2
 
 
+@pytest.mark.parametrize("y2_first", [False, True])
+def test_a_leaf_replaced_between_two_uses_is_flagged_whichever_op_is_drawn_first(y2_first):
+    # Only the first consumer in walk order was asked: with out = y2 + y1 the op that saw
+    # (3,) came second and the box said (5,) without a word.
+    w = tg.Tensor(np.ones(3), requires_grad=True, name="w")
+    y1 = (w * 2.0).sum()
+    w.data = np.zeros(5)
+    y2 = (w * 3.0).sum()
+    out = y2 + y1 if y2_first else y1 + y2
+    leaf = lines(next(iter(of_class(parse(viz.forward_graph(out)), "param").values())))
+    assert leaf == ["w", "(3,) float64", "now (5,): .data replaced after forward"]
+    acc = lines(next(iter(of_class(parse(viz.backward_graph(out)), "accumulator").values())))
+    assert acc[:2] == ["w (3,)", "now (5,): .data replaced after forward"]
+
+
 def test_forward_activation_adapter_shows_the_activation_name():
     class MyAct(tg.Function):
         op_name = "activation"
