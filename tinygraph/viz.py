@@ -92,8 +92,10 @@ class _Ids:
 
 def _esc(text: Any) -> str:
     """User text (tensor names, titles) made safe inside a DOT label. A label the graphviz
-    package would take for an HTML label ("<lambda>", "<b>x</b>") stays plain text."""
-    escaped = str(text).replace("\\", "\\\\").replace("\r", "").replace("\n", "\\n")
+    package would take for an HTML label ("<lambda>", "<b>x</b>") stays plain text. A NUL
+    character, which the renderer cannot read, is shown as ``\\0``."""
+    escaped = (str(text).replace("\\", "\\\\").replace("\r", "").replace("\n", "\\n")
+               .replace("\0", "\\\\0"))
     return graphviz.nohtml(escaped)
 
 

@@ -785,3 +785,11 @@ def test_arrays_a_node_keeps_on_ctx_are_drawn_as_the_legend_counts_them():
     saved = [n for n in p.nodes.values() if "saved" in n.get("class", "").split()]
     assert [lines(n)[0] for n in saved] == ["(500,) int64 \u00b7 4 KB"]
     assert "saved for backward: 4 KB in 1 array" in of_class(p, "legend")["legend"]["label"]
+
+
+def test_a_nul_character_in_a_name_is_drawn_as_backslash_zero(tmp_path):
+    # It reached the renderer as is: "syntax error near '\'", naming no label.
+    x = tg.Tensor(np.ones(2), requires_grad=True, name="a\0b")
+    g = viz.forward_graph((x * 2.0).sum())
+    assert "\0" not in g.source
+    assert "a\\0b" in viz.render(g, tmp_path / "nul.svg", dot=pure()).read_text()
