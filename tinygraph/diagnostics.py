@@ -10,6 +10,8 @@ starts with the key in brackets):
 - ``[not connected]`` the loss does not depend on it at all;
 - ``[cut off]`` the loss depends on its values, but through ``detach()``, ``.data`` or an
   op run under ``no_grad()``, so no gradient can flow back to it;
+- ``[unknown]`` one of the two above, but the loss is NaN or infinite, so nudging the
+  parameter cannot tell which;
 - ``[dead relu]`` every path from it to the loss goes through a ReLU whose units are all
   dead on this batch (output 0 for every sample), so the gradient arriving there is 0;
 - ``[zero]`` the gradient that reached it is exactly zero for another reason (multiplied by
@@ -35,6 +37,7 @@ with the reason for each, as backward would have nothing to compute.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -49,8 +52,8 @@ from .tensor import Tensor
 __all__ = ["GradEntry", "GradReport", "grad_report", "REASONS", "VANISHING_RATIO"]
 
 #: The reason keys, in the order they are looked for.
-REASONS = ("not connected", "cut off", "dead relu", "zero", "no backward", "not finite",
-           "vanishing")
+REASONS = ("not connected", "cut off", "unknown", "dead relu", "zero", "no backward",
+           "not finite", "vanishing")
 #: A gradient whose norm is below this fraction of the largest parameter gradient's norm is
 #: reported as vanishing (the first layers of a 20-layer sigmoid network: ~1e-10)
 VANISHING_RATIO = 1e-6
@@ -367,7 +370,11 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
             e.reason = ("[not connected] the loss does not depend on it through the graph: it "
                         "is not used, or only through detach(), .data or no_grad() (pass a "
                         "function instead of a loss tensor to tell which)")
-        elif _changes_loss(fn, p, value):
+        elif (changes := _changes_loss(fn, p, value)) is None:
+            e.reason = ("[unknown] the loss is NaN or infinite, so nudging the parameter cannot "
+                        "show whether the loss depends on it; find where the NaN or inf comes "
+                        "from first (run the step inside tg.detect_anomaly())")
+        elif changes:
             e.reason = ("[cut off] the loss depends on its values, but through detach(), .data "
                         "or an op run under no_grad(), so no gradient can flow back to it; "
                         "compute the loss from the tensor itself, outside no_grad()")
@@ -379,8 +386,10 @@ def _analyze(loss: Any, params: Any) -> tuple[list, float, int]:
     return entries, value, len(unconnected)
 
 
-def _changes_loss(fn: Callable[[], Tensor], p: Tensor, value: float) -> bool:
-    """Does the loss change when ``p`` is nudged? (Run under no_grad; ``p`` is restored.)"""
+def _changes_loss(fn: Callable[[], Tensor], p: Tensor, value: float) -> bool | None:
+    """Does the loss change when ``p`` is nudged? (Run under no_grad; ``p`` is restored.)
+    None when the loss is not finite (NaN != NaN: every parameter would seem to change it);
+    a ``ValueError`` when ``fn`` gives another value than ``value`` at the same point."""
     original = p.data
     scale = 1e-3 * (float(np.max(np.abs(original))) + 1.0) if original.size else 1.0
     pattern = np.linspace(1.0, 2.0, num=max(original.size, 1))[:original.size]
@@ -395,4 +404,12 @@ def _changes_loss(fn: Callable[[], Tensor], p: Tensor, value: float) -> bool:
     with no_grad():
         base = fn()
     base_value = float(np.asarray(base.data if isinstance(base, Tensor) else base).reshape(-1)[0])
+    if not (math.isfinite(base_value) and math.isfinite(changed)):
+        return None
+    if not math.isclose(base_value, value, rel_tol=1e-12, abs_tol=1e-300):
+        raise ValueError(f"grad_report: fn gave two different losses for the same parameters "
+                         f"({value!r} and then {base_value!r}): it is not deterministic (random "
+                         f"numbers drawn inside it, or state it changes), so nudging a parameter "
+                         f"cannot tell whether the loss depends on it; draw the random numbers "
+                         f"once outside fn, or seed a generator inside it")
     return changed != base_value

@@ -238,3 +238,26 @@ def test_a_vanishing_gradient_is_reported_next_to_the_largest():
     # one parameter alone is never "vanishing" (nothing to compare with)
     w = tg.Tensor(np.full(3, 1e-20), requires_grad=True)
     assert grad_report(lambda: (w * w).sum(), {"w": w}).ok
+
+
+def test_a_nan_loss_does_not_make_an_unused_parameter_cut_off():
+    # NaN != NaN: the nudge test took every unused parameter for one the loss depends on.
+    W = tg.Tensor(np.array([[1.0], [-1.0]]), requires_grad=True)
+    Z = tg.Tensor(np.array([1.0]), requires_grad=True)
+    report = grad_report(lambda: (W * np.nan).sum(), {"W": W, "Z": Z})
+    (z,) = [e for e in report.entries if e.name == "Z"]
+    assert z.key == "unknown" and z.key in tg.diagnostics.REASONS
+    assert z.reason.startswith("[unknown] the loss is NaN or infinite") and "cut off" not in str(report)
+
+
+def test_a_function_that_is_not_deterministic_is_named():
+    # Drawing new random numbers at every call made an unused parameter "[cut off]".
+    rng = np.random.default_rng(0)
+    W = tg.Tensor(np.ones(3), requires_grad=True)
+    U = tg.Tensor(np.ones(1), requires_grad=True)
+    with pytest.raises(ValueError, match=r"^grad_report: fn gave two different losses for the "
+                                         r"same parameters .* it is not deterministic"):
+        grad_report(lambda: (W * tg.Tensor(rng.random(3))).sum(), {"W": W, "U": U})
+    fixed = tg.Tensor(rng.random(3))
+    report = grad_report(lambda: (W * fixed).sum(), {"W": W, "U": U})
+    assert "[not connected]" in str(report)
