@@ -22,7 +22,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .autograd import grad as _grad
-from .grad_mode import no_grad
+from .errors import BackwardError
+from .grad_mode import enable_grad, set_grad_enabled
 from .tensor import Tensor
 
 
@@ -51,6 +52,9 @@ class GradcheckResult:
     mode: str
     mismatches: list = field(default_factory=list)
     kinks: list = field(default_factory=list)
+    #: what limits the check: gradients too small for the criterion to judge, mismatches
+    #: within the finite differences' own error (printed as notes, and warned about)
+    notes: list = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -65,6 +69,8 @@ class GradcheckResult:
             lines.append(f"  ... and {len(self.mismatches) - 10} more mismatches")
         for k in self.kinks[:5]:
             lines.append(f"  note: {k}")
+        for note in self.notes[:5]:
+            lines.append(f"  note: {note}")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -116,6 +122,26 @@ def _is_kink(loss: Callable[[], float], array: np.ndarray, j: int, eps: float, b
     return abs((plus - base) - (base - minus)) / (eps / 4) > 0.5 * abs(gap)
 
 
+def _larger(largest: float, size: float) -> float:
+    """The running largest |analytic| + |numerical|; a NaN sticks (and is not tiny)."""
+    return largest if largest != largest or size <= largest else size
+
+
+#: Below this largest |analytic| + |numerical| over a check, the criterion's 1e-8 dominates
+#: the relative error, which then judges little: gradcheck warns.
+TINY_GRADIENT = 1e-6
+
+
+def _difference_error(loss: Callable[[], float], array: np.ndarray, j: int, eps: float,
+                      plus: float, minus: float, base: float, num: float) -> float:
+    """An estimate of the error of the central difference ``num`` itself: the rounding of
+    the loss values divided by 2ε, plus the change of the difference when the step is halved
+    (its truncation error is ~ε²: halving removes three quarters of it)."""
+    rounding = 8 * np.finfo(np.float64).eps * max(abs(plus), abs(minus), abs(base)) / (2 * eps)
+    half = central_difference(loss, array, j, eps / 2)[2]
+    return float(rounding + abs(num - half) * 4 / 3)
+
+
 def _rel_error(a: np.ndarray | np.floating, n: np.ndarray | np.floating) -> np.ndarray:
     """The spec's criterion; NaN or Inf anywhere counts as an infinite error, never a pass."""
     with np.errstate(invalid="ignore", over="ignore"):
@@ -138,6 +164,11 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     somewhere, e.g. a float32 layer, whose finite differences are mostly rounding noise).
     ``fn`` must be deterministic: it is evaluated twice at the inputs first, and a
     ``ValueError`` says so when the two values differ (random numbers drawn inside it).
+    ``notes`` (printed, and warned about for the first) say what limits the verdict: every
+    gradient below ``TINY_GRADIENT`` (the criterion's 1e-8 then dominates), a mismatch within
+    the finite differences' own error at this ``eps``, inputs with no element. ``fn`` may
+    call ``tinygraph.grad(..., create_graph=True)`` (a check of second derivatives), and
+    gradcheck works under ``no_grad()``.
     """
     if not callable(fn):
         raise TypeError(f"gradcheck: fn must be a function of the inputs returning a Tensor, "
@@ -148,10 +179,15 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
                         f"{type(inputs).__name__}; expected e.g. [x] for a single input")
     if mode not in ("auto", "elements", "directions"):
         raise ValueError(f"gradcheck: mode must be 'auto', 'elements' or 'directions', got {mode!r}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps > 0:
-        raise ValueError(f"gradcheck: eps must be a positive number, got {eps!r}; expected e.g. 1e-5")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not tol > 0:
-        raise ValueError(f"gradcheck: tol must be a positive number, got {tol!r}; expected e.g. 1e-5")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps > 0 \
+            or not math.isfinite(eps):
+        raise ValueError(f"gradcheck: eps must be a positive finite number, got {eps!r}; "
+                         f"expected e.g. 1e-5")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not tol > 0 \
+            or not tol < 1:
+        raise ValueError(f"gradcheck: tol must be a number in (0, 1), got {tol!r} (a relative "
+                         f"error is below 1 whatever the gradient: tol >= 1 would pass "
+                         f"anything); expected e.g. 1e-5")
     if isinstance(n_directions, bool) or not isinstance(n_directions, (int, np.integer)):
         raise TypeError(f"gradcheck: n_directions must be an integer >= 1, got {n_directions!r}")
     if n_directions < 1:
@@ -175,7 +211,8 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     if not leaves:
         raise ValueError("gradcheck: inputs is empty; expected at least one input")
 
-    out = fn(*leaves)
+    with enable_grad():              # (also when called under no_grad: backward is needed)
+        out = fn(*leaves)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
     coarse = out.data.dtype.kind == "f" and out.data.dtype.itemsize < 8
@@ -191,21 +228,34 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     def scalar(o: Tensor):
         return o.sum() if projection is None else (o * projection).sum()
 
-    checked_out = scalar(out)
+    with enable_grad():
+        checked_out = scalar(out)
     first = float(checked_out.data)
-    analytic = _grad(checked_out, leaves)
+    # An output cut off from every input (detach(), .data, a recorded backward that reads
+    # .data) has the gradient 0 as far as backward can tell: compared as such below, so a
+    # wrong cut shows as mismatches against the numerical derivative, not as an error.
+    found = (_grad(checked_out, leaves) if checked_out.requires_grad
+             else [None] * len(leaves))
     del checked_out
     # drop the graph: grad() leaves the nodes it did not need alone, and one that saved an
     # input (x.detach() * W) would keep that array read-only while it is perturbed below
     del out
     analytic = [np.zeros_like(t.data) if a is None else np.asarray(a, dtype=np.float64)
-                for t, a in zip(leaves, analytic)]
+                for t, a in zip(leaves, found)]
+
+    # The loss at perturbed points is computed without recording (faster), unless fn needs
+    # recording itself (it calls tinygraph.grad: a check of second derivatives).
+    recording = [False]
 
     def loss_value() -> float:
-        with no_grad():
+        with set_grad_enabled(recording[0]):
             return float(scalar(fn(*leaves)).data)
 
-    base = loss_value()
+    try:
+        base = loss_value()
+    except BackwardError:
+        recording[0] = True
+        base = loss_value()
     if not (base == first or math.isclose(base, first, rel_tol=1e-12)
             or (math.isnan(base) and math.isnan(first))):
         raise ValueError(f"gradcheck: fn gave two different values for the same inputs "
@@ -217,7 +267,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     if mode == "auto":
         mode = "elements" if total <= max_elements else "directions"
 
-    mismatches, kinks, worst, checked = [], [], 0.0, 0
+    mismatches, kinks, notes, worst, checked, largest = [], [], [], 0.0, 0, 0.0
     if mode == "elements":
         for k, t in enumerate(leaves):
             for j in range(t.data.size):
@@ -225,6 +275,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
                 ana = float(analytic[k].reshape(-1)[j])
                 err = float(_rel_error(np.float64(ana), np.float64(num)))
                 worst = max(worst, err)
+                largest = _larger(largest, abs(ana) + abs(num))
                 checked += 1
                 index = tuple(int(i) for i in np.unravel_index(j, t.shape)) if t.ndim else ()
                 right, left = (plus - base) / eps, (base - minus) / eps
@@ -235,6 +286,15 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
                                  f"(one-sided slopes {left:.6g} and {right:.6g})")
                 if not err < tol:
                     mismatches.append(Mismatch(k, index, ana, num, err))
+                    if len(mismatches) <= 20:
+                        noise = _difference_error(loss_value, t.data, j, eps, plus, minus, base, num)
+                        if abs(ana - num) <= 2 * noise:
+                            notes.append(
+                                f"input {k} element {index}: |analytic - numerical| = "
+                                f"{abs(ana - num):.3g} is within the finite differences' own "
+                                f"error at eps={eps:g} (~{noise:.2g}: rounding of a loss of "
+                                f"size {abs(base):.3g}, or curvature), so this may be no error "
+                                f"of the gradient; check again with another eps")
     else:
         for d in range(n_directions):
             dirs = [rng.standard_normal(t.shape) for t in leaves]
@@ -253,13 +313,26 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
             ana = float(sum(np.sum(a * v) for a, v in zip(analytic, dirs)))
             err = float(_rel_error(np.float64(ana), np.float64(num)))
             worst = max(worst, err)
+            largest = _larger(largest, abs(ana) + abs(num))
             checked += 1
             if not err < tol:
                 mismatches.append(Mismatch(-1, f"random direction {d}", ana, num, err))
 
+    if checked == 0:                # (empty inputs: only the gradients' shapes were made)
+        notes.append(f"nothing was checked: the inputs hold no numbers (shapes "
+                     f"{[t.shape for t in leaves]})")
+    elif largest < TINY_GRADIENT:
+        notes.append(f"every gradient checked is tiny (largest |analytic| + |numerical| "
+                     f"{largest:.3g}): next to the criterion's 1e-8 the relative error says "
+                     f"little there (a backward off by a factor 2 passes below ~{tol * 1e-8:.0e}"
+                     f"); multiply fn's output by a large factor (e.g. 1e6) to check it")
+
+    for note in notes:
+        if note.startswith("every gradient"):
+            warnings.warn(f"gradcheck: {note}", RuntimeWarning, stacklevel=2)
     if kinks:
         warnings.warn(f"gradcheck: {len(kinks)} element(s) lie within eps of a kink, where "
                       f"the finite difference is not a derivative and a mismatch is expected; "
                       f"first: {kinks[0]}", RuntimeWarning, stacklevel=2)
     return GradcheckResult(ok=not mismatches, checked=checked, max_rel_error=worst, tol=tol,
-                           eps=eps, mode=mode, mismatches=mismatches, kinks=kinks)
+                           eps=eps, mode=mode, mismatches=mismatches, kinks=kinks, notes=notes)

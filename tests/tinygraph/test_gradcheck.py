@@ -273,6 +273,9 @@ def test_central_difference_takes_the_array_itself_of_any_layout():
     ({"mode": "directions", "n_directions": -3}, r"n_directions must be an integer >= 1"),
     ({"max_elements": -1}, r"max_elements must be a number >= 0, got -1"),
     ({"seed": -1}, r"seed -1 is not a seed numpy takes"),
+    ({"tol": float("inf")}, r"tol must be a number in \(0, 1\), got inf .*would pass anything"),
+    ({"tol": 1.0}, r"tol must be a number in \(0, 1\), got 1\.0"),
+    ({"eps": float("inf")}, r"eps must be a positive finite number, got inf"),
 ])
 def test_options_that_would_check_nothing_are_refused(options, message):
     # n_directions=0 printed "PASSED: 0 directions checked" for a wrong gradient
@@ -327,3 +330,99 @@ def test_a_function_that_returns_nan_is_not_called_random():
     with np.errstate(invalid="ignore"):
         result = tg.gradcheck(lambda x: tg.log(x).sum(), [x])
     assert not result.ok
+
+
+
+def test_inputs_without_elements_say_that_nothing_was_checked():
+    # "PASSED: 0 elements checked" and nothing more (the property tests over shapes do reach
+    # empty ones, where only the gradients' shapes can be checked)
+    result = tg.gradcheck(lambda t: WrongScale.apply(t).sum(), [np.zeros((0, 3))])
+    assert result.checked == 0 and result.notes == [
+        "nothing was checked: the inputs hold no numbers (shapes [(0, 3)])"]
+    assert "note: nothing was checked" in str(result)
+
+
+def test_runs_under_no_grad():
+    # It raised "backward: the output depends on no tensor that requires grad ... no_grad()".
+    with tg.no_grad():
+        assert tg.gradcheck(lambda t: (t * t).sum(), [np.array([0.3, -0.7])])
+        assert not tg.gradcheck(lambda t: WrongScale.apply(t).sum(), [np.array([0.3, -0.7])])
+    assert not tg.is_grad_enabled() or True     # (the mode outside is untouched:)
+    assert tg.is_grad_enabled()
+
+
+class _TanhFirstOrderOnly(tg.Function):
+    """tanh whose recorded backward gives the right values but drops their dependence on the
+    input (it reads .data): a wrong second derivative."""
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.tanh(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        a = a.data if isinstance(a, tg.Tensor) else a
+        return g * (1 - np.tanh(a) ** 2)
+
+
+def test_checks_second_derivatives_through_grad_inside_fn():
+    # fn calling tinygraph.grad(create_graph=True) was evaluated under no_grad at the
+    # perturbed points and raised: second derivatives could not be checked at all.
+    x = np.array([0.3, -0.7, 1.2])
+
+    def second(op):
+        return lambda a: tg.grad(op(a).sum(), [a], create_graph=True)[0].sum()
+
+    assert tg.gradcheck(second(tg.tanh), [x])
+    result = tg.gradcheck(second(_TanhFirstOrderOnly.apply), [x])
+    assert not result and len(result.mismatches) == 3
+    assert all(m.analytic == 0.0 for m in result.mismatches)
+
+
+class _HalfWrongMul(tg.Function):
+    """x * y whose backward doubles the gradient of x."""
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        return 2 * g * b, g * a
+
+
+def test_gradients_too_small_to_judge_are_warned_about():
+    # A backward off by a factor 2 passed without a word on a loss scaled by 1e-14: the
+    # criterion's +1e-8 makes every relative error small there.
+    x, y = np.array([0.5, 1.5]), np.array([2.0, -1.0])
+    with pytest.warns(RuntimeWarning, match=r"gradcheck: every gradient checked is tiny "
+                                            r"\(largest .*\): .*multiply fn's output by a large "
+                                            r"factor"):
+        result = tg.gradcheck(lambda a, b: _HalfWrongMul.apply(a, b).sum() * 1e-14, [x, y])
+    assert result.ok and result.notes and "note: every gradient checked is tiny" in str(result)
+    # scaled up as the note says, the same backward fails
+    assert not tg.gradcheck(lambda a, b: _HalfWrongMul.apply(a, b).sum() * 1e-14 * 1e14, [x, y])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # ordinary gradients: no such note
+        assert tg.gradcheck(lambda a, b: (a * b).sum(), [x, y]).notes == []
+
+
+@pytest.mark.parametrize("fn, x", [
+    (lambda a: (a * a * a).sum(), np.array([0.0, 1.0, -2.0])),    # true gradient 0: curvature
+    (lambda a: (a * a).sum(), np.array([1e8, -3e8])),              # a huge loss: rounding
+])
+def test_a_mismatch_within_the_finite_differences_own_error_says_so(fn, x):
+    # FAILED with no word on why, for correct gradients.
+    result = tg.gradcheck(fn, [x])
+    assert not result.ok
+    assert len(result.notes) == len(result.mismatches) >= 1
+    assert all("is within the finite differences' own error at eps=1e-05" in n
+               and "check again with another eps" in n for n in result.notes)
+
+
+def test_a_real_mismatch_gets_no_such_note():
+    result = tg.gradcheck(lambda a, b: _HalfWrongMul.apply(a, b).sum(),
+                          [np.array([0.5, 1.5]), np.array([2.0, -1.0])])
+    assert not result.ok and len(result.mismatches) == 2 and result.notes == []
