@@ -347,7 +347,7 @@ def test_runs_under_no_grad():
     with tg.no_grad():
         assert tg.gradcheck(lambda t: (t * t).sum(), [np.array([0.3, -0.7])])
         assert not tg.gradcheck(lambda t: WrongScale.apply(t).sum(), [np.array([0.3, -0.7])])
-    assert not tg.is_grad_enabled() or True     # (the mode outside is untouched:)
+        assert not tg.is_grad_enabled()          # the caller's mode is put back
     assert tg.is_grad_enabled()
 
 
