@@ -52,8 +52,8 @@ class GradcheckResult:
     mode: str
     mismatches: list = field(default_factory=list)
     kinks: list = field(default_factory=list)
-    #: what limits the check: gradients too small for the criterion to judge, mismatches
-    #: within the finite differences' own error (printed as notes, and warned about)
+    #: what limits the check: gradients too small for the criterion to judge (also warned
+    #: about), mismatches within the finite differences' own error, nothing to check
     notes: list = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -164,7 +164,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     somewhere, e.g. a float32 layer, whose finite differences are mostly rounding noise).
     ``fn`` must be deterministic: it is evaluated twice at the inputs first, and a
     ``ValueError`` says so when the two values differ (random numbers drawn inside it).
-    ``notes`` (printed, and warned about for the first) say what limits the verdict: every
+    ``notes`` (printed; the first kind also warned about) say what limits the verdict: every
     gradient below ``TINY_GRADIENT`` (the criterion's 1e-8 then dominates), a mismatch within
     the finite differences' own error at this ``eps``, inputs with no element. ``fn`` may
     call ``tinygraph.grad(..., create_graph=True)`` (a check of second derivatives), and
