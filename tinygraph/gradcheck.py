@@ -321,7 +321,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     if checked == 0:                # (empty inputs: only the gradients' shapes were made)
         notes.append(f"nothing was checked: the inputs hold no numbers (shapes "
                      f"{[t.shape for t in leaves]})")
-    elif largest < TINY_GRADIENT:
+    elif 0 < largest < TINY_GRADIENT:      # (all exactly 0 on both sides: agreement)
         notes.append(f"every gradient checked is tiny (largest |analytic| + |numerical| "
                      f"{largest:.3g}): next to the criterion's 1e-8 the relative error says "
                      f"little there (a backward off by a factor 2 passes below ~{tol * 1e-8:.0e}"

@@ -407,6 +407,9 @@ def test_gradients_too_small_to_judge_are_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")          # ordinary gradients: no such note
         assert tg.gradcheck(lambda a, b: (a * b).sum(), [x, y]).notes == []
+        # nor gradients exactly 0 on both sides (a relu below 0): they do agree, and a
+        # wrong nonzero analytic one above ~1e-13 would fail
+        assert tg.gradcheck(lambda a: tg.relu(a).sum(), [-x]).notes == []
 
 
 @pytest.mark.parametrize("fn, x", [
