@@ -1,5 +1,7 @@
 """Test-suite settings shared by every directory."""
 import gc
+import os
+import sys
 
 import pytest
 from hypothesis import settings
@@ -8,6 +10,12 @@ from hypothesis import settings
 # database written into the tree); each test may still ask for more examples.
 settings.register_profile("tinygraph", derandomize=True, database=None, deadline=None)
 settings.load_profile("tinygraph")
+
+# pytest runs with --import-mode=importlib (setup.cfg), which puts no test directory on
+# sys.path: this one holds the helpers the test modules of every directory share (_fuzz.py).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
 
 
 @pytest.fixture(autouse=True)

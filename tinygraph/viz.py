@@ -713,7 +713,8 @@ def _is_pure(binary: str) -> bool:
 #: each display). ``render`` takes its own ``timeout`` argument, 120 s by default: the layout
 #: of some graphs of a few hundred nodes (one weight feeding every step of a long loop)
 #: takes graphviz-pure many minutes.
-RENDER_TIMEOUT: float | None = 120.0
+_DEFAULT_TIMEOUT = 120.0
+RENDER_TIMEOUT: float | None = _DEFAULT_TIMEOUT
 
 
 def _pipe(source: str, fmt: str, dot: str | None = None, timeout: float | None = None,
@@ -762,7 +763,7 @@ _SAME_FORMAT = {"jpg": "jpeg", "jpe": "jpeg", "tif": "tiff", "dot": "gv"}
 
 
 def render(digraph: graphviz.Digraph | str, path: str | os.PathLike, format: str | None = None,
-           dot: str | None = None, timeout: float | None = 120.0) -> Path:
+           dot: str | None = None, timeout: float | None = _DEFAULT_TIMEOUT) -> Path:
     """Write the picture of ``digraph`` (or DOT source text) to ``path``; returns the path.
 
     ``format`` is "svg", "png", "pdf", ... (default: from the path's suffix when it names a

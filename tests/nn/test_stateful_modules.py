@@ -62,13 +62,14 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, note, settings
+from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import activations as acts
 import nn
 import tinygraph as tg
+from _fuzz import fuzz_test_case
 from tinygraph import graph as tg_graph
 
 PKG_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (nn, tg, acts))
@@ -1804,22 +1805,7 @@ def same_state(a, b):
     return a == b
 
 
-ModuleMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("NN_FUZZ_EXAMPLES", "100")),
-    stateful_step_count=int(os.environ.get("NN_FUZZ_STEPS", "30")),
-    deadline=None,
-    derandomize="NN_FUZZ_SEED" not in os.environ,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-    report_multiple_bugs=False,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate] + (
-        [] if os.environ.get("NN_FUZZ_NO_SHRINK") else [Phase.shrink]),
-)
-if "NN_FUZZ_SEED" in os.environ:
-    from hypothesis import seed as _seed
-    ModuleMachine.TestCase = _seed(int(os.environ["NN_FUZZ_SEED"]))(ModuleMachine.TestCase)
-
-TestModuleMachine = ModuleMachine.TestCase
+TestModuleMachine = fuzz_test_case(ModuleMachine, "NN_FUZZ", examples=100, steps=30)
 
 pytestmark = pytest.mark.usefixtures("collections_see_only_new_objects")
 

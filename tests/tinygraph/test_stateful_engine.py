@@ -58,18 +58,17 @@ import functools
 import gc
 import itertools
 import math
-import os
 import warnings
 import weakref
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
                                  rule)
 
 import tinygraph as tg
+from _fuzz import fuzz_test_case
 from tinygraph.errors import BackwardError, TinygraphError
 
 MAX_POOL = 30          # tensors kept in the pool (older results are dropped)
@@ -2198,22 +2197,7 @@ class EngineMachine(RuleBasedStateMachine):
         gc.collect()
 
 
-EngineMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("TG_FUZZ_EXAMPLES", "60")),
-    stateful_step_count=int(os.environ.get("TG_FUZZ_STEPS", "50")),
-    deadline=None,
-    derandomize="TG_FUZZ_SEED" not in os.environ,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-    report_multiple_bugs=False,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate] + (
-        [] if os.environ.get("TG_FUZZ_NO_SHRINK") else [Phase.shrink]),
-)
-if "TG_FUZZ_SEED" in os.environ:
-    from hypothesis import seed as _seed
-    EngineMachine.TestCase = _seed(int(os.environ["TG_FUZZ_SEED"]))(EngineMachine.TestCase)
-
-TestEngineMachine = EngineMachine.TestCase
+TestEngineMachine = fuzz_test_case(EngineMachine, "TG_FUZZ", examples=60, steps=50)
 
 pytestmark = pytest.mark.usefixtures("collections_see_only_new_objects")
 

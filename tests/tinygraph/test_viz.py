@@ -643,20 +643,25 @@ def test_render_refuses_what_is_not_a_picture_and_an_unknown_format(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-
-def test_render_stops_a_renderer_that_takes_too_long(tmp_path):
-    # graphviz-pure took more than 20 minutes on the backward graph of a 100-step loop
-    # sharing one weight (300 nodes, the default max_nodes), with no word.
+@pytest.fixture
+def slow_renderer(tmp_path):
+    """A 'renderer' that takes 30 s to answer."""
     slow = tmp_path / "slowdot"
     slow.write_text("#!/bin/sh\nexec sleep 30\n")          # (exec: one process to stop)
     slow.chmod(0o755)
+    return str(slow)
+
+
+def test_render_stops_a_renderer_that_takes_too_long(tmp_path, slow_renderer):
+    # graphviz-pure took more than 20 minutes on the backward graph of a 100-step loop
+    # sharing one weight (300 nodes, the default max_nodes), with no word.
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     with pytest.raises(RuntimeError, match=r"slowdot -Tsvg did not finish within 0\.3 s laying "
                                            r"out a graph of 1 edges \(it was stopped\); draw "
                                            r"fewer nodes \(max_nodes=100\); or allow more "
                                            r"time: render\(\.\.\., timeout=600\)"):
-        viz.render("digraph { a -> b }", out_dir / "g.svg", dot=str(slow), timeout=0.3)
+        viz.render("digraph { a -> b }", out_dir / "g.svg", dot=slow_renderer, timeout=0.3)
     assert list(out_dir.iterdir()) == []
     for bad in (0, -1.0, "10", True, float("nan")):
         with pytest.raises(ValueError, match=r"^render: timeout must be a positive number"):
@@ -665,17 +670,15 @@ def test_render_stops_a_renderer_that_takes_too_long(tmp_path):
         assert viz.render("digraph { a }", out_dir / "g.svg", timeout=fine, dot=pure()).exists()
 
 
-def test_a_notebook_display_reads_the_timeout_when_it_displays(monkeypatch, tmp_path):
+def test_a_notebook_display_reads_the_timeout_when_it_displays(monkeypatch, slow_renderer):
     # RENDER_TIMEOUT was copied into the defaults at import: setting it changed nothing.
-    slow = tmp_path / "slowdot"
-    slow.write_text("#!/bin/sh\nexec sleep 30\n")
-    slow.chmod(0o755)
-    monkeypatch.setattr(viz, "find_dot", lambda system=True: str(slow))
+    monkeypatch.setattr(viz, "find_dot", lambda system=True: slow_renderer)
     monkeypatch.setattr(viz, "RENDER_TIMEOUT", 0.3)
     picture = viz.forward_graph(small()[-1])
     with pytest.raises(RuntimeError, match=r"within 0\.3 s .* allow more time: "
                                            r"tinygraph\.viz\.RENDER_TIMEOUT = 600"):
         picture._repr_image_svg_xml()
+
 
 @pytest.mark.parametrize("name, fmt", [("g.jpg", "jpeg"), ("g.jpeg", "jpg"), ("g.dot", "gv")])
 def test_render_takes_two_names_of_one_format(tmp_path, name, fmt):
