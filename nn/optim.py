@@ -4,7 +4,9 @@ A step is all or nothing: every parameter is checked before any is changed, so a
 step (a parameter still held read-only by a pending graph) leaves the parameters and the
 optimizer's state exactly as they were. ``state_dict()`` / ``load_state_dict()`` carry the
 state (velocities, moments, step count); ``config()`` the hyperparameters. ``nn.save(model,
-path, optimizer=True)`` stores both, so training can resume bit for bit.
+path, optimizer=True)`` stores both, so training can resume bit for bit. The state has each
+parameter's dtype: it follows a parameter cast after it was made at the next ``step()``, and
+``load_state_dict`` casts floating-point state to each parameter's dtype.
 """
 from __future__ import annotations
 
@@ -96,6 +98,11 @@ class Optimizer:
         where = f"{type(self).__name__}.step"
         _check_lr(where, self.lr)           # (an attribute: it may have been set since)
         todo = []
+        per_parameter = self._state_lists()
+        # state made before its parameter was cast (p.data = p.data.astype(...)) follows it:
+        # float64 moments would run every update of a float32 model in float64, float32 ones
+        # would round a float64 model's updates (as PyTorch's load_state_dict casts state)
+        recast: list[tuple[list, int, np.dtype]] = []
         for i, p in enumerate(self.params):
             g = p.grad
             if g is None or not p.requires_grad:     # no gradient, or frozen
@@ -108,13 +115,18 @@ class Optimizer:
                     f"(its data replaced by another shape after backward, or .grad set by "
                     f"hand); set .grad = None (zero_grad()) and run backward again. Nothing "
                     f"was updated")
-            for state in self._state_of(i):
-                if state is not None and state.shape != data.shape:
+            for states in per_parameter:
+                state = states[i]
+                if state is None:
+                    continue
+                if state.shape != data.shape:
                     raise ValueError(
                         f"{where}: the {type(self).__name__} state of parameter {_name(p)} has "
                         f"shape {state.shape}, but the parameter now has shape {data.shape} "
                         f"(its data was replaced by another shape); make a new optimizer for "
                         f"it. Nothing was updated")
+                if state.dtype != data.dtype:
+                    recast.append((states, i, data.dtype))
             if not data.flags.writeable and not tg.held_by_graph(data):
                 raise RuntimeError(
                     f"{where}: parameter {_name(p)} holds a read-only array (made so by its "
@@ -129,13 +141,15 @@ class Optimizer:
                     f"exception variable, or sys.last_traceback in a notebook after an error). "
                     f"Nothing was updated")
             todo.append(i)
+        for states, i, dtype in recast:         # (after every check: all or nothing)
+            states[i] = states[i].astype(dtype)
         return todo
 
     def step(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _state_of(self, i: int) -> tuple:
-        """The state arrays (or None) that a step combines with parameter ``i``."""
+    def _state_lists(self) -> tuple[list, ...]:
+        """The per-parameter state: lists holding one array (or None) per parameter."""
         return ()
 
     def config(self) -> dict:
@@ -150,7 +164,7 @@ class Optimizer:
 
     def _check_state_arrays(self, name: str, arrays: Any, allow_none: bool = False,
                             nonnegative: bool = False) -> list:
-        """One array per parameter, each of its parameter's shape and dtype (copied)."""
+        """One array per parameter, each of its parameter's shape, copied into its dtype."""
         where = f"{type(self).__name__}.load_state_dict"
         if not isinstance(arrays, (list, tuple)) or len(arrays) != len(self.params):
             got = len(arrays) if isinstance(arrays, (list, tuple)) else type(arrays).__name__
@@ -167,16 +181,25 @@ class Optimizer:
                 raise ValueError(f"{where}: {name}[{i}] is not an array of numbers "
                                  f"({str(exc).split('. ')[0]}); expected shape {p.shape} and "
                                  f"dtype {p.dtype}") from None
-            if a.shape != p.shape or a.dtype != p.dtype:
+            if a.shape != p.shape or a.dtype.kind != "f":
                 raise ValueError(f"{where}: {name}[{i}] has shape {a.shape} and dtype {a.dtype}; "
-                                 f"expected shape {p.shape} and dtype {p.dtype} (parameter "
-                                 f"{p.name or i})")
-            if not np.all(np.isfinite(a)) or (nonnegative and np.any(a < 0)):
-                what = "NaN or infinite values" if not np.all(np.isfinite(a)) else "negative values"
+                                 f"expected shape {p.shape} and a floating-point dtype "
+                                 f"(parameter {p.name or i}, {p.dtype})")
+            # another floating dtype is cast to the parameter's, as Module's load_state_dict
+            # casts weights: a float64 state loads into a float32 model
+            with np.errstate(over="ignore"):
+                cast = a.astype(p.dtype)    # (a copy, also when the dtype is the same)
+            if not np.all(np.isfinite(cast)) or (nonnegative and np.any(cast < 0)):
+                if np.all(np.isfinite(cast)):
+                    what = "negative values"
+                elif np.all(np.isfinite(a)):
+                    what = f"values too large for {p.dtype} (up to {np.abs(a).max():.3g})"
+                else:
+                    what = "NaN or infinite values"
                 raise ValueError(f"{where}: {name}[{i}] holds {what}; expected the finite "
                                  f"{'non-negative ' if nonnegative else ''}state of an optimizer "
                                  f"(the next step would turn the weights into NaN)")
-            out.append(np.array(a, copy=True))
+            out.append(cast)
         return out
 
 
@@ -208,8 +231,8 @@ class SGD(Optimizer):
             # second copy of the parameters' size between steps
             data -= lr * g
 
-    def _state_of(self, i: int) -> tuple:
-        return (self.velocity[i],)
+    def _state_lists(self) -> tuple[list, ...]:
+        return (self.velocity,)
 
     def config(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum}
@@ -272,8 +295,8 @@ class Adam(Optimizer):
             v += (1 - b2) * (g * g)
             data -= step_size * m / (np.sqrt(v) + self.eps * math.sqrt(correction2))
 
-    def _state_of(self, i: int) -> tuple:
-        return (self.m[i], self.v[i])
+    def _state_lists(self) -> tuple[list, ...]:
+        return (self.m, self.v)
 
     def config(self) -> dict:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps}

@@ -273,6 +273,60 @@ def test_optimizer_state_dict_round_trip():
     np.testing.assert_array_equal(p.data, q.data)
 
 
+@pytest.mark.parametrize("make", [lambda ps: nn.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: nn.Adam(ps, lr=0.1)], ids=["momentum", "adam"])
+@pytest.mark.parametrize("before, after", [(np.float64, np.float32), (np.float32, np.float64)])
+def test_optimizer_state_follows_a_parameter_cast_after_it_was_made(make, before, after):
+    # the state kept the old dtype: float64 moments ran each update of a float32 model in
+    # float64 (and its state_dict did not load into a fresh optimizer), a float32 velocity
+    # rounded a float64 model's updates to float32
+    p = tg.Tensor(np.array([1.0, 2.0, 3.0], dtype=before), requires_grad=True, name="p")
+    opt = make([p])
+    p.grad = GRADS[0].astype(before)
+    opt.step()
+    p.data = p.data.astype(after)
+    twin = tg.Tensor(p.data.copy(), requires_grad=True)
+    twin_opt = make([twin])
+    twin_opt.load_state_dict(opt.state_dict())      # the old dtype's state, cast on load
+    for name in opt.state_dict():
+        for kept in twin_opt.state_dict()[name] if name in ("m", "v", "velocity") else ():
+            assert kept.dtype == after, name
+    for o, t in ((opt, p), (twin_opt, twin)):
+        t.grad = GRADS[1].astype(after)
+        o.step()
+        assert t.data.dtype == after
+        assert all(a.dtype == after for a in o._state_lists()[0])
+    np.testing.assert_array_equal(p.data, twin.data)
+    fresh = make([tg.Tensor(p.data.copy(), requires_grad=True)])
+    fresh.load_state_dict(opt.state_dict())
+
+
+def test_a_cast_is_not_made_by_a_refused_step():
+    # a step is all or nothing: a later parameter's refusal leaves the first one's state as it was
+    p = tg.Tensor(np.ones(2), requires_grad=True)
+    q = tg.Tensor(np.ones(3), requires_grad=True)
+    opt = nn.Adam([p, q])
+    p.grad, q.grad = np.ones(2), np.ones(3)
+    opt.step()
+    p.data = p.data.astype(np.float32)
+    p.grad = np.ones(2, dtype=np.float32)
+    q.grad = np.ones(2)                                 # wrong shape: the step is refused
+    with pytest.raises(ValueError, match=r"Nothing was updated"):
+        opt.step()
+    assert opt.m[0].dtype == np.float64 and opt.v[0].dtype == np.float64
+
+
+def test_optimizer_state_too_large_for_the_parameters_dtype_is_named():
+    p = tg.Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    with pytest.raises(ValueError, match=r"^SGD\.load_state_dict: velocity\[0\] holds values too "
+                                         r"large for float32 \(up to 1e\+39\)"):
+        nn.SGD([p], lr=0.1, momentum=0.9).load_state_dict({"velocity": [np.array([1e39, 0.0])]})
+    with pytest.raises(ValueError, match=r"^SGD\.load_state_dict: velocity\[0\] has shape \(2,\) "
+                                         r"and dtype int64; expected shape \(2,\) and a "
+                                         r"floating-point dtype"):
+        nn.SGD([p], lr=0.1, momentum=0.9).load_state_dict({"velocity": [np.array([1, 0])]})
+
+
 def test_sgd_temporary_is_in_the_parameters_dtype_whatever_the_lr_type():
     # α g is one temporary of the parameter's size and dtype: a numpy float64 lr set by
     # hand must not make it float64 (twice the memory of a float32 model's largest weight)
