@@ -33,9 +33,12 @@ class Checkpointer:
             self.path = None
             self.every = 1
         else:
-            if not isinstance(path, (str, os.PathLike)) or not str(path):
+            if not isinstance(path, (str, os.PathLike)):
                 raise TypeError(f"{where}: checkpoint must be a file path (str or os.PathLike), "
                                 f"got {path!r} of type {type(path).__name__}")
+            if not os.fspath(path):
+                raise ValueError(f"{where}: checkpoint is an empty path; expected the .npz file "
+                                 f"to write, such as 'run.npz'")
             from .serialize import check_savable_model, writable_path
             # before training, not after its first epoch
             self.path = writable_path(path, f"{where}: checkpoint")

@@ -87,8 +87,7 @@ class MLP(Module, SpecMLP):
                             dtype=self.dtype)
             linear.label = f"Linear {i + 1}"
             modules.append(linear)
-            output_fused = i == len(resolved) - 1 and _is_sigmoid(act)
-            if act is not None and act != SOFTMAX and not output_fused:
+            if _has_activation_node(i, act, len(resolved)):
                 layer = ActivationLayer(act)
                 layer.label = f"{type(act).__name__} {i + 1}"
                 modules.append(layer)
@@ -448,6 +447,12 @@ class MLP(Module, SpecMLP):
     def to_manual(self) -> Any:
         """A manual MLP (``nn.manual.MLP``) with this architecture and a copy of the weights."""
         from .manual import MLP as ManualMLP
+        changed = self._changed_by_hand()
+        if changed is not None:         # (the twin is built from the architecture, not layers)
+            raise ValueError(f"{self._where}.to_manual: {changed}; the hand-written twin would "
+                             f"compute the network the model was built with, not this one. "
+                             f"Build an nn.MLP of the network you want and copy the weights "
+                             f"into it (new.load_state_dict(model.state_dict(), strict=False))")
         acts_ = [_copy_activation(a) for a in self._resolved]
         manual = ManualMLP(self.layer_sizes, acts_, init_method=self.init_method, seed=0,
                            dtype=self.dtype)
@@ -461,6 +466,38 @@ class MLP(Module, SpecMLP):
                 theirs[...] = ours
         _copy_training_state(self, manual)
         return manual
+
+    def _changed_by_hand(self) -> str | None:
+        """What makes this model another network than the one it was built as (a layer or an
+        activation swapped in ``model.layers``, a parameter added), or None. Files, twins and
+        cross-checks are made from the architecture it was built with, so they refuse it."""
+        want: list[Any] = []          # (the modules __init__ made: Linear or an activation)
+        for i, act in enumerate(self._resolved):
+            want.append(Linear)
+            if _has_activation_node(i, act, len(self._resolved)):
+                want.append(act)
+        got = list(self.layers)
+        for k, module in enumerate(got):
+            built = want[k] if k < len(want) else None
+            was = ("nothing" if built is None else "a Linear" if built is Linear
+                   else f"ActivationLayer({_activation_name(built)})")
+            if built is Linear and isinstance(module, Linear):
+                if module.b is None:
+                    return f"layers.{k} is a Linear without a bias (built with one)"
+            elif isinstance(module, ActivationLayer) and built is not Linear and built is not None:
+                now = module.activation
+                if now is not built and not _same_activation(now, built):
+                    return (f"layers.{k}'s activation is {now!r}, but the model was built with "
+                            f"{built!r}")
+            else:
+                return f"layers.{k} is a {type(module).__name__} where the model was built with {was}"
+        if len(got) < len(want):
+            return f"layers has {len(got)} modules, but the model was built with {len(want)}"
+        layer_params = [t for lin in self.linears for t in (lin.W, lin.b)]
+        for name, p in self.named_parameters():
+            if not any(p is t for t in layer_params):
+                return f"parameter {name} (shape {tuple(p.shape)}) is not a layer's W or b"
+        return None
 
     def extra_repr(self) -> str:
         return (f"layer_sizes={self.layer_sizes}, activations="
@@ -482,6 +519,21 @@ def _copy_training_state(source: Any, twin: Any) -> None:
     """The twin shuffles its next batches as the source would, and counts the same epochs."""
     object.__setattr__(twin, "rng", copy.deepcopy(source.rng))
     object.__setattr__(twin, "epochs_trained", source.epochs_trained)
+
+
+def _has_activation_node(i: int, act: Any, n_layers: int) -> bool:
+    """Whether layer i's activation is a node of its own in ``model.layers`` (a softmax
+    output, and a sigmoid one, are fused into the loss node instead)."""
+    output_fused = i == n_layers - 1 and _is_sigmoid(act)
+    return act is not None and act != SOFTMAX and not output_fused
+
+
+def _same_activation(a: Any, b: Any) -> bool:
+    """Two activation objects computing the same function: one class and one configuration."""
+    if type(a) is not type(b):
+        return False
+    config = getattr(a, "config", None)
+    return callable(config) and config() == b.config()
 
 
 def _copy_activation(act: Any) -> Any:

@@ -224,18 +224,18 @@ class Module:
             if isinstance(value, tg.Tensor):    # dict(other.named_parameters()): its values
                 value = value.data
             if value is None or isinstance(value, (str, bytes)):
-                raise ValueError(f"load_state_dict: {name} is {value!r:.40} in the state; "
+                raise ValueError(f"{where}: {name} is {value!r:.40} in the state; "
                                  f"expected an array of shape {p.shape}")
             try:
                 arr = np.asarray(value)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"load_state_dict: {name} is not an array of numbers "
+                raise ValueError(f"{where}: {name} is not an array of numbers "
                                  f"({str(exc).split('. ')[0]})") from None
             if arr.shape != p.shape:
-                raise ValueError(f"load_state_dict: {name} has shape {arr.shape} in the state "
+                raise ValueError(f"{where}: {name} has shape {arr.shape} in the state "
                                  f"but {p.shape} in the model")
             if arr.dtype.kind != "f":
-                raise TypeError(f"load_state_dict: {name} has dtype {arr.dtype}; expected a "
+                raise TypeError(f"{where}: {name} has dtype {arr.dtype}; expected a "
                                 f"floating-point array")
             with np.errstate(over="ignore"):
                 value = arr.astype(p.dtype, copy=True)

@@ -153,8 +153,9 @@ class Optimizer:
         return ()
 
     def config(self) -> dict:
-        """The hyperparameters, as plain JSON-able values."""
-        return {"lr": self.lr}
+        """The hyperparameters, as plain JSON-able values (numpy numbers set by hand, such as
+        ``opt.lr = np.float32(0.01)``, are given as Python floats)."""
+        return {"lr": float(self.lr)}
 
     def state_dict(self) -> dict:
         return {}
@@ -235,7 +236,7 @@ class SGD(Optimizer):
         return (self.velocity,)
 
     def config(self) -> dict:
-        return {"lr": self.lr, "momentum": self.momentum}
+        return {"lr": float(self.lr), "momentum": float(self.momentum)}
 
     def state_dict(self) -> dict:
         return {"velocity": [None if v is None else v.copy() for v in self.velocity]}
@@ -281,11 +282,12 @@ class Adam(Optimizer):
         todo = self._check_step()
         self.t += 1
         b1, b2 = self.betas
+        lr = float(self.lr)     # (as SGD: a numpy lr set by hand computes as the file's float)
         for i in todo:
             t = self.steps[i] = self.steps[i] + 1
             correction1 = 1 - b1 ** t
             correction2 = 1 - b2 ** t
-            step_size = self.lr * math.sqrt(correction2) / correction1
+            step_size = lr * math.sqrt(correction2) / correction1
             p, m, v = self.params[i], self.m[i], self.v[i]
             data = p.data
             g: Any = p.grad                 # (not None: _check_step saw to it)
@@ -299,7 +301,8 @@ class Adam(Optimizer):
         return (self.m, self.v)
 
     def config(self) -> dict:
-        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps}
+        return {"lr": float(self.lr), "betas": [float(b) for b in self.betas],
+                "eps": float(self.eps)}
 
     def state_dict(self) -> dict:
         return {"t": self.t, "steps": list(self.steps), "m": [a.copy() for a in self.m],

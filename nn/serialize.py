@@ -52,6 +52,7 @@ OPTIONAL_KEYS = ("rng", "optimizer", "training", "extra", "frozen")
 HEADER_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
 
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+# (limits on what load reads from untrusted bytes; save refuses files beyond them)
 _MAX_ARRAYS = 10_000
 _MAX_HEADER_BYTES = 10_000_000
 
@@ -74,26 +75,39 @@ def _activation_entry(act: Any) -> Any:
 
 def check_savable_model(model: Any, where: str) -> None:
     """Refuse, before anything is written (or trained, for a checkpoint), a model whose file
-    could not be loaded back: a dtype other than float32/float64, a weight replaced by hand
-    with another shape or dtype, or an activation that is not one of the ``activations``
-    package's (files store activations by name)."""
-    _, weights, act_list = _model_parts(model)
+    could not be loaded back as the same network: a subclass (a file holds no code), layers
+    or activations swapped in ``model.layers`` or a parameter added since it was built, tied
+    weights, a dtype other than float32/float64, a weight replaced by hand with another
+    shape or dtype, or an activation that is not one of the ``activations`` package's (files
+    store activations by name)."""
+    from .mlp import MLP as GraphMLP
+    if type(model) is GraphMLP:       # (first: a layer without a bias has no weights to take)
+        changed = model._changed_by_hand()
+        if changed is not None:
+            raise ValueError(f"{where}: {changed}; a model file records the architecture the "
+                             f"model was built with (layer_sizes {list(model.layer_sizes)}, "
+                             f"activations), so it would load back as another network. Build "
+                             f"an nn.MLP of the network you want and copy the weights into it "
+                             f"(new.load_state_dict(model.state_dict(), strict=False))")
+    _, weights, act_list = _model_parts(model, where)
     dtype = np.dtype(model.dtype)
     if dtype.name not in ("float32", "float64"):
         raise ValueError(f"{where}: a model of dtype {dtype.name} cannot be saved (model files "
                          f"hold float32 or float64, which load on every machine); build the "
                          f"model with dtype=np.float32 or np.float64")
     sizes = list(model.layer_sizes)
-    first: dict = {}
-    for i, pair in enumerate(weights):         # tied weights (one array in two places)
+    seen: list = []
+    for i, pair in enumerate(weights):         # tied weights (one memory in two places)
         for name, arr in zip("Wb", pair):
-            j = first.setdefault(id(arr), (i, name))
-            if j != (i, name):
-                raise ValueError(
-                    f"{where}: layer {i + 1}'s {name} is the same array as layer {j[0] + 1}'s "
-                    f"{j[1]} (tied weights); a model file stores each layer's arrays "
-                    f"separately and would load them untied; give each layer its own array "
-                    f"(e.g. a copy) before saving")
+            for j, other_name, other in seen:
+                if np.may_share_memory(arr, other) and np.shares_memory(arr, other):
+                    what = "the same array as" if arr is other else "a view sharing memory with"
+                    raise ValueError(
+                        f"{where}: layer {i + 1}'s {name} is {what} layer {j + 1}'s "
+                        f"{other_name} (tied weights); a model file stores each layer's arrays "
+                        f"separately and would load them untied; give each layer its own "
+                        f"array (e.g. a copy) before saving")
+            seen.append((i, name, arr))
     for i, (W, b) in enumerate(weights):       # (weights can be replaced by hand)
         for (name, shape), arr in zip(_layer_arrays(sizes, i), (W, b)):
             got = np.asarray(arr)
@@ -225,7 +239,7 @@ def _optimizer_from_entry(entry: Any, params: list, data: dict, where: str) -> A
             if "steps" in entry:       # (files saved before per-parameter counts have none)
                 keys.add("steps")
             _check_keys(entry, keys, where, "optimizer")
-            opt: Adam | SGD = Adam(params, lr=entry["lr"], betas=tuple(entry["betas"]), eps=entry["eps"])
+            opt: Adam | SGD = Adam(params, lr=entry["lr"], betas=entry["betas"], eps=entry["eps"])
             state = {"t": entry["t"], "steps": entry.get("steps", [entry["t"]] * n),
                      "m": [_take(data, f"optimizer/m{i}", where) for i in range(n)],
                      "v": [_take(data, f"optimizer/v{i}", where) for i in range(n)]}
@@ -269,15 +283,23 @@ def _is_int(value: Any, minimum: int) -> bool:
 # save
 # ---------------------------------------------------------------------------------------
 
-def _model_parts(model: Any) -> tuple[str, list, list]:
+def _model_parts(model: Any, where: str = "save") -> tuple[str, list, list]:
     from .manual import MLP as ManualMLP
     from .mlp import MLP as GraphMLP
-    if isinstance(model, GraphMLP):
+    if type(model) is GraphMLP:
         return "graph", [(lin.W.data, lin.b.data) for lin in model.linears], list(model._resolved)
-    if isinstance(model, ManualMLP):
+    if type(model) is ManualMLP:
         return ("manual", [(layer.W, layer.b) for layer in model.layers],
                 [layer.activation for layer in model.layers])
-    raise TypeError(f"save: model must be an nn.MLP or nn.manual.MLP, got {type(model).__name__}")
+    if isinstance(model, (GraphMLP, ManualMLP)):   # (a file holds no code: it would load as the base)
+        base = "nn.MLP" if isinstance(model, GraphMLP) else "nn.manual.MLP"
+        raise TypeError(f"{where}: {type(model).__name__} is a subclass of {base}; a model file holds "
+                        f"no code, so it would load back as a plain {base} without what "
+                        f"{type(model).__name__} adds. Save its weights yourself "
+                        f"(np.savez(path, **model.state_dict())) and load them into a new "
+                        f"{type(model).__name__} (load_state_dict)")
+    raise TypeError(f"{where}: model must be an nn.MLP or nn.manual.MLP, got "
+                    f"{type(model).__name__}")
 
 
 def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
@@ -350,11 +372,24 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
                             f"numeric array (nothing is pickled)")
         payload[f"extra/{name}"] = arr
     try:
-        text = json.dumps(header, allow_nan=False)
+        json.dumps(extra, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{where}: extra must hold JSON-able values (numbers, strings, lists, "
                         f"dicts; no NaN), got {extra!r}: {exc}") from None
+    try:
+        text = json.dumps(header, allow_nan=False)
+    except (TypeError, ValueError) as exc:      # (the optimizer's config, set by hand)
+        raise TypeError(f"{where}: the file's header cannot be written as JSON: {exc}; expected "
+                        f"plain numbers in the optimizer's settings (opt.lr = 0.01)") from None
     payload = {"header": np.frombuffer(text.encode(), dtype=np.uint8), **payload}
+    if payload["header"].size > _MAX_HEADER_BYTES:
+        raise ValueError(f"{where}: the header would be {payload['header'].size:,} bytes of JSON, "
+                         f"more than the {_MAX_HEADER_BYTES:,} that load reads; keep large "
+                         f"data out of extra: pass it as arrays={{name: array}}")
+    if len(payload) > _MAX_ARRAYS:
+        raise ValueError(f"{where}: the file would hold {len(payload):,} arrays, more than the "
+                         f"{_MAX_ARRAYS:,} that load reads; stack the arrays of extra into "
+                         f"fewer (np.stack)")
     path = _npz_path(path)
     try:
         _atomic_write(path, lambda f: np.savez(f, **payload))  # type: ignore[arg-type]
@@ -559,7 +594,8 @@ def _read_arrays(path: Path, where: str) -> dict[str, np.ndarray]:
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
             infos = zf.infolist()
             if len(infos) > _MAX_ARRAYS:
-                raise ModelFileError(f"{where}: {len(infos)} entries; not a model file")
+                raise ModelFileError(f"{where}: {len(infos)} entries, more than the "
+                                     f"{_MAX_ARRAYS} of a model file")
             names = [i.filename for i in infos]
             if len(set(names)) != len(names):
                 raise ModelFileError(f"{where}: duplicate entries in the archive")
@@ -588,9 +624,12 @@ def _parse_header(data: dict, where: str) -> dict:
     if "header" not in data:
         raise ModelFileError(f"{where}: missing array 'header': not a tinygraph model file")
     raw = data.pop("header")
-    if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > _MAX_HEADER_BYTES:
+    if raw.dtype != np.uint8 or raw.ndim != 1:
         raise ModelFileError(f"{where}: header has dtype {raw.dtype} and shape {raw.shape}; "
                              f"expected 1-D uint8 bytes of JSON")
+    if raw.size > _MAX_HEADER_BYTES:
+        raise ModelFileError(f"{where}: header is {raw.size:,} bytes, more than the "
+                             f"{_MAX_HEADER_BYTES:,} of a model file")
 
     def refuse_constant(name: str) -> Any:
         raise ValueError(f"{name} is not allowed")
@@ -626,8 +665,10 @@ def load_with_extra(path: str | os.PathLike, kind: str | None = None) -> tuple[A
         raise ValueError(f"load: kind must be 'graph', 'manual' or None (as saved), got {kind!r}")
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"load: path must be a str or os.PathLike, got {type(path).__name__}")
+    if not os.fspath(path):
+        raise ValueError("load: path is empty; expected a model file such as 'model.npz'")
     path = Path(path)
-    if path.suffix != ".npz" and path.with_name(path.name + ".npz").exists():
+    if path.name and path.suffix != ".npz" and path.with_name(path.name + ".npz").exists():
         if path.exists():               # save("ckpt") wrote ckpt.npz: which one is meant?
             raise ModelFileError(f"load({str(path)!r}): both {str(path)!r} and "
                                  f"{path.name + '.npz'!r} exist, and save({str(path)!r}) writes "

@@ -868,7 +868,7 @@ def test_load_state_dict_names_a_ragged_entry():
     lin = nn.Linear(2, 2, rng=0)
     state = lin.state_dict()
     state["W"] = [[1.0, 2.0], [3.0]]
-    with pytest.raises(ValueError, match=r"^load_state_dict: W is not an array of numbers"):
+    with pytest.raises(ValueError, match=r"^Linear\.load_state_dict: W is not an array of numbers"):
         lin.load_state_dict(state)
 
 

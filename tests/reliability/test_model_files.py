@@ -394,6 +394,164 @@ def test_models_that_could_not_be_loaded_back_are_refused_before_saving_or_train
     assert list(tmp_path.iterdir()) == []
 
 
+def _trains_nothing(model):
+    model._loss = lambda *a: pytest.fail("trained before checking the checkpoint")
+    return model
+
+
+def test_a_subclass_is_refused_before_saving_or_training(tmp_path):
+    # a file holds no code: TempMLP's checkpoints could not be loaded (its extra parameter
+    # shifted the optimizer's arrays) and save wrote a plain nn.MLP, other predictions
+    import tinygraph as tg
+
+    class TempMLP(nn.MLP):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.log_t = tg.Tensor(np.zeros(1), requires_grad=True)
+
+        def forward(self, x):
+            return super().forward(x) * tg.exp(-self.log_t)
+
+    class Manual(nn.manual.MLP):
+        pass
+
+    X, y = np.ones((4, 3)), np.array([0, 1, 2, 0])
+    model = _trains_nothing(TempMLP([3, 5, 3], ["relu", "softmax"], seed=0))
+    with pytest.raises(TypeError, match=r"^nn\.MLP\.fit: checkpoint: TempMLP is a subclass of "
+                                        r"nn\.MLP; a model file holds no code"):
+        model.fit(X, y, epochs=1, learning_rate=0.1, checkpoint=tmp_path / "c")
+    with pytest.raises(TypeError, match=r"^save: TempMLP is a subclass of nn\.MLP"):
+        nn.save(model, tmp_path / "m")
+    with pytest.raises(TypeError, match=r"^save: Manual is a subclass of nn\.manual\.MLP"):
+        nn.save(Manual([3, 3], ["softmax"], seed=0), tmp_path / "m")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: setattr(m.layers[1], "activation", activations.Tanh()),
+     r"layers\.1's activation is Tanh\(\), but the model was built with ReLU\(\)"),
+    (lambda m: setattr(m.layers, "1", nn.ActivationLayer(activations.LeakyReLU(0.2))),
+     r"layers\.1's activation is LeakyReLU\(alpha=0\.2\), but the model was built with "
+     r"ReLU\(\)"),
+    (lambda m: setattr(m.layers, "2", nn.Linear(5, 3, bias=False, rng=0)),
+     r"layers\.2 is a Linear without a bias \(built with one\)"),
+    (lambda m: setattr(m.layers, "1", nn.Linear(5, 5, rng=0)),
+     r"layers\.1 is a Linear where the model was built with ActivationLayer\(relu\)"),
+    (lambda m: delattr(m.layers, "1"),
+     r"layers\.1 is a Linear where the model was built with ActivationLayer\(relu\)"),
+    (lambda m: setattr(m, "temperature", __import__("tinygraph").Tensor(np.ones(1),
+                                                                         requires_grad=True)),
+     r"parameter temperature \(shape \(1,\)\) is not a layer's W or b"),
+])
+def test_a_model_changed_by_hand_is_refused_by_save_checkpoints_and_its_twin(tmp_path, change,
+                                                                              message):
+    # the file recorded the architecture the model was built with: a swapped activation
+    # loaded back as the old one (predictions 0.33 off), an added parameter was dropped
+    model = nn.MLP([3, 5, 3], ["relu", "softmax"], seed=0)
+    change(model)
+    X, y = np.ones((4, 3)), np.array([0, 1, 2, 0])
+    with pytest.raises(ValueError, match=r"^save: " + message + r"; a model file records the "
+                                         r"architecture the model was built with"):
+        nn.save(model, tmp_path / "m")
+    with pytest.raises(ValueError, match=r"^nn\.MLP\.fit: checkpoint: " + message):
+        _trains_nothing(model).fit(X, y, epochs=1, learning_rate=0.1, checkpoint=tmp_path / "c")
+    with pytest.raises(ValueError, match=r"^nn\.MLP\.to_manual: " + message):
+        model.to_manual()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_activation_equal_to_the_built_one_saves(tmp_path):
+    model = nn.MLP([3, 5, 3], ["leaky_relu", "softmax"], seed=0)
+    model.layers[1].activation = activations.LeakyReLU()     # same class and configuration
+    loaded = nn.load(nn.save(model, tmp_path / "m"))
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_weights_tied_through_a_view_are_refused_by_save(tmp_path):
+    # an autoencoder's decoder as the encoder's transpose: id() did not see the tie, and the
+    # file loaded untied
+    model = nn.MLP([3, 4, 3], ["tanh", None], seed=0)
+    model.linears[1].W.data = model.linears[0].W.data.T
+    with pytest.raises(ValueError, match=r"^save: layer 2's W is a view sharing memory with "
+                                         r"layer 1's W \(tied weights\)"):
+        nn.save(model, tmp_path / "m")
+    model.linears[1].W.data = model.linears[0].W.data.T.copy()
+    nn.save(model, tmp_path / "m")
+
+
+@pytest.mark.parametrize("make", [lambda ps: nn.SGD(ps, lr=0.05, momentum=0.9),
+                                  lambda ps: nn.Adam(ps, lr=0.05)], ids=["momentum", "adam"])
+def test_an_optimizer_with_numpy_settings_saves_and_resumes_exactly(tmp_path, make):
+    # opt.lr = np.float32(...) (a schedule array's element) passed every step, then the
+    # checkpoint failed after the first epoch, blaming `extra`
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 3, size=40)
+    runs = []
+    for stop in (None, 2):
+        model = nn.MLP([3, 5, 3], ["relu", "softmax"], seed=0)
+        opt = make(model.parameters())
+        opt.lr = np.float32(0.01)
+        if isinstance(opt, nn.SGD):
+            opt.momentum = np.float64(0.9)
+        model.fit(X, y, epochs=stop or 4, batch_size=8, optimizer=opt,
+                  checkpoint=tmp_path / f"c{stop}.npz")
+        assert json.loads(json.dumps(opt.config())) == opt.config()
+        if stop:
+            model = nn.load(tmp_path / f"c{stop}.npz")
+            model.fit(X, y, epochs=4 - stop, batch_size=8)
+        runs.append(model)
+    assert_same_model(runs[0], runs[1])
+
+
+def test_save_refuses_a_file_beyond_what_load_reads(tmp_path, monkeypatch):
+    # it wrote them, and load refused them: "header has dtype uint8 and shape (13000424,);
+    # expected 1-D uint8 bytes of JSON" for a large extra, "10005 entries; not a model file"
+    import nn.serialize as serialize
+    model = nn.MLP([2, 3], ["softmax"], seed=0)
+    saved = nn.save(model, tmp_path / "m", extra={"losses": [0.5] * 100})
+    with np.load(saved) as archive:
+        header_bytes = archive["header"].size
+    monkeypatch.setattr(serialize, "_MAX_HEADER_BYTES", header_bytes - 1)
+    with pytest.raises(ModelFileError, match=rf"header is {header_bytes:,} bytes, more than the "
+                                             rf"{header_bytes - 1:,} of a model file"):
+        nn.load(saved)
+    with pytest.raises(ValueError, match=rf"^save: the header would be {header_bytes:,} bytes "
+                                         rf"of JSON, more than the {header_bytes - 1:,} that "
+                                         rf"load reads; keep large data out of extra"):
+        nn.save(model, tmp_path / "big", extra={"losses": [0.5] * 100})
+    monkeypatch.undo()
+    monkeypatch.setattr(serialize, "_MAX_ARRAYS", 4)
+    with pytest.raises(ValueError, match=r"^save: the file would hold 5 arrays, more than the 4 "
+                                         r"that load reads"):
+        nn.save(model, tmp_path / "many", arrays={"a": np.zeros(1), "b": np.zeros(1)})
+    nn.save(model, tmp_path / "few", arrays={"a": np.zeros(1)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["few.npz", "m.npz"]
+    nn.load(tmp_path / "few.npz")
+
+
+def test_load_names_an_empty_path_and_a_bad_betas_entry(tmp_path, monkeypatch):
+    # an empty path gave pathlib's "PosixPath('.') has an empty name"; betas: 0.9 in a file
+    # gave "'float' object is not iterable"
+    with pytest.raises(ValueError, match=r"^load: path is empty; expected a model file"):
+        nn.load("")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelFileError, match=r"^load\('\.'\): cannot read the file: .*Is a "
+                                             r"directory"):
+        nn.load(".")
+    model = nn.MLP([2, 3, 2], ["relu", "softmax"], seed=0)
+    model.fit(np.zeros((4, 2)), [0, 1, 0, 1], epochs=1, optimizer="adam")
+    path = nn.save(model, tmp_path / "m.npz", optimizer=True)
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    header = json.loads(arrays.pop("header").tobytes())
+    header["optimizer"]["betas"] = 0.9
+    np.savez(path, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+    with pytest.raises(ModelFileError, match=r"invalid optimizer state: Adam: betas must be a "
+                                             r"pair \(beta1, beta2\)"):
+        nn.load(path)
+
+
 def test_load_finds_the_file_save_named(tmp_path):
     model = nn.MLP([2, 3], ["softmax"], seed=0)
     written = model.save(tmp_path / "ckpt")

@@ -130,6 +130,9 @@ def test_checkpoint_argument_checks(tmp_path, monkeypatch):
     X, y = _data()
     with pytest.raises(TypeError, match="checkpoint must be a file path"):
         model.fit(X, y, epochs=1, checkpoint=3)
+    with pytest.raises(ValueError, match=r"fit: checkpoint is an empty path; expected the \.npz "
+                                         r"file to write"):
+        model.fit(X, y, epochs=1, checkpoint="")
     with pytest.raises(ValueError, match="is a folder; give a file name in it"):
         model.fit(X, y, epochs=1, checkpoint=tmp_path)
     monkeypatch.chdir(tmp_path)
