@@ -492,7 +492,15 @@ class SpecMLP:
                        batch_size: Any) -> tuple[np.ndarray, np.ndarray, int, float, int | None]:
         """Check fit's arguments; return X, targets (n, K), epochs, lr, batch_size."""
         where = f"{self._where}.fit"
+        raw_pixels = isinstance(X, np.ndarray) and X.dtype == np.uint8
         X = self._check_batch(X, where)
+        if raw_pixels and X.max() > 1:
+            # (inputs up to 255 make the first batch's loss huge and the net can settle at
+            # chance level, ln K, without diverging: no check of fit's would say a word)
+            warnings.warn(f"{where}: X is uint8 with values up to {X.max():g}, raw pixel values? "
+                          f"A network trains badly on unscaled inputs (the loss can stay at "
+                          f"chance level); scale them first: X / 255.0, or "
+                          f"nn.data.standardize", UserWarning, stacklevel=3)
         n = X.shape[0]
         targets = self._prepare_targets(y, where, n)
         _check_finite(where, "y", targets)

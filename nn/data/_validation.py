@@ -195,9 +195,13 @@ def check_class_labels(
             ``allow_bool``).
         ValueError: ``y`` is not 1-D, or holds a NaN, an infinity, a non-integral
             float or a label outside ``0 .. n_classes - 1``; the message names the first
-            such value and its index.
+            such value and its index; or ``y`` is a ragged nested list.
     """
-    arr = np.asarray(y)
+    try:
+        arr = np.asarray(y)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {name} is not an array: {str(exc).split('. ')[0]}; "
+                         f"expected 1-D class labels") from None
     in_range = "" if n_classes is None else f" in 0..{n_classes - 1}"
     if not (arr.dtype.kind in "iuf" or (allow_bool and arr.dtype.kind == "b")):
         raise TypeError(

@@ -177,17 +177,23 @@ def save_idx(
         ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
-    array = np.asarray(array)
+    try:
+        array = np.asarray(array)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"save_idx: array is not an array: {str(exc).split('. ')[0]}; "
+                         f"expected rows of equal length") from None
     native = array.dtype.newbyteorder("=")
     if native not in _IDX_CODES:
         raise TypeError(
-            f"array dtype must be one of uint8, int8, int16, int32, float32, float64 "
-            f"for IDX, got {array.dtype}"
+            f"save_idx: array dtype must be one of uint8, int8, int16, int32, float32, "
+            f"float64 for IDX, got {array.dtype}"
         )
     if array.ndim == 0 or array.ndim > 255:
-        raise ValueError(f"array must have 1..255 dimensions for IDX, got shape {array.shape}")
+        raise ValueError(f"save_idx: array must have 1..255 dimensions for IDX, got shape "
+                         f"{array.shape}")
     if max(array.shape) >= 2**32:
-        raise ValueError(f"every IDX dimension must be < 2**32, got shape {array.shape}")
+        raise ValueError(f"save_idx: every IDX dimension must be < 2**32, got shape "
+                         f"{array.shape}")
     code = _IDX_CODES[native]
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     payload = header + np.ascontiguousarray(array, dtype=_IDX_TYPES[code]).tobytes()
@@ -262,18 +268,21 @@ def load_mnist(
         FileNotFoundError: the directory or any of the four files is missing
             (or ``kind="mnist"`` without ``directory``); the message lists the
             missing files and how to get them. Also when ``directory`` is a file.
-        ValueError: bad ``kind``, a malformed file, or images and labels that
-            do not match in count.
+        ValueError: bad ``kind``, a malformed file, images and labels that
+            do not match in count, or a label outside 0..9.
     """
     if kind not in _PROJECT_PAGES:
-        raise ValueError(f"kind must be 'fashion-mnist' or 'mnist', got {kind!r}")
-    dtype = check_float_dtype("dtype", dtype) if scale else check_dtype("dtype", dtype)
+        raise ValueError(f"load_mnist: kind must be 'fashion-mnist' or 'mnist', got {kind!r}")
+    dtype = (check_float_dtype("load_mnist: dtype", dtype) if scale
+             else check_dtype("load_mnist: dtype", dtype))
     if not scale and dtype.kind == "b":
-        raise ValueError("dtype: bool cannot hold pixel values (every nonzero pixel would be "
-                         "True); use np.uint8, a wider integer type or a float type")
+        raise ValueError("load_mnist: dtype: bool cannot hold pixel values (every nonzero "
+                         "pixel would be True); use np.uint8, a wider integer type or a float "
+                         "type")
     if not scale and dtype.kind in "iu" and np.iinfo(dtype).max < 255:
-        raise ValueError(f"dtype: {dtype.name} cannot hold pixel values up to 255 (with "
-                         f"scale=False); use np.uint8, a wider integer type or a float type")
+        raise ValueError(f"load_mnist: dtype: {dtype.name} cannot hold pixel values up to 255 "
+                         f"(with scale=False); use np.uint8, a wider integer type or a float "
+                         f"type")
     names = list(MNIST_FILES.values())
     if directory is None:
         if kind == "mnist":
@@ -323,6 +332,15 @@ def load_mnist(
             raise ValueError(
                 f"{images_path} has {images.shape[0]} images but {labels_path} has "
                 f"{labels.shape[0]} labels; expected the same count"
+            )
+        n_classes = len(MNIST_CLASSES)      # (both datasets have 10)
+        outside = (labels < 0) | (labels >= n_classes)
+        if outside.any():                   # (fit would name the label, but not the file)
+            i = int(np.flatnonzero(outside)[0])
+            raise ValueError(
+                f"{labels_path}: label {int(labels[i])} at index {i} ({int(outside.sum())} "
+                f"label(s) outside 0..{n_classes - 1} in all); expected classes 0 to "
+                f"{n_classes - 1}: the file is corrupted or not a label file"
             )
         X = images.reshape(images.shape[0], -1) if flatten else images
         X = X.astype(dtype, copy=False)

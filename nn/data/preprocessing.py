@@ -87,23 +87,25 @@ def train_test_split(
             or (``stratify``) non-1-D ``y``, a class with a single sample, or a
             ``test_size`` that would leave some class no training example.
     """
-    X = np.asarray(X)
-    y = np.asarray(y)
-    test_size = check_real("test_size", test_size, low=0.0, high=1.0,
+    where = "train_test_split"
+    X = _array(X, where, "X")
+    y = _array(y, where, "y")
+    test_size = check_real(f"{where}: test_size", test_size, low=0.0, high=1.0,
                            low_inclusive=False, high_inclusive=False)
     if X.ndim == 0 or y.ndim == 0:
         raise ValueError(
-            f"X and y must be arrays with a sample axis, got shapes {X.shape} and {y.shape}"
+            f"{where}: X and y must be arrays with a sample axis, got shapes {X.shape} and "
+            f"{y.shape}"
         )
     n = X.shape[0]
     if y.shape[0] != n:
         raise ValueError(
-            f"X and y must have the same number of rows, got X with {n} "
+            f"{where}: X and y must have the same number of rows, got X with {n} "
             f"(shape {X.shape}) and y with {y.shape[0]} (shape {y.shape})"
         )
     if n < 2:
-        raise ValueError(f"need at least 2 samples to split, got {n}")
-    rng = as_rng(seed)
+        raise ValueError(f"{where}: need at least 2 samples to split, got {n}")
+    rng = as_rng(seed, f"{where}: seed")
     n_test = min(max(math.ceil(test_size * n - 1e-9), 1), n - 1)
 
     if not stratify:
@@ -112,13 +114,13 @@ def train_test_split(
     else:
         if y.ndim != 1:
             raise ValueError(
-                f"stratify=True needs 1-D class labels y, got shape {y.shape}"
+                f"{where}: stratify=True needs 1-D class labels y, got shape {y.shape}"
             )
         classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
         if counts.min() < 2:
             lonely = classes[counts < 2]
             raise ValueError(
-                "stratify=True needs at least 2 samples of every class, but "
+                f"{where}: stratify=True needs at least 2 samples of every class, but "
                 f"class(es) {lonely.tolist()} have only 1"
             )
         if n_test > n - len(classes):
@@ -138,8 +140,17 @@ def train_test_split(
     return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
 
 
+def _array(X: ArrayLike, where: str, name: str) -> np.ndarray:
+    """``np.asarray(X)``; a ragged nested list is named instead of numpy's own error."""
+    try:
+        return np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {name} is not an array: {str(exc).split('. ')[0]}; "
+                         f"expected rows of equal length") from None
+
+
 def _numeric_array(X: ArrayLike, where: str, name: str) -> np.ndarray:
-    X = np.asarray(X)
+    X = _array(X, where, name)
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
         raise TypeError(f"{where}: {name} must be numeric, got dtype {X.dtype}")
     return X
@@ -148,15 +159,16 @@ def _numeric_array(X: ArrayLike, where: str, name: str) -> np.ndarray:
 class Standardizer:
     """Per-column standardisation ``(X - mean) / std`` fitted on training data.
 
-    Columns whose standard deviation is ``<= eps`` (for example a pixel that
-    is always 0) are divided by 1 instead, so they become 0 rather than NaN or
-    huge values. Fit on the training set only and apply the same transform
-    to validation/test data.
+    Constant columns (every value the same, for example a pixel that is always 0, or a
+    timestamp column of one value) and columns whose standard deviation is ``<= eps`` are
+    divided by 1 instead, with the mean taken as the column's value, so the training data
+    becomes exactly 0 there rather than NaN or huge values. Fit on the training set only
+    and apply the same transform to validation/test data.
 
     Attributes:
         mean_: Column means, shape ``(n_features,)`` (``None`` before ``fit``).
         std_: The divisors actually used: column standard deviations with
-            values ``<= eps`` replaced by 1.
+            those of constant columns and values ``<= eps`` replaced by 1.
 
     Example::
 
@@ -169,7 +181,7 @@ class Standardizer:
         """Args:
             eps: Standard deviations ``<= eps`` count as zero, >= 0.
         """
-        self.eps = check_real("eps", eps, low=0.0)
+        self.eps = check_real("Standardizer: eps", eps, low=0.0)
         self.mean_: np.ndarray | None = None
         self.std_: np.ndarray | None = None
 
@@ -183,21 +195,32 @@ class Standardizer:
             ``self``, so ``Standardizer().fit(X)`` can be chained.
 
         Raises:
-            ValueError: ``X`` has no rows.
+            ValueError: ``X`` has no rows, is ragged, or holds NaN or infinite values.
             TypeError: ``X`` is not numeric.
         """
-        X = np.asarray(X)
+        where = "Standardizer.fit"
+        X = _numeric_array(X, where, "X")
         if X.ndim < 1 or X.shape[0] == 0:
             raise ValueError(
-                f"X must have at least one row to fit a Standardizer, got shape {X.shape}"
+                f"{where}: X must have at least one row to fit a Standardizer, got shape "
+                f"{X.shape}"
             )
-        if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
-            raise TypeError(f"X must be numeric, got dtype {X.dtype}")
         work = X.astype(np.result_type(X.dtype, np.float64), copy=False)
+        bad = ~np.isfinite(work)
+        if bad.any():       # (a NaN mean would make the column NaN in every array transformed)
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{where}: X holds {int(bad.sum())} NaN or infinite value(s), the first "
+                f"{work[first]} at index {first}; expected finite data: drop or fill the "
+                f"missing values before standardising"
+            )
         mean = work.mean(axis=0)
         std = work.std(axis=0)
-        self.mean_ = mean
-        self.std_ = np.where(std > self.eps, std, 1.0)
+        # a constant column's computed std is rounding noise (~1e-6 for values near 1e9),
+        # which would pass eps and blow a test value 1 away from it up to ~1e5
+        constant = work.max(axis=0) == work.min(axis=0)
+        self.mean_ = np.where(constant, work[0], mean)
+        self.std_ = np.where(constant | (std <= self.eps), 1.0, std)
         return self
 
     def transform(self, X: ArrayLike, dtype: DTypeLike | None = None) -> np.ndarray:
@@ -208,19 +231,7 @@ class Standardizer:
             dtype: Floating-point output dtype; by default ``X``'s dtype if it
                 is floating, else float64.
         """
-        if self.mean_ is None or self.std_ is None:
-            raise RuntimeError("Standardizer is not fitted yet: call fit(X_train) first")
-        X = _numeric_array(X, "Standardizer.transform", "X")
-        if X.shape[1:] != self.mean_.shape:
-            raise ValueError(
-                f"X must have feature shape {self.mean_.shape} (as fitted), "
-                f"got array of shape {X.shape}"
-            )
-        if dtype is None:
-            out_dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.dtype(np.float64)
-        else:
-            out_dtype = check_float_dtype("dtype", dtype)
-        return ((X - self.mean_) / self.std_).astype(out_dtype, copy=False)
+        return self._apply(X, dtype, "Standardizer.transform", "X", inverse=False)
 
     def fit_transform(self, X: ArrayLike, dtype: DTypeLike | None = None) -> np.ndarray:
         """``fit(X)`` then ``transform(X)``."""
@@ -228,12 +239,28 @@ class Standardizer:
 
     def inverse_transform(self, Z: ArrayLike, dtype: DTypeLike | None = None) -> np.ndarray:
         """Undo :meth:`transform`: ``Z * std_ + mean_``."""
+        return self._apply(Z, dtype, "Standardizer.inverse_transform", "Z", inverse=True)
+
+    def _apply(self, X: ArrayLike, dtype: DTypeLike | None, where: str, name: str,
+               inverse: bool) -> np.ndarray:
+        """``transform`` or ``inverse_transform`` of ``X``, its errors naming ``where``/``name``."""
         if self.mean_ is None or self.std_ is None:
-            raise RuntimeError("Standardizer is not fitted yet: call fit(X_train) first")
-        Z = _numeric_array(Z, "Standardizer.inverse_transform", "Z")
-        out_dtype = (Z.dtype if np.issubdtype(Z.dtype, np.floating) else np.dtype(np.float64)) \
-            if dtype is None else check_float_dtype("dtype", dtype)
-        return (Z * self.std_ + self.mean_).astype(out_dtype, copy=False)
+            raise RuntimeError(f"{where}: the Standardizer is not fitted yet: call "
+                               f"fit(X_train) first")
+        X = _numeric_array(X, where, name)
+        if X.shape[1:] != self.mean_.shape:
+            hint = (f"; one sample of shape {X.shape} must be a row: {name}.reshape(1, -1)"
+                    if X.shape == self.mean_.shape else "")
+            raise ValueError(
+                f"{where}: {name} must be rows of feature shape {self.mean_.shape} (as "
+                f"fitted), got an array of shape {X.shape}{hint}"
+            )
+        if dtype is None:
+            out_dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.dtype(np.float64)
+        else:
+            out_dtype = check_float_dtype(f"{where}: dtype", dtype)
+        out = X * self.std_ + self.mean_ if inverse else (X - self.mean_) / self.std_
+        return out.astype(out_dtype, copy=False)
 
     def __repr__(self) -> str:
         state = "unfitted" if self.mean_ is None else f"n_features={self.mean_.size}"
@@ -243,7 +270,7 @@ class Standardizer:
 def standardize(X_train: ArrayLike, *others: ArrayLike, eps: float = 1e-8) -> tuple[Any, ...]:
     """Standardise ``X_train`` with its own column statistics, and ``others`` with the same.
 
-    Shortcut for :class:`Standardizer`. Zero-variance columns (std ``<= eps``)
+    Shortcut for :class:`Standardizer`. Constant columns (and std ``<= eps``)
     are divided by 1, so they become 0 instead of NaN.
 
     Args:
@@ -259,7 +286,9 @@ def standardize(X_train: ArrayLike, *others: ArrayLike, eps: float = 1e-8) -> tu
         ``Xtr, Xte, mean, std = standardize(X_train, X_test)``.
     """
     scaler = Standardizer(eps=eps).fit(X_train)
-    arrays = tuple(scaler.transform(a) for a in (X_train, *others))
+    names = ["X_train"] + [f"others[{k}]" for k in range(len(others))]
+    arrays = tuple(scaler._apply(a, None, "standardize", name, inverse=False)
+                   for a, name in zip((X_train, *others), names))
     assert scaler.mean_ is not None and scaler.std_ is not None
     return (*arrays, scaler.mean_.copy(), scaler.std_.copy())
 
@@ -298,7 +327,7 @@ def one_hot(
     )
     if n_classes is None:
         if labels.size == 0:
-            raise ValueError("n_classes must be given when y is empty (cannot infer it)")
+            raise ValueError("one_hot: n_classes must be given when y is empty (cannot infer it)")
         n_classes = int(labels.max()) + 1
     try:
         return onehot_rows(labels, n_classes, out_dtype)

@@ -632,3 +632,79 @@ def test_mnist_test_images_of_another_size_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"test images of shape \(400,\) \(per image\) but the "
                                          r"training images .* are \(784,\)"):
         load_mnist(tmp_path, kind="mnist")
+
+
+def test_a_constant_column_of_large_values_becomes_zero():
+    # its computed std is rounding noise (4.6e-05 for 1.7e9), which passed eps: the training
+    # column became 1.0 and a test value 1 away from it 21510
+    rng = np.random.default_rng(0)
+    X_train = np.column_stack([np.full(1437, 1_712_345_678.9), rng.normal(size=1437)])
+    Ztr, Zte, mean, std = standardize(X_train, np.array([[1_712_345_679.9, 0.0]]))
+    assert std[0] == 1.0 and mean[0] == 1_712_345_678.9
+    np.testing.assert_array_equal(Ztr[:, 0], 0.0)
+    np.testing.assert_allclose(Zte[0, 0], 1.0, rtol=1e-6)
+    for value in (3.0, 1e-3, 123456.789, 1e15):             # any constant: exactly 0
+        s = Standardizer().fit(np.full((50, 1), value))
+        assert s.std_[0] == 1.0 and np.all(s.transform(np.full((5, 1), value)) == 0.0)
+
+
+def test_standardizer_refuses_nan_and_infinite_training_data():
+    # a NaN made the column NaN in every array transformed, the clean test set included
+    X = np.random.default_rng(0).normal(size=(100, 3))
+    for bad in (np.nan, np.inf):
+        X[5, 0] = bad
+        with pytest.raises(ValueError, match=rf"^Standardizer\.fit: X holds 1 NaN or infinite "
+                                             rf"value\(s\), the first {bad} at index \(5, 0\)"):
+            Standardizer().fit(X)
+        with pytest.raises(ValueError, match=r"^Standardizer\.fit: X holds 1 NaN"):
+            standardize(X, X[:3])
+
+
+def test_standardizer_checks_shapes_both_ways_and_names_one_sample():
+    s = Standardizer().fit(np.random.default_rng(0).normal(size=(10, 3)))
+    for call, name in ((s.transform, "transform: X"), (s.inverse_transform,
+                                                       "inverse_transform: Z")):
+        # inverse_transform broadcast a (2, 1) array to (2, 3) silently
+        for shape in ((2, 1), (2, 4)):
+            with pytest.raises(ValueError, match=rf"^Standardizer\.{name} must be rows of "
+                                                 rf"feature shape \(3,\) \(as fitted\), got an "
+                                                 rf"array of shape \({shape[0]}, {shape[1]}\)$"):
+                call(np.ones(shape))
+        with pytest.raises(ValueError, match=rf"got an array of shape \(3,\); one sample of "
+                                             rf"shape \(3,\) must be a row: "
+                                             rf"{name[-1]}\.reshape\(1, -1\)"):
+            call(np.ones(3))
+    with pytest.raises(ValueError, match=r"^standardize: others\[1\] must be rows of feature "
+                                         r"shape \(3,\)"):
+        standardize(np.ones((4, 3)), np.ones((2, 3)), np.ones((2, 2)))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: Standardizer().fit([[1, 2], [3]]), r"^Standardizer\.fit: X is not an array"),
+    (lambda: train_test_split([[1, 2], [3]], [0, 1]), r"^train_test_split: X is not an array"),
+    (lambda: train_test_split(np.ones((2, 1)), [[0], [1, 2]]),
+     r"^train_test_split: y is not an array"),
+    (lambda: one_hot([[0], [1, 2]]), r"^one_hot: y is not an array"),
+    (lambda: save_idx("unused.idx", [[1, 2], [3]]), r"^save_idx: array is not an array"),
+    (lambda: one_hot(np.array([], dtype=int)), r"^one_hot: n_classes must be given"),
+    (lambda: train_test_split(np.ones((1, 2)), [0]), r"^train_test_split: need at least 2"),
+    (lambda: train_test_split(np.ones((3, 2)), [0, 1]),
+     r"^train_test_split: X and y must have the same number of rows"),
+])
+def test_data_functions_name_themselves_and_a_ragged_list(call, message):
+    # ragged lists reached the user as numpy's "setting an array element with a sequence"
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_mnist_labels_outside_the_classes_are_named_with_their_file(tmp_path):
+    # a corrupt label file loaded silently; fit then named the label but not the file
+    for split, n in (("train", 4), ("t10k", 2)):
+        save_idx(tmp_path / f"{split}-images-idx3-ubyte", np.zeros((n, 28, 28), np.uint8))
+    save_idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([0, 1], np.int8))
+    for labels, shown in ((np.array([0, 1, 200, 3], np.uint8), "200 at index 2"),
+                          (np.array([0, -1, 2, -3], np.int8), "-1 at index 1")):
+        save_idx(tmp_path / "train-labels-idx1-ubyte", labels)
+        with pytest.raises(ValueError, match=rf"train-labels-idx1-ubyte: label {shown} \(\d "
+                                             rf"label\(s\) outside 0\.\.9 in all\)"):
+            load_mnist(tmp_path, kind="mnist")

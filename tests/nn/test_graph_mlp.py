@@ -636,3 +636,22 @@ def test_to_manual_names_a_weight_replaced_with_another_shape():
     with pytest.raises(ValueError, match=r"nn.MLP.to_manual: layer 2's W has shape \(3, 6\), but "
                                          r"layer_sizes \[4, 5, 3\] needs \(3, 5\)"):
         model.to_manual()
+
+
+@pytest.mark.parametrize("MLP", [nn.MLP, nn.manual.MLP], ids=["graph", "manual"])
+def test_fit_warns_about_raw_uint8_pixels(MLP):
+    # 0..255 inputs: the first batch's loss was ~5000, then the net sat at ln 10 (accuracy
+    # 0.106 on Fashion-MNIST) without a word from fit
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(20, 4), dtype=np.uint8)
+    X[3, 2] = 255
+    y = rng.integers(0, 3, size=20)
+    model = MLP([4, 5, 3], ["relu", "softmax"], seed=0)
+    with pytest.warns(UserWarning, match=r"\.fit: X is uint8 with values up to 255, raw pixel "
+                                         r"values\? .* X / 255\.0") as record:
+        model.fit(X, y, epochs=1, learning_rate=0.01)
+    assert record[0].filename == __file__            # (points at the caller's line)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(X / 255.0, y, epochs=1, learning_rate=0.01)
+        model.fit((X > 128).astype(np.uint8), y, epochs=1, learning_rate=0.01)   # 0/1 masks
