@@ -60,10 +60,13 @@ class Checkpointer:
             self.behind = True
 
     def epoch_done(self, epoch: int, last: bool) -> None:
-        """``epoch`` counts from 1 within this ``fit`` call."""
+        """``epoch`` counts from 1 within this ``fit`` call; the saves follow the model's own
+        count (``epochs_trained``), so a run resumed from a stop at epoch 7 with
+        ``checkpoint_every=5`` saves after epochs 10, 15, ..., not 12, 17, ..."""
         if self.path is None:
             return
-        if epoch % self.every == 0 or last:   # (else still behind, since epoch_counted)
+        done = getattr(self.model, "epochs_trained", epoch)
+        if done % self.every == 0 or last:    # (else still behind, since epoch_counted)
             from .serialize import save
             save(self.model, self.path, optimizer=True)
             self.behind = False

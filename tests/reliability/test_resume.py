@@ -113,6 +113,11 @@ def test_checkpoint_every_k_epochs_and_resume_after_a_crash(tmp_path, monkeypatc
     tail = _fit(model, remaining, optimizer)
     assert tail == h10[6:]
     assert_same_model(reference, model)
+    # the saves follow the model's epochs, not this fit's: resumed at 7, every 3 -> 9, 12, 13
+    saves.clear()
+    resumed = nn.load(tmp_path / "crash.npz")
+    _fit(resumed, 6, optimizer, checkpoint=tmp_path / "crash.npz", checkpoint_every=3)
+    assert saves == [9, 12, 13]
 
 
 def test_checkpoint_of_weights_replaced_by_hand_is_refused_before_training(tmp_path):
