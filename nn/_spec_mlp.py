@@ -109,6 +109,23 @@ _KIND_NAMES = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "comple
                "M": "datetimes", "m": "timedeltas", "V": "raw records"}
 
 
+# (what a subclass may define without computing anything else than its base)
+_NOT_CODE = frozenset({"__init__", "__doc__", "__module__", "__qualname__", "__dict__",
+                       "__weakref__", "__annotations__", "__firstlineno__",
+                       "__static_attributes__", "__orig_bases__", "__parameters__"})
+
+
+def overridden_methods(cls: type, base: type) -> list[str]:
+    """The attributes of ``base`` that ``cls`` (a subclass) defines again, ``__init__`` aside:
+    a model file holds no code, so such a model would load back computing as ``base``."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is base:
+            break
+        names.update(n for n in vars(klass) if n not in _NOT_CODE and hasattr(base, n))
+    return sorted(names)
+
+
 def _as_numeric(where: str, name: str, value: ArrayLike) -> np.ndarray:
     """``value`` as a numeric (bool, integer or float) array, or a TypeError saying why not."""
     if isinstance(value, np.ma.MaskedArray):

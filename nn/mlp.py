@@ -19,7 +19,8 @@ import tinygraph as tg
 
 from ._spec_mlp import (SOFTMAX, SpecMLP, _activation_name, _check_float_dtype,
                         _check_on_nonfinite, _copy_for_layer, _first_nonfinite, _is_sigmoid,
-                        _loss_trouble, _scored_by_class, resolve_architecture)
+                        _loss_trouble, _scored_by_class, overridden_methods,
+                        resolve_architecture)
 from .checkpoint import Checkpointer
 from .init import check_init_method, make_rng
 from .layers import ActivationLayer, Linear
@@ -93,9 +94,7 @@ class MLP(Module, SpecMLP):
                 modules.append(layer)
         self.layers = Sequential(*modules)
         self.name_parameters()
-        kind = self.output_kind
-        self.loss_fn = (SoftmaxCrossEntropy() if kind == "softmax" else
-                        BCEWithLogits() if kind == "sigmoid" else MSELoss())
+        self.loss_fn = _loss_for(self.output_kind)
         self.loss_fn.label = "Loss"
 
     # -- what SpecMLP needs ----------------------------------------------------------
@@ -449,10 +448,11 @@ class MLP(Module, SpecMLP):
         from .manual import MLP as ManualMLP
         changed = self._changed_by_hand()
         if changed is not None:         # (the twin is built from the architecture, not layers)
-            raise ValueError(f"{self._where}.to_manual: {changed}; the hand-written twin would "
-                             f"compute the network the model was built with, not this one. "
-                             f"Build an nn.MLP of the network you want and copy the weights "
-                             f"into it (new.load_state_dict(model.state_dict(), strict=False))")
+            raise ValueError(f"{self._where}.to_manual: {changed}; the hand-written twin is "
+                             f"made from the architecture the model was built with, so it would "
+                             f"compute another network than this one. Put the model back as it "
+                             f"was built, or cross-check a model built with the architecture "
+                             f"you want")
         acts_ = [_copy_activation(a) for a in self._resolved]
         manual = ManualMLP(self.layer_sizes, acts_, init_method=self.init_method, seed=0,
                            dtype=self.dtype)
@@ -471,6 +471,9 @@ class MLP(Module, SpecMLP):
         """What makes this model another network than the one it was built as (a layer or an
         activation swapped in ``model.layers``, a parameter added), or None. Files, twins and
         cross-checks are made from the architecture it was built with, so they refuse it."""
+        overridden = overridden_methods(type(self), MLP)
+        if overridden:
+            return f"{type(self).__name__} overrides nn.MLP's {', '.join(overridden)}"
         want: list[Any] = []          # (the modules __init__ made: Linear or an activation)
         for i, act in enumerate(self._resolved):
             want.append(Linear)
@@ -481,10 +484,12 @@ class MLP(Module, SpecMLP):
             built = want[k] if k < len(want) else None
             was = ("nothing" if built is None else "a Linear" if built is Linear
                    else f"ActivationLayer({_activation_name(built)})")
-            if built is Linear and isinstance(module, Linear):
-                if module.b is None:
+            # (exact types: a subclass of Linear or ActivationLayer computes its own way)
+            if built is Linear and type(module) is Linear:
+                if getattr(module, "b", None) is None:
                     return f"layers.{k} is a Linear without a bias (built with one)"
-            elif isinstance(module, ActivationLayer) and built is not Linear and built is not None:
+            elif (type(module) is ActivationLayer and built is not Linear
+                  and built is not None):
                 now = module.activation
                 if now is not built and not _same_activation(now, built):
                     return (f"layers.{k}'s activation is {now!r}, but the model was built with "
@@ -493,6 +498,10 @@ class MLP(Module, SpecMLP):
                 return f"layers.{k} is a {type(module).__name__} where the model was built with {was}"
         if len(got) < len(want):
             return f"layers has {len(got)} modules, but the model was built with {len(want)}"
+        loss = _loss_for(self.output_kind)
+        if type(self.loss_fn) is not type(loss):
+            return (f"loss_fn is {type(self.loss_fn).__name__}, but the model was built with "
+                    f"{type(loss).__name__}")
         layer_params = [t for lin in self.linears for t in (lin.W, lin.b)]
         for name, p in self.named_parameters():
             if not any(p is t for t in layer_params):
@@ -528,12 +537,20 @@ def _has_activation_node(i: int, act: Any, n_layers: int) -> bool:
     return act is not None and act != SOFTMAX and not output_fused
 
 
+def _loss_for(output_kind: str) -> Module:
+    """The loss node an output needs: the fused softmax or sigmoid ones, else MSE."""
+    return (SoftmaxCrossEntropy() if output_kind == "softmax" else
+            BCEWithLogits() if output_kind == "sigmoid" else MSELoss())
+
+
 def _same_activation(a: Any, b: Any) -> bool:
     """Two activation objects computing the same function: one class and one configuration."""
-    if type(a) is not type(b):
+    if type(a) is not type(b) or not callable(getattr(a, "config", None)):
         return False
-    config = getattr(a, "config", None)
-    return callable(config) and config() == b.config()
+    try:
+        return bool(a.config() == b.config())
+    except (TypeError, ValueError):     # (a plug-in's configuration holding arrays)
+        return False
 
 
 def _copy_activation(act: Any) -> Any:

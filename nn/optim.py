@@ -5,8 +5,9 @@ step (a parameter still held read-only by a pending graph) leaves the parameters
 optimizer's state exactly as they were. ``state_dict()`` / ``load_state_dict()`` carry the
 state (velocities, moments, step count); ``config()`` the hyperparameters. ``nn.save(model,
 path, optimizer=True)`` stores both, so training can resume bit for bit. The state has each
-parameter's dtype: it follows a parameter cast after it was made at the next ``step()``, and
-``load_state_dict`` casts floating-point state to each parameter's dtype.
+parameter's dtype: it follows a parameter cast after it was made at the next ``step()`` that
+updates the parameter, and ``load_state_dict`` casts floating-point state to each
+parameter's dtype.
 """
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ class Optimizer:
         # state made before its parameter was cast (p.data = p.data.astype(...)) follows it:
         # float64 moments would run every update of a float32 model in float64, float32 ones
         # would round a float64 model's updates (as PyTorch's load_state_dict casts state)
-        recast: list[tuple[list, int, np.dtype]] = []
+        recast: list[tuple[list, int, np.ndarray]] = []
         for i, p in enumerate(self.params):
             g = p.grad
             if g is None or not p.requires_grad:     # no gradient, or frozen
@@ -126,7 +127,15 @@ class Optimizer:
                         f"(its data was replaced by another shape); make a new optimizer for "
                         f"it. Nothing was updated")
                 if state.dtype != data.dtype:
-                    recast.append((states, i, data.dtype))
+                    with np.errstate(over="ignore"):
+                        cast = state.astype(data.dtype)
+                    if not np.all(np.isfinite(cast)):
+                        raise ValueError(
+                            f"{where}: the {type(self).__name__} state of parameter {_name(p)} "
+                            f"holds values too large for its new dtype {data.dtype} (up to "
+                            f"{np.abs(state).max():.3g}); make a new optimizer for it. "
+                            f"Nothing was updated")
+                    recast.append((states, i, cast))
             if not data.flags.writeable and not tg.held_by_graph(data):
                 raise RuntimeError(
                     f"{where}: parameter {_name(p)} holds a read-only array (made so by its "
@@ -141,8 +150,8 @@ class Optimizer:
                     f"exception variable, or sys.last_traceback in a notebook after an error). "
                     f"Nothing was updated")
             todo.append(i)
-        for states, i, dtype in recast:         # (after every check: all or nothing)
-            states[i] = states[i].astype(dtype)
+        for states, i, cast in recast:          # (after every check: all or nothing)
+            states[i] = cast
         return todo
 
     def step(self) -> None:  # pragma: no cover - abstract
@@ -281,8 +290,9 @@ class Adam(Optimizer):
     def step(self) -> None:
         todo = self._check_step()
         self.t += 1
-        b1, b2 = self.betas
-        lr = float(self.lr)     # (as SGD: a numpy lr set by hand computes as the file's float)
+        # (Python floats, as SGD's: numpy numbers set by hand compute as the file's floats)
+        b1, b2 = float(self.betas[0]), float(self.betas[1])
+        lr, eps = float(self.lr), float(self.eps)
         for i in todo:
             t = self.steps[i] = self.steps[i] + 1
             correction1 = 1 - b1 ** t
@@ -295,7 +305,7 @@ class Adam(Optimizer):
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * (g * g)
-            data -= step_size * m / (np.sqrt(v) + self.eps * math.sqrt(correction2))
+            data -= step_size * m / (np.sqrt(v) + eps * math.sqrt(correction2))
 
     def _state_lists(self) -> tuple[list, ...]:
         return (self.m, self.v)

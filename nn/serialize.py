@@ -75,20 +75,22 @@ def _activation_entry(act: Any) -> Any:
 
 def check_savable_model(model: Any, where: str) -> None:
     """Refuse, before anything is written (or trained, for a checkpoint), a model whose file
-    could not be loaded back as the same network: a subclass (a file holds no code), layers
-    or activations swapped in ``model.layers`` or a parameter added since it was built, tied
-    weights, a dtype other than float32/float64, a weight replaced by hand with another
+    could not be loaded back as the same network: a subclass overriding a method (a file
+    holds no code; one that only adds methods loads back as the base class), layers,
+    activations or the loss swapped in or a parameter added since it was built, tied weights, a dtype other than float32/float64, a weight replaced by hand with another
     shape or dtype, or an activation that is not one of the ``activations`` package's (files
     store activations by name)."""
+    from .manual import MLP as ManualMLP
     from .mlp import MLP as GraphMLP
-    if type(model) is GraphMLP:       # (first: a layer without a bias has no weights to take)
-        changed = model._changed_by_hand()
-        if changed is not None:
-            raise ValueError(f"{where}: {changed}; a model file records the architecture the "
-                             f"model was built with (layer_sizes {list(model.layer_sizes)}, "
-                             f"activations), so it would load back as another network. Build "
-                             f"an nn.MLP of the network you want and copy the weights into it "
-                             f"(new.load_state_dict(model.state_dict(), strict=False))")
+    # (first: a layer without a bias has no weights to take)
+    changed = (model._changed_by_hand() if isinstance(model, GraphMLP) else
+               _overrides_code(model, ManualMLP, "nn.manual.MLP") if isinstance(model, ManualMLP) else None)
+    if changed is not None:
+        raise ValueError(f"{where}: {changed}; a model file holds no code, only the "
+                         f"architecture the model was built with (layer_sizes "
+                         f"{list(model.layer_sizes)}, activations) and its weights, so it would "
+                         f"load back as another network. Put the model back as it was built, "
+                         f"or save its weights yourself with np.savez")
     _, weights, act_list = _model_parts(model, where)
     dtype = np.dtype(model.dtype)
     if dtype.name not in ("float32", "float64"):
@@ -132,6 +134,13 @@ def check_savable_model(model: Any, where: str) -> None:
                              f"one of the activations package's ({', '.join(sorted(acts.NAMES))}); "
                              f"model files store activations by name, so this model could not be "
                              f"loaded back. Save its weights yourself (np.savez) instead")
+
+
+def _overrides_code(model: Any, base: type, base_name: str) -> str | None:
+    """Which of ``base``'s methods ``model``'s class overrides, as words, or None."""
+    from ._spec_mlp import overridden_methods
+    names = overridden_methods(type(model), base)
+    return f"{type(model).__name__} overrides {base_name}'s {', '.join(names)}" if names else None
 
 
 def _layer_arrays(sizes: list, i: int) -> tuple:
@@ -286,18 +295,12 @@ def _is_int(value: Any, minimum: int) -> bool:
 def _model_parts(model: Any, where: str = "save") -> tuple[str, list, list]:
     from .manual import MLP as ManualMLP
     from .mlp import MLP as GraphMLP
-    if type(model) is GraphMLP:
+    # (a subclass that overrides nothing check_savable_model refuses; it loads as the base)
+    if isinstance(model, GraphMLP):
         return "graph", [(lin.W.data, lin.b.data) for lin in model.linears], list(model._resolved)
-    if type(model) is ManualMLP:
+    if isinstance(model, ManualMLP):
         return ("manual", [(layer.W, layer.b) for layer in model.layers],
                 [layer.activation for layer in model.layers])
-    if isinstance(model, (GraphMLP, ManualMLP)):   # (a file holds no code: it would load as the base)
-        base = "nn.MLP" if isinstance(model, GraphMLP) else "nn.manual.MLP"
-        raise TypeError(f"{where}: {type(model).__name__} is a subclass of {base}; a model file holds "
-                        f"no code, so it would load back as a plain {base} without what "
-                        f"{type(model).__name__} adds. Save its weights yourself "
-                        f"(np.savez(path, **model.state_dict())) and load them into a new "
-                        f"{type(model).__name__} (load_state_dict)")
     raise TypeError(f"{where}: model must be an nn.MLP or nn.manual.MLP, got "
                     f"{type(model).__name__}")
 
@@ -387,9 +390,10 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
                          f"more than the {_MAX_HEADER_BYTES:,} that load reads; keep large "
                          f"data out of extra: pass it as arrays={{name: array}}")
     if len(payload) > _MAX_ARRAYS:
+        advice = ("stack the arrays of extra into fewer (np.stack)" if arrays else
+                  "a model of this many layers does not fit in one file")
         raise ValueError(f"{where}: the file would hold {len(payload):,} arrays, more than the "
-                         f"{_MAX_ARRAYS:,} that load reads; stack the arrays of extra into "
-                         f"fewer (np.stack)")
+                         f"{_MAX_ARRAYS:,} that load reads; {advice}")
     path = _npz_path(path)
     try:
         _atomic_write(path, lambda f: np.savez(f, **payload))  # type: ignore[arg-type]
@@ -423,6 +427,8 @@ def _npz_path(path: Any, where: str = "save") -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{where}: path must be a str or os.PathLike, got {type(path).__name__}")
     raw = os.fspath(path)
+    if not raw:
+        raise ValueError(f"{where}: path is empty; expected a file name such as 'model.npz'")
     path = Path(path)
     if (path.name in ("", ".", "..") or path.is_dir()
             or raw.endswith((os.sep, os.altsep or os.sep))):     # "runs/": meant as a folder

@@ -399,7 +399,7 @@ def _trains_nothing(model):
     return model
 
 
-def test_a_subclass_is_refused_before_saving_or_training(tmp_path):
+def test_a_subclass_overriding_a_method_is_refused_before_saving_or_training(tmp_path):
     # a file holds no code: TempMLP's checkpoints could not be loaded (its extra parameter
     # shifted the optimizer's arrays) and save wrote a plain nn.MLP, other predictions
     import tinygraph as tg
@@ -412,19 +412,49 @@ def test_a_subclass_is_refused_before_saving_or_training(tmp_path):
         def forward(self, x):
             return super().forward(x) * tg.exp(-self.log_t)
 
-    class Manual(nn.manual.MLP):
-        pass
+    class Doubled(nn.manual.MLP):
+        def forward(self, X):
+            return super().forward(2 * X)
 
     X, y = np.ones((4, 3)), np.array([0, 1, 2, 0])
     model = _trains_nothing(TempMLP([3, 5, 3], ["relu", "softmax"], seed=0))
-    with pytest.raises(TypeError, match=r"^nn\.MLP\.fit: checkpoint: TempMLP is a subclass of "
-                                        r"nn\.MLP; a model file holds no code"):
+    with pytest.raises(ValueError, match=r"^nn\.MLP\.fit: checkpoint: TempMLP overrides "
+                                         r"nn\.MLP's forward; a model file holds no code"):
         model.fit(X, y, epochs=1, learning_rate=0.1, checkpoint=tmp_path / "c")
-    with pytest.raises(TypeError, match=r"^save: TempMLP is a subclass of nn\.MLP"):
+    with pytest.raises(ValueError, match=r"^save: TempMLP overrides nn\.MLP's forward"):
         nn.save(model, tmp_path / "m")
-    with pytest.raises(TypeError, match=r"^save: Manual is a subclass of nn\.manual\.MLP"):
-        nn.save(Manual([3, 3], ["softmax"], seed=0), tmp_path / "m")
+    with pytest.raises(ValueError, match=r"^nn\.MLP\.to_manual: TempMLP overrides nn\.MLP's "
+                                         r"forward"):
+        model.to_manual()
+    with pytest.raises(ValueError, match=r"^save: Doubled overrides nn\.manual\.MLP's forward"):
+        nn.save(Doubled([3, 3], ["softmax"], seed=0), tmp_path / "m")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("MLP", [nn.MLP, nn.manual.MLP], ids=["graph", "manual"])
+def test_a_subclass_that_only_adds_methods_saves_and_loads_as_its_base(tmp_path, MLP):
+    class WithTop1(MLP):
+        def __init__(self, layer_sizes, seed=0):
+            super().__init__(layer_sizes, ["relu", "softmax"], seed=seed)
+
+        def top1(self, X):
+            return self.predict(X)
+
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    model = WithTop1([3, 5, 3])
+    loaded = nn.load(nn.save(model, tmp_path / "m"))
+    assert type(loaded) is MLP
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+class _Doubled(nn.Linear):
+    def forward(self, x):
+        return super().forward(x) * 2.0
+
+
+class _Negated(nn.ActivationLayer):
+    def forward(self, z):
+        return -super().forward(z)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -442,6 +472,14 @@ def test_a_subclass_is_refused_before_saving_or_training(tmp_path):
     (lambda m: setattr(m, "temperature", __import__("tinygraph").Tensor(np.ones(1),
                                                                          requires_grad=True)),
      r"parameter temperature \(shape \(1,\)\) is not a layer's W or b"),
+    (lambda m: delattr(m.layers[0], "b"),
+     r"layers\.0 is a Linear without a bias \(built with one\)"),
+    (lambda m: setattr(m.layers, "0", _Doubled(3, 5, rng=0)),
+     r"layers\.0 is a _Doubled where the model was built with a Linear"),
+    (lambda m: setattr(m.layers, "1", _Negated(activations.ReLU())),
+     r"layers\.1 is a _Negated where the model was built with ActivationLayer\(relu\)"),
+    (lambda m: setattr(m, "loss_fn", nn.MSELoss()),
+     r"loss_fn is MSELoss, but the model was built with SoftmaxCrossEntropy"),
 ])
 def test_a_model_changed_by_hand_is_refused_by_save_checkpoints_and_its_twin(tmp_path, change,
                                                                               message):
@@ -450,8 +488,8 @@ def test_a_model_changed_by_hand_is_refused_by_save_checkpoints_and_its_twin(tmp
     model = nn.MLP([3, 5, 3], ["relu", "softmax"], seed=0)
     change(model)
     X, y = np.ones((4, 3)), np.array([0, 1, 2, 0])
-    with pytest.raises(ValueError, match=r"^save: " + message + r"; a model file records the "
-                                         r"architecture the model was built with"):
+    with pytest.raises(ValueError, match=r"^save: " + message + r"; a model file holds no code, "
+                                         r"only the architecture the model was built with"):
         nn.save(model, tmp_path / "m")
     with pytest.raises(ValueError, match=r"^nn\.MLP\.fit: checkpoint: " + message):
         _trains_nothing(model).fit(X, y, epochs=1, learning_rate=0.1, checkpoint=tmp_path / "c")
