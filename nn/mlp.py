@@ -537,7 +537,7 @@ def _has_activation_node(i: int, act: Any, n_layers: int) -> bool:
     return act is not None and act != SOFTMAX and not output_fused
 
 
-def _loss_for(output_kind: str) -> Module:
+def _loss_for(output_kind: str) -> SoftmaxCrossEntropy | BCEWithLogits | MSELoss:
     """The loss node an output needs: the fused softmax or sigmoid ones, else MSE."""
     return (SoftmaxCrossEntropy() if output_kind == "softmax" else
             BCEWithLogits() if output_kind == "sigmoid" else MSELoss())
