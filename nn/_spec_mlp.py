@@ -185,11 +185,24 @@ def _all_finite(arr: np.ndarray) -> bool:
     return all(np.isfinite(arr[s:s + step]).all() for s in range(0, arr.shape[0], step))
 
 
-def _check_finite(where: str, name: str, arr: np.ndarray) -> None:
-    """Raise ValueError naming the count and first position of NaN/Inf values in ``arr``."""
+def _check_finite(where: str, name: str, arr: np.ndarray, given: np.ndarray | None = None) -> None:
+    """Raise ValueError naming the count and first position of NaN/Inf values in ``arr``;
+    ``given``, the array before its cast to the model's dtype, tells an overflow apart."""
     if arr.dtype.kind != "f" or arr.size == 0 or _all_finite(arr):
         return
     finite = np.isfinite(arr)
+    if given is not None and given.dtype != arr.dtype and given.dtype.kind in "fiu":
+        with np.errstate(invalid="ignore"):
+            overflowed = ~finite & np.isfinite(given)
+        if overflowed.any():
+            first = tuple(int(i) for i in np.argwhere(overflowed)[0])
+            raise ValueError(
+                f"{where}: {name} holds {int(overflowed.sum())} value(s) too large for the "
+                f"model's {arr.dtype} (the first, {given[first]:g}, at index "
+                f"{first[0] if len(first) == 1 else list(first)}); they become infinite when "
+                f"converted: scale the data down (nn.data.standardize), or build the model "
+                f"with dtype=np.float64"
+            )
     n_nan = int(np.isnan(arr).sum())
     n_inf = int(arr.size - finite.sum()) - n_nan
     first = tuple(int(i) for i in np.argwhere(~finite)[0])
@@ -395,9 +408,9 @@ class SpecMLP:
                 f"(n, {self.layer_sizes[0]}), got {arr.shape}"
             )
         with np.errstate(over="ignore", invalid="ignore"):   # checked right below
-            arr = arr.astype(self.dtype, copy=False)
-        _check_finite(where, "X", arr)      # after the cast: 1e39 is inf in float32
-        return arr
+            cast = arr.astype(self.dtype, copy=False)
+        _check_finite(where, "X", cast, arr)    # after the cast: 1e39 is inf in float32
+        return cast
 
     def _check_batch(self, X: ArrayLike, where: str) -> np.ndarray:
         """``_check_X`` for a batch a loss is computed on: a mean over 0 rows is 0/0."""
@@ -449,8 +462,9 @@ class SpecMLP:
             self._check_unit_interval(targets, where, "0/1 labels for a sigmoid output")
         else:
             with np.errstate(over="ignore", invalid="ignore"):
-                arr = arr.astype(self.dtype, copy=False)
-            _check_finite(where, "y", arr)        # after the cast: 1e39 is inf in float32
+                cast = arr.astype(self.dtype, copy=False)
+            _check_finite(where, "y", cast, arr)  # after the cast: 1e39 is inf in float32
+            arr = cast
             if arr.ndim == 1 and K == 1:
                 arr = arr.reshape(-1, 1)
             if arr.ndim != 2 or arr.shape[1] != K:

@@ -1031,10 +1031,16 @@ def test_multi_unit_sigmoid_accuracy_follows_how_y_is_given_not_its_values():
 def test_values_that_overflow_the_model_dtype_are_refused_after_the_cast(kind):
     make = {"manual": MLP, "graph": nn.MLP}[kind]
     model = make([2, 3], ["softmax"], seed=0, dtype=np.float32)
-    with pytest.raises(ValueError, match=r"X contains NaN or infinite values \(0 NaN, 1 inf"):
+    # (the message said "X contains ... inf" of finite data: it names the overflow now)
+    with pytest.raises(ValueError, match=r"\.predict: X holds 1 value\(s\) too large for the "
+                                         r"model's float32 \(the first, 1e\+39, at index \[0, "
+                                         r"0\]\); they become infinite when converted"):
         model.predict(np.array([[1e39, 1.0]]))
+    with pytest.raises(ValueError, match=r"X contains NaN or infinite values \(0 NaN, 1 inf"):
+        model.predict(np.array([[np.inf, 1.0]]))
     reg = make([2, 1], [None], seed=0, dtype=np.float32)
-    with pytest.raises(ValueError, match=r"y contains NaN or infinite values"):
+    with pytest.raises(ValueError, match=r"\.fit: y holds 1 value\(s\) too large for the "
+                                         r"model's float32 \(the first, 1e\+39, at index 0\)"):
         reg.fit(np.ones((2, 2)), np.array([1e39, 0.0]), epochs=1, learning_rate=0.1)
 
 
