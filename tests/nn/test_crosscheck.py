@@ -364,9 +364,49 @@ def test_the_spec_xor_network_agrees_at_its_relu_kinks():
         report = nn.crosscheck(nn.manual.MLP([2, 4, 1], ["relu", "sigmoid"], seed=seed), X, y)
         assert report.ok, str(report)
         b1 = report.rows[1]
-        assert b1.name == "layers.0.b" and b1.numerical_inconclusive > 0
-        assert any(n.startswith("layers.0.b: finite differences cannot judge element(s)") and
-                   "kink" in n for n in report.notes), report.notes
+        assert b1.name == "layers.0.b" and b1.numerical_checked == 3, str(report)
+        assert any(n.startswith("layers.0.b: element(s) ") and "lie at a kink" in n
+                   for n in report.notes), report.notes
+
+
+class _LeakyBackwardReLU(activations.ReLU):
+    """A ReLU whose backward gives slope 0.1 for negative inputs (should be 0)."""
+
+    def _backward(self, grad_output, cache):
+        return grad_output * np.where(cache > 0, 1.0, 0.1)
+
+
+def test_a_derivative_between_the_one_sided_slopes_is_not_taken_for_a_kink():
+    # at a kink the derivative is one of the one-sided slopes; a wrong slope on one side
+    # lies between them, and was let through (AGREE for 2 of 50 seeds) when anything between
+    # them passed
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = np.array([0.0, 1.0, 1.0, 0.0])
+    for seed in range(50):
+        model = nn.manual.MLP([2, 4, 1], [_LeakyBackwardReLU(), "sigmoid"], seed=seed)
+        report = nn.crosscheck(model, X, y, seed=seed)
+        assert report.manual_ok and not report.numerical_ok, (seed, str(report))
+
+
+def test_a_parameter_the_finite_differences_could_not_judge_is_named(monkeypatch):
+    import importlib
+    cc = importlib.import_module("nn.crosscheck")    # (nn.crosscheck is also the function)
+    model, X, y = _problem([4, 5, 3], "tanh", "softmax", n=8)
+    real = cc._numerical_error
+
+    def never_on_b1(loss, array, j, *args):
+        if array.ndim == 1 and array.shape == (5,):
+            return None, False              # (as for an element within the FD's own error)
+        return real(loss, array, j, *args)
+
+    monkeypatch.setattr(cc, "_numerical_error", never_on_b1)
+    report = nn.crosscheck(model, X, y)
+    assert report.rows[1].numerical_checked == 0 and report.rows[1].numerical_unjudged == 5
+    assert report.verdict() == ("manual backprop and autodiff AGREE (tolerance 1e-10); finite "
+                                "differences could not judge layers.0.b (see the notes); finite "
+                                "differences agree on the others (tolerance 1e-05)")
+    assert any(n.startswith("layers.0.b: element(s) ") and "could not be judged" in n
+               for n in report.notes)
 
 
 class _SteepReLU(activations.ReLU):
@@ -463,3 +503,28 @@ def test_an_unchecked_numerical_column_is_shown_as_a_dash():
     report = nn.crosscheck(model, X, y, n_numerical=0)
     assert report.ok
     assert all(line.split()[-2:] == ["-", "ok"] for line in report.table().splitlines()[2:])
+
+
+def test_small_elements_of_a_float32_gradient_are_still_judged(monkeypatch):
+    # the rounding allowance is 64 units of the largest gradient's rounding, not the
+    # tolerance: with tol × max|g| (1e-4 × max) a backward that flips the sign of every
+    # element below 5e-5 × max got AGREE
+    X = nn.data.load_digits(flatten=True, scale=True)[0][:32]
+    y = nn.data.load_digits(flatten=True, scale=True)[1][:32]
+    model = nn.manual.MLP([64, 256, 128, 10], ["relu", "relu", "softmax"], seed=0,
+                          dtype=np.float32)
+    layer = model.layers[1]
+    original = layer.backward
+
+    def flipped(delta, compute_input_grad=True):
+        result = original(delta, compute_input_grad)
+        g = layer.dW.copy()
+        small = (g != 0) & (np.abs(g) < 5e-5 * np.abs(g).max())
+        assert small.sum() > 10
+        g[small] *= -1
+        layer.dW = g
+        return result
+
+    monkeypatch.setattr(layer, "backward", flipped)
+    report = nn.crosscheck(model, X, y)
+    assert not report.manual_ok and report.rows[2].max_rel_diff > report.tol, str(report)
