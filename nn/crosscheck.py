@@ -164,6 +164,14 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
     ``activations`` package that the manual MLP calls. Manual against autodiff therefore
     checks the delta recurrence, the weight and bias gradients and the loss's δ^(L); a wrong
     activation derivative makes both agree, and only the numerical column catches it.
+
+    What the numbers cannot show is in the report's ``notes`` (and a batch of one sample
+    warns: a missing 1/n agrees at n = 1). An element at a ReLU-like kink is compared with
+    the nearer one-sided slope; one whose difference lies within the finite differences' own
+    error is replaced by another element. Manual and autodiff agree on an element that
+    differs by less than ``ROUNDING_UNITS`` units of rounding of the parameter's largest
+    gradient. A manual dW or db that is not an array of the parameter's shape is a
+    ValueError naming it.
     """
     from .manual import MLP as ManualMLP
     from .mlp import MLP
@@ -256,9 +264,9 @@ def crosscheck(manual_mlp: Any, X: Any, y: Any, tol: float | None = None,
                             batch_size=int(X.shape[0]), param_errors=param_errors, notes=notes)
 
 
-_AT_A_KINK = ("lie at a kink of a ReLU-like activation (a pre-activation exactly 0, as for an "
-              "input of zeros with zero biases), where the derivative is one of the one-sided "
-              "slopes: compared with the nearer of the two")
+_AT_A_KINK = ("lie at a kink of a ReLU-like activation (a pre-activation within eps/4 of 0, as "
+              "for an input of zeros with zero biases), where the derivative is one of the "
+              "one-sided slopes: compared with the nearer of the two")
 _CANNOT_JUDGE = ("could not be judged: the difference from autodiff is within the finite "
                  "differences' own error (the loss's rounding, curvature of saturated units, "
                  "or a kink crossed within ±eps); other elements were checked instead")

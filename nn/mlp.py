@@ -495,7 +495,8 @@ class MLP(Module, SpecMLP):
                     return (f"layers.{k}'s activation is {now!r}, but the model was built with "
                             f"{built!r}")
             else:
-                return f"layers.{k} is a {type(module).__name__} where the model was built with {was}"
+                return (f"layers.{k} is a {type(module).__name__} where the model was built "
+                        f"with {was}")
         if len(got) < len(want):
             return f"layers has {len(got)} modules, but the model was built with {len(want)}"
         loss = _loss_for(self.output_kind)

@@ -77,14 +77,16 @@ def check_savable_model(model: Any, where: str) -> None:
     """Refuse, before anything is written (or trained, for a checkpoint), a model whose file
     could not be loaded back as the same network: a subclass overriding a method (a file
     holds no code; one that only adds methods loads back as the base class), layers,
-    activations or the loss swapped in or a parameter added since it was built, tied weights, a dtype other than float32/float64, a weight replaced by hand with another
+    activations or the loss swapped in or a parameter added since it was built, tied
+    weights, a dtype other than float32/float64, a weight replaced by hand with another
     shape or dtype, or an activation that is not one of the ``activations`` package's (files
     store activations by name)."""
     from .manual import MLP as ManualMLP
     from .mlp import MLP as GraphMLP
     # (first: a layer without a bias has no weights to take)
     changed = (model._changed_by_hand() if isinstance(model, GraphMLP) else
-               _overrides_code(model, ManualMLP, "nn.manual.MLP") if isinstance(model, ManualMLP) else None)
+               _overrides_code(model, ManualMLP, "nn.manual.MLP")
+               if isinstance(model, ManualMLP) else None)
     if changed is not None:
         raise ValueError(f"{where}: {changed}; a model file holds no code, only the "
                          f"architecture the model was built with (layer_sizes "
