@@ -41,13 +41,14 @@ def _stratified_test_counts(counts: np.ndarray, n_test: int) -> np.ndarray:
         order = np.argsort(-(quota - take), kind="stable")
         take[order[:short]] += 1
     # Keep at least one training example per class; what that leaves out of the test set
-    # goes to the classes that still have room, largest remainder first (the total stays
-    # n_test whenever n_test <= n - number of classes).
+    # goes to the classes that still have room, furthest below their quota first (not by
+    # the first remainders: a class already rounded up would get a second row) (the total
+    # stays n_test whenever n_test <= n - number of classes).
     room = counts - 1
     over = take - np.minimum(take, room)
     take = np.minimum(take, room)
     missing = int(over.sum())
-    for c in np.argsort(-(quota - np.floor(quota)), kind="stable"):
+    for c in np.argsort(-(quota - take), kind="stable"):
         if missing == 0:
             break
         extra = min(missing, int(room[c] - take[c]))

@@ -708,3 +708,13 @@ def test_mnist_labels_outside_the_classes_are_named_with_their_file(tmp_path):
         with pytest.raises(ValueError, match=rf"train-labels-idx1-ubyte: label {shown} \(\d "
                                              rf"label\(s\) outside 0\.\.9 in all\)"):
             load_mnist(tmp_path, kind="mnist")
+
+
+def test_a_stratified_split_gives_a_capped_class_s_row_to_the_class_furthest_below_its_quota():
+    # the spare test row went by the first remainders, to a class already rounded up:
+    # [12, 22, 23, 2] for quotas [12.46, 22.44, 21.61, 2.49] (21.61 -> 23)
+    from nn.data.preprocessing import _stratified_test_counts
+    take = _stratified_test_counts(np.array([15, 27, 26, 3]), 59)
+    assert take.tolist() == [13, 22, 22, 2]
+    quota = np.array([15, 27, 26, 3]) * 59 / 71
+    assert np.all(np.abs(take - quota) < 1)
