@@ -41,9 +41,9 @@ def get(name: str | Activation, **params: Any) -> Activation:
     """Return an activation given its name, or pass an instance through.
 
     Args:
-        name: One of :data:`NAMES`, in any letter case (``"ReLU"``,
-            ``"leaky_relu"``/``"LeakyReLU"``, ``"gelu_tanh"`` for
-            ``GELU(approximate=True)``, ``"swish"`` for ``SiLU``, ...), or an
+        name: One of :data:`NAMES`, in any letter case and with any surrounding
+            whitespace (``"ReLU"``, ``"leaky_relu"``/``"LeakyReLU"``, ``"gelu_tanh"``
+            for ``GELU(approximate=True)``, ``"swish"`` for ``SiLU``, ...), or an
             :class:`Activation` instance, which is returned unchanged.
         **params: Constructor parameters, e.g. ``alpha=0.2`` for LeakyReLU.
 
@@ -67,7 +67,7 @@ def get(name: str | Activation, **params: Any) -> Activation:
     if not isinstance(name, str):
         raise TypeError(f"activation must be a name (str) or an Activation instance, got {name!r}")
 
-    key = name.lower()
+    key = name.strip().lower()      # (" ReLU" as the MLPs take it)
     if key not in _REGISTRY:
         raise ValueError(f"unknown activation {name!r}; valid names are: {', '.join(NAMES)}")
     cls, implied = _REGISTRY[key]

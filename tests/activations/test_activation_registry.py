@@ -39,6 +39,12 @@ def test_get_is_case_insensitive(name):
     assert type(get(name)) is type(get(name.lower()))
 
 
+@pytest.mark.parametrize("name", [" relu", "relu ", "\tLeakyReLU\n", " gelu_tanh "])
+def test_get_takes_names_with_surrounding_whitespace(name):
+    # the MLPs took "relu " and nn.ActivationLayer / activations.get refused it
+    assert type(get(name)) is type(get(name.strip()))
+
+
 def test_get_is_exported_at_package_level():
     assert activations.get is get
     assert activations.from_config is from_config

@@ -311,3 +311,20 @@ def test_gelu_rejects_non_boolean_approximate(approximate):
     with pytest.raises(ValueError, match="approximate") as error:
         GELU(approximate=approximate)
     assert repr(approximate) in str(error.value)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_leaky_relu_multiplies_only_negative_inputs(dtype):
+    # alpha · x on every element: 0 · -inf was NaN for alpha = 0 (ReLU gives 0), and an
+    # alpha beyond float16's range (inf) times 0 was NaN at x = 0
+    x = np.array([-np.inf, -1.0, -0.0, 0.0, 2.0, np.inf, np.nan], dtype=dtype)
+    out = LeakyReLU(0.0).forward(x)
+    np.testing.assert_array_equal(out, np.array([0, 0, 0, 0, 2, np.inf, np.nan], dtype=dtype))
+    assert out.dtype == dtype
+    out = LeakyReLU(0.5).forward(x)
+    np.testing.assert_array_equal(out, np.array([-np.inf, -0.5, 0, 0, 2, np.inf, np.nan],
+                                                dtype=dtype))
+    if dtype == np.float16:
+        with np.errstate(over="ignore"):     # (alpha itself overflows to inf in float16)
+            big = LeakyReLU(1e5).forward(np.array([0.0, -1.0, 3.0], dtype=dtype))
+        np.testing.assert_array_equal(big, np.array([0.0, -np.inf, 3.0], dtype=dtype))
