@@ -115,15 +115,18 @@ _NOT_CODE = frozenset({"__init__", "__doc__", "__module__", "__qualname__", "__d
                        "__static_attributes__", "__orig_bases__", "__parameters__"})
 
 
-def overridden_methods(cls: type, base: type) -> list[str]:
-    """The attributes of ``base`` that ``cls`` (a subclass) defines again, ``__init__`` aside:
-    a model file holds no code, so such a model would load back computing as ``base``."""
+def overridden_methods(model: Any, base: type, base_name: str) -> str | None:
+    """Which attributes of ``base`` the class of ``model`` (a subclass) defines again,
+    ``__init__`` aside, in words, or None: a model file holds no code, so such a model would
+    load back computing as ``base``."""
     names: set[str] = set()
-    for klass in cls.__mro__:
+    for klass in type(model).__mro__:
         if klass is base:
             break
         names.update(n for n in vars(klass) if n not in _NOT_CODE and hasattr(base, n))
-    return sorted(names)
+    if not names:
+        return None
+    return f"{type(model).__name__} overrides {base_name}'s {', '.join(sorted(names))}"
 
 
 def _as_numeric(where: str, name: str, value: ArrayLike) -> np.ndarray:

@@ -296,8 +296,8 @@ def _numerical_error(loss: Callable[[], float], array: np.ndarray, j: int, eps: 
     step eps/4) the derivative is one of the one-sided slopes, each extrapolated to a zero
     step (Richardson: (4 s(ε/4) - s(ε)) / 3): the error is against the nearer one, so a
     derivative between them (a wrong slope on one side) still fails. None instead of an
-    error when the difference lies within the finite differences' own error (the loss's
-    rounding, and the change when the step is halved): they cannot judge it."""
+    error when the difference lies within the finite differences' own error
+    (``tinygraph.central_difference_error``): they cannot judge it."""
     plus, minus, num = tg.central_difference(loss, array, j, eps)
     err = float(rel_error(np.float64(analytic), np.float64(num)))
     if err <= tol:
@@ -309,10 +309,7 @@ def _numerical_error(loss: Callable[[], float], array: np.ndarray, j: int, eps: 
             and abs(right_q - left_q) > 0.5 * abs(right - left)):
         sides = ((4 * left_q - left) / 3, (4 * right_q - right) / 3)
         return min(float(rel_error(np.float64(analytic), np.float64(s))) for s in sides), True
-    half = tg.central_difference(loss, array, j, eps / 2)[2]
-    noise = (8 * np.finfo(np.float64).eps * max(abs(plus), abs(minus), abs(base)) / (2 * eps)
-             + abs(num - half) * 4 / 3)
-    if abs(analytic - num) <= 2 * noise:
+    if abs(analytic - num) <= 2 * tg.central_difference_error(loss, array, j, eps, base):
         return None, False
     return err, False
 

@@ -94,7 +94,7 @@ class MLP(Module, SpecMLP):
                 modules.append(layer)
         self.layers = Sequential(*modules)
         self.name_parameters()
-        self.loss_fn = _loss_for(self.output_kind)
+        self.loss_fn = _loss_class(self.output_kind)()
         self.loss_fn.label = "Loss"
 
     # -- what SpecMLP needs ----------------------------------------------------------
@@ -468,12 +468,13 @@ class MLP(Module, SpecMLP):
         return manual
 
     def _changed_by_hand(self) -> str | None:
-        """What makes this model another network than the one it was built as (a layer or an
-        activation swapped in ``model.layers``, a parameter added), or None. Files, twins and
-        cross-checks are made from the architecture it was built with, so they refuse it."""
-        overridden = overridden_methods(type(self), MLP)
-        if overridden:
-            return f"{type(self).__name__} overrides nn.MLP's {', '.join(overridden)}"
+        """What makes this model another network than the one it was built as (a method
+        overridden by a subclass; a layer, an activation or the loss swapped in; a parameter
+        added), or None. Files and twins are made from the architecture it was built with,
+        so they refuse it."""
+        overrides = overridden_methods(self, MLP, "nn.MLP")
+        if overrides is not None:
+            return overrides
         want: list[Any] = []          # (the modules __init__ made: Linear or an activation)
         for i, act in enumerate(self._resolved):
             want.append(Linear)
@@ -499,10 +500,10 @@ class MLP(Module, SpecMLP):
                         f"with {was}")
         if len(got) < len(want):
             return f"layers has {len(got)} modules, but the model was built with {len(want)}"
-        loss = _loss_for(self.output_kind)
-        if type(self.loss_fn) is not type(loss):
+        built_loss = _loss_class(self.output_kind)
+        if type(self.loss_fn) is not built_loss:
             return (f"loss_fn is {type(self.loss_fn).__name__}, but the model was built with "
-                    f"{type(loss).__name__}")
+                    f"{built_loss.__name__}")
         layer_params = [t for lin in self.linears for t in (lin.W, lin.b)]
         for name, p in self.named_parameters():
             if not any(p is t for t in layer_params):
@@ -538,10 +539,10 @@ def _has_activation_node(i: int, act: Any, n_layers: int) -> bool:
     return act is not None and act != SOFTMAX and not output_fused
 
 
-def _loss_for(output_kind: str) -> SoftmaxCrossEntropy | BCEWithLogits | MSELoss:
-    """The loss node an output needs: the fused softmax or sigmoid ones, else MSE."""
-    return (SoftmaxCrossEntropy() if output_kind == "softmax" else
-            BCEWithLogits() if output_kind == "sigmoid" else MSELoss())
+def _loss_class(output_kind: str) -> type[SoftmaxCrossEntropy | BCEWithLogits | MSELoss]:
+    """The loss an output needs: the fused softmax or sigmoid nodes, else MSE."""
+    return (SoftmaxCrossEntropy if output_kind == "softmax" else
+            BCEWithLogits if output_kind == "sigmoid" else MSELoss)
 
 
 def _same_activation(a: Any, b: Any) -> bool:

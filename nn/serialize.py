@@ -81,11 +81,12 @@ def check_savable_model(model: Any, where: str) -> None:
     weights, a dtype other than float32/float64, a weight replaced by hand with another
     shape or dtype, or an activation that is not one of the ``activations`` package's (files
     store activations by name)."""
+    from ._spec_mlp import overridden_methods
     from .manual import MLP as ManualMLP
     from .mlp import MLP as GraphMLP
     # (first: a layer without a bias has no weights to take)
     changed = (model._changed_by_hand() if isinstance(model, GraphMLP) else
-               _overrides_code(model, ManualMLP, "nn.manual.MLP")
+               overridden_methods(model, ManualMLP, "nn.manual.MLP")
                if isinstance(model, ManualMLP) else None)
     if changed is not None:
         raise ValueError(f"{where}: {changed}; a model file holds no code, only the "
@@ -136,13 +137,6 @@ def check_savable_model(model: Any, where: str) -> None:
                              f"one of the activations package's ({', '.join(sorted(acts.NAMES))}); "
                              f"model files store activations by name, so this model could not be "
                              f"loaded back. Save its weights yourself (np.savez) instead")
-
-
-def _overrides_code(model: Any, base: type, base_name: str) -> str | None:
-    """Which of ``base``'s methods ``model``'s class overrides, as words, or None."""
-    from ._spec_mlp import overridden_methods
-    names = overridden_methods(type(model), base)
-    return f"{type(model).__name__} overrides {base_name}'s {', '.join(names)}" if names else None
 
 
 def _layer_arrays(sizes: list, i: int) -> tuple:

@@ -132,11 +132,20 @@ def _larger(largest: float, size: float) -> float:
 TINY_GRADIENT = 1e-6
 
 
-def _difference_error(loss: Callable[[], float], array: np.ndarray, j: int, eps: float,
-                      plus: float, minus: float, base: float, num: float) -> float:
-    """An estimate of the error of the central difference ``num`` itself: the rounding of
-    the loss values divided by 2ε, plus the change of the difference when the step is halved
-    (its truncation error is ~ε²: halving removes three quarters of it)."""
+def central_difference_error(loss: Callable[[], float], array: np.ndarray, j: int, eps: float,
+                             base: float | None = None) -> float:
+    """An estimate of the error of ``central_difference(loss, array, j, eps)[2]`` itself: the
+    rounding of the loss values divided by 2ε, plus the change of the difference when the
+    step is halved (its truncation error is ~ε²: halving removes three quarters of it).
+    ``base`` is ``loss()`` at the unperturbed point, if already known.
+
+    A mismatch between a gradient and the central difference that is below about twice this
+    is no evidence of a wrong gradient (a loss near 1e16, curvature of saturated units, a
+    kink crossed within ±ε); ``gradcheck`` notes such mismatches, ``nn.crosscheck`` replaces
+    such elements by others."""
+    plus, minus, num = central_difference(loss, array, j, eps)
+    if base is None:
+        base = loss()
     rounding = 8 * np.finfo(np.float64).eps * max(abs(plus), abs(minus), abs(base)) / (2 * eps)
     half = central_difference(loss, array, j, eps / 2)[2]
     return float(rounding + abs(num - half) * 4 / 3)
@@ -287,7 +296,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
                 if not err < tol:
                     mismatches.append(Mismatch(k, index, ana, num, err))
                     if len(mismatches) <= 20:
-                        noise = _difference_error(loss_value, t.data, j, eps, plus, minus, base, num)
+                        noise = central_difference_error(loss_value, t.data, j, eps, base)
                         if abs(ana - num) <= 2 * noise:
                             notes.append(
                                 f"input {k} element {index}: |analytic - numerical| = "

@@ -239,6 +239,21 @@ def test_nan_gradient_never_passes():
         assert result.max_rel_error == np.inf
 
 
+def test_central_difference_error_tells_rounding_and_curvature_from_a_clean_difference():
+    assert "central_difference_error" in tg.__all__
+    x = np.array([0.5, 2.0])
+    # a quadratic: the central difference is exact up to the loss's rounding
+    quiet = tg.central_difference_error(lambda: float((x ** 2).sum()), x, 1, 1e-5)
+    assert 0 < quiet < 1e-9
+    # a loss near 1e16: rounding alone is ~1e16 · 1.8e-15 / 2e-5 ~ 1e6
+    loud = tg.central_difference_error(lambda: float(1e16 + (x ** 2).sum()), x, 1, 1e-5)
+    assert loud > 1e5
+    # a kink crossed within the step: the halved step sees another slope
+    kink = tg.central_difference_error(lambda: float(np.abs(x - 2.0 - 3e-6).sum()), x, 1, 1e-5)
+    assert kink > 0.1
+    np.testing.assert_array_equal(x, [0.5, 2.0])                # put back exactly
+
+
 def test_central_difference_is_public_probes_one_element_and_restores_it():
     W = np.array([[1.0, 2.0], [3.0, 4.0]])
     flat = W.reshape(-1)
