@@ -6,7 +6,8 @@ What it shows
   ``forward(ctx, *arrays)`` (numpy in, numpy out; ``ctx.save_for_backward(...)`` keeps
   what backward needs) and ``backward(ctx, grad_output)`` (dL/d(output) in, one
   dL/d(input) per input out). ``Softplus.apply(x)`` runs it on Tensors and records one
-  node in the graph.
+  node in the graph. Both compute new arrays: what they are given may be read again by
+  other nodes and can be read-only (``y = 2 * x``, not ``x *= 2``); one op, one output.
 * ``tinygraph.gradcheck`` compares that backward with central finite differences; it
   passes for the correct op and fails (and says where) for a deliberately buggy one.
 * The op wrapped in an ``nn.Module`` and used as the hidden activation of a tiny

@@ -16,7 +16,6 @@ the op was made inside one of those (a ``Linear`` layer), the library line is ad
 """
 from __future__ import annotations
 
-import contextlib
 import linecache
 import os
 import sys
@@ -25,7 +24,7 @@ from types import FrameType
 import numpy as np
 
 from .errors import TinygraphError
-from .grad_mode import _CalledContext, _outer, _state
+from .grad_mode import _CalledContext, _ModeDecorator, _outer, _state
 
 # (with the separator: a sibling directory such as tinygraph_examples/ is not the package)
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -130,7 +129,7 @@ def check_backward(node, grads) -> None:
                                   "too"))
 
 
-class detect_anomaly(contextlib.ContextDecorator, metaclass=_CalledContext):
+class detect_anomaly(_ModeDecorator, metaclass=_CalledContext):
     """Context manager (and decorator): every op remembers the user's line that created
     it; the first NaN or Inf in a forward output or a backward gradient raises
     ``AnomalyError`` naming the op, the shapes and value ranges, and that line. Per

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import BackwardError
-from .function import Function, integer_requires_grad
+from .function import Function, _read_only_error, integer_requires_grad
 from .grad_mode import _state, enable_grad
 
 # Backward passes in several threads may sum into the same leaf's .grad (shared parameters).
@@ -334,23 +334,43 @@ def _call_backward(node: Function, g, create_graph: bool, anomaly: bool = False)
                 result = type(node).backward(node, g)
         finally:
             node.saved_tensors = saved
+    elif node.check_backward:
+        # a user op gets its gradient read-only: it may be another node's gradient too
+        # (add hands one array to both inputs), which `g *= 2` would silently change
+        if type(g) is np.ndarray and g.flags.writeable:
+            g = g.view()
+            g.setflags(False)       # type: ignore[call-arg]  # write=False, positionally
+        try:
+            result = type(node).backward(node, g)
+        except ValueError as exc:
+            if "read-only" not in str(exc):
+                raise
+            raise _read_only_error(f"{node.name}: backward", "grad_output or a saved array",
+                                   "g = g * 2, not g *= 2", exc) from exc
     else:
         result = type(node).backward(node, g)
     if type(result) is not tuple:
         result = (result,)
     if len(result) != len(node.parents):
         _raise_count(node, result)
+    result = _check_grad_shapes(node, result, create_graph)
     if anomaly or node._trace is not None:   # run or recorded under detect_anomaly()
         from .anomaly import check_backward
         check_backward(node, result)
-    return _check_grad_shapes(node, result)
+    return result
 
 
-def _check_grad_shapes(node: Function, result: tuple) -> tuple:
+def _check_grad_shapes(node: Function, result: tuple, create_graph: bool = False) -> tuple:
     shapes = node.input_shapes
     for i, ig in enumerate(result):
         if ig is None or node.parents[i] is None:
             continue
+        if not create_graph and type(ig) is not np.ndarray and hasattr(ig, "grad_fn"):
+            raise BackwardError(
+                f"{node.name}: backward returned a Tensor for input {i}; backward computes "
+                f"with numpy arrays (grad_output and ctx.saved_tensors are arrays): use numpy "
+                f"(np.exp(x)), not tinygraph's ops (tg.exp(x)). Written with numpy, backward "
+                f"is recorded itself under grad(..., create_graph=True)")
         if not hasattr(ig, "shape"):       # a Python number or a list: take it as an array
             ig = _gradient_array(node, i, ig)
             result = result[:i] + (ig,) + result[i + 1:]

@@ -14,4 +14,6 @@ class BackwardError(TinygraphError, RuntimeError):
 
 
 class InPlaceModificationError(BackwardError):
-    """An array saved for backward was modified (or unlocked) before backward used it."""
+    """An array saved for backward was modified (or unlocked) before backward used it, or a
+    user op's ``forward`` or ``backward`` tried to write into an array the graph may still
+    read (an input made by another op, a saved leaf array, its gradient)."""

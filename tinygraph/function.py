@@ -18,7 +18,9 @@ An op is a subclass with two static methods, written side by side::
 
 ``apply`` creates the node (the ``ctx`` above *is* the node, as in early tinygrad),
 runs ``forward`` on the inputs' arrays, and links the node to its inputs' nodes.
-``backward`` returns ``None`` for an input that is not differentiable.
+``backward`` returns ``None`` for an input that is not differentiable. Both compute new
+arrays: the arrays a user op is given that the graph may read again (inputs made by other
+ops, its gradient) are read-only, and writing into one is named (``_user_forward``).
 
 Nothing a node saved can change before backward reads it: the data of a tensor made by
 a recorded op is only ever shown read-only, and a leaf's array (a parameter, the user's
@@ -331,7 +333,9 @@ class Function:
         recording = record and state.grad_enabled
         ctx.needs_input_grad = needs if recording else (False,) * n_inputs
         # spelled out for one to three inputs: a call with *arrays costs ~0.2 us more
-        if kwargs:
+        if cls.check_backward:          # a user op: its inputs made by other ops read-only
+            out = _user_forward(cls, ctx, arrays, parents, kwargs)
+        elif kwargs:
             out = cls.forward(ctx, *arrays, **kwargs)
         elif n_inputs == 2:
             out = cls.forward(ctx, arrays[0], arrays[1])
@@ -343,7 +347,7 @@ class Function:
             out = cls.forward(ctx, *arrays)
         if not recording:
             if type(out) is not np.ndarray:
-                raw, out = out, np.asarray(out)
+                raw, out = out, _as_output(cls, out)
                 if out.dtype.kind not in "biuf":
                     raise _non_numeric_output(cls, raw, out)
             elif cls.check_backward and out.dtype.kind not in "biuf":    # (a user op)
@@ -370,6 +374,8 @@ class Function:
                 if a is out:         # copy it (_protect); trusted ops never do (~0.07 us)
                     out = out.view()
                     break
+            if out.flags.writeable:  # the graph's from now on: its own backward, or a later
+                out.setflags(False)  # user op's, must not write into it (see _user_forward)
 
         ctx.parents = parents
         ctx.input_shapes = shapes
@@ -393,7 +399,13 @@ class Function:
             else:                          # only scalars and None (x * 2.0): nothing to guard
                 ctx._saved_src = (None,) * len(saved)
         if state.anomaly:
-            _check_anomaly(ctx, arrays, out)
+            try:
+                _check_anomaly(ctx, arrays, out)
+            except BaseException:
+                # the half-made node stays reachable from the traceback (a notebook keeps
+                # it): it must not keep the user's arrays read-only
+                ctx._release()
+                raise
         t = _new(Tensor)
         t._data = out
         t._grad = None
@@ -464,11 +476,59 @@ def _holds_arrays(value: Any) -> bool:
     return isinstance(value, (tuple, list)) and any(_holds_arrays(v) for v in value)
 
 
+def _user_forward(cls: type[Function], ctx: Function, arrays: tuple, parents: tuple,
+                  kwargs: dict) -> Any:
+    """Run a user op's ``forward`` (one whose ``check_backward`` is on).
+
+    The arrays of its inputs made by other ops are the graph's: the node that made one, and
+    the nodes that used it, may have saved it for their backward. tinygraph's own ops never
+    write into an input; a user op that did (``x *= 2``) silently changed what those nodes'
+    backward read. So those arrays are made read-only here, for good (``Tensor.data`` only
+    ever shows them read-only anyway), and numpy's bare "output array is read-only" is
+    replaced by an error naming the op."""
+    for a, p in zip(arrays, parents):
+        if isinstance(p, Function) and type(a) is np.ndarray and a.flags.writeable:
+            a.setflags(False)       # type: ignore[call-arg]  # write=False, see _lock_shared
+    try:
+        return cls.forward(ctx, *arrays, **kwargs)
+    except ValueError as exc:
+        if "read-only" not in str(exc):
+            raise
+        raise _read_only_error(f"{cls._op_label()}: forward", "an input",
+                               "y = x * 2, not x *= 2", exc) from exc
+
+
+def _read_only_error(where: str, what: str, example: str,
+                     exc: Exception) -> InPlaceModificationError:
+    """A user op wrote into an array the graph may still read (numpy raised ``exc``)."""
+    return InPlaceModificationError(
+        f"{where} wrote into a read-only array ({exc}): the arrays an op is given are "
+        f"read-only while the graph may read them again (the result of another op, a leaf's "
+        f"array that a node saved, the gradient it receives); compute a new array instead of "
+        f"changing {what} in place ({example})")
+
+
+def _as_output(op: type[Function], out: Any) -> np.ndarray:
+    """A user op's ``forward`` result that is no array (a number, a list) as one. A tuple
+    is refused: one op has one output (in PyTorch a Function may return several)."""
+    if isinstance(out, tuple):
+        raise TypeError(f"{op._op_label()}: forward returned a tuple of {len(out)}; a "
+                        f"tinygraph op has one output: write an op per output (they may "
+                        f"share a helper), or return one array that holds them all and "
+                        f"index its result")
+    try:
+        return np.asarray(out)
+    except (TypeError, ValueError) as exc:      # a ragged list
+        raise TypeError(f"{op._op_label()}: forward returned {out!r:.40} (a "
+                        f"{type(out).__name__}) that is not an array of numbers "
+                        f"({str(exc).split('. ')[0]}); expected one array") from None
+
+
 def _output_array(ctx: "Function", out: Any) -> np.ndarray:
     """``forward``'s result as an array (reductions and 0-d math give numpy scalars). A
     scalar that ``forward`` also saved is replaced there by the same array, so the engine
     still knows it as the op's output (a recorded backward links it to this node)."""
-    scalar, out = out, np.asarray(out)
+    scalar, out = out, _as_output(type(ctx), out)
     saved = ctx.saved_tensors
     for s in saved:
         if s is scalar:

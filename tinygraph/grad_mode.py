@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import threading
 
 
@@ -54,12 +56,47 @@ class _CalledContext(type):
         return False
 
 
+class _ModeDecorator(contextlib.ContextDecorator):
+    """A decorator that also holds inside generator functions. ``ContextDecorator`` enters
+    the block around the call, which for a generator function only makes the generator
+    object: its body would run outside the mode. Here each step of the generator runs inside
+    the block and the caller's code between steps outside it, as in PyTorch."""
+
+    def __call__(self, func):
+        if not inspect.isgeneratorfunction(func):
+            return super().__call__(func)
+
+        @functools.wraps(func)
+        def generator(*args, **kwargs):
+            with self._recreate_cm():
+                gen = func(*args, **kwargs)
+            try:
+                with self._recreate_cm():
+                    value = next(gen)
+                while True:
+                    try:
+                        sent = yield value
+                    except GeneratorExit:
+                        with self._recreate_cm():
+                            gen.close()
+                        raise
+                    except BaseException as exc:   # g.throw(...): into the body, in mode
+                        with self._recreate_cm():
+                            value = gen.throw(exc)
+                    else:
+                        with self._recreate_cm():
+                            value = gen.send(sent)
+            except StopIteration as stop:          # (the body returned)
+                return stop.value
+        return generator
+
+
 def is_grad_enabled() -> bool:
     """True when forward ops record graph nodes in this thread."""
     return _state.grad_enabled
 
 
-class _GradModeSetter(contextlib.ContextDecorator, metaclass=_CalledContext):
+class _GradModeSetter(_ModeDecorator, metaclass=_CalledContext):
     _enabled: bool
 
     def __enter__(self):

@@ -89,10 +89,19 @@ def central_difference(loss: Callable[[], float], array: np.ndarray, j: int,
 
     (Pass the array itself: a reshaped copy, such as ``W.T.reshape(-1)``, would be
     perturbed while ``loss()`` reads W, and every difference would be 0.)
+
+    The difference is divided by the step the array really took: x ± ε rounded to its
+    dtype, which differs from 2ε in float32 and for large elements (x = 1e7 in float64 is
+    stored to ~2e-9, so a step of 2e-5 is 1e-4 off). A step that rounds away entirely
+    (1000 ± 1e-5 in float32) is refused; integer arrays are refused too.
     """
     if not isinstance(array, np.ndarray):
         raise TypeError(f"central_difference: array must be the numpy array that loss() "
                         f"reads (for a Tensor, its .data), got {type(array).__name__}")
+    if array.dtype.kind != "f":
+        raise TypeError(f"central_difference: array has dtype {array.dtype}, which cannot "
+                        f"hold x ± eps; expected a floating-point array (float64 for an "
+                        f"accurate difference)")
     if not array.flags.writeable:
         raise ValueError("central_difference: array is read-only (a node of a live graph "
                          "may hold it for backward: drop the graph first); expected the "
@@ -105,12 +114,20 @@ def central_difference(loss: Callable[[], float], array: np.ndarray, j: int,
     orig = array[index]
     try:
         array[index] = orig + eps
+        up = float(array[index])          # x + eps as stored in the array's dtype
         plus = loss()
         array[index] = orig - eps
+        down = float(array[index])
         minus = loss()
     finally:
         array[index] = orig
-    return plus, minus, (plus - minus) / (2 * eps)
+    step = up - down
+    if not step > 0:
+        raise ValueError(f"central_difference: a step of ±{eps:g} does not change element {j} "
+                         f"({float(orig)!r}) of this {array.dtype} array, whose neighbouring "
+                         f"values there are {np.spacing(orig):.3g} apart; expected a larger "
+                         f"eps, or the values in float64")
+    return plus, minus, (plus - minus) / step
 
 
 def _is_kink(loss: Callable[[], float], array: np.ndarray, j: int, eps: float, base: float,
@@ -312,14 +329,18 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
             originals = [t.data.copy() for t in leaves]
             for t, v in zip(leaves, dirs):
                 t.data[...] += eps * v
+            ups = [t.data.copy() for t in leaves]
             plus = loss_value()
             for t, o, v in zip(leaves, originals, dirs):
                 t.data[...] = o - eps * v
             minus = loss_value()
+            # the analytic side along the step the inputs really took (x ± ε v rounded, as
+            # in central_difference)
+            steps = [(u - t.data) / (2 * eps) for t, u in zip(leaves, ups)]
             for t, o in zip(leaves, originals):
                 t.data[...] = o
             num = (plus - minus) / (2 * eps)
-            ana = float(sum(np.sum(a * v) for a, v in zip(analytic, dirs)))
+            ana = float(sum(np.sum(a * v) for a, v in zip(analytic, steps)))
             err = float(_rel_error(np.float64(ana), np.float64(num)))
             worst = max(worst, err)
             largest = _larger(largest, abs(ana) + abs(num))

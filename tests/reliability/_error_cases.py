@@ -115,6 +115,20 @@ CASES: list[Case] = [
          "with tg.detect_anomaly(): tg.log(tg.Tensor([-1.0, 2.0], requires_grad=True))",
          "tg.AnomalyError", ("log produced 1 NaN", "input 0: shape (2,)", "range [-1, 2]",
                              "called at")),
+    Case("tinygraph.Function", "a user op whose forward writes into its input (x *= 2)",
+         "DoubleInPlace.apply(x * 1.0)", "tg.InPlaceModificationError",
+         ("doubleinplace: forward wrote into a read-only array", "the result of another op",
+          "y = x * 2, not x *= 2")),
+    Case("tinygraph.Function", "a user op whose forward returns two outputs",
+         "TwoOutputs.apply(x)", "TypeError",
+         ("twooutputs: forward returned a tuple of 2", "one output", "an op per output")),
+    Case("tinygraph.Function", "a user op whose backward returns a Tensor (tg.exp in backward)",
+         "ExpWithTgOps.apply(x).sum().backward()", "tg.BackwardError",
+         ("ExpWithTgOpsBackward: backward returned a Tensor for input 0", "numpy arrays",
+          "np.exp(x)")),
+    Case("tinygraph.central_difference", "an integer array",
+         "tg.central_difference(lambda: 0.0, np.arange(3), 0, 1e-5)", "TypeError",
+         ("array has dtype int64", "x ± eps", "floating-point array")),
     Case("tinygraph.diagnostics", "a loss cut off from its only parameter by detach()",
          "grad_report(lambda: (x.detach() * 2.0).sum(), {'x': x})", "tg.BackwardError",
          ("depends on none of the 1 parameters", "x: [cut off]", "detach()")),
@@ -382,9 +396,41 @@ def namespace(kind: str = "graph") -> dict:
     import tinygraph as tg
     from tinygraph.diagnostics import grad_report
     MLP = nn.MLP if kind == "graph" else nn.manual.MLP
+
+    class DoubleInPlace(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x *= 2
+            return x
+
+        @staticmethod
+        def backward(ctx, g):
+            return 2 * g
+
+    class TwoOutputs(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2, x.sum()
+
+        @staticmethod
+        def backward(ctx, g_double, g_sum):
+            return 2 * g_double + g_sum
+
+    class ExpWithTgOps(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return np.exp(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * tg.exp(tg.Tensor(x))
+
     X = np.array([[0.5, -1.0], [1.5, 2.0], [-0.5, 0.0], [1.0, 1.0], [2.0, -2.0], [0.0, 0.5]])
     return {
         "np": np, "tg": tg, "nn": nn, "activations": activations, "grad_report": grad_report,
+        "DoubleInPlace": DoubleInPlace, "TwoOutputs": TwoOutputs, "ExpWithTgOps": ExpWithTgOps,
         "MLP": MLP, "X": X, "y": np.array([0, 1, 2, 0, 1, 2]), "y_reg": np.linspace(-1, 1, 6),
         "model": MLP([2, 4, 3], ["relu", "softmax"], seed=0),
         "reg": MLP([2, 4, 1], ["tanh", None], seed=0),

@@ -648,6 +648,96 @@ def test_custom_function_returning_wrong_number_or_shape_of_gradients_raises():
     assert "gradient of shape (7,) for input 0 of shape (2,)" in str(info.value)
 
 
+class _DoubleInPlace(tg.Function):
+    """y = 2x written as numpy code often is: into the input (x *= 2)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x *= 2
+        return x
+
+    @staticmethod
+    def backward(ctx, g):
+        return 2 * g
+
+
+class _DoubleGradInPlace(tg.Function):
+    """y = 2x whose backward scales its gradient in place (g *= 2)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        g *= 2
+        return g
+
+
+class _ExpScratch(tg.Function):
+    """y = e^x whose backward reuses its saved output as scratch space."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        y *= g
+        return y
+
+
+def test_a_user_op_writing_into_an_input_made_by_another_op_is_named():
+    # x *= 2 in a user forward changed the array exp had saved (its output): x.grad came
+    # out twice too large, and y, shown read-only, had changed
+    x = leaf([0.0, 1.0])
+    y = tg.exp(x)
+    with pytest.raises(tg.InPlaceModificationError,
+                       match=r"^_doubleinplace: forward wrote into a read-only array \(output "
+                             r"array is read-only\): .*\(y = x \* 2, not x \*= 2\)"):
+        _DoubleInPlace.apply(y)
+    np.testing.assert_array_equal(y.data, np.exp([0.0, 1.0]))
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, np.exp([0.0, 1.0]))
+    # on a leaf's array nothing is saved yet: the op may change its own data (as before)
+    z = leaf([1.0, 2.0])
+    _DoubleInPlace.apply(z)
+    np.testing.assert_array_equal(z.data, [2.0, 4.0])
+
+
+def test_a_user_backward_writing_into_its_gradient_or_a_saved_array_is_named():
+    # g *= 2 changed the gradient add had handed to both of its inputs: both leaves got
+    # [4, 4] instead of [2, 2], silently
+    x, w = leaf([1.0, 2.0]), leaf([1.0, 2.0])
+    with pytest.raises(tg.InPlaceModificationError,
+                       match=r"^_DoubleGradInPlaceBackward: backward wrote into a read-only "
+                             r"array .*\(g = g \* 2, not g \*= 2\)"):
+        (_DoubleGradInPlace.apply(x) + _DoubleGradInPlace.apply(w)).sum().backward()
+    assert x.grad is None and w.grad is None
+    # y *= g on the saved output: with retain_graph the second pass read the changed y
+    x = leaf([0.0, 1.0])
+    loss = _ExpScratch.apply(x).sum()
+    with pytest.raises(tg.InPlaceModificationError, match=r"^_ExpScratchBackward: backward "):
+        loss.backward(retain_graph=True)
+    # a backward that computes new arrays is untouched (the gradient given is a view)
+    x, w = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    (Cube.apply(x) + Cube.apply(w)).sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0, 12.0])
+    np.testing.assert_allclose(w.grad, [27.0, 48.0])
+
+
+def test_a_user_op_output_is_read_only_only_while_recorded():
+    x = leaf([1.0, 2.0])
+    assert not Cube.apply(x)._data.flags.writeable
+    with tg.no_grad():
+        out = Cube.apply(x)
+    assert out.data.flags.writeable                 # a plain result, the user's
+    out.data[0] = 5.0
+
+
 def test_custom_function_with_python_scalar_and_array_constants():
     x = leaf([1.0, 2.0])
     y = ScaleShift.apply(x, 2.0)

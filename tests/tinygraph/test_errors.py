@@ -184,6 +184,46 @@ def test_a_user_forward_returning_no_numeric_array_is_named(result, shown, recor
             _ReturnsThis.apply(x)
 
 
+@pytest.mark.parametrize("result, shown", [
+    # of two shapes: numpy's "inhomogeneous shape" from deep inside apply, the op unnamed;
+    # of one shape: stacked silently into one tensor, whose backward then failed
+    (lambda x: (x * 2, x.sum()), "a tuple of 2; a tinygraph op has one output"),
+    (lambda x: (x * 2, x * 3), "a tuple of 2; a tinygraph op has one output"),
+    (lambda x: [x, x[:1]], "[array"),
+])
+@pytest.mark.parametrize("recording", [True, False])
+def test_a_user_forward_returning_several_outputs_is_named(result, shown, recording):
+    _ReturnsThis.result = staticmethod(result)
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"^_returnsthis: forward returned " + re.escape(shown)):
+        with tg.enable_grad() if recording else tg.no_grad():
+            _ReturnsThis.apply(x)
+
+
+class _ExpWithTgOps(tg.Function):
+    """A backward written with tinygraph's ops instead of numpy's."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.exp(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * tg.exp(tg.Tensor(x))
+
+
+def test_a_user_backward_returning_a_tensor_is_named():
+    # Tensor.__array__'s message told the learner to use "a tinygraph op to stay in the
+    # graph", which is what they had done; the op was named only in a note (3.11+)
+    x = tg.Tensor([0.0, 1.0], requires_grad=True)
+    with pytest.raises(tg.BackwardError, match=r"^_ExpWithTgOpsBackward: backward returned a "
+                                               r"Tensor for input 0; .*use numpy \(np\.exp"):
+        _ExpWithTgOps.apply(x).sum().backward()
+    assert x.grad is None
+
+
 _X = tg.Tensor([1.0, 2.0], requires_grad=True)
 
 

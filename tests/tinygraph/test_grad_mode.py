@@ -350,3 +350,73 @@ def test_set_grad_enabled_called_in_one_thread_leaves_other_threads_alone():
     thread.start()
     thread.join(30)
     assert done.is_set() and seen == [False] and tg.is_grad_enabled()
+
+
+@pytest.mark.parametrize("make, inside, outside", [
+    (lambda: tg.no_grad(), False, True),
+    (lambda: tg.set_grad_enabled(False), False, True),
+    (lambda: tg.enable_grad(), True, False),
+])
+def test_a_decorated_generator_function_runs_each_step_in_the_mode(make, inside, outside):
+    # ContextDecorator entered the block only while the generator object was made: an
+    # inference generator under @no_grad() recorded graphs and kept every batch's arrays
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+
+    @make()
+    def predictions(scales):
+        received = yield "ready"
+        seen.append(("sent", received, tg.is_grad_enabled()))
+        for s in scales:
+            try:
+                yield x * s
+            except KeyError:
+                seen.append(("thrown", tg.is_grad_enabled()))
+                yield "recovered"
+        return "done"
+
+    with tg.set_grad_enabled(outside):
+        gen = predictions([2.0, 3.0])
+        assert next(gen) == "ready" and tg.is_grad_enabled() is outside
+        first = gen.send("hello")
+        assert first.requires_grad is inside and tg.is_grad_enabled() is outside
+        assert gen.throw(KeyError("k")) == "recovered" and tg.is_grad_enabled() is outside
+        assert next(gen).requires_grad is inside
+        with pytest.raises(StopIteration) as stop:
+            next(gen)
+        assert stop.value.value == "done"                  # the body's return value
+        assert tg.is_grad_enabled() is outside
+    assert seen == [("sent", "hello", inside), ("thrown", inside)]
+    assert tg.is_grad_enabled()
+
+    def outer():                                          # `yield from` gets the value too
+        return (yield from predictions([]))
+    gen = outer()
+    next(gen)
+    with pytest.raises(StopIteration) as stop:
+        gen.send(None)
+    assert stop.value.value == "done"
+
+
+def test_a_decorated_generator_closed_early_leaves_the_mode_as_it_was():
+    closed = []
+
+    @tg.no_grad()
+    def numbers():
+        try:
+            yield 1
+            yield 2
+        finally:
+            closed.append(tg.is_grad_enabled())     # the body's cleanup runs in the mode
+
+    gen = numbers()
+    assert next(gen) == 1
+    gen.close()
+    assert closed == [False] and tg.is_grad_enabled()
+
+    @tg.detect_anomaly()
+    def checked():
+        yield tg.log(tg.Tensor([-1.0], requires_grad=True))
+
+    with np.errstate(invalid="ignore"), pytest.raises(tg.AnomalyError, match="^detect_anomaly: log"):
+        next(checked())

@@ -282,6 +282,29 @@ def test_central_difference_takes_the_array_itself_of_any_layout():
         tg.central_difference(lambda: 0.0, tg.Tensor(W), 0, 1e-6)
 
 
+def test_central_difference_divides_by_the_step_the_array_really_took():
+    # It divided by 2 eps: a float32 element of 1 took a step of 2.0027e-5 (slope 2.0027 for
+    # a true 2), and gradcheck FAILED the exact gradient of a linear function at 1e7 (stored
+    # to ~2e-9), in both modes, with a note blaming the rounding of a loss of size 0.3.
+    W = np.array([1000.0, 1.0], dtype=np.float32)
+    loss = lambda: float(2.0 * W.astype(np.float64).sum())      # noqa: E731
+    assert tg.central_difference(loss, W, 1, 1e-5)[2] == 2.0
+    x0 = np.array([1e7 + 0.123, 3e7 + 0.77])
+    for mode in ("elements", "directions"):
+        result = tg.gradcheck(lambda x: ((x - np.round(x0)) * 3).sum(), [x0], mode=mode)
+        assert result.ok and result.max_rel_error < 1e-12, result
+    # a step that rounds away (1000 +- 1e-5 in float32) gave a silent 0
+    with pytest.raises(ValueError, match=r"^central_difference: a step of ±1e-05 does not "
+                                         r"change element 0 \(1000\.0\) of this float32 array, "
+                                         r"whose neighbouring values there are 6\.1e-05 apart"):
+        tg.central_difference(loss, W, 0, 1e-5)
+    np.testing.assert_array_equal(W, [1000.0, 1.0])
+    # an integer array truncated x + eps: a one-sided difference of step 1, silently
+    with pytest.raises(TypeError, match=r"^central_difference: array has dtype int64, which "
+                                        r"cannot hold x ± eps"):
+        tg.central_difference(lambda: 0.0, np.arange(3, dtype=np.int64), 0, 1e-5)
+
+
 @pytest.mark.parametrize("options, message", [
     ({"mode": "directions", "n_directions": 0}, r"n_directions must be an integer >= 1, got 0; "
                                                 r"a check of 0 directions would pass anything"),
