@@ -22,8 +22,9 @@ __all__ = ["Checkpointer", "resume"]
 
 
 class Checkpointer:
-    """Saves ``model`` to ``path`` after every ``every``-th epoch of one ``fit`` call and after
-    its last epoch. ``path=None`` does nothing."""
+    """Saves ``model`` to ``path`` during one ``fit`` call: after each epoch that makes the
+    model's own count (``epochs_trained``) a multiple of ``every``, and after the call's last
+    epoch. ``path=None`` does nothing."""
 
     def __init__(self, model: Any, path: Any, every: Any, where: str) -> None:
         if path is None:

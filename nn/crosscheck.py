@@ -101,15 +101,20 @@ class CrosscheckReport:
 
     @property
     def ok(self) -> bool:
+        """True when manual backprop and the finite differences both agree with autodiff, for
+        every parameter."""
         return self.manual_ok and self.numerical_ok
 
     def row_ok(self, row: ParamCheck) -> bool:
+        """Whether one parameter's row agrees on both checks."""
         return row.agrees(self.tol) and row.numerical_agrees(self.numerical_tol)
 
     def __bool__(self) -> bool:
         return self.ok
 
     def table(self) -> str:
+        """The report as a text table: one row per parameter, then the notes and the verdict
+        line."""
         head = (f"{'spec':<7}{'param':<14}{'shape':<14}{'max |manual-auto|':>19}"
                 f"{'max rel diff':>15}{'numerical':>12}  status")
         lines = [head, "-" * len(head)]

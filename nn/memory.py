@@ -39,6 +39,7 @@ class MemoryTable:
         return self.weights + self.biases + self.batch_size * max(self.layer_sizes)
 
     def rows(self) -> list:
+        """(label, count of numbers) for each line of the table, weights to gradients."""
         return [("Weights W", self.weights), ("Biases b", self.biases),
                 ("Cached activations a", self.cached_activations),
                 ("Cached pre-activations z", self.cached_preactivations),

@@ -100,6 +100,7 @@ class MLP(Module, SpecMLP):
     # -- what SpecMLP needs ----------------------------------------------------------
     @property
     def output_activation(self) -> Any:
+        """The output layer's activation object (None for a linear output)."""
         return self._resolved[-1]
 
     @property

@@ -111,6 +111,8 @@ class Module:
             yield from m._named_parameters(prefix + name + ".")
 
     def parameters(self) -> list[tg.Tensor]:
+        """Every parameter of this module and its children, each once, in the order they
+        were set."""
         return [p for _, p in self.named_parameters()]
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
@@ -145,6 +147,8 @@ class Module:
         forward: Callable[..., Any]
     else:
         def forward(self, *args: Any) -> Any:  # pragma: no cover - abstract
+            """The module's computation; ``module(x)`` calls it, labelling its nodes with the
+            module's label."""
             raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -271,6 +275,8 @@ class Module:
         return "\n".join(lines)
 
     def extra_repr(self) -> str:
+        """What ``repr(module)`` shows inside its parentheses (sizes, options); empty by
+        default."""
         return ""
 
 

@@ -91,6 +91,8 @@ class Optimizer:
         self.lr = _check_lr(where, lr)
 
     def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to None (gradients add up over ``backward()`` calls
+        until then)."""
         for p in self.params:
             p.grad = None
 
@@ -155,6 +157,7 @@ class Optimizer:
         return todo
 
     def step(self) -> None:  # pragma: no cover - abstract
+        """Update every parameter that has a gradient, in place, from its ``.grad``."""
         raise NotImplementedError
 
     def _state_lists(self) -> tuple[list, ...]:
@@ -167,9 +170,13 @@ class Optimizer:
         return {"lr": float(self.lr)}
 
     def state_dict(self) -> dict:
+        """The optimizer's state (copies of its per-parameter arrays), as ``load_state_dict``
+        takes it."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
+        """Load a state made by ``state_dict``, checked (one array per parameter, of its
+        shape) and cast to each parameter's dtype."""
         pass
 
     def _check_state_arrays(self, name: str, arrays: Any, allow_none: bool = False,

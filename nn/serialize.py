@@ -311,8 +311,9 @@ def save(model: Any, path: str | os.PathLike, extra: dict | None = None,
     the state of the optimizer the last ``fit`` used (``model.optimizer``; the manual MLP
     has none), or pass an ``nn.SGD``/``nn.Adam`` built on ``model.parameters()``.
     ``extra`` (a JSON-able dict, string keys; tuples come back as lists) and ``arrays``
-    (name → numeric array) are stored alongside. Parameters with ``requires_grad=False``
-    load back frozen. A path without the ``.npz`` suffix gets it; folders on the way that do not
+    (name → numeric array) are stored alongside; ``nn.serialize.load_with_extra(path)``
+    reads them back as ``(model, extra, arrays)`` (``load`` gives the model only).
+    Parameters with ``requires_grad=False`` load back frozen. A path without the ``.npz`` suffix gets it; folders on the way that do not
     exist yet are created (as for checkpoints, ``fit(checkpoint="runs/a/ckpt.npz")``).
     The file is written atomically. Returns the path written.
     """

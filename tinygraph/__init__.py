@@ -13,7 +13,8 @@ topological order and accumulates gradients into the leaves' ``.grad``.
 from . import _requirements  # noqa: F401  (first: numpy 1 is refused, with the reason)
 from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
-from .errors import BackwardError, InPlaceModificationError, ShapeError, TinygraphError
+from .errors import (BackwardError, InPlaceModificationError, ReadOnlyWriteError, ShapeError,
+                     TinygraphError)
 from .function import Function, held_by_graph
 from .grad_mode import (ScopeLabel, enable_grad, is_grad_enabled, no_grad, scope,
                         set_grad_enabled, swap_scope)
@@ -41,7 +42,8 @@ __all__ = [
     "Tensor", "tensor", "Function", "held_by_graph", "graph", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult",
     "central_difference", "central_difference_error", "no_grad",
     "enable_grad", "set_grad_enabled", "scope", "swap_scope", "ScopeLabel", "is_grad_enabled", "detect_anomaly", "AnomalyError",
-    "ShapeError", "BackwardError", "InPlaceModificationError", "TinygraphError",
+    "ShapeError", "BackwardError", "InPlaceModificationError", "ReadOnlyWriteError",
+    "TinygraphError",
     "abs", "add", "broadcast_to", "cast", "clip", "concatenate", "div", "exp", "expand_dims",
     "getitem", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean",
     "min", "minimum", "mul", "neg", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt",

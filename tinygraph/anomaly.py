@@ -24,7 +24,7 @@ from types import FrameType
 import numpy as np
 
 from .errors import TinygraphError
-from .grad_mode import _CalledContext, _ModeDecorator, _outer, _state
+from .grad_mode import _CalledContext, _ModeDecorator, _outer, _remember, _state
 
 # (with the separator: a sibling directory such as tinygraph_examples/ is not the package)
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -137,11 +137,11 @@ class detect_anomaly(_ModeDecorator, metaclass=_CalledContext):
 
     def __enter__(self):
         state = _state                   # (a per-thread stack: see grad_mode._State)
-        state.outer_anomaly.append(state.anomaly)
+        _remember(state.outer_anomaly, self, state.anomaly)
         state.anomaly = True
         return self
 
     def __exit__(self, *exc_info):
         state = _state
-        state.anomaly = _outer(state.outer_anomaly, "detect_anomaly")
+        state.anomaly = _outer(state.outer_anomaly, self, "detect_anomaly")
         return False

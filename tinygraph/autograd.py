@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import BackwardError
-from .function import Function, _read_only_error, integer_requires_grad
+from .function import _NUMPY_READ_ONLY, Function, _read_only_error, integer_requires_grad
 from .grad_mode import _state, enable_grad
 
 # Backward passes in several threads may sum into the same leaf's .grad (shared parameters).
@@ -343,7 +343,7 @@ def _call_backward(node: Function, g, create_graph: bool, anomaly: bool = False)
         try:
             result = type(node).backward(node, g)
         except ValueError as exc:
-            if "read-only" not in str(exc):
+            if str(exc) not in _NUMPY_READ_ONLY:
                 raise
             raise _read_only_error(f"{node.name}: backward", "grad_output or a saved array",
                                    "g = g * 2, not g *= 2", exc) from exc

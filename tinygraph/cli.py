@@ -314,7 +314,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_arch(args.subparser, args)     # its usage line, not the top-level one
     try:
         return args.func(args)
-    except (UserError, FileNotFoundError) as exc:
+    except UserError as exc:            # the command's own words: nothing more to show
+        print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:    # missing data: nn's, so TINYGRAPH_DEBUG shows it
+        if os.environ.get("TINYGRAPH_DEBUG"):
+            raise
         print(f"tinygraph {args.command}: {exc}", file=sys.stderr)
         return 2
     except (RuntimeError, ValueError, TypeError, FloatingPointError, OSError) as exc:

@@ -99,6 +99,8 @@ class GradReport:
 
     @property
     def ok(self) -> bool:
+        """True when no entry has a problem (a gradient that is None, all zeros, not finite
+        or vanishing)."""
         return not self.problems
 
     def __bool__(self) -> bool:

@@ -14,6 +14,10 @@ class BackwardError(TinygraphError, RuntimeError):
 
 
 class InPlaceModificationError(BackwardError):
-    """An array saved for backward was modified (or unlocked) before backward used it, or a
-    user op's ``forward`` or ``backward`` tried to write into an array the graph may still
-    read (an input made by another op, a saved leaf array, its gradient)."""
+    """An array saved for backward was modified (or unlocked) before backward used it."""
+
+
+class ReadOnlyWriteError(InPlaceModificationError, ValueError):
+    """A user op's ``forward`` or ``backward`` wrote into a read-only array that the graph
+    may still read (an input made by another op, a saved leaf array, its own output, its
+    gradient). A ``ValueError`` too, as numpy's own "output array is read-only" is."""

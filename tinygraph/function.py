@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from .errors import InPlaceModificationError
+from .errors import InPlaceModificationError, ReadOnlyWriteError
 from .grad_mode import _state
 
 if TYPE_CHECKING:
@@ -260,10 +260,15 @@ class Function:
     # keyword arguments without its type checker calling the override incompatible)
     @staticmethod
     def forward(ctx: Any, /, *arrays: Any, **kwargs: Any) -> Any:  # pragma: no cover
+        """Compute the op's output from its inputs' numpy arrays;
+        ``ctx.save_for_backward(...)`` keeps what backward needs. Return one new array (write
+        into no input)."""
         raise NotImplementedError("a Function subclass must define forward(ctx, *arrays)")
 
     @staticmethod
     def backward(ctx: Any, grad_output: Any, /) -> Any:  # pragma: no cover
+        """dL/d(output) in, one dL/d(input) per input out (None for an input that is not
+        differentiable), each of its input's shape; new arrays, from numpy."""
         raise NotImplementedError("a Function subclass must define backward(ctx, grad_output)")
 
     @classmethod
@@ -333,8 +338,9 @@ class Function:
         recording = record and state.grad_enabled
         ctx.needs_input_grad = needs if recording else (False,) * n_inputs
         # spelled out for one to three inputs: a call with *arrays costs ~0.2 us more
+        held = None
         if cls.check_backward:          # a user op: its inputs made by other ops read-only
-            out = _user_forward(cls, ctx, arrays, parents, kwargs)
+            out, held = _user_forward(cls, ctx, arrays, parents, kwargs)
         elif kwargs:
             out = cls.forward(ctx, *arrays, **kwargs)
         elif n_inputs == 2:
@@ -346,6 +352,8 @@ class Function:
         else:
             out = cls.forward(ctx, *arrays)
         if not recording:
+            if held:
+                held.release()
             if type(out) is not np.ndarray:
                 raw, out = out, _as_output(cls, out)
                 if out.dtype.kind not in "biuf":
@@ -374,8 +382,6 @@ class Function:
                 if a is out:         # copy it (_protect); trusted ops never do (~0.07 us)
                     out = out.view()
                     break
-            if out.flags.writeable:  # the graph's from now on: its own backward, or a later
-                out.setflags(False)  # user op's, must not write into it (see _user_forward)
 
         ctx.parents = parents
         ctx.input_shapes = shapes
@@ -398,13 +404,24 @@ class Function:
                     break
             else:                          # only scalars and None (x * 2.0): nothing to guard
                 ctx._saved_src = (None,) * len(saved)
+        if cls.check_backward:
+            # a user op's output is the graph's while this node lives (its own backward or
+            # a later user op must not write into it; it may be a buffer the op reuses,
+            # so not for good); with the inputs' locks _user_forward took
+            locks = ctx._locked if ctx._locked is not None else _Locks()
+            if held:
+                locks.extend(held)
+                held.clear()
+            _lock_shared(out, locks)
+            ctx._locked = locks
         if state.anomaly:
             try:
                 _check_anomaly(ctx, arrays, out)
             except BaseException:
                 # the half-made node stays reachable from the traceback (a notebook keeps
-                # it): it must not keep the user's arrays read-only
+                # it): it must not keep the user's arrays read-only, nor its inputs' graph
                 ctx._release()
+                ctx.parents = (None,) * n_inputs
                 raise
         t = _new(Tensor)
         t._data = out
@@ -477,41 +494,66 @@ def _holds_arrays(value: Any) -> bool:
 
 
 def _user_forward(cls: type[Function], ctx: Function, arrays: tuple, parents: tuple,
-                  kwargs: dict) -> Any:
-    """Run a user op's ``forward`` (one whose ``check_backward`` is on).
+                  kwargs: dict) -> tuple[Any, _Locks | None]:
+    """Run a user op's ``forward`` (one whose ``check_backward`` is on); returns its result
+    and the counted locks it took (None if none), which the node keeps.
 
     The arrays of its inputs made by other ops are the graph's: the node that made one, and
     the nodes that used it, may have saved it for their backward. tinygraph's own ops never
     write into an input; a user op that did (``x *= 2``) silently changed what those nodes'
-    backward read. So those arrays are made read-only here, for good (``Tensor.data`` only
-    ever shows them read-only anyway), and numpy's bare "output array is read-only" is
-    replaced by an error naming the op."""
+    backward read. So those arrays are read-only while it runs: a built-in op's result for
+    good (a fresh array nobody else holds; ``Tensor.data`` only ever shows it read-only), a
+    user op's result (locked while its node lives, see ``apply``) by a counted lock of this
+    node's if its own was released. numpy's bare "output array is read-only" from a write
+    into one of them is replaced by an error naming the op."""
+    held = None
     for a, p in zip(arrays, parents):
         if isinstance(p, Function) and type(a) is np.ndarray and a.flags.writeable:
-            a.setflags(False)       # type: ignore[call-arg]  # write=False, see _lock_shared
+            if p.check_backward:
+                if held is None:
+                    held = _Locks()
+                _lock_shared(a, held)
+            else:
+                a.setflags(False)   # type: ignore[call-arg]  # write=False, see _lock_shared
     try:
-        return cls.forward(ctx, *arrays, **kwargs)
+        return cls.forward(ctx, *arrays, **kwargs), held
     except ValueError as exc:
-        if "read-only" not in str(exc):
-            raise
+        if held:
+            held.release()
+        if str(exc) not in _NUMPY_READ_ONLY or not any(
+                isinstance(p, Function) or (type(a) is np.ndarray and held_by_graph(a))
+                for a, p in zip(arrays, parents)):
+            raise                   # (nothing of the graph's was read-only: not ours to name)
         raise _read_only_error(f"{cls._op_label()}: forward", "an input",
                                "y = x * 2, not x *= 2", exc) from exc
+    except BaseException:
+        if held:
+            held.release()
+        raise
+
+
+#: numpy's words for a write into a read-only array (a ufunc's out=, an assignment, sort)
+_NUMPY_READ_ONLY = frozenset(("output array is read-only", "assignment destination is read-only",
+                              "sort array is read-only"))
 
 
 def _read_only_error(where: str, what: str, example: str,
-                     exc: Exception) -> InPlaceModificationError:
-    """A user op wrote into an array the graph may still read (numpy raised ``exc``)."""
-    return InPlaceModificationError(
-        f"{where} wrote into a read-only array ({exc}): the arrays an op is given are "
-        f"read-only while the graph may read them again (the result of another op, a leaf's "
-        f"array that a node saved, the gradient it receives); compute a new array instead of "
-        f"changing {what} in place ({example})")
+                     exc: Exception) -> ReadOnlyWriteError:
+    """A user op wrote into a read-only array, most likely one the graph may still read
+    (numpy raised ``exc``, which does not say which array)."""
+    return ReadOnlyWriteError(
+        f"{where} wrote into a read-only array (numpy: {exc}). The arrays an op is given "
+        f"that the graph may read again are read-only: the result of another op, a leaf's "
+        f"array that a node saved, its own output, the gradient backward receives. Compute "
+        f"a new array instead of changing {what} in place ({example}); code that needs a "
+        f"writable buffer (ctypes, a Cython memoryview) takes a copy")
 
 
 def _as_output(op: type[Function], out: Any) -> np.ndarray:
     """A user op's ``forward`` result that is no array (a number, a list) as one. A tuple
-    is refused: one op has one output (in PyTorch a Function may return several)."""
-    if isinstance(out, tuple):
+    holding arrays is refused: one op has one output (a PyTorch Function returns several
+    so), where numpy would stack them or fail on their shapes."""
+    if isinstance(out, tuple) and any(isinstance(v, (np.ndarray, np.generic)) for v in out):
         raise TypeError(f"{op._op_label()}: forward returned a tuple of {len(out)}; a "
                         f"tinygraph op has one output: write an op per output (they may "
                         f"share a helper), or return one array that holds them all and "

@@ -15,24 +15,40 @@ class _State(threading.local):
     scope: str | None = None   # label given to the nodes recorded now (see scope())
 
     def __init__(self) -> None:
-        # What each context manager replaced, to put back on exit: one stack per thread,
-        # so that one object may be entered again (a recursive decorated function) and
-        # shared by threads.
-        self.outer_modes: list = []
-        self.outer_scopes: list = []
-        self.outer_anomaly: list = []
+        # What each context manager object replaced, to put back on exit: per thread, so
+        # that one object may be shared by threads, and per object, a stack, so that one
+        # object may be entered again (a recursive decorated function). Per object and not
+        # one stack for all: blocks need not close in the reverse order they opened (a
+        # generator suspended inside a block, a decorated generator's steps), and each one
+        # puts back what it replaced, as PyTorch's do.
+        self.outer_modes: dict = {}
+        self.outer_scopes: dict = {}
+        self.outer_anomaly: dict = {}
 
 
 _state = _State()
 
 
-def _outer(stack: list, name: str):
-    """What the innermost ``name`` block of this thread replaced (to put back on exit)."""
+def _remember(saved: dict, block: object, value: object) -> None:
+    """On entering ``block``: keep the ``value`` it replaces (see ``_State``)."""
+    stack = saved.get(block)
+    if stack is None:
+        saved[block] = [value]
+    else:
+        stack.append(value)
+
+
+def _outer(saved: dict, block: object, name: str):
+    """What ``block``'s innermost entry in this thread replaced (to put back on exit)."""
+    stack = saved.get(block)
     if not stack:
         raise RuntimeError(f"{name}: exited in a thread that did not enter it; grad mode, "
                            f"scopes and detect_anomaly are per thread, so enter and exit a "
                            f"block in the same thread")
-    return stack.pop()
+    value = stack.pop()
+    if not stack:
+        del saved[block]            # (and the object is not kept alive)
+    return value
 
 
 class _CalledContext(type):
@@ -101,13 +117,13 @@ class _GradModeSetter(_ModeDecorator, metaclass=_CalledContext):
 
     def __enter__(self):
         state = _state
-        state.outer_modes.append(state.grad_enabled)
+        _remember(state.outer_modes, self, state.grad_enabled)
         state.grad_enabled = self._enabled
         return self
 
     def __exit__(self, *exc_info):
         state = _state
-        state.grad_enabled = _outer(state.outer_modes, type(self).__name__)
+        state.grad_enabled = _outer(state.outer_modes, self, type(self).__name__)
         return False
 
 
@@ -150,7 +166,7 @@ class set_grad_enabled(_GradModeSetter):
         before = self._before
         self._before = None
         ours = before is not None and before[0] == threading.get_ident()
-        state.outer_modes.append(before[1] if ours else state.grad_enabled)
+        _remember(state.outer_modes, self, before[1] if ours else state.grad_enabled)
         state.grad_enabled = self._enabled
         return self
 
@@ -203,11 +219,11 @@ class scope:
 
     def __enter__(self):
         state = _state
-        state.outer_scopes.append(state.scope)
+        _remember(state.outer_scopes, self, state.scope)
         state.scope = self.label
         return self
 
     def __exit__(self, *exc_info):
         state = _state
-        state.scope = _outer(state.outer_scopes, "scope")
+        state.scope = _outer(state.outer_scopes, self, "scope")
         return False

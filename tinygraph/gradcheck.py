@@ -90,11 +90,18 @@ def central_difference(loss: Callable[[], float], array: np.ndarray, j: int,
     (Pass the array itself: a reshaped copy, such as ``W.T.reshape(-1)``, would be
     perturbed while ``loss()`` reads W, and every difference would be 0.)
 
-    The difference is divided by the step the array really took: x ± ε rounded to its
-    dtype, which differs from 2ε in float32 and for large elements (x = 1e7 in float64 is
-    stored to ~2e-9, so a step of 2e-5 is 1e-4 off). A step that rounds away entirely
-    (1000 ± 1e-5 in float32) is refused; integer arrays are refused too.
+    The difference is divided by the step the element really took: x ± ε as stored in the
+    array's dtype, which is not 2ε in float32, nor for large elements (x = 1e7 in float64
+    is stored to ~2e-9: a step of 2e-5 is 1e-4 off). A step that does not move the element
+    (1000 ± 1e-5 in float32), a NaN or infinite element and integer arrays are refused.
     """
+    plus, minus, up, down = _probe(loss, array, j, eps)
+    return plus, minus, (plus - minus) / (up + down)
+
+
+def _probe(loss: Callable[[], float], array: np.ndarray, j: int,
+           eps: float) -> tuple[float, float, float, float]:
+    """(L(x + ε e_j), L(x - ε e_j), the step up and the step down the element really took)."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"central_difference: array must be the numpy array that loss() "
                         f"reads (for a Tensor, its .data), got {type(array).__name__}")
@@ -102,6 +109,10 @@ def central_difference(loss: Callable[[], float], array: np.ndarray, j: int,
         raise TypeError(f"central_difference: array has dtype {array.dtype}, which cannot "
                         f"hold x ± eps; expected a floating-point array (float64 for an "
                         f"accurate difference)")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) \
+            or not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"central_difference: eps must be a positive finite number, got "
+                         f"{eps!r}; expected e.g. 1e-6")
     if not array.flags.writeable:
         raise ValueError("central_difference: array is read-only (a node of a live graph "
                          "may hold it for backward: drop the graph first); expected the "
@@ -112,22 +123,24 @@ def central_difference(loss: Callable[[], float], array: np.ndarray, j: int,
                          f"{size} elements")
     index = np.unravel_index(j % size, array.shape) if array.ndim != 1 else j
     orig = array[index]
+    if not np.isfinite(orig):
+        raise ValueError(f"central_difference: element {j} is {orig}; a finite difference "
+                         f"needs a finite value there")
     try:
         array[index] = orig + eps
-        up = float(array[index])          # x + eps as stored in the array's dtype
+        up = float(array[index] - orig)     # in the array's dtype, where it is exact
         plus = loss()
         array[index] = orig - eps
-        down = float(array[index])
+        down = float(orig - array[index])
         minus = loss()
     finally:
         array[index] = orig
-    step = up - down
-    if not step > 0:
-        raise ValueError(f"central_difference: a step of ±{eps:g} does not change element {j} "
-                         f"({float(orig)!r}) of this {array.dtype} array, whose neighbouring "
-                         f"values there are {np.spacing(orig):.3g} apart; expected a larger "
-                         f"eps, or the values in float64")
-    return plus, minus, (plus - minus) / step
+    if not (up > 0 and down > 0):
+        raise ValueError(f"central_difference: a step of ±{eps:g} does not move element {j} "
+                         f"({orig}) of this {array.dtype} array both ways (neighbouring "
+                         f"values there are {float(np.spacing(orig)):.3g} apart); expected "
+                         f"a larger eps, or the values in float64")
+    return plus, minus, up, down
 
 
 def _is_kink(loss: Callable[[], float], array: np.ndarray, j: int, eps: float, base: float,
@@ -135,8 +148,8 @@ def _is_kink(loss: Callable[[], float], array: np.ndarray, j: int, eps: float, b
     """Whether one-sided slopes that differ by ``gap`` at step eps come from a kink: there
     the gap stays as the step shrinks, while for a smooth but curved function (1000 x² at 0)
     it is curvature × step and shrinks with it. Looked at again with a step of eps/4."""
-    plus, minus, _ = central_difference(loss, array, j, eps / 4)
-    return abs((plus - base) - (base - minus)) / (eps / 4) > 0.5 * abs(gap)
+    plus, minus, up, down = _probe(loss, array, j, eps / 4)
+    return abs((plus - base) / up - (base - minus) / down) > 0.5 * abs(gap)
 
 
 def _larger(largest: float, size: float) -> float:
@@ -293,18 +306,37 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     if mode == "auto":
         mode = "elements" if total <= max_elements else "directions"
 
+    for k, t in enumerate(leaves):
+        x = t.data
+        if not np.all(np.isfinite(x)):
+            at = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+            raise ValueError(f"gradcheck: inputs[{k}] holds NaN or infinite values (element "
+                             f"{at} is {x[at]}); finite differences need finite inputs")
+        if mode == "elements":       # steps of eps, eps/2 and eps/4 must all move them
+            stuck = (x + eps / 4 == x) | (x - eps / 4 == x)
+            if stuck.any():
+                at = tuple(int(i) for i in np.argwhere(stuck)[0])
+                spacing = float(np.spacing(x[at]))
+                raise ValueError(
+                    f"gradcheck: eps={eps:g} is too small for inputs[{k}]: element {at} = "
+                    f"{x[at]:.6g} does not move by ±eps/4 in float64 (neighbouring values "
+                    f"there are {spacing:.2g} apart; gradcheck also steps by eps/2 and eps/4 "
+                    f"to judge kinks and its own error); expected eps >= {4 * spacing:.2g}, "
+                    f"or inputs of smaller magnitude")
+
     mismatches, kinks, notes, worst, checked, largest = [], [], [], 0.0, 0, 0.0
     if mode == "elements":
         for k, t in enumerate(leaves):
             for j in range(t.data.size):
-                plus, minus, num = central_difference(loss_value, t.data, j, eps)
+                plus, minus, up, down = _probe(loss_value, t.data, j, eps)
+                num = (plus - minus) / (up + down)
                 ana = float(analytic[k].reshape(-1)[j])
                 err = float(_rel_error(np.float64(ana), np.float64(num)))
                 worst = max(worst, err)
                 largest = _larger(largest, abs(ana) + abs(num))
                 checked += 1
                 index = tuple(int(i) for i in np.unravel_index(j, t.shape)) if t.ndim else ()
-                right, left = (plus - base) / eps, (base - minus) / eps
+                right, left = (plus - base) / up, (base - minus) / down
                 # (in float32 one-sided slopes differ by rounding noise: no kink to name)
                 if not coarse and abs(right - left) > 1e-3 * (abs(right) + abs(left)) + 1e-4 \
                         and _is_kink(loss_value, t.data, j, eps, base, right - left):
@@ -339,6 +371,16 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
             steps = [(u - t.data) / (2 * eps) for t, u in zip(leaves, ups)]
             for t, o in zip(leaves, originals):
                 t.data[...] = o
+            for k, (step, v) in enumerate(zip(steps, dirs)):
+                stuck = (step == 0) & (v != 0)
+                if stuck.any():
+                    at = tuple(int(i) for i in np.argwhere(stuck)[0])
+                    raise ValueError(
+                        f"gradcheck: in random direction {d} the step eps·v does not move "
+                        f"inputs[{k}] element {at} = {originals[k][at]:.6g} (float64 values "
+                        f"there are {float(np.spacing(originals[k][at])):.2g} apart), so the "
+                        f"check would not see its gradient; expected a larger eps, or "
+                        f"mode='elements'")
             num = (plus - minus) / (2 * eps)
             ana = float(sum(np.sum(a * v) for a, v in zip(analytic, steps)))
             err = float(_rel_error(np.float64(ana), np.float64(num)))

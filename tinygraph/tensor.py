@@ -1,4 +1,5 @@
-"""``Tensor``: a numpy array plus what autodiff needs (``grad``, ``grad_fn``, ``requires_grad``)."""
+"""``Tensor``: a numpy array plus what autodiff needs (``grad``, ``grad_fn``,
+``requires_grad``)."""
 # mypy: disable-error-code="method-assign"
 # (the operators and op methods are attached after the class, which declares them for type checkers)
 from __future__ import annotations
@@ -133,22 +134,28 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The array's shape, a tuple (as ``ndarray.shape``)."""
         return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """The array's numpy dtype."""
         return self._data.dtype
 
     @property
     def ndim(self) -> int:
+        """The number of axes."""
         return self._data.ndim
 
     @property
     def size(self) -> int:
+        """The number of elements."""
         return self._data.size
 
     @property
     def is_leaf(self) -> bool:
+        """True for a tensor made by the user (``grad_fn`` is None), False for one made by a
+        recorded op."""
         return self.grad_fn is None
 
     def __len__(self) -> int:
@@ -176,6 +183,7 @@ class Tensor:
         return self.data
 
     def tolist(self) -> Any:
+        """The values as nested Python lists (numbers for a 0-d tensor), as ``ndarray.tolist``."""
         return self._data.tolist()
 
     def __float__(self) -> float:
@@ -198,6 +206,8 @@ class Tensor:
         return Tensor._from_op(self._data if self.grad_fn is None else self.data, None)
 
     def astype(self, dtype: Any) -> "Tensor":
+        """A copy converted to ``dtype``, recorded as a ``cast`` node (the gradient is
+        converted back)."""
         from .ops import cast
         return cast(self, dtype)
 
@@ -225,6 +235,8 @@ class Tensor:
         self._grad = None
 
     def requires_grad_(self, flag: bool = True) -> "Tensor":
+        """Set ``requires_grad`` in place (only a floating-point leaf can require grad);
+        returns the tensor."""
         if flag and self._data.dtype.kind != "f":
             raise TypeError(f"requires_grad_(): dtype {self._data.dtype} cannot require grad; "
                             f"use .astype(np.float64)")

@@ -116,7 +116,7 @@ CASES: list[Case] = [
          "tg.AnomalyError", ("log produced 1 NaN", "input 0: shape (2,)", "range [-1, 2]",
                              "called at")),
     Case("tinygraph.Function", "a user op whose forward writes into its input (x *= 2)",
-         "DoubleInPlace.apply(x * 1.0)", "tg.InPlaceModificationError",
+         "DoubleInPlace.apply(x * 1.0)", "tg.ReadOnlyWriteError",
          ("doubleinplace: forward wrote into a read-only array", "the result of another op",
           "y = x * 2, not x *= 2")),
     Case("tinygraph.Function", "a user op whose forward returns two outputs",

@@ -132,18 +132,20 @@ def test_a_backward_whose_math_gives_numpy_scalars_is_checked_not_crashed():
 
 def test_a_forward_anomaly_leaves_no_array_locked():
     # The half-made node of the failing op stays reachable from the traceback (a notebook
-    # keeps the last one): it kept x read-only, so the learner could not fix the data, and
-    # an optimizer refused to step, blaming a graph that had not been backpropagated.
+    # keeps the last one): it kept the leaves it saved read-only, so the learner could not
+    # fix the data, and an optimizer refused to step, blaming a graph that had not been
+    # backpropagated.
     x = tg.Tensor(np.array([-1.0, 2.0]), requires_grad=True)
-    with np.errstate(invalid="ignore"), pytest.raises(tg.AnomalyError) as info:
-        with tg.detect_anomaly():
-            tg.log(x * 1.0 + x)             # the log node saves its input: a locking node
-    kept = info.value                       # as sys.last_exc would keep it
-    with np.errstate(invalid="ignore"), pytest.raises(tg.AnomalyError) as info2:
-        with tg.detect_anomaly():
-            tg.log(x)                       # a leaf saved directly: its array was locked
-    kept2 = info2.value
-    assert kept is not None and kept2 is not None
-    assert not tg.held_by_graph(x.data) and x.data.flags.writeable
+    w = tg.Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    kept = []
+    for make in (lambda: tg.log(x), lambda: x / w):       # saves x; saves x and w
+        with np.errstate(invalid="ignore", divide="ignore"), \
+                pytest.raises(tg.AnomalyError) as info:
+            with tg.detect_anomaly():
+                make()
+        kept.append(info.value)                 # as sys.last_exc would keep it
+        for leaf in (x, w):
+            assert not tg.held_by_graph(leaf.data) and leaf.data.flags.writeable
+    assert kept[1].__traceback__ is not None
     x.data[0] = 1.0
     np.testing.assert_array_equal(x.data, [1.0, 2.0])

@@ -695,24 +695,60 @@ def test_a_user_op_writing_into_an_input_made_by_another_op_is_named():
     # out twice too large, and y, shown read-only, had changed
     x = leaf([0.0, 1.0])
     y = tg.exp(x)
-    with pytest.raises(tg.InPlaceModificationError,
-                       match=r"^_doubleinplace: forward wrote into a read-only array \(output "
-                             r"array is read-only\): .*\(y = x \* 2, not x \*= 2\)"):
+    with pytest.raises(tg.ReadOnlyWriteError,
+                       match=r"^_doubleinplace: forward wrote into a read-only array \(numpy: "
+                             r"output array is read-only\)\. .*\(y = x \* 2, not x \*= 2\)"):
         _DoubleInPlace.apply(y)
     np.testing.assert_array_equal(y.data, np.exp([0.0, 1.0]))
     y.sum().backward()
     np.testing.assert_allclose(x.grad, np.exp([0.0, 1.0]))
+    # still a ValueError, as numpy's own error was
+    with pytest.raises(ValueError):
+        _DoubleInPlace.apply(tg.exp(x))
     # on a leaf's array nothing is saved yet: the op may change its own data (as before)
     z = leaf([1.0, 2.0])
     _DoubleInPlace.apply(z)
     np.testing.assert_array_equal(z.data, [2.0, 4.0])
 
 
+def test_a_value_error_of_the_users_own_is_not_relabelled():
+    class Checked(tg.Function):
+        @staticmethod
+        def forward(ctx, x, mode="rw"):
+            if mode not in ("rw", "r"):
+                raise ValueError(f"mode must be 'rw' or 'r' (read-only), got {mode!r}")
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    class OwnView(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            out = np.broadcast_to(np.zeros(1), x.shape)     # read-only, the op's own
+            out += x
+            return out
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    x = leaf([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"^mode must be 'rw' or 'r' \(read-only\)") as info:
+        Checked.apply(x * 1.0, mode="x")
+    assert type(info.value) is ValueError
+    # nothing of the graph's among its inputs (a leaf no node holds): numpy's error as it is
+    with pytest.raises(ValueError, match=r"^output array is read-only$") as info:
+        OwnView.apply(x)
+    assert type(info.value) is ValueError
+
+
 def test_a_user_backward_writing_into_its_gradient_or_a_saved_array_is_named():
     # g *= 2 changed the gradient add had handed to both of its inputs: both leaves got
     # [4, 4] instead of [2, 2], silently
     x, w = leaf([1.0, 2.0]), leaf([1.0, 2.0])
-    with pytest.raises(tg.InPlaceModificationError,
+    with pytest.raises(tg.ReadOnlyWriteError,
                        match=r"^_DoubleGradInPlaceBackward: backward wrote into a read-only "
                              r"array .*\(g = g \* 2, not g \*= 2\)"):
         (_DoubleGradInPlace.apply(x) + _DoubleGradInPlace.apply(w)).sum().backward()
@@ -720,7 +756,7 @@ def test_a_user_backward_writing_into_its_gradient_or_a_saved_array_is_named():
     # y *= g on the saved output: with retain_graph the second pass read the changed y
     x = leaf([0.0, 1.0])
     loss = _ExpScratch.apply(x).sum()
-    with pytest.raises(tg.InPlaceModificationError, match=r"^_ExpScratchBackward: backward "):
+    with pytest.raises(tg.ReadOnlyWriteError, match=r"^_ExpScratchBackward: backward "):
         loss.backward(retain_graph=True)
     # a backward that computes new arrays is untouched (the gradient given is a view)
     x, w = leaf([1.0, 2.0]), leaf([3.0, 4.0])
@@ -729,13 +765,46 @@ def test_a_user_backward_writing_into_its_gradient_or_a_saved_array_is_named():
     np.testing.assert_allclose(w.grad, [27.0, 48.0])
 
 
-def test_a_user_op_output_is_read_only_only_while_recorded():
+class _IntoBuffer(tg.Function):
+    """y = 2x written into a buffer the op reuses."""
+    buffer = np.zeros(2)
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.multiply(x, 2, out=_IntoBuffer.buffer)
+
+    @staticmethod
+    def backward(ctx, g):
+        return 2 * g
+
+
+def test_a_user_op_output_is_held_only_while_its_node_lives():
     x = leaf([1.0, 2.0])
-    assert not Cube.apply(x)._data.flags.writeable
+    y = _IntoBuffer.apply(x)
+    assert tg.held_by_graph(_IntoBuffer.buffer)            # the node's, like a saved array
+    with pytest.raises(tg.ReadOnlyWriteError):
+        _DoubleInPlace.apply(y)
+    y.sum().backward()                                      # released with the node
+    assert not tg.held_by_graph(_IntoBuffer.buffer) and _IntoBuffer.buffer.flags.writeable
+    y2 = _IntoBuffer.apply(x)                               # the buffer reused: fine
+    del y2                                                  # the graph dropped
     with tg.no_grad():
-        out = Cube.apply(x)
-    assert out.data.flags.writeable                 # a plain result, the user's
-    out.data[0] = 5.0
+        out = _IntoBuffer.apply(x)                          # a plain result, the user's
+    np.testing.assert_array_equal(out.data, [2.0, 4.0])
+    assert out.data.flags.writeable
+    # a user op's released output given to another user op: held by that node instead
+    y3 = _IntoBuffer.apply(x)
+    y3.sum().backward(retain_graph=False)
+    consumer = Cube.apply(y3)
+    assert tg.held_by_graph(_IntoBuffer.buffer)
+    with pytest.raises(tg.ReadOnlyWriteError):
+        _DoubleInPlace.apply(y3)
+    del consumer                                            # its graph dropped
+    assert not tg.held_by_graph(_IntoBuffer.buffer) and _IntoBuffer.buffer.flags.writeable
+    # a built-in op's result stays read-only for good: a fresh array nobody else holds
+    z = tg.exp(x)
+    Cube.apply(z).sum().backward()
+    assert not z._data.flags.writeable
 
 
 def test_custom_function_with_python_scalar_and_array_constants():

@@ -330,6 +330,15 @@ def test_tinygraph_debug_shows_the_traceback_of_a_refusal(tmp_path, monkeypatch)
               "--out", str(tmp_path / "m.npz")])
 
 
+def test_tinygraph_debug_shows_the_traceback_of_missing_data_too(tmp_path, monkeypatch, capsys):
+    # load_mnist's FileNotFoundError was printed as one line even with TINYGRAPH_DEBUG=1
+    assert main(["train", "--dataset", "mnist", "--data", str(tmp_path / "nowhere")]) == 2
+    assert "tinygraph train: " in capsys.readouterr().err
+    monkeypatch.setenv("TINYGRAPH_DEBUG", "1")
+    with pytest.raises(FileNotFoundError):
+        main(["train", "--dataset", "mnist", "--data", str(tmp_path / "nowhere")])
+
+
 def test_huge_numbers_in_arguments(capsys):
     from tinygraph.cli import build_parser
     args = build_parser().parse_args(["train", "--batch-size", "1" + "0" * 400])

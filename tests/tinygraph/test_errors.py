@@ -200,6 +200,12 @@ def test_a_user_forward_returning_several_outputs_is_named(result, shown, record
             _ReturnsThis.apply(x)
 
 
+def test_a_user_forward_returning_a_tuple_of_numbers_is_one_array_as_before():
+    _ReturnsThis.result = staticmethod(lambda x: (float(x.mean()), float(x.max())))
+    out = _ReturnsThis.apply(tg.Tensor([1.0, 2.0], requires_grad=True))
+    np.testing.assert_array_equal(out.data, [1.5, 2.0])
+
+
 class _ExpWithTgOps(tg.Function):
     """A backward written with tinygraph's ops instead of numpy's."""
 

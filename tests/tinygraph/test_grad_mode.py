@@ -420,3 +420,32 @@ def test_a_decorated_generator_closed_early_leaves_the_mode_as_it_was():
 
     with np.errstate(invalid="ignore"), pytest.raises(tg.AnomalyError, match="^detect_anomaly: log"):
         next(checked())
+
+
+def test_blocks_closed_out_of_order_each_put_back_what_they_replaced():
+    # one stack for all blocks: a decorated generator whose body held a `with` across a
+    # yield popped the body's entry on the way out and left the caller in no_grad
+    @tg.no_grad()
+    def steps():
+        with tg.enable_grad():
+            yield tg.is_grad_enabled()
+        yield tg.is_grad_enabled()
+
+    gen = steps()
+    assert next(gen) is True and tg.is_grad_enabled()
+    assert (tg.Tensor([1.0], requires_grad=True) * 2).requires_grad
+    with tg.no_grad():
+        assert next(gen) is False and not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+    # two objects left out of order, by hand: each puts back its own
+    a, b = tg.no_grad(), tg.enable_grad()
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert tg.is_grad_enabled()             # what a replaced
+    b.__exit__(None, None, None)
+    assert not tg.is_grad_enabled()         # what b replaced (a's mode)
+    tg.set_grad_enabled(True)
+    with tg.scope("x"):
+        pass
+    assert tg.grad_mode._state.outer_modes == {} and tg.grad_mode._state.outer_scopes == {}

@@ -295,14 +295,67 @@ def test_central_difference_divides_by_the_step_the_array_really_took():
         assert result.ok and result.max_rel_error < 1e-12, result
     # a step that rounds away (1000 +- 1e-5 in float32) gave a silent 0
     with pytest.raises(ValueError, match=r"^central_difference: a step of ±1e-05 does not "
-                                         r"change element 0 \(1000\.0\) of this float32 array, "
-                                         r"whose neighbouring values there are 6\.1e-05 apart"):
+                                         r"move element 0 \(1000\.0\) of this float32 array "
+                                         r"both ways \(neighbouring values there are 6\.1e-05 "
+                                         r"apart\)"):
         tg.central_difference(loss, W, 0, 1e-5)
     np.testing.assert_array_equal(W, [1000.0, 1.0])
     # an integer array truncated x + eps: a one-sided difference of step 1, silently
     with pytest.raises(TypeError, match=r"^central_difference: array has dtype int64, which "
                                         r"cannot hold x ± eps"):
         tg.central_difference(lambda: 0.0, np.arange(3, dtype=np.int64), 0, 1e-5)
+    # the step of a long double element is measured in long double, not rounded to float64
+    L = np.array([1.0], dtype=np.longdouble)
+    slope = tg.central_difference(lambda: float(3 * (L - 1).sum()), L, 0, 1e-10)[2]
+    assert abs(slope - 3) < 1e-9
+    for eps in (-1e-5, 0.0, float("nan")):       # (a negative eps gave a "step ±-1e-05")
+        with pytest.raises(ValueError, match=r"^central_difference: eps must be a positive "
+                                             r"finite number"):
+            tg.central_difference(loss, W, 1, eps)
+    with pytest.raises(ValueError, match=r"^central_difference: element 1 is nan; a finite "
+                                         r"difference needs a finite value there"):
+        tg.central_difference(lambda: 0.0, np.array([1.0, np.nan]), 1, 1e-5)
+
+
+def test_gradcheck_refuses_steps_that_cannot_move_an_input_and_nan_inputs():
+    class Frac3(tg.Function):
+        """y = 3 (x - round(x)), whose backward says 5 for |x| > 1e6: wrong there."""
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return 3 * (x - np.round(x))
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * np.where(np.abs(x) > 1e6, 5.0, 3.0)
+
+    fn = lambda x: Frac3.apply(x).sum()             # noqa: E731
+    # directions: the 1e12 element's step rounded away on both sides, so its wrong gradient
+    # dropped out of both the analytic and the numerical side: PASSED
+    with pytest.raises(ValueError, match=r"^gradcheck: in random direction 0 the step eps·v "
+                                         r"does not move inputs\[0\] element \(0,\) = 1e\+12"):
+        tg.gradcheck(fn, [np.array([1e12 + 0.25, 0.25, 0.3])], mode="directions")
+    # elements: the check's own steps of eps/2 and eps/4 stopped it with a message about a
+    # step the user never asked for
+    with pytest.raises(ValueError, match=r"^gradcheck: eps=1e-05 is too small for inputs\[0\]: "
+                                         r"element \(0,\) = 1e\+11 does not move by ±eps/4 .*"
+                                         r"expected eps >= 6\.1e-05"):
+        tg.gradcheck(fn, [np.array([1e11 + 0.25])])
+    assert not tg.gradcheck(fn, [np.array([1e8 + 0.25])], eps=1e-4).ok    # caught there
+    with pytest.raises(ValueError, match=r"^gradcheck: inputs\[0\] holds NaN or infinite "
+                                         r"values \(element \(1,\) is nan\)"):
+        tg.gradcheck(lambda x: (x * 2).sum(), [np.array([1.0, np.nan])])
+
+
+def test_gradcheck_one_sided_slopes_use_the_real_steps_too():
+    # a linear function at 2**34 (float64 values 3.8e-6 apart): the one-sided slopes, over
+    # nominal steps, read 2.86 and 3.43 and named a kink that is not there
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = tg.gradcheck(lambda x: (x * 3.0).sum(), [np.array([2.0 ** 34])], eps=1e-4)
+    assert result.ok and result.kinks == []
 
 
 @pytest.mark.parametrize("options, message", [

@@ -93,18 +93,22 @@ def linear(x: TensorLike, W: TensorLike, b: TensorLike | None = None) -> Tensor:
 # -- elementwise functions ---------------------------------------------------------------
 
 def exp(x: TensorLike) -> Tensor:
+    """eˣ elementwise; d/dx = eˣ (the output, which the node keeps)."""
     return Exp.apply(x)
 
 
 def log(x: TensorLike) -> Tensor:
+    """Natural logarithm elementwise; d/dx = 1/x."""
     return Log.apply(x)
 
 
 def sqrt(x: TensorLike) -> Tensor:
+    """√x elementwise; d/dx = 1/(2√x)."""
     return Sqrt.apply(x)
 
 
 def abs(x: TensorLike) -> Tensor:  # noqa: A001
+    """|x| elementwise; d/dx = sign(x), 0 at x = 0."""
     return Abs.apply(x)
 
 
@@ -134,14 +138,18 @@ def clip(x: TensorLike, lo: TensorLike | None = None, hi: TensorLike | None = No
 
 
 def relu(x: TensorLike) -> Tensor:
+    """max(0, x) elementwise; d/dx = 1 where x > 0, else 0 (0 at the kink x = 0, as the spec's
+    ReLU)."""
     return ReLU.apply(x)
 
 
 def sigmoid(x: TensorLike) -> Tensor:
+    """σ(x) = 1/(1 + e⁻ˣ) elementwise, computed without overflow; d/dx = σ(x)(1 - σ(x))."""
     return Sigmoid.apply(x)
 
 
 def tanh(x: TensorLike) -> Tensor:
+    """tanh x elementwise; d/dx = 1 - tanh² x."""
     return Tanh.apply(x)
 
 
@@ -159,11 +167,14 @@ def cast(x: TensorLike, dtype: DTypeLike) -> Tensor:
 
 @_numpy_keywords
 def sum(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Sum over ``axis`` (all axes for None); the gradient is broadcast back to x's shape."""
     return Sum.apply(x, axis=axis, keepdims=keepdims)
 
 
 @_numpy_keywords
 def mean(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Mean over ``axis`` (all axes for None); the gradient is g / (number of elements
+    averaged), broadcast back."""
     return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 
@@ -181,16 +192,22 @@ def min(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # 
 
 @_numpy_keywords
 def logsumexp(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """log Σ eˣ over ``axis``, computed as m + log Σ e^(x - m) (m the maximum); d/dx =
+    softmax(x)."""
     return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
 
 
 @_numpy_keywords
 def softmax(x: TensorLike, axis: Axis = -1) -> Tensor:
+    """e^(x - m) / Σ e^(x - m) over ``axis`` (the last by default); its backward is s ⊙ (g - Σ
+    g s)."""
     return Softmax.apply(x, axis=axis)
 
 
 @_numpy_keywords
 def log_softmax(x: TensorLike, axis: Axis = -1) -> Tensor:
+    """x - logsumexp(x) over ``axis`` (the last by default), accurate for large logits;
+    backward g - softmax(x) Σ g."""
     return LogSoftmax.apply(x, axis=axis)
 
 
@@ -204,25 +221,30 @@ def reshape(x: TensorLike, *shape: int | Sequence[int]) -> Tensor:
 
 
 def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
+    """x with its axes permuted (reversed for None), as numpy; the gradient is permuted back."""
     return Transpose.apply(x, axes=axes)
 
 
 @_numpy_keywords
 def swapaxes(x: TensorLike, axis1: int, axis2: int) -> Tensor:
+    """x with ``axis1`` and ``axis2`` swapped; the gradient is swapped back."""
     return SwapAxes.apply(x, axis1=axis1, axis2=axis2)
 
 
 @_numpy_keywords
 def expand_dims(x: TensorLike, axis: int | tuple[int, ...]) -> Tensor:
+    """x with a new axis of length 1 at ``axis``; the gradient has it removed."""
     return ExpandDims.apply(x, axis=axis)
 
 
 @_numpy_keywords
 def squeeze(x: TensorLike, axis: Axis = None) -> Tensor:
+    """x without its axes of length 1 (those of ``axis``, or all); the gradient has them back."""
     return Squeeze.apply(x, axis=axis)
 
 
 def broadcast_to(x: TensorLike, shape: int | Sequence[int]) -> Tensor:
+    """x broadcast to ``shape``; the gradient is summed over the broadcast axes."""
     return BroadcastTo.apply(x, shape=(shape,) if isinstance(shape, (int, np.integer))
                              else tuple(shape))
 
@@ -235,11 +257,13 @@ def getitem(x: TensorLike, index: Any) -> Tensor:
 
 @_numpy_keywords
 def concatenate(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
+    """Join tensors along an existing ``axis``; each gets its slice of the gradient."""
     return Concatenate.apply(*tensors, axis=axis)
 
 
 @_numpy_keywords
 def stack(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
+    """Join tensors along a new ``axis``; each gets its slice of the gradient."""
     return Stack.apply(*tensors, axis=axis)
 
 
