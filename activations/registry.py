@@ -65,11 +65,13 @@ def get(name: str | Activation, **params: Any) -> Activation:
             )
         return name
     if not isinstance(name, str):
-        raise TypeError(f"activation must be a name (str) or an Activation instance, got {name!r}")
+        raise TypeError(f"activations.get: activation must be a name (str) or an Activation "
+                        f"instance, got {name!r}")
 
     key = name.strip().lower()      # (" ReLU" as the MLPs take it)
     if key not in _REGISTRY:
-        raise ValueError(f"unknown activation {name!r}; valid names are: {', '.join(NAMES)}")
+        raise ValueError(f"activations.get: unknown activation {name!r}; valid names are: "
+                         f"{', '.join(NAMES)}")
     cls, implied = _REGISTRY[key]
 
     for param, value in implied.items():

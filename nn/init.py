@@ -62,7 +62,8 @@ def _check_float_dtype(dtype: DTypeLike) -> np.dtype:
     return check_float_dtype("dtype", dtype)
 
 
-def make_rng(seed_or_rng: int | np.random.Generator | None = None) -> np.random.Generator:
+def make_rng(seed_or_rng: int | np.random.Generator | None = None,
+             where: str | None = None) -> np.random.Generator:
     """Turn ``None``, a non-negative int or a Generator into a Generator.
 
     Args:
@@ -70,6 +71,7 @@ def make_rng(seed_or_rng: int | np.random.Generator | None = None) -> np.random.
             gives ``np.random.default_rng(seed)`` (reproducible); an existing
             :class:`numpy.random.Generator` is returned as is (so the caller's
             generator is advanced by later draws).
+        where: what the error messages start with (the caller, e.g. ``"nn.MLP"``).
 
     Raises:
         TypeError: any other type (including ``bool`` and the legacy
@@ -84,12 +86,14 @@ def make_rng(seed_or_rng: int | np.random.Generator | None = None) -> np.random.
         seed_or_rng, numbers.Integral
     ):
         raise TypeError(
-            "seed must be None, a non-negative integer or a numpy.random.Generator, "
+            f"{where + ': ' if where else ''}seed must be None, a non-negative integer or a "
+            "numpy.random.Generator, "
             f"got {seed_or_rng!r} of type {type(seed_or_rng).__name__}"
         )
     if seed_or_rng < 0:
         raise ValueError(
-            "seed must be None, a non-negative integer or a numpy.random.Generator, "
+            f"{where + ': ' if where else ''}seed must be None, a non-negative integer or a "
+            "numpy.random.Generator, "
             f"got {seed_or_rng}"
         )
     return np.random.default_rng(int(seed_or_rng))

@@ -461,7 +461,8 @@ class MLP(SpecMLP):
         sizes, resolved = resolve_architecture(layer_sizes, activations, seed, rng, "MLP")
         self.init_method = check_init_method(init_method, "MLP: init_method")
         self.dtype = _check_float_dtype("MLP", dtype)
-        self.rng = make_rng(rng if rng is not None else seed)
+        self.rng = make_rng(rng if rng is not None else seed,
+                            "MLP: rng" if rng is not None else "MLP")
         self.layer_sizes: list[int] = sizes
         self.layers: list[Layer] = [
             Layer(sizes[i], sizes[i + 1], resolved[i], self.init_method, self.rng, self.dtype)

@@ -72,7 +72,8 @@ def load_digits(
         ``(X, y)``: ``X`` as described, ``y`` of shape ``(1797,)``, ``int64``
         labels 0..9. Fresh, writable arrays on each call.
     """
-    dtype = check_float_dtype("dtype", dtype) if scale else check_dtype("dtype", dtype)
+    dtype = (check_float_dtype("load_digits: dtype", dtype) if scale
+             else check_dtype("load_digits: dtype", dtype))
     images, labels = _load_raw()
     X = images.reshape(DIGITS_N_SAMPLES, 64) if flatten else images
     X = X.astype(dtype)  # always a copy
@@ -106,8 +107,8 @@ def digits_split(
         ``(X_train, X_test, y_train, y_test)`` with ``X_*`` of shape
         ``(n, 64)`` and ``y_*`` ``int64``.
     """
-    seed = check_int("seed", seed, 0)
-    dtype = check_float_dtype("dtype", dtype)
+    seed = check_int("digits_split: seed", seed, 0)
+    dtype = check_float_dtype("digits_split: dtype", dtype)
     X, y = load_digits(flatten=True, dtype=np.float64, scale=True)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=test_size, seed=seed, stratify=True

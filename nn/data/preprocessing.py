@@ -318,10 +318,10 @@ def one_hot(
             value and its index); or ``n_classes`` cannot be inferred from an
             empty ``y``.
     """
-    out_dtype = check_dtype("dtype", dtype)
+    out_dtype = check_dtype("one_hot: dtype", dtype)
     n_classes_given = n_classes is not None
     if n_classes is not None:
-        n_classes = check_int("n_classes", n_classes, 1)
+        n_classes = check_int("one_hot: n_classes", n_classes, 1)
     labels = check_class_labels(
         y, n_classes, "one_hot",
         classes_from=None if n_classes is None else f"n_classes={n_classes}",

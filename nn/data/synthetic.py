@@ -36,7 +36,7 @@ def xor(dtype: DTypeLike = np.float64) -> tuple[np.ndarray, np.ndarray]:
         ``X`` of shape ``(4, 2)`` with rows ``(0, 0), (0, 1), (1, 0), (1, 1)``
         and ``y`` of shape ``(4,)``, ``int64``, equal to ``[0, 1, 1, 0]``.
     """
-    dtype = check_float_dtype("dtype", dtype)
+    dtype = check_float_dtype("xor: dtype", dtype)
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=dtype)
     y = np.array([0, 1, 1, 0], dtype=np.int64)
     return X, y
@@ -102,17 +102,17 @@ def blobs(
         ``X`` of shape ``(n_samples, n_features)`` and ``y`` of shape
         ``(n_samples,)``, ``int64``.
     """
-    n_classes = check_int("n_classes", n_classes, 2)
-    n_samples = check_int("n_samples", n_samples, 1)
+    n_classes = check_int("blobs: n_classes", n_classes, 2)
+    n_samples = check_int("blobs: n_samples", n_samples, 1)
     if n_samples < n_classes:
         raise ValueError(
-            f"n_samples must be >= n_classes ({n_classes}) so every class has a "
+            f"blobs: n_samples must be >= n_classes ({n_classes}) so every class has a "
             f"point, got {n_samples}"
         )
-    n_features = check_int("n_features", n_features, 1)
-    spread = check_real("spread", spread, low=0.0, low_inclusive=False)
-    dtype = check_float_dtype("dtype", dtype)
-    rng = as_rng(seed)
+    n_features = check_int("blobs: n_features", n_features, 1)
+    spread = check_real("blobs: spread", spread, low=0.0, low_inclusive=False)
+    dtype = check_float_dtype("blobs: dtype", dtype)
+    rng = as_rng(seed, "blobs: seed")
 
     distance = 4.0
     max_offset = 0.475 * distance
@@ -156,11 +156,11 @@ def spiral(
         ``X`` of shape ``(n_per_class * n_classes, 2)`` and ``y`` of shape
         ``(n_per_class * n_classes,)``, ``int64``.
     """
-    n_per_class = check_int("n_per_class", n_per_class, 1)
-    n_classes = check_int("n_classes", n_classes, 2)
-    noise = check_real("noise", noise, low=0.0)
-    dtype = check_float_dtype("dtype", dtype)
-    rng = as_rng(seed)
+    n_per_class = check_int("spiral: n_per_class", n_per_class, 1)
+    n_classes = check_int("spiral: n_classes", n_classes, 2)
+    noise = check_real("spiral: noise", noise, low=0.0)
+    dtype = check_float_dtype("spiral: dtype", dtype)
+    rng = as_rng(seed, "spiral: seed")
 
     n = n_per_class * n_classes
     radius = np.linspace(0.0, 1.0, n_per_class) if n_per_class > 1 else np.ones(1)
@@ -198,14 +198,14 @@ def sine(
         ``X`` of shape ``(n_samples, 1)`` and ``y`` of shape
         ``(n_samples, 1)``, both of ``dtype``.
     """
-    n_samples = check_int("n_samples", n_samples, 1)
-    low = check_real("low", low)
-    high = check_real("high", high)
+    n_samples = check_int("sine: n_samples", n_samples, 1)
+    low = check_real("sine: low", low)
+    high = check_real("sine: high", high)
     if not low < high:
-        raise ValueError(f"low must be < high, got low={low!r}, high={high!r}")
-    noise = check_real("noise", noise, low=0.0)
-    dtype = check_float_dtype("dtype", dtype)
-    rng = as_rng(seed)
+        raise ValueError(f"sine: low must be < high, got low={low!r}, high={high!r}")
+    noise = check_real("sine: noise", noise, low=0.0)
+    dtype = check_float_dtype("sine: dtype", dtype)
+    rng = as_rng(seed, "sine: seed")
 
     x = rng.uniform(low, high, size=(n_samples, 1))
     y = np.sin(x)

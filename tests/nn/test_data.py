@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import activations
+import nn
 from nn.data import (
     DIGITS_CLASSES,
     FASHION_MNIST_CLASSES,
@@ -718,3 +720,25 @@ def test_a_stratified_split_gives_a_capped_class_s_row_to_the_class_furthest_bel
     assert take.tolist() == [13, 22, 22, 2]
     quota = np.array([15, 27, 26, 3]) * 59 / 71
     assert np.all(np.abs(take - quota) < 1)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: nn.data.one_hot(np.array([0, 1]), n_classes="3"),
+     r"^one_hot: n_classes must be an integer >= 1, got '3'"),
+    (lambda: nn.data.spiral(noise="a"), r"^spiral: noise must be a finite number >= 0"),
+    (lambda: nn.data.spiral(seed=-1), r"^spiral: seed must be None, a non-negative integer"),
+    (lambda: nn.data.blobs(spread="a"), r"^blobs: spread must be a finite number > 0"),
+    (lambda: nn.data.blobs(n_samples=2, n_classes=3), r"^blobs: n_samples must be >= n_classes"),
+    (lambda: nn.data.sine(low=1.0, high=0.0), r"^sine: low must be < high"),
+    (lambda: nn.data.digits_split(seed=None), r"^digits_split: seed must be an integer >= 0"),
+    (lambda: nn.data.load_digits(dtype="int8", scale=True), r"^load_digits: dtype"),
+    (lambda: nn.MLP([2, 3], ["softmax"], seed=-1), r"^nn\.MLP: seed must be None"),
+    (lambda: nn.MLP([2, 3], ["softmax"], rng="x"), r"^nn\.MLP: rng: seed must be None"),
+    (lambda: nn.manual.MLP([2, 3], ["softmax"], seed=-1), r"^MLP: seed must be None"),
+    (lambda: activations.get("relux"), r"^activations\.get: unknown activation 'relux'"),
+    (lambda: activations.get(42), r"^activations\.get: activation must be a name"),
+])
+def test_argument_errors_start_with_the_function_they_come_from(call, message):
+    # they said "noise must be ...", "seed must be ...": which call of the learner's script?
+    with pytest.raises((TypeError, ValueError), match=message):
+        call()
