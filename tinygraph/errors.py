@@ -18,6 +18,7 @@ class InPlaceModificationError(BackwardError):
 
 
 class ReadOnlyWriteError(InPlaceModificationError, ValueError):
-    """A user op's ``forward`` or ``backward`` wrote into a read-only array that the graph
-    may still read (an input made by another op, a saved leaf array, its own output, its
-    gradient). A ``ValueError`` too, as numpy's own "output array is read-only" is."""
+    """A user op's ``forward`` or ``backward`` wrote into a read-only array, most likely one
+    the graph may still read (an input made by another op, a saved leaf array, its own
+    recorded output, its gradient). A ``ValueError`` too, as numpy's own "output array is
+    read-only" (quoted in the message) is."""

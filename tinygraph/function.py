@@ -338,9 +338,8 @@ class Function:
         recording = record and state.grad_enabled
         ctx.needs_input_grad = needs if recording else (False,) * n_inputs
         # spelled out for one to three inputs: a call with *arrays costs ~0.2 us more
-        held = None
         if cls.check_backward:          # a user op: its inputs made by other ops read-only
-            out, held = _user_forward(cls, ctx, arrays, parents, kwargs)
+            out = _user_forward(cls, ctx, arrays, parents, kwargs)
         elif kwargs:
             out = cls.forward(ctx, *arrays, **kwargs)
         elif n_inputs == 2:
@@ -352,8 +351,6 @@ class Function:
         else:
             out = cls.forward(ctx, *arrays)
         if not recording:
-            if held:
-                held.release()
             if type(out) is not np.ndarray:
                 raw, out = out, _as_output(cls, out)
                 if out.dtype.kind not in "biuf":
@@ -382,6 +379,9 @@ class Function:
                 if a is out:         # copy it (_protect); trusted ops never do (~0.07 us)
                     out = out.view()
                     break
+            if out.flags.writeable:  # the graph's from now on, for good: its own backward,
+                out.setflags(False)  # or a later call, must not write into it (see
+                #                      _user_forward; a view's base is not touched)
 
         ctx.parents = parents
         ctx.input_shapes = shapes
@@ -404,24 +404,13 @@ class Function:
                     break
             else:                          # only scalars and None (x * 2.0): nothing to guard
                 ctx._saved_src = (None,) * len(saved)
-        if cls.check_backward:
-            # a user op's output is the graph's while this node lives (its own backward or
-            # a later user op must not write into it; it may be a buffer the op reuses,
-            # so not for good); with the inputs' locks _user_forward took
-            locks = ctx._locked if ctx._locked is not None else _Locks()
-            if held:
-                locks.extend(held)
-                held.clear()
-            _lock_shared(out, locks)
-            ctx._locked = locks
         if state.anomaly:
             try:
                 _check_anomaly(ctx, arrays, out)
             except BaseException:
                 # the half-made node stays reachable from the traceback (a notebook keeps
-                # it): it must not keep the user's arrays read-only, nor its inputs' graph
+                # it): it must not keep the user's arrays read-only
                 ctx._release()
-                ctx.parents = (None,) * n_inputs
                 raise
         t = _new(Tensor)
         t._data = out
@@ -494,42 +483,26 @@ def _holds_arrays(value: Any) -> bool:
 
 
 def _user_forward(cls: type[Function], ctx: Function, arrays: tuple, parents: tuple,
-                  kwargs: dict) -> tuple[Any, _Locks | None]:
-    """Run a user op's ``forward`` (one whose ``check_backward`` is on); returns its result
-    and the counted locks it took (None if none), which the node keeps.
+                  kwargs: dict) -> Any:
+    """Run a user op's ``forward`` (one whose ``check_backward`` is on).
 
     The arrays of its inputs made by other ops are the graph's: the node that made one, and
     the nodes that used it, may have saved it for their backward. tinygraph's own ops never
     write into an input; a user op that did (``x *= 2``) silently changed what those nodes'
-    backward read. So those arrays are read-only while it runs: a built-in op's result for
-    good (a fresh array nobody else holds; ``Tensor.data`` only ever shows it read-only), a
-    user op's result (locked while its node lives, see ``apply``) by a counted lock of this
-    node's if its own was released. numpy's bare "output array is read-only" from a write
-    into one of them is replaced by an error naming the op."""
-    held = None
+    backward read. So those arrays are made read-only here, for good (a built-in op's
+    result is a fresh array nobody else holds, shown only read-only by ``Tensor.data``; a
+    user op's recorded result is read-only already, see ``apply``), and numpy's bare
+    "output array is read-only" becomes an error naming the op."""
     for a, p in zip(arrays, parents):
         if isinstance(p, Function) and type(a) is np.ndarray and a.flags.writeable:
-            if p.check_backward:
-                if held is None:
-                    held = _Locks()
-                _lock_shared(a, held)
-            else:
-                a.setflags(False)   # type: ignore[call-arg]  # write=False, see _lock_shared
+            a.setflags(False)       # type: ignore[call-arg]  # write=False, see _lock_shared
     try:
-        return cls.forward(ctx, *arrays, **kwargs), held
+        return cls.forward(ctx, *arrays, **kwargs)
     except ValueError as exc:
-        if held:
-            held.release()
-        if str(exc) not in _NUMPY_READ_ONLY or not any(
-                isinstance(p, Function) or (type(a) is np.ndarray and held_by_graph(a))
-                for a, p in zip(arrays, parents)):
-            raise                   # (nothing of the graph's was read-only: not ours to name)
+        if str(exc) not in _NUMPY_READ_ONLY:
+            raise                   # (the op's own ValueError, whatever its words)
         raise _read_only_error(f"{cls._op_label()}: forward", "an input",
                                "y = x * 2, not x *= 2", exc) from exc
-    except BaseException:
-        if held:
-            held.release()
-        raise
 
 
 #: numpy's words for a write into a read-only array (a ufunc's out=, an assignment, sort)
@@ -539,14 +512,16 @@ _NUMPY_READ_ONLY = frozenset(("output array is read-only", "assignment destinati
 
 def _read_only_error(where: str, what: str, example: str,
                      exc: Exception) -> ReadOnlyWriteError:
-    """A user op wrote into a read-only array, most likely one the graph may still read
-    (numpy raised ``exc``, which does not say which array)."""
+    """A user op wrote into a read-only array (numpy raised ``exc``, which does not say
+    which array): most likely one the graph may still read."""
     return ReadOnlyWriteError(
         f"{where} wrote into a read-only array (numpy: {exc}). The arrays an op is given "
-        f"that the graph may read again are read-only: the result of another op, a leaf's "
-        f"array that a node saved, its own output, the gradient backward receives. Compute "
-        f"a new array instead of changing {what} in place ({example}); code that needs a "
-        f"writable buffer (ctypes, a Cython memoryview) takes a copy")
+        f"that the graph may read again are read-only: an input made by another op, a "
+        f"leaf's array that a node saved, the gradient backward receives, and the op's own "
+        f"recorded output (a buffer it writes every call into is read-only after the first "
+        f"recorded one: return a new array). Compute a new array instead of changing {what} "
+        f"in place ({example}); code that needs a writable buffer (ctypes, a Cython "
+        f"memoryview) takes a copy")
 
 
 def _as_output(op: type[Function], out: Any) -> np.ndarray:

@@ -20,7 +20,9 @@ class _State(threading.local):
         # object may be entered again (a recursive decorated function). Per object and not
         # one stack for all: blocks need not close in the reverse order they opened (a
         # generator suspended inside a block, a decorated generator's steps), and each one
-        # puts back what it replaced, as PyTorch's do.
+        # puts back what it replaced, as PyTorch's do. (So a generator that holds a block
+        # open across a yield and is resumed to its end inside another block puts back, on
+        # leaving its block, the mode from before it entered it, there as in PyTorch.)
         self.outer_modes: dict = {}
         self.outer_scopes: dict = {}
         self.outer_anomaly: dict = {}
@@ -30,24 +32,26 @@ _state = _State()
 
 
 def _remember(saved: dict, block: object, value: object) -> None:
-    """On entering ``block``: keep the ``value`` it replaces (see ``_State``)."""
-    stack = saved.get(block)
-    if stack is None:
-        saved[block] = [value]
+    """On entering ``block``: keep the ``value`` it replaces (see ``_State``). Keyed by the
+    object's id, which its entry keeps alive (a subclass may define ``__eq__``)."""
+    entry = saved.get(id(block))
+    if entry is None:
+        saved[id(block)] = (block, [value])
     else:
-        stack.append(value)
+        entry[1].append(value)
 
 
 def _outer(saved: dict, block: object, name: str):
     """What ``block``'s innermost entry in this thread replaced (to put back on exit)."""
-    stack = saved.get(block)
-    if not stack:
+    entry = saved.get(id(block))
+    if entry is None:
         raise RuntimeError(f"{name}: exited in a thread that did not enter it; grad mode, "
                            f"scopes and detect_anomaly are per thread, so enter and exit a "
                            f"block in the same thread")
+    stack = entry[1]
     value = stack.pop()
     if not stack:
-        del saved[block]            # (and the object is not kept alive)
+        del saved[id(block)]
     return value
 
 

@@ -117,7 +117,7 @@ CASES: list[Case] = [
                              "called at")),
     Case("tinygraph.Function", "a user op whose forward writes into its input (x *= 2)",
          "DoubleInPlace.apply(x * 1.0)", "tg.ReadOnlyWriteError",
-         ("doubleinplace: forward wrote into a read-only array", "the result of another op",
+         ("doubleinplace: forward wrote into a read-only array", "an input made by another op",
           "y = x * 2, not x *= 2")),
     Case("tinygraph.Function", "a user op whose forward returns two outputs",
          "TwoOutputs.apply(x)", "TypeError",

@@ -449,3 +449,20 @@ def test_blocks_closed_out_of_order_each_put_back_what_they_replaced():
     with tg.scope("x"):
         pass
     assert tg.grad_mode._state.outer_modes == {} and tg.grad_mode._state.outer_scopes == {}
+
+
+def test_a_block_subclass_that_compares_by_value_still_works():
+    # the per-object entries were keyed by the object: a subclass with __eq__ (and so no
+    # __hash__) made `with Quiet():` a TypeError
+    class Quiet(tg.no_grad):
+        def __eq__(self, other):
+            return isinstance(other, Quiet)
+
+    outer, inner = Quiet(), Quiet()
+    with outer:
+        with tg.enable_grad():
+            with inner:
+                assert not tg.is_grad_enabled()
+            assert tg.is_grad_enabled()
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
