@@ -71,7 +71,8 @@ def make_rng(seed_or_rng: int | np.random.Generator | None = None,
             gives ``np.random.default_rng(seed)`` (reproducible); an existing
             :class:`numpy.random.Generator` is returned as is (so the caller's
             generator is advanced by later draws).
-        where: what the error messages start with (the caller, e.g. ``"nn.MLP"``).
+        where: what the error messages call the argument, with its caller
+            (``"nn.MLP: seed"``); ``"seed"`` by default.
 
     Raises:
         TypeError: any other type (including ``bool`` and the legacy
@@ -86,13 +87,13 @@ def make_rng(seed_or_rng: int | np.random.Generator | None = None,
         seed_or_rng, numbers.Integral
     ):
         raise TypeError(
-            f"{where + ': ' if where else ''}seed must be None, a non-negative integer or a "
+            f"{where or 'seed'} must be None, a non-negative integer or a "
             "numpy.random.Generator, "
             f"got {seed_or_rng!r} of type {type(seed_or_rng).__name__}"
         )
     if seed_or_rng < 0:
         raise ValueError(
-            f"{where + ': ' if where else ''}seed must be None, a non-negative integer or a "
+            f"{where or 'seed'} must be None, a non-negative integer or a "
             "numpy.random.Generator, "
             f"got {seed_or_rng}"
         )

@@ -462,7 +462,7 @@ class MLP(SpecMLP):
         self.init_method = check_init_method(init_method, "MLP: init_method")
         self.dtype = _check_float_dtype("MLP", dtype)
         self.rng = make_rng(rng if rng is not None else seed,
-                            "MLP: rng" if rng is not None else "MLP")
+                            "MLP: rng" if rng is not None else "MLP: seed")
         self.layer_sizes: list[int] = sizes
         self.layers: list[Layer] = [
             Layer(sizes[i], sizes[i + 1], resolved[i], self.init_method, self.rng, self.dtype)

@@ -79,8 +79,8 @@ class MLP(Module, SpecMLP):
         sizes, resolved = resolve_architecture(layer_sizes, activations, seed, rng, "nn.MLP")
         self.init_method = check_init_method(init_method, "nn.MLP: init_method")
         self.dtype = _check_float_dtype("nn.MLP", dtype)
-        object.__setattr__(self, "rng", make_rng(rng if rng is not None else seed,
-                                                 "nn.MLP: rng" if rng is not None else "nn.MLP"))
+        object.__setattr__(self, "rng", make_rng(
+            rng if rng is not None else seed, "nn.MLP: rng" if rng is not None else "nn.MLP: seed"))
         self.layer_sizes = sizes
         object.__setattr__(self, "_resolved", resolved)
         modules: list[Module] = []

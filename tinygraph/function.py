@@ -505,9 +505,15 @@ def _user_forward(cls: type[Function], ctx: Function, arrays: tuple, parents: tu
                                "y = x * 2, not x *= 2", exc) from exc
 
 
-#: numpy's words for a write into a read-only array (a ufunc's out=, an assignment, sort)
-_NUMPY_READ_ONLY = frozenset(("output array is read-only", "assignment destination is read-only",
-                              "sort array is read-only"))
+#: numpy's words (2.x) for a write into a read-only array: a ufunc's out=, an assignment,
+#: sort, partition, put, putmask, fill_diagonal and .flat, shuffle, place and take(out=),
+#: einsum(out=). (numpy's ufunc.at, np.add.at, ignores the flag: it cannot be caught.)
+_NUMPY_READ_ONLY = frozenset((
+    "output array is read-only", "assignment destination is read-only",
+    "sort array is read-only", "partition array is read-only", "put: output array is read-only",
+    "putmask: output array is read-only", "underlying array is read-only", "array is read-only",
+    "WRITEBACKIFCOPY base is read-only",
+    "operand array with iterator write flag set is read-only"))
 
 
 def _read_only_error(where: str, what: str, example: str,
@@ -527,8 +533,9 @@ def _read_only_error(where: str, what: str, example: str,
 def _as_output(op: type[Function], out: Any) -> np.ndarray:
     """A user op's ``forward`` result that is no array (a number, a list) as one. A tuple
     holding arrays is refused: one op has one output (a PyTorch Function returns several
-    so), where numpy would stack them or fail on their shapes."""
-    if isinstance(out, tuple) and any(isinstance(v, (np.ndarray, np.generic)) for v in out):
+    so), where numpy would stack them or fail on their shapes. A tuple of numbers (numpy
+    scalars too, ``(x.min(), x.max())``) is one array, as before."""
+    if isinstance(out, tuple) and any(isinstance(v, np.ndarray) for v in out):
         raise TypeError(f"{op._op_label()}: forward returned a tuple of {len(out)}; a "
                         f"tinygraph op has one output: write an op per output (they may "
                         f"share a helper), or return one array that holds them all and "

@@ -203,6 +203,10 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     somewhere, e.g. a float32 layer, whose finite differences are mostly rounding noise).
     ``fn`` must be deterministic: it is evaluated twice at the inputs first, and a
     ``ValueError`` says so when the two values differ (random numbers drawn inside it).
+    The finite differences use the steps the inputs really took (x ± ε as stored); a
+    ``ValueError`` names NaN or infinite inputs, inputs that steps of eps/4 cannot move
+    (elements mode; it names the eps needed) and a random direction whose step leaves an
+    element that matters unmoved.
     ``notes`` (printed; the first kind also warned about) say what limits the verdict: every
     gradient below ``TINY_GRADIENT`` (the criterion's 1e-8 then dominates), a mismatch within
     the finite differences' own error at this ``eps``, inputs with no element. ``fn`` may

@@ -733,7 +733,7 @@ def test_a_stratified_split_gives_a_capped_class_s_row_to_the_class_furthest_bel
     (lambda: nn.data.digits_split(seed=None), r"^digits_split: seed must be an integer >= 0"),
     (lambda: nn.data.load_digits(dtype="int8", scale=True), r"^load_digits: dtype"),
     (lambda: nn.MLP([2, 3], ["softmax"], seed=-1), r"^nn\.MLP: seed must be None"),
-    (lambda: nn.MLP([2, 3], ["softmax"], rng="x"), r"^nn\.MLP: rng: seed must be None"),
+    (lambda: nn.MLP([2, 3], ["softmax"], rng="x"), r"^nn\.MLP: rng must be None, a non-neg"),
     (lambda: nn.manual.MLP([2, 3], ["softmax"], seed=-1), r"^MLP: seed must be None"),
     (lambda: activations.get("relux"), r"^activations\.get: unknown activation 'relux'"),
     (lambda: activations.get(42), r"^activations\.get: activation must be a name"),

@@ -747,6 +747,20 @@ def test_a_value_error_of_the_users_own_is_not_relabelled():
         OwnView.apply(x)
     assert isinstance(info.value, tg.ReadOnlyWriteError)
 
+    class ZeroDiagonal(tg.Function):
+        @staticmethod
+        def forward(ctx, a):
+            np.fill_diagonal(a, 0.0)        # numpy words this one differently
+            return a * 1.0
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    with pytest.raises(tg.ReadOnlyWriteError, match=r"^zerodiagonal: forward wrote into a "
+                                                    r"read-only array \(numpy: underlying"):
+        ZeroDiagonal.apply(tg.exp(leaf(np.zeros((2, 2)))))
+
 
 def test_a_user_backward_writing_into_its_gradient_or_a_saved_array_is_named():
     # g *= 2 changed the gradient add had handed to both of its inputs: both leaves got

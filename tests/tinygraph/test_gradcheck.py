@@ -337,6 +337,22 @@ def test_gradcheck_refuses_steps_that_cannot_move_an_input_and_nan_inputs():
     with pytest.raises(ValueError, match=r"^gradcheck: in random direction 0 the step eps·v "
                                          r"does not move inputs\[0\] element \(0,\) = 1e\+12"):
         tg.gradcheck(fn, [np.array([1e12 + 0.25, 0.25, 0.3])], mode="directions")
+    # a gradient wrongly 0 there: nothing of it is lost on the analytic side, but its
+    # component of the direction is not small, so the element matters all the same
+    class ZeroBeyond(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return 3 * (x - np.round(x))
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * np.where(np.abs(x) > 1e6, 0.0, 3.0)
+
+    with pytest.raises(ValueError, match=r"^gradcheck: in random direction 0 the step eps·v "):
+        tg.gradcheck(lambda x: ZeroBeyond.apply(x).sum(), [np.array([1e12 + 0.25, 0.25, 0.3])],
+                     mode="directions")
     # elements: the check's own steps of eps/2 and eps/4 stopped it with a message about a
     # step the user never asked for
     with pytest.raises(ValueError, match=r"^gradcheck: eps=1e-05 is too small for inputs\[0\]: "
