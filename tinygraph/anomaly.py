@@ -136,7 +136,7 @@ class detect_anomaly(_ModeDecorator, metaclass=_CalledContext):
     thread. Slow: for debugging only."""
 
     def __enter__(self):
-        state = _state                   # (a per-thread stack: see grad_mode._State)
+        state = _state                   # (per thread and per object: see grad_mode._State)
         _remember(state.outer_anomaly, self, state.anomaly)
         state.anomaly = True
         return self

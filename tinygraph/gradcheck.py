@@ -203,8 +203,9 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     somewhere, e.g. a float32 layer, whose finite differences are mostly rounding noise).
     ``fn`` must be deterministic: it is evaluated twice at the inputs first, and a
     ``ValueError`` says so when the two values differ (random numbers drawn inside it).
-    The finite differences use the steps the inputs really took (x ± ε as stored); a
-    ``ValueError`` names NaN or infinite inputs, inputs that steps of eps/4 cannot move
+    The finite differences use the steps the inputs really took (x ± ε as stored); ±inf
+    elements (masked logits) are not perturbed, and a note says so; a ``ValueError`` names
+    NaN inputs, inputs that steps of eps/4 cannot move
     (elements mode; it names the eps needed) and a random direction whose step leaves an
     element that matters unmoved.
     ``notes`` (printed; the first kind also warned about) say what limits the verdict: every
@@ -310,14 +311,16 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     if mode == "auto":
         mode = "elements" if total <= max_elements else "directions"
 
+    infinite = []                    # per input: where it is ±inf (a mask: not perturbed)
     for k, t in enumerate(leaves):
         x = t.data
-        if not np.all(np.isfinite(x)):
-            at = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
-            raise ValueError(f"gradcheck: inputs[{k}] holds NaN or infinite values (element "
-                             f"{at} is {x[at]}); finite differences need finite inputs")
+        if np.isnan(x).any():
+            at = tuple(int(i) for i in np.argwhere(np.isnan(x))[0])
+            raise ValueError(f"gradcheck: inputs[{k}] holds NaN (element {at}); finite "
+                             f"differences need numbers")
+        infinite.append(np.isinf(x))
         if mode == "elements":       # steps of eps, eps/2 and eps/4 must all move them
-            stuck = (x + eps / 4 == x) | (x - eps / 4 == x)
+            stuck = ~infinite[k] & ((x + eps / 4 == x) | (x - eps / 4 == x))
             if stuck.any():
                 at = tuple(int(i) for i in np.argwhere(stuck)[0])
                 spacing = float(np.spacing(x[at]))
@@ -332,6 +335,8 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
     if mode == "elements":
         for k, t in enumerate(leaves):
             for j in range(t.data.size):
+                if infinite[k].flat[j]:
+                    continue             # (a masked logit: no finite step, not checked)
                 plus, minus, up, down = _probe(loss_value, t.data, j, eps)
                 num = (plus - minus) / (up + down)
                 ana = float(analytic[k].reshape(-1)[j])
@@ -359,7 +364,8 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
                                 f"of the gradient; check again with another eps")
     else:
         for d in range(n_directions):
-            dirs = [rng.standard_normal(t.shape) for t in leaves]
+            dirs = [np.where(inf, 0.0, rng.standard_normal(t.shape))
+                    for t, inf in zip(leaves, infinite)]
             norm = np.sqrt(sum(float(np.sum(v * v)) for v in dirs)) or 1.0
             dirs = [v / norm for v in dirs]
             originals = [t.data.copy() for t in leaves]
@@ -372,7 +378,8 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
             minus = loss_value()
             # the analytic side along the step the inputs really took (x ± ε v rounded, as
             # in central_difference)
-            steps = [(u - t.data) / (2 * eps) for t, u in zip(leaves, ups)]
+            steps = [np.where(inf, 0.0, (u - t.data) / (2 * eps))
+                     for t, u, inf in zip(leaves, ups, infinite)]
             for t, o in zip(leaves, originals):
                 t.data[...] = o
             num = (plus - minus) / (2 * eps)
@@ -403,6 +410,10 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
             if not err < tol:
                 mismatches.append(Mismatch(-1, f"random direction {d}", ana, num, err))
 
+    n_infinite = sum(int(inf.sum()) for inf in infinite)
+    if n_infinite:
+        notes.append(f"{n_infinite} element(s) of the inputs are ±inf (masked values?): they "
+                     f"were not perturbed, so their gradients were not checked")
     if checked == 0:                # (empty inputs: only the gradients' shapes were made)
         notes.append(f"nothing was checked: the inputs hold no numbers (shapes "
                      f"{[t.shape for t in leaves]})")

@@ -364,9 +364,25 @@ def test_gradcheck_refuses_steps_that_cannot_move_an_input_and_nan_inputs():
     big = np.random.default_rng(0).uniform(1e3, 1e4, 100_000)
     result = tg.gradcheck(lambda x: ((x - big) * 3.0).sum(), [big.copy()], mode="directions")
     assert result.ok and result.max_rel_error < 1e-9, result
-    with pytest.raises(ValueError, match=r"^gradcheck: inputs\[0\] holds NaN or infinite "
-                                         r"values \(element \(1,\) is nan\)"):
+    with pytest.raises(ValueError, match=r"^gradcheck: inputs\[0\] holds NaN \(element "
+                                         r"\(1,\)\); finite differences need numbers"):
         tg.gradcheck(lambda x: (x * 2).sum(), [np.array([1.0, np.nan])])
+
+
+def test_gradcheck_leaves_infinite_inputs_out_and_says_so():
+    # masked logits (-inf where a class is not allowed) are a normal input of log_softmax:
+    # they are not perturbed, and the others are checked in both modes
+    logits = np.array([[0.5, -np.inf, 1.0], [2.0, 0.1, -np.inf]])
+    weights = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
+    for mode in ("elements", "directions"):
+        with np.errstate(invalid="ignore"):
+            result = tg.gradcheck(
+                lambda z: (tg.where(np.isinf(logits), 0.0, tg.log_softmax(z, axis=1))
+                           * weights).sum(), [logits], mode=mode)
+        assert result.ok and result.max_rel_error < 1e-6, result
+        assert result.checked == (4 if mode == "elements" else 8)
+        assert "2 element(s) of the inputs are ±inf (masked values?): they were not " \
+               "perturbed" in str(result)
 
 
 def test_gradcheck_one_sided_slopes_use_the_real_steps_too():
