@@ -317,42 +317,37 @@ def test_central_difference_divides_by_the_step_the_array_really_took():
         tg.central_difference(lambda: 0.0, np.array([1.0, np.nan]), 1, 1e-5)
 
 
-def test_gradcheck_refuses_steps_that_cannot_move_an_input_and_nan_inputs():
-    class Frac3(tg.Function):
-        """y = 3 (x - round(x)), whose backward says 5 for |x| > 1e6: wrong there."""
+class _Frac3(tg.Function):
+    """y = 3 (x - round(x)), whose backward says ``beyond`` (not 3) for |x| > 1e6: wrong."""
+    beyond = 5.0
 
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return 3 * (x - np.round(x))
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return 3 * (x - np.round(x))
 
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return g * np.where(np.abs(x) > 1e6, 5.0, 3.0)
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * np.where(np.abs(x) > 1e6, _Frac3.beyond, 3.0)
 
-    fn = lambda x: Frac3.apply(x).sum()             # noqa: E731
-    # directions: the 1e12 element's step rounded away on both sides, so its wrong gradient
-    # dropped out of both the analytic and the numerical side: PASSED
+
+@pytest.mark.parametrize("beyond", [5.0, 0.0])
+def test_gradcheck_refuses_a_direction_that_leaves_an_element_that_matters_unmoved(beyond):
+    # The 1e12 element's step rounded away on both sides, so its wrong gradient dropped out
+    # of both the analytic and the numerical side: PASSED. A gradient wrongly 0 there loses
+    # nothing on the analytic side, but its component of the direction is not small, so
+    # the element matters all the same.
+    _Frac3.beyond = beyond
     with pytest.raises(ValueError, match=r"^gradcheck: in random direction 0 the step eps·v "
                                          r"does not move inputs\[0\] element \(0,\) = 1e\+12"):
-        tg.gradcheck(fn, [np.array([1e12 + 0.25, 0.25, 0.3])], mode="directions")
-    # a gradient wrongly 0 there: nothing of it is lost on the analytic side, but its
-    # component of the direction is not small, so the element matters all the same
-    class ZeroBeyond(tg.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return 3 * (x - np.round(x))
-
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return g * np.where(np.abs(x) > 1e6, 0.0, 3.0)
-
-    with pytest.raises(ValueError, match=r"^gradcheck: in random direction 0 the step eps·v "):
-        tg.gradcheck(lambda x: ZeroBeyond.apply(x).sum(), [np.array([1e12 + 0.25, 0.25, 0.3])],
+        tg.gradcheck(lambda x: _Frac3.apply(x).sum(), [np.array([1e12 + 0.25, 0.25, 0.3])],
                      mode="directions")
+
+
+def test_gradcheck_refuses_steps_that_cannot_move_an_input_and_nan_inputs():
+    _Frac3.beyond = 5.0
+    fn = lambda x: _Frac3.apply(x).sum()            # noqa: E731
     # elements: the check's own steps of eps/2 and eps/4 stopped it with a message about a
     # step the user never asked for
     with pytest.raises(ValueError, match=r"^gradcheck: eps=1e-05 is too small for inputs\[0\]: "
