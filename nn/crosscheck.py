@@ -303,13 +303,13 @@ def _numerical_error(loss: Callable[[], float], array: np.ndarray, j: int, eps: 
     derivative between them (a wrong slope on one side) still fails. None instead of an
     error when the difference lies within the finite differences' own error
     (``tinygraph.central_difference_error``): they cannot judge it."""
-    plus, minus, num = tg.central_difference(loss, array, j, eps)
+    difference = tg.central_difference(loss, array, j, eps)
+    num = difference[2]
     err = float(rel_error(np.float64(analytic), np.float64(num)))
     if err <= tol:
         return err, False
-    left, right = (base - minus) / eps, (plus - base) / eps
-    q_plus, q_minus, _ = tg.central_difference(loss, array, j, eps / 4)
-    left_q, right_q = (base - q_minus) / (eps / 4), (q_plus - base) / (eps / 4)
+    left, right = difference.slopes(base)          # (over the steps really taken)
+    left_q, right_q = tg.central_difference(loss, array, j, eps / 4).slopes(base)
     if (abs(right - left) > 1e-3 * (abs(right) + abs(left)) + 1e-6
             and abs(right_q - left_q) > 0.5 * abs(right - left)):
         sides = ((4 * left_q - left) / 3, (4 * right_q - right) / 3)

@@ -18,7 +18,8 @@ from .errors import (BackwardError, InPlaceModificationError, ReadOnlyWriteError
 from .function import Function, held_by_graph
 from .grad_mode import (ScopeLabel, enable_grad, is_grad_enabled, no_grad, scope,
                         set_grad_enabled, swap_scope)
-from .gradcheck import GradcheckResult, central_difference, central_difference_error, gradcheck
+from .gradcheck import (CentralDifference, GradcheckResult, central_difference,
+                        central_difference_error, gradcheck)
 from .ops import (abs, add, broadcast_to, cast, clip, concatenate, div, exp, expand_dims,
                   getitem, linear, log, log_softmax, logsumexp, matmul, max, maximum, mean,
                   min, minimum, mul, neg, pow, relu, reshape, sigmoid, softmax, sqrt, squeeze,
@@ -40,7 +41,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "Tensor", "tensor", "Function", "held_by_graph", "graph", "diagnostics", "grad_report", "GradReport", "grad", "gradcheck", "GradcheckResult",
-    "central_difference", "central_difference_error", "no_grad",
+    "central_difference", "CentralDifference", "central_difference_error", "no_grad",
     "enable_grad", "set_grad_enabled", "scope", "swap_scope", "ScopeLabel", "is_grad_enabled", "detect_anomaly", "AnomalyError",
     "ShapeError", "BackwardError", "InPlaceModificationError", "ReadOnlyWriteError",
     "TinygraphError",

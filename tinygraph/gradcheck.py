@@ -76,8 +76,28 @@ class GradcheckResult:
     __repr__ = __str__
 
 
+class CentralDifference(tuple[float, float, float]):
+    """``(L(x + ε e_j), L(x - ε e_j), their central difference)``, as ``central_difference``
+    returns it, also holding the steps the element really took (``step_up``,
+    ``step_down``: x ± ε as stored in the array's dtype), from which ``slopes`` gives the
+    one-sided slopes."""
+    step_up: float
+    step_down: float
+
+    def __new__(cls, plus: float, minus: float, step_up: float,
+                step_down: float) -> "CentralDifference":
+        self = super().__new__(cls, (plus, minus, (plus - minus) / (step_up + step_down)))
+        self.step_up, self.step_down = step_up, step_down
+        return self
+
+    def slopes(self, base: float) -> tuple[float, float]:
+        """(left, right): the one-sided slopes from ``base`` = L(x), over the real steps."""
+        plus, minus, _ = self
+        return (base - minus) / self.step_down, (plus - base) / self.step_up
+
+
 def central_difference(loss: Callable[[], float], array: np.ndarray, j: int,
-                       eps: float) -> tuple[float, float, float]:
+                       eps: float) -> CentralDifference:
     """(L(x + ε e_j), L(x - ε e_j), their central difference) for element ``j`` (in C order)
     of ``array``, the very numpy array that ``loss()`` reads, of any shape; the element is
     restored afterwards, also when ``loss()`` raises.
@@ -94,14 +114,9 @@ def central_difference(loss: Callable[[], float], array: np.ndarray, j: int,
     array's dtype, which is not 2ε in float32, nor for large elements (x = 1e7 in float64
     is stored to ~2e-9: a step of 2e-5 is 1e-4 off). A step that does not move the element
     (1000 ± 1e-5 in float32), a NaN or infinite element and integer arrays are refused.
+    The result, a ``CentralDifference``, also holds those steps and gives the one-sided
+    slopes: ``central_difference(...).slopes(loss())``.
     """
-    plus, minus, up, down = _probe(loss, array, j, eps)
-    return plus, minus, (plus - minus) / (up + down)
-
-
-def _probe(loss: Callable[[], float], array: np.ndarray, j: int,
-           eps: float) -> tuple[float, float, float, float]:
-    """(L(x + ε e_j), L(x - ε e_j), the step up and the step down the element really took)."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"central_difference: array must be the numpy array that loss() "
                         f"reads (for a Tensor, its .data), got {type(array).__name__}")
@@ -140,7 +155,7 @@ def _probe(loss: Callable[[], float], array: np.ndarray, j: int,
                          f"({orig}) of this {array.dtype} array both ways (neighbouring "
                          f"values there are {float(np.spacing(orig)):.3g} apart); expected "
                          f"a larger eps, or the values in float64")
-    return plus, minus, up, down
+    return CentralDifference(plus, minus, up, down)
 
 
 def _is_kink(loss: Callable[[], float], array: np.ndarray, j: int, eps: float, base: float,
@@ -148,8 +163,8 @@ def _is_kink(loss: Callable[[], float], array: np.ndarray, j: int, eps: float, b
     """Whether one-sided slopes that differ by ``gap`` at step eps come from a kink: there
     the gap stays as the step shrinks, while for a smooth but curved function (1000 x² at 0)
     it is curvature × step and shrinks with it. Looked at again with a step of eps/4."""
-    plus, minus, up, down = _probe(loss, array, j, eps / 4)
-    return abs((plus - base) / up - (base - minus) / down) > 0.5 * abs(gap)
+    left, right = central_difference(loss, array, j, eps / 4).slopes(base)
+    return abs(right - left) > 0.5 * abs(gap)
 
 
 def _larger(largest: float, size: float) -> float:
@@ -337,15 +352,15 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-5,
             for j in range(t.data.size):
                 if infinite[k].flat[j]:
                     continue             # (a masked logit: no finite step, not checked)
-                plus, minus, up, down = _probe(loss_value, t.data, j, eps)
-                num = (plus - minus) / (up + down)
+                difference = central_difference(loss_value, t.data, j, eps)
+                num = difference[2]
                 ana = float(analytic[k].reshape(-1)[j])
                 err = float(_rel_error(np.float64(ana), np.float64(num)))
                 worst = max(worst, err)
                 largest = _larger(largest, abs(ana) + abs(num))
                 checked += 1
                 index = tuple(int(i) for i in np.unravel_index(j, t.shape)) if t.ndim else ()
-                right, left = (plus - base) / up, (base - minus) / down
+                left, right = difference.slopes(base)
                 # (in float32 one-sided slopes differ by rounding noise: no kink to name)
                 if not coarse and abs(right - left) > 1e-3 * (abs(right) + abs(left)) + 1e-4 \
                         and _is_kink(loss_value, t.data, j, eps, base, right - left):

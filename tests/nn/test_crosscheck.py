@@ -528,3 +528,16 @@ def test_small_elements_of_a_float32_gradient_are_still_judged(monkeypatch):
     monkeypatch.setattr(layer, "backward", flipped)
     report = nn.crosscheck(model, X, y)
     assert not report.manual_ok and report.rows[2].max_rel_diff > report.tol, str(report)
+
+
+def test_the_kink_test_uses_the_steps_really_taken():
+    # At 2**34 float64 values are 3.8e-6 apart above and 1.9e-6 below: over the nominal
+    # eps the one-sided slopes of a straight line read 3.43 and 2.86, and the element was
+    # judged at a kink (error 0.159 against the nearer extrapolated slope, not 0.0909)
+    import importlib
+    cc = importlib.import_module("nn.crosscheck")    # (nn.crosscheck is also the function)
+    x = np.array([2.0 ** 34])
+    loss = lambda: float(((x - 2.0 ** 34) * 3.0).sum())      # noqa: E731
+    err, kink = cc._numerical_error(loss, x, 0, 1e-5, loss(), 3.6, 1e-5)
+    assert not kink and err == pytest.approx(0.6 / 6.6, rel=1e-6)
+    assert cc._numerical_error(loss, x, 0, 1e-5, loss(), 3.0, 1e-5) == (0.0, False)

@@ -304,6 +304,12 @@ def test_central_difference_divides_by_the_step_the_array_really_took():
     with pytest.raises(TypeError, match=r"^central_difference: array has dtype int64, which "
                                         r"cannot hold x ± eps"):
         tg.central_difference(lambda: 0.0, np.arange(3, dtype=np.int64), 0, 1e-5)
+    # the result also holds those steps, and the one-sided slopes over them
+    x = np.array([2.0 ** 34])
+    difference = tg.central_difference(lambda: float(((x - 2.0 ** 34) * 3.0).sum()), x, 0, 1e-5)
+    assert isinstance(difference, tg.CentralDifference) and len(difference) == 3
+    assert (difference.step_up, difference.step_down) == (3 * 2.0 ** -18, 5 * 2.0 ** -19)
+    assert difference.slopes(0.0) == (3.0, 3.0) and difference[2] == 3.0
     # the step of a long double element is measured in long double, not rounded to float64
     L = np.array([1.0], dtype=np.longdouble)
     slope = tg.central_difference(lambda: float(3 * (L - 1).sum()), L, 0, 1e-10)[2]
